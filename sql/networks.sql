@@ -1,0 +1,13 @@
+-- description: Usage by operator network and country.
+SELECT
+  COALESCE(operator_name, '(unknown)') AS operator_name,
+  COALESCE(country_name, '(unknown)') AS country_name,
+  mcc,
+  mnc,
+  COUNT(DISTINCT record_id) AS records,
+  SUM(CASE WHEN traffic_type = 'data' THEN volume_total ELSE CAST(0 AS DECIMAL(18, 6)) END) AS data_mb,
+  SUM(CASE WHEN traffic_type = 'sms' THEN volume_total ELSE CAST(0 AS DECIMAL(18, 6)) END) AS sms,
+  SUM(cost) AS cost
+FROM usage
+GROUP BY operator_name, country_name, mcc, mnc
+ORDER BY cost DESC, operator_name, country_name, mcc, mnc

@@ -1,0 +1,137 @@
+//! The library entry point: `run(config, shutdown)`. `main.rs` only parses arguments.
+
+use std::io::Write;
+
+use chrono::NaiveDate;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::generate::{generate, GenerateError, GenerateOptions};
+use crate::lake::{Lake, LakeLocation};
+use crate::pipeline::{ingest, IngestError, IngestOptions, RunSummary};
+use crate::query::{
+    open_session, run_report, run_sql, write_batches, OutputFormat, QueryError, Report, Scope,
+    REPORTS,
+};
+use crate::source::Input;
+
+/// Why a command failed; `main` prints it as one message and exits non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+    #[error("the run summary does not account for every input line (a bug in simtally):\n{0}")]
+    NotConserved(Box<RunSummary>),
+}
+
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    match config {
+        Config::Ingest { lake, options } => {
+            let summary = ingest_and_check(&Lake::new(lake), options, shutdown).await?;
+            println!("{summary}");
+        }
+        Config::Query { lake, sql, format } => {
+            let ctx = open_session(&Lake::new(lake), &Scope::default()).await?;
+            let batches = run_sql(&ctx, &sql).await?;
+            print(&batches, format)?;
+        }
+        Config::Report {
+            lake,
+            name,
+            scope,
+            format,
+        } => {
+            let report = Report::find(&name).ok_or(QueryError::UnknownReport(name))?;
+            let batches = run_report(&Lake::new(lake), report, &scope).await?;
+            print(&batches, format)?;
+        }
+        Config::ListReports => {
+            for report in REPORTS {
+                println!("{:<18} {}", report.name, report.description());
+            }
+        }
+        Config::Generate(options) => {
+            let generated = generate(&options)?;
+            println!(
+                "wrote {} and {} ({} lines, {} valid records, {} duplicates, {} damaged) and expected.json",
+                generated.usage.display(),
+                generated.events.display(),
+                generated.expected.input_lines,
+                generated.expected.valid_records,
+                generated.expected.duplicates,
+                generated.expected.dead_letters,
+            );
+        }
+        Config::Demo { dir } => demo(&dir, shutdown).await?,
+    }
+    Ok(())
+}
+
+async fn ingest_and_check(
+    lake: &Lake,
+    options: IngestOptions,
+    shutdown: CancellationToken,
+) -> Result<RunSummary, RunError> {
+    let summary = ingest(lake, options, shutdown).await?;
+    if !summary.usage.is_conserved() || !summary.events.is_conserved() {
+        return Err(RunError::NotConserved(Box::new(summary)));
+    }
+    Ok(summary)
+}
+
+fn print(batches: &[arrow::array::RecordBatch], format: OutputFormat) -> Result<(), QueryError> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    write_batches(batches, format, &mut out)?;
+    out.flush().map_err(|e| QueryError::Output(e.to_string()))
+}
+
+async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), RunError> {
+    let options = GenerateOptions {
+        seed: 7,
+        sims: 300,
+        records: 20_000,
+        days: 3,
+        start: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default(),
+        out: dir.join("data"),
+    };
+    println!(
+        "== generating {} usage records for {} SIMs in {}",
+        options.records,
+        options.sims,
+        options.out.display()
+    );
+    let generated = generate(&options)?;
+    let lake_dir = dir.join("lake");
+    let location = LakeLocation::parse(&lake_dir.display().to_string())
+        .map_err(|e| RunError::Ingest(IngestError::Lake(e)))?;
+    let lake = Lake::new(location);
+    println!("== ingesting into the lake at {}", lake_dir.display());
+    let summary = ingest_and_check(
+        &lake,
+        IngestOptions {
+            usage: vec![Input::File(generated.usage)],
+            events: vec![Input::File(generated.events)],
+            progress: true,
+            threads: 0,
+        },
+        shutdown,
+    )
+    .await?;
+    println!("{summary}\n");
+    for name in ["workspace-usage", "centralized"] {
+        let report = Report::find(name).ok_or_else(|| QueryError::UnknownReport(name.into()))?;
+        println!("== report {name}: {}", report.description());
+        let batches = run_report(&lake, report, &Scope::default()).await?;
+        print(&batches, OutputFormat::Table)?;
+    }
+    println!(
+        "Next: simtally query --lake {} \"SELECT * FROM ownership LIMIT 10\"",
+        lake_dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! attribute: decides, for every usage record, which Workspace owned the SIM during each
+//! part of the record, and cuts the record's amounts exactly at ownership boundaries.
+
+mod dedup;
+mod ownership;
+mod slice;
+mod split;
+
+pub use dedup::{Deduplicator, Seen};
+pub use ownership::{OwnershipBook, SequencedEvent, Tenure, Timeline};
+pub use slice::{attribute, Destination, QuarantineReason, Slice};
+pub use split::split_pro_rata;

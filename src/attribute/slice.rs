@@ -1,0 +1,276 @@
+use super::{split_pro_rata, OwnershipBook, Timeline};
+use crate::domain::{Money, UsageRecord, UtcMillis, Volume, WorkspaceId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QuarantineReason {
+    /// The SIM is known but had no owner at that time (before its registration).
+    NoOwner,
+    /// No lifecycle event was ever seen for the SIM.
+    UnknownSim,
+}
+
+impl QuarantineReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineReason::NoOwner => "no_owner",
+            QuarantineReason::UnknownSim => "unknown_sim",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination {
+    Workspace(WorkspaceId),
+    Quarantine(QuarantineReason),
+}
+
+/// The part of a usage record that falls into one ownership interval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slice {
+    /// 0 for a record that was not cut; 1, 2, ... in time order for one that was.
+    pub index: i16,
+    pub start: UtcMillis,
+    pub end: UtcMillis,
+    pub destination: Destination,
+    pub rx: Volume,
+    pub tx: Volume,
+    pub cost: Money,
+}
+
+impl Slice {
+    pub fn total(&self) -> Volume {
+        self.rx + self.tx
+    }
+}
+
+/// Cuts `record` at every ownership boundary inside [start, end) and gives each slice to the
+/// owner of its interval. rx, tx and cost are split pro rata to duration, exactly.
+pub fn attribute(record: &UsageRecord, book: &OwnershipBook) -> Vec<Slice> {
+    let Some(timeline) = book.timeline(&record.iccid) else {
+        return vec![whole(
+            record,
+            Destination::Quarantine(QuarantineReason::UnknownSim),
+        )];
+    };
+    let pieces = pieces(timeline, record.start, record.end);
+    if let [(_, _, owner)] = pieces.as_slice() {
+        return vec![whole(record, destination(*owner))];
+    }
+    let durations: Vec<i64> = pieces
+        .iter()
+        .map(|(s, e, _)| e.millis() - s.millis())
+        .collect();
+    let rx = split_pro_rata(record.volume.rx().units(), &durations);
+    let tx = split_pro_rata(record.volume.tx().units(), &durations);
+    let cost = split_pro_rata(record.cost.units(), &durations);
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, &(start, end, owner))| Slice {
+            index: i as i16 + 1,
+            start,
+            end,
+            destination: destination(owner),
+            rx: Volume::from_units(rx[i]),
+            tx: Volume::from_units(tx[i]),
+            cost: Money::from_units(cost[i]),
+        })
+        .collect()
+}
+
+fn whole(record: &UsageRecord, destination: Destination) -> Slice {
+    Slice {
+        index: 0,
+        start: record.start,
+        end: record.end,
+        destination,
+        rx: record.volume.rx(),
+        tx: record.volume.tx(),
+        cost: record.cost,
+    }
+}
+
+fn destination(owner: Option<WorkspaceId>) -> Destination {
+    owner.map_or(
+        Destination::Quarantine(QuarantineReason::NoOwner),
+        Destination::Workspace,
+    )
+}
+
+/// The ownership intervals of [start, end): consecutive, non-empty, each with one owner.
+/// A zero-length record is one piece, owned by the owner at its start.
+fn pieces(
+    timeline: &Timeline,
+    start: UtcMillis,
+    end: UtcMillis,
+) -> Vec<(UtcMillis, UtcMillis, Option<WorkspaceId>)> {
+    let mut pieces = vec![(start, end, timeline.owner_at(start))];
+    for tenure in timeline.starts_within(start, end) {
+        let last = pieces.len() - 1;
+        if pieces[last].2 == Some(tenure.workspace) {
+            continue;
+        }
+        pieces[last].1 = tenure.from;
+        pieces.push((tenure.from, end, Some(tenure.workspace)));
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attribute::Tenure;
+    use crate::domain::{
+        Currency, EventKind, Iccid, LifecycleEvent, RecordId, TrafficType, Volumes,
+    };
+    use proptest::prelude::*;
+
+    fn ws(id: i64) -> WorkspaceId {
+        WorkspaceId::new(id).unwrap()
+    }
+
+    fn iccid() -> Iccid {
+        Iccid::parse("8988303000010000216").unwrap()
+    }
+
+    fn book(tenures: &[(i64, i64)]) -> OwnershipBook {
+        let mut book = OwnershipBook::default();
+        let mut owner = None;
+        for (i, &(at, w)) in tenures.iter().enumerate() {
+            let kind = match owner {
+                None => EventKind::Registered { workspace: ws(w) },
+                Some(source) => EventKind::Transferred {
+                    source,
+                    target: ws(w),
+                },
+            };
+            owner = Some(ws(w));
+            book.apply(&LifecycleEvent {
+                event_id: format!("e{i}"),
+                at: UtcMillis::from_millis(at),
+                iccid: iccid(),
+                kind,
+            })
+            .unwrap();
+        }
+        book
+    }
+
+    fn record(start: i64, end: i64, rx: i128, tx: i128, cost: i128) -> UsageRecord {
+        UsageRecord {
+            id: RecordId(1),
+            traffic_type: TrafficType::Data,
+            start: UtcMillis::from_millis(start),
+            end: UtcMillis::from_millis(end),
+            iccid: iccid(),
+            imsi: None,
+            operator: None,
+            volume: Volumes::new(Volume::from_units(rx), Volume::from_units(tx)).unwrap(),
+            cost: Money::from_units(cost),
+            currency: Currency::parse("EUR").unwrap(),
+        }
+    }
+
+    #[test]
+    fn transfer_at_exact_start_goes_to_target_and_at_exact_end_to_source() {
+        let b = book(&[(0, 101), (1000, 102)]);
+        let starts_at_t = attribute(&record(1000, 2000, 5, 5, 5), &b);
+        assert_eq!(starts_at_t.len(), 1);
+        assert_eq!(starts_at_t[0].destination, Destination::Workspace(ws(102)));
+        let ends_at_t = attribute(&record(500, 1000, 5, 5, 5), &b);
+        assert_eq!(ends_at_t.len(), 1);
+        assert_eq!(ends_at_t[0].destination, Destination::Workspace(ws(101)));
+        let sms_at_t = attribute(&record(1000, 1000, 0, 1_000_000, 9), &b);
+        assert_eq!(sms_at_t[0].destination, Destination::Workspace(ws(102)));
+    }
+
+    #[test]
+    fn chain_a_b_c_inside_one_record_makes_three_slices() {
+        let b = book(&[(0, 101), (100, 102), (200, 103)]);
+        let slices = attribute(&record(50, 250, 200, 0, 20), &b);
+        let owners: Vec<_> = slices.iter().map(|s| s.destination).collect();
+        assert_eq!(
+            owners,
+            vec![
+                Destination::Workspace(ws(101)),
+                Destination::Workspace(ws(102)),
+                Destination::Workspace(ws(103))
+            ]
+        );
+        assert_eq!(
+            slices.iter().map(|s| s.rx.units()).collect::<Vec<_>>(),
+            vec![50, 100, 50]
+        );
+        assert_eq!(
+            slices.iter().map(|s| s.index).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn before_registration_is_no_owner_and_unknown_sims_are_whole() {
+        let b = book(&[(100, 101)]);
+        let slices = attribute(&record(0, 200, 10, 10, 10), &b);
+        assert_eq!(
+            slices[0].destination,
+            Destination::Quarantine(QuarantineReason::NoOwner)
+        );
+        assert_eq!(slices[1].destination, Destination::Workspace(ws(101)));
+        let unknown = attribute(&record(0, 200, 10, 10, 10), &OwnershipBook::default());
+        assert_eq!(unknown.len(), 1);
+        assert_eq!(
+            unknown[0].destination,
+            Destination::Quarantine(QuarantineReason::UnknownSim)
+        );
+        assert_eq!(unknown[0].index, 0);
+    }
+
+    fn arbitrary_timeline() -> impl Strategy<Value = Vec<(i64, i64)>> {
+        prop::collection::btree_set(0i64..10_000, 0..6)
+            .prop_flat_map(|instants| {
+                let n = instants.len();
+                (Just(instants), prop::collection::vec(101i64..104, n))
+            })
+            .prop_map(|(instants, owners)| {
+                let mut out: Vec<(i64, i64)> = Vec::new();
+                for (at, w) in instants.into_iter().zip(owners) {
+                    if out.last().is_none_or(|&(_, prev)| prev != w) {
+                        out.push((at, w));
+                    }
+                }
+                out
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn slices_conserve_amounts_never_overlap_and_follow_boundaries(
+            tenures in arbitrary_timeline(),
+            start in 0i64..10_000, len in 0i64..5_000,
+            rx in 0i128..10_000_000_000, tx in 0i128..10_000_000_000, cost in 0i128..100_000_000_000,
+        ) {
+            let b = book(&tenures);
+            let r = record(start, start + len, rx, tx, cost);
+            let slices = attribute(&r, &b);
+            let timeline = Timeline::from_tenures(tenures.iter().map(|&(at, w)| Tenure { from: UtcMillis::from_millis(at), workspace: ws(w) }).collect());
+
+            prop_assert_eq!(slices.iter().map(|s| s.rx).sum::<Volume>(), r.volume.rx());
+            prop_assert_eq!(slices.iter().map(|s| s.tx).sum::<Volume>(), r.volume.tx());
+            prop_assert_eq!(slices.iter().map(|s| s.cost).sum::<Money>(), r.cost);
+            // Slices tile [start, end) in order, without gaps or overlaps.
+            prop_assert_eq!(slices.first().unwrap().start, r.start);
+            prop_assert_eq!(slices.last().unwrap().end, r.end);
+            for pair in slices.windows(2) {
+                prop_assert_eq!(pair[0].end, pair[1].start);
+                prop_assert!(pair[0].start < pair[0].end);
+                prop_assert!(pair[0].destination != pair[1].destination);
+            }
+            // Every slice belongs to the owner at its first instant.
+            for s in &slices {
+                let expected = destination(timeline.owner_at(s.start));
+                prop_assert_eq!(s.destination, expected);
+                prop_assert_eq!(s.index == 0, slices.len() == 1);
+            }
+        }
+    }
+}

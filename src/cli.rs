@@ -1,0 +1,220 @@
+//! cli: the command line, parsed with clap. Flags fall back to `SIMTALLY_*` environment
+//! variables, then to defaults; the result is a [`Config`].
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{parse_date, Config, DEFAULT_LAKE};
+use crate::domain::WorkspaceId;
+use crate::generate::GenerateOptions;
+use crate::lake::{LakeError, LakeLocation};
+use crate::pipeline::IngestOptions;
+use crate::query::{OutputFormat, Scope};
+use crate::source::Input;
+
+/// simtally attributes SIM usage to the Workspace that owned each SIM at that instant,
+/// splitting records at transfers, and keeps the result in a Delta Lake for reports,
+/// ad-hoc SQL, invoices and dashboards.
+///
+/// Start with `simtally demo`. Then: `simtally ingest --usage usage.ndjson --events
+/// events.ndjson`, `simtally report workspace-usage`, `simtally query "SELECT ..."`.
+#[derive(Debug, Parser)]
+#[command(name = "simtally", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    /// Log filter, e.g. `info` or `simtally=debug` (logs go to stderr).
+    #[arg(
+        long,
+        global = true,
+        env = "SIMTALLY_LOG",
+        default_value = "warn,deltalake_core::writer::stats=error"
+    )]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read usage records and SIM lifecycle events (NDJSON), attribute every record to the
+    /// owning Workspace, and write the lake. Safe to repeat: nothing is written twice.
+    ///
+    /// Every input line ends up attributed, quarantined (no owner / unknown SIM), counted as
+    /// a duplicate, or in `dead_letters` with a reason; the summary accounts for each.
+    Ingest(IngestArgs),
+    /// Run ad-hoc SQL over the lake. Tables: usage, quarantine, dead_letters, sim_events,
+    /// ownership.
+    ///
+    /// Example: simtally query "SELECT workspace_id, SUM(cost) FROM usage GROUP BY 1"
+    Query(QueryArgs),
+    /// Run a named report from sql/ (see --list), for some Workspaces and dates.
+    ///
+    /// Example: simtally report centralized --workspace 101 --workspace 102 --from 2026-11-01
+    Report(ReportArgs),
+    /// Write a deterministic synthetic data set (usage.ndjson, events.ndjson and the
+    /// expected totals in expected.json).
+    Generate(GenerateArgs),
+    /// Generate a small data set, ingest it into a local lake and print the per-Workspace
+    /// and centralized reports. Needs no servers.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LakeArg {
+    /// Lake root: a directory, or a file://, s3:// (AWS_* variables, AWS_ENDPOINT_URL for
+    /// MinIO) or memory:// URL.
+    #[arg(long, env = "SIMTALLY_LAKE", default_value = DEFAULT_LAKE)]
+    pub lake: String,
+}
+
+impl LakeArg {
+    fn location(&self) -> Result<LakeLocation, LakeError> {
+        LakeLocation::parse(&self.lake)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Usage record files (NDJSON, one record a line); `-` reads stdin. Repeatable.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub usage: Vec<String>,
+    /// SIM lifecycle event files (NDJSON); `-` reads stdin. Repeatable. Events already in
+    /// the lake are used too, so usage can be ingested later without them.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub events: Vec<String>,
+    #[command(flatten)]
+    pub lake: LakeArg,
+    /// Decode threads (default: one per core).
+    #[arg(long, env = "SIMTALLY_THREADS", default_value_t = 0)]
+    pub threads: usize,
+    /// Never draw the progress bar (it is only drawn when stderr is a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL to run (DataFusion dialect).
+    pub sql: String,
+    #[command(flatten)]
+    pub lake: LakeArg,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Report name: workspace-usage, centralized, top-sims, networks.
+    #[arg(required_unless_present = "list")]
+    pub name: Option<String>,
+    /// List the reports and exit.
+    #[arg(long)]
+    pub list: bool,
+    #[command(flatten)]
+    pub lake: LakeArg,
+    /// Limit to this Workspace; repeat for several (default: all).
+    #[arg(long = "workspace", value_name = "ID")]
+    pub workspaces: Vec<WorkspaceId>,
+    /// First usage date, inclusive (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = parse_date)]
+    pub from: Option<NaiveDate>,
+    /// Last usage date, inclusive (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = parse_date)]
+    pub to: Option<NaiveDate>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number of SIM cards.
+    #[arg(long, default_value_t = 1000)]
+    pub sims: u64,
+    /// Number of usage records (before duplicates and damaged lines are mixed in).
+    #[arg(long, default_value_t = 10_000)]
+    pub records: u64,
+    /// Days of usage, from --start.
+    #[arg(long, default_value_t = 3)]
+    pub days: u32,
+    /// First day (UTC).
+    #[arg(long, value_parser = parse_date, default_value = "2026-11-01")]
+    pub start: NaiveDate,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo writes its data and lake.
+    #[arg(long, default_value = "simtally-demo")]
+    pub dir: PathBuf,
+}
+
+impl Cli {
+    /// Resolves the parsed arguments into a [`Config`], or says what is wrong.
+    pub fn into_config(self) -> Result<Config, String> {
+        let lake_err = |e: LakeError| e.to_string();
+        Ok(match self.command {
+            Command::Ingest(a) => {
+                if a.usage.is_empty() && a.events.is_empty() {
+                    return Err("nothing to ingest: give --usage FILE and/or --events FILE".into());
+                }
+                if a.usage
+                    .iter()
+                    .chain(&a.events)
+                    .filter(|f| *f == "-")
+                    .count()
+                    > 1
+                {
+                    return Err("stdin (-) can be read only once".into());
+                }
+                Config::Ingest {
+                    lake: a.lake.location().map_err(lake_err)?,
+                    options: IngestOptions {
+                        usage: a.usage.iter().map(|s| Input::parse(s)).collect(),
+                        events: a.events.iter().map(|s| Input::parse(s)).collect(),
+                        progress: !a.no_progress,
+                        threads: a.threads,
+                    },
+                }
+            }
+            Command::Query(a) => Config::Query {
+                lake: a.lake.location().map_err(lake_err)?,
+                sql: a.sql,
+                format: a.format,
+            },
+            Command::Report(a) if a.list => Config::ListReports,
+            Command::Report(a) => {
+                if let (Some(from), Some(to)) = (a.from, a.to) {
+                    if from > to {
+                        return Err(format!("--from {from} is after --to {to}"));
+                    }
+                }
+                Config::Report {
+                    lake: a.lake.location().map_err(lake_err)?,
+                    name: a.name.unwrap_or_default(),
+                    scope: Scope {
+                        workspaces: a.workspaces,
+                        from: a.from,
+                        to: a.to,
+                    },
+                    format: a.format,
+                }
+            }
+            Command::Generate(a) => Config::Generate(GenerateOptions {
+                seed: a.seed,
+                sims: a.sims,
+                records: a.records,
+                days: a.days,
+                start: a.start,
+                out: a.out,
+            }),
+            Command::Demo(a) => Config::Demo { dir: a.dir },
+        })
+    }
+}

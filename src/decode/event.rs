@@ -1,0 +1,130 @@
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::{check_is_object, rejection_from_serde, Reason, Rejection};
+use crate::domain::{EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId};
+
+/// All event types share one flat shape; which fields are required depends on `type`.
+#[derive(Deserialize)]
+struct WireEvent<'a> {
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    iccid: Cow<'a, str>,
+    #[serde(default)]
+    workspace_id: Option<i64>,
+    #[serde(default)]
+    source_workspace_id: Option<i64>,
+    #[serde(default)]
+    target_workspace_id: Option<i64>,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+}
+
+/// Decodes and validates one SIM lifecycle event.
+pub fn decode_event(bytes: &[u8]) -> Result<LifecycleEvent, Rejection> {
+    let wire: WireEvent = match serde_json::from_slice(bytes) {
+        Ok(wire) => wire,
+        Err(e) => {
+            check_is_object(bytes)?;
+            return Err(rejection_from_serde(&e));
+        }
+    };
+    if wire.event_id.is_empty() {
+        return Err(Rejection::new(
+            Reason::InvalidField,
+            "event_id is empty".to_owned(),
+        ));
+    }
+    let at = UtcMillis::parse_rfc3339(&wire.timestamp)
+        .map_err(|e| Rejection::new(Reason::InvalidTimestamp, format!("timestamp: {e}")))?;
+    let iccid = Iccid::parse(&wire.iccid)
+        .map_err(|e| Rejection::new(Reason::InvalidIccid, format!("iccid: {e}")))?;
+    let kind = match wire.kind.as_ref() {
+        "sim_registered" => EventKind::Registered {
+            workspace: workspace(wire.workspace_id, "workspace_id")?,
+        },
+        "sim_transferred" => EventKind::Transferred {
+            source: workspace(wire.source_workspace_id, "source_workspace_id")?,
+            target: workspace(wire.target_workspace_id, "target_workspace_id")?,
+        },
+        "sim_status_changed" => {
+            let text = wire.status.as_deref().ok_or_else(|| {
+                Rejection::new(Reason::MissingField, "missing field `status`".to_owned())
+            })?;
+            let status = SimStatus::parse(text).ok_or_else(|| {
+                Rejection::new(
+                    Reason::UnknownStatus,
+                    format!("status '{text}' is not one of ISSUED, ACTIVATED, SUSPENDED, FACTORY_TEST, DELETED"),
+                )
+            })?;
+            EventKind::StatusChanged {
+                workspace: workspace(wire.workspace_id, "workspace_id")?,
+                status,
+            }
+        }
+        other => {
+            return Err(Rejection::new(
+                Reason::UnknownEventType,
+                format!("type '{other}' is not a SIM lifecycle event"),
+            ))
+        }
+    };
+    Ok(LifecycleEvent {
+        event_id: wire.event_id.into_owned(),
+        at,
+        iccid,
+        kind,
+    })
+}
+
+fn workspace(value: Option<i64>, field: &str) -> Result<WorkspaceId, Rejection> {
+    let id = value
+        .ok_or_else(|| Rejection::new(Reason::MissingField, format!("missing field `{field}`")))?;
+    WorkspaceId::new(id).ok_or_else(|| {
+        Rejection::new(
+            Reason::InvalidWorkspace,
+            format!("{field} {id} is not a positive integer"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_each_event_type() {
+        let reg = decode_event(br#"{"event_id": "e1", "type": "sim_registered", "timestamp": "2026-10-03T00:00:00Z", "iccid": "8988303000010000117", "workspace_id": 201}"#).unwrap();
+        assert_eq!(
+            reg.kind,
+            EventKind::Registered {
+                workspace: WorkspaceId::new(201).unwrap()
+            }
+        );
+        let tr = decode_event(br#"{"event_id": "e2", "type": "sim_transferred", "timestamp": "2026-10-03T00:00:00Z", "iccid": "8988303000010000117", "source_workspace_id": 201, "target_workspace_id": 202}"#).unwrap();
+        assert!(matches!(tr.kind, EventKind::Transferred { .. }));
+        let st = decode_event(br#"{"event_id": "e3", "type": "sim_status_changed", "timestamp": "2026-10-03T00:00:00Z", "iccid": "8988303000010000117", "workspace_id": 202, "status": "SUSPENDED"}"#).unwrap();
+        assert!(matches!(
+            st.kind,
+            EventKind::StatusChanged {
+                status: SimStatus::Suspended,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn rejects_incomplete_events_with_the_missing_field() {
+        let r = decode_event(br#"{"event_id": "e2", "type": "sim_transferred", "timestamp": "2026-10-03T00:00:00Z", "iccid": "8988303000010000117", "source_workspace_id": 201}"#).unwrap_err();
+        assert_eq!(r.reason, Reason::MissingField);
+        assert!(r.detail.contains("target_workspace_id"));
+        let r = decode_event(br#"{"event_id": "e3", "type": "sim_exploded", "timestamp": "2026-10-03T00:00:00Z", "iccid": "8988303000010000117"}"#).unwrap_err();
+        assert_eq!(r.reason, Reason::UnknownEventType);
+    }
+}

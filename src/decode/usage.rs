@@ -1,0 +1,256 @@
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{check_is_object, number_text, rejection_from_serde, Reason, Rejection};
+use crate::domain::{
+    AmountError, Currency, Fixed, Iccid, Money, Operator, RecordId, TrafficType, UsageRecord,
+    UtcMillis, Volume, Volumes,
+};
+
+/// The wire shape, borrowed from the input line. Unknown fields are ignored.
+#[derive(Deserialize)]
+struct WireUsage<'a> {
+    id: i64,
+    traffic_type: WireTrafficType,
+    #[serde(borrow)]
+    start_timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    end_timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    sim: WireSim<'a>,
+    #[serde(borrow, default)]
+    imsi: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    operator: Option<WireOperator<'a>>,
+    #[serde(borrow)]
+    volume: WireVolume<'a>,
+    #[serde(borrow)]
+    cost: &'a RawValue,
+    #[serde(borrow)]
+    currency: WireCurrency<'a>,
+}
+
+#[derive(Deserialize)]
+struct WireTrafficType {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+struct WireSim<'a> {
+    #[serde(borrow)]
+    iccid: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct WireOperator<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    mnc: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    country: Option<WireCountry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireCountry<'a> {
+    #[serde(borrow, default)]
+    mcc: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct WireVolume<'a> {
+    #[serde(borrow)]
+    rx: &'a RawValue,
+    #[serde(borrow)]
+    tx: &'a RawValue,
+    #[serde(borrow)]
+    total: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct WireCurrency<'a> {
+    #[serde(borrow)]
+    code: Cow<'a, str>,
+}
+
+/// Decodes and validates one usage record (one NDJSON line or one Kafka message value).
+pub fn decode_usage(bytes: &[u8]) -> Result<UsageRecord, Rejection> {
+    let wire: WireUsage = match serde_json::from_slice(bytes) {
+        Ok(wire) => wire,
+        Err(e) => {
+            check_is_object(bytes)?;
+            return Err(rejection_from_serde(&e));
+        }
+    };
+    validate(wire)
+}
+
+fn validate(wire: WireUsage) -> Result<UsageRecord, Rejection> {
+    let iccid = Iccid::parse(&wire.sim.iccid)
+        .map_err(|e| Rejection::new(Reason::InvalidIccid, format!("sim.iccid: {e}")))?;
+    let traffic_type = TrafficType::from_wire_id(wire.traffic_type.id).ok_or_else(|| {
+        Rejection::new(
+            Reason::UnknownTrafficType,
+            format!(
+                "traffic_type.id {} is neither 5 (Data) nor 6 (SMS)",
+                wire.traffic_type.id
+            ),
+        )
+    })?;
+    let start = timestamp(&wire.start_timestamp, "start_timestamp")?;
+    let end = timestamp(&wire.end_timestamp, "end_timestamp")?;
+    if end < start {
+        return Err(Rejection::new(
+            Reason::EndBeforeStart,
+            format!("end_timestamp {end} is before start_timestamp {start}"),
+        ));
+    }
+    let rx: Volume = amount(wire.volume.rx, "volume.rx")?;
+    let tx: Volume = amount(wire.volume.tx, "volume.tx")?;
+    let total: Volume = amount(wire.volume.total, "volume.total")?;
+    let cost: Money = amount(wire.cost, "cost")?;
+    let volume = Volumes::new(rx, tx).filter(|v| v.total() == total);
+    let Some(volume) = volume else {
+        return Err(Rejection::new(
+            Reason::TotalMismatch,
+            format!("volume.total {total} is not rx {rx} + tx {tx}"),
+        ));
+    };
+    let currency = Currency::parse(&wire.currency.code).ok_or_else(|| {
+        Rejection::new(
+            Reason::InvalidCurrency,
+            format!(
+                "currency.code '{}' is not an ISO 4217 code",
+                wire.currency.code
+            ),
+        )
+    })?;
+    if wire.id < 0 {
+        return Err(Rejection::new(
+            Reason::InvalidField,
+            format!("id {} is negative", wire.id),
+        ));
+    }
+    Ok(UsageRecord {
+        id: RecordId(wire.id),
+        traffic_type,
+        start,
+        end,
+        iccid,
+        imsi: wire.imsi.map(Cow::into_owned),
+        operator: wire.operator.map(|op| {
+            let (mcc, country_name) = op
+                .country
+                .map(|c| (c.mcc.map(Cow::into_owned), c.name.map(Cow::into_owned)))
+                .unwrap_or_default();
+            Operator {
+                name: op.name.map(Cow::into_owned),
+                mnc: op.mnc.map(Cow::into_owned),
+                mcc,
+                country_name,
+            }
+        }),
+        volume,
+        cost,
+        currency,
+    })
+}
+
+fn timestamp(text: &str, field: &str) -> Result<UtcMillis, Rejection> {
+    UtcMillis::parse_rfc3339(text)
+        .map_err(|e| Rejection::new(Reason::InvalidTimestamp, format!("{field}: {e}")))
+}
+
+fn amount<const S: u32>(raw: &RawValue, field: &str) -> Result<Fixed<S>, Rejection> {
+    let text = number_text(raw, field)?;
+    let value = Fixed::<S>::parse(text).map_err(|e| {
+        let reason = match e {
+            AmountError::TooPrecise { .. } => Reason::TooPrecise,
+            AmountError::NotANumber(_) | AmountError::OutOfRange(_) => Reason::InvalidField,
+        };
+        Rejection::new(reason, format!("{field}: {e}"))
+    })?;
+    if value.is_negative() {
+        return Err(Rejection::new(
+            Reason::NegativeAmount,
+            format!("{field} is negative: {text}"),
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"id": 7000000003, "traffic_type": {"id": 5, "description": "Data"}, "start_timestamp": "2026-11-04T03:27:07.716Z", "end_timestamp": "2026-11-04T03:37:07.716Z", "sim": {"iccid": "8988303000010001867"}, "imsi": "295050900000000", "operator": {"name": "Vodafone", "mnc": "01", "country": {"mcc": "262", "name": "Germany"}}, "volume": {"rx": 22.816511, "tx": 0.949929, "total": 23.766440}, "cost": 0.0404039320, "currency": {"code": "EUR"}, "extra": [1,2]}"#;
+
+    fn reason_of(line: &str) -> Reason {
+        decode_usage(line.as_bytes()).unwrap_err().reason
+    }
+
+    #[test]
+    fn decodes_the_documented_example_exactly() {
+        let r = decode_usage(GOOD.as_bytes()).unwrap();
+        assert_eq!(r.id, RecordId(7000000003));
+        assert_eq!(r.volume.total().to_string(), "23.766440");
+        assert_eq!(r.cost.to_string(), "0.0404039320");
+        assert_eq!(r.operator.unwrap().country_name.as_deref(), Some("Germany"));
+    }
+
+    #[test]
+    fn each_defect_gets_its_own_reason() {
+        assert_eq!(reason_of("{not json"), Reason::NotJson);
+        assert_eq!(reason_of("[]"), Reason::NotAnObject);
+        assert_eq!(reason_of(r#"{"id": "x"}"#), Reason::InvalidField);
+        assert_eq!(reason_of(r#"{"id": 1}"#), Reason::MissingField);
+        let swap = |from: &str, to: &str| GOOD.replacen(from, to, 1);
+        assert_eq!(
+            reason_of(&swap(r#""id": 5"#, r#""id": 7"#)),
+            Reason::UnknownTrafficType
+        );
+        assert_eq!(
+            reason_of(&swap("03:37:07", "03:17:07")),
+            Reason::EndBeforeStart
+        );
+        assert_eq!(
+            reason_of(&swap("22.816511", "-22.816511")),
+            Reason::NegativeAmount
+        );
+        assert_eq!(
+            reason_of(&swap("23.766440", "23.766441")),
+            Reason::TotalMismatch
+        );
+        assert_eq!(
+            reason_of(&swap("8988303000010001867", "89883")),
+            Reason::InvalidIccid
+        );
+        assert_eq!(
+            reason_of(&swap("2026-11-04T03:27:07.716Z", "yesterday")),
+            Reason::InvalidTimestamp
+        );
+        assert_eq!(
+            reason_of(&swap("0.0404039320", "\"0.04\"")),
+            Reason::InvalidField
+        );
+        assert_eq!(
+            reason_of(&swap("0.0404039320", "0.04040393201")),
+            Reason::TooPrecise
+        );
+    }
+
+    #[test]
+    fn rejection_message_names_the_field() {
+        let line = GOOD.replacen("22.816511", "-22.816511", 1);
+        let rejection = decode_usage(line.as_bytes()).unwrap_err();
+        assert!(
+            rejection.detail.contains("volume.rx"),
+            "{}",
+            rejection.detail
+        );
+    }
+}

@@ -1,0 +1,72 @@
+use std::fmt;
+
+/// A SIM's ICCID: 18 to 22 decimal digits, kept inline so that it is `Copy` and hashes fast.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Iccid {
+    len: u8,
+    digits: [u8; Iccid::MAX_LEN],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ICCID '{0}' is not 18 to 22 digits")]
+pub struct IccidError(pub String);
+
+impl Iccid {
+    pub const MIN_LEN: usize = 18;
+    pub const MAX_LEN: usize = 22;
+
+    pub fn parse(text: &str) -> Result<Self, IccidError> {
+        let bytes = text.as_bytes();
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&bytes.len())
+            || !bytes.iter().all(u8::is_ascii_digit)
+        {
+            return Err(IccidError(text.to_owned()));
+        }
+        let mut digits = [0u8; Self::MAX_LEN];
+        digits[..bytes.len()].copy_from_slice(bytes);
+        Ok(Iccid {
+            len: bytes.len() as u8,
+            digits,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits are ever stored.
+        std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Iccid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Iccid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Iccid({})", self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn accepts_exactly_18_to_22_digits(s in "[0-9]{1,30}") {
+            let parsed = Iccid::parse(&s);
+            prop_assert_eq!(parsed.is_ok(), (18..=22).contains(&s.len()));
+            if let Ok(iccid) = parsed {
+                prop_assert_eq!(iccid.as_str(), s.as_str());
+            }
+        }
+
+        #[test]
+        fn rejects_any_non_digit(prefix in "[0-9]{9}", bad in "[^0-9]", suffix in "[0-9]{10}") {
+            let text = format!("{prefix}{bad}{suffix}");
+            prop_assert!(Iccid::parse(&text).is_err());
+        }
+    }
+}

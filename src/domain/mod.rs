@@ -1,0 +1,16 @@
+//! The vocabulary of simtally: every value here was parsed from the outside world and is
+//! valid by construction, so the layers after `decode` never re-check it.
+
+mod amount;
+mod event;
+mod iccid;
+mod ids;
+mod time;
+mod usage;
+
+pub use amount::{AmountError, Fixed, Money, Volume};
+pub use event::{EventKind, LifecycleEvent, SimStatus};
+pub use iccid::{Iccid, IccidError};
+pub use ids::{RecordId, WorkspaceId};
+pub use time::{TimestampError, UtcMillis};
+pub use usage::{Currency, Operator, TrafficType, UsageRecord, Volumes};

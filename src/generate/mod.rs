@@ -1,0 +1,368 @@
+//! generate: a deterministic synthetic data set in the wire formats, with the totals a
+//! correct ingest must produce. Same seed, same bytes.
+
+mod expected;
+mod rng;
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+use crate::attribute::{attribute, OwnershipBook, SequencedEvent};
+use crate::domain::{
+    Currency, EventKind, Iccid, LifecycleEvent, Money, RecordId, SimStatus, TrafficType,
+    UsageRecord, UtcMillis, Volume, Volumes, WorkspaceId,
+};
+pub use expected::Expected;
+use rng::Rng;
+
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    pub seed: u64,
+    pub sims: u64,
+    pub records: u64,
+    pub days: u32,
+    pub start: NaiveDate,
+    pub out: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Options(String),
+}
+
+const WORKSPACES: [i64; 5] = [101, 102, 103, 201, 202];
+const DAY_MS: i64 = 86_400_000;
+const OPERATORS: [(&str, &str, &str, &str); 5] = [
+    ("Vodafone", "02", "262", "Germany"),
+    ("Telekom", "01", "262", "Germany"),
+    ("O2", "03", "262", "Germany"),
+    ("Orange", "01", "208", "France"),
+    ("KPN", "08", "204", "Netherlands"),
+];
+
+/// What was written, with the totals expected from ingesting it.
+pub struct Generated {
+    pub usage: PathBuf,
+    pub events: PathBuf,
+    pub expected: Expected,
+}
+
+pub fn generate(options: &GenerateOptions) -> Result<Generated, GenerateError> {
+    if options.sims == 0 || options.days == 0 {
+        return Err(GenerateError::Options(
+            "--sims and --days must be at least 1".into(),
+        ));
+    }
+    std::fs::create_dir_all(&options.out).map_err(|source| GenerateError::Write {
+        path: options.out.display().to_string(),
+        source,
+    })?;
+    let period_start = options
+        .start
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or_default();
+    let period_ms = i64::from(options.days) * DAY_MS;
+    let mut rng = Rng::new(options.seed);
+
+    let sims: Vec<Iccid> = (0..options.sims)
+        .filter_map(|i| Iccid::parse(&format!("898830300{:010}", i)).ok())
+        .collect();
+    let (events, rejected_lines) = lifecycle(&mut rng, &sims, period_start, period_ms);
+    let events_path = options.out.join("events.ndjson");
+    write_lines(
+        &events_path,
+        events.iter().map(event_json).chain(rejected_lines),
+    )?;
+
+    let (book, _) = OwnershipBook::build(events.clone());
+    let usage_path = options.out.join("usage.ndjson");
+    let mut expected = Expected::default();
+    let file = create(&usage_path)?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let write_err = |source| GenerateError::Write {
+        path: usage_path.display().to_string(),
+        source,
+    };
+    let mut line = String::with_capacity(512);
+    let mut recent: Vec<String> = Vec::new();
+    for n in 0..options.records {
+        let record = usage_record(&mut rng, n, &sims, period_start, period_ms);
+        line.clear();
+        usage_json(&record, &mut line);
+        writeln!(out, "{line}").map_err(write_err)?;
+        expected.add_record(&record, &attribute(&record, &book));
+        // Re-deliveries and damaged lines, as real feeds have them.
+        if rng.below(1000) < 3 {
+            recent.push(line.clone());
+        }
+        if rng.below(2000) == 0 {
+            if let Some(dup) = recent.pop() {
+                writeln!(out, "{dup}").map_err(write_err)?;
+                expected.add_duplicate();
+            }
+        }
+        if rng.below(5000) == 0 {
+            writeln!(out, "{}", damaged_line(&mut rng, &line)).map_err(write_err)?;
+            expected.add_dead_letter();
+        }
+        if rng.below(20000) == 0 {
+            writeln!(out).map_err(write_err)?;
+            expected.add_blank();
+        }
+    }
+    for dup in recent {
+        writeln!(out, "{dup}").map_err(write_err)?;
+        expected.add_duplicate();
+    }
+    out.flush().map_err(write_err)?;
+    expected
+        .write(&options.out.join("expected.json"))
+        .map_err(|source| GenerateError::Write {
+            path: options.out.join("expected.json").display().to_string(),
+            source,
+        })?;
+    Ok(Generated {
+        usage: usage_path,
+        events: events_path,
+        expected,
+    })
+}
+
+/// Registrations (most before the period, some inside it), transfers (chains, some in the
+/// middle of sessions), status changes, and a few events that must be refused.
+fn lifecycle(
+    rng: &mut Rng,
+    sims: &[Iccid],
+    start: i64,
+    period: i64,
+) -> (Vec<SequencedEvent>, Vec<String>) {
+    let mut events = Vec::new();
+    let mut rejected = Vec::new();
+    let mut next_id = 0u64;
+    let mut push = |events: &mut Vec<SequencedEvent>, at: i64, iccid: Iccid, kind: EventKind| {
+        let seq = events.len() as i64;
+        next_id += 1;
+        events.push(SequencedEvent {
+            seq,
+            event: LifecycleEvent {
+                event_id: format!("ev-{next_id:08}"),
+                at: UtcMillis::from_millis(at),
+                iccid,
+                kind,
+            },
+        });
+    };
+    for &iccid in sims {
+        let roll = rng.below(100);
+        if roll < 4 {
+            continue; // never registered: its usage is `unknown_sim`
+        }
+        let mut owner = ws(WORKSPACES[rng.below(WORKSPACES.len() as u64) as usize]);
+        let registered = if roll < 10 {
+            start + rng.below(period as u64) as i64
+        } else {
+            start - 30 * DAY_MS
+        };
+        push(
+            &mut events,
+            registered,
+            iccid,
+            EventKind::Registered { workspace: owner },
+        );
+        push(
+            &mut events,
+            registered,
+            iccid,
+            EventKind::StatusChanged {
+                workspace: owner,
+                status: SimStatus::Activated,
+            },
+        );
+        let transfers = match rng.below(100) {
+            0..=11 => 1,
+            12..=15 => 2,
+            _ => 0,
+        };
+        let mut at = registered.max(start);
+        for _ in 0..transfers {
+            at += 1 + rng.below(((start + period - at).max(2) / 2) as u64) as i64;
+            let target = loop {
+                let t = ws(WORKSPACES[rng.below(WORKSPACES.len() as u64) as usize]);
+                if t != owner {
+                    break t;
+                }
+            };
+            push(
+                &mut events,
+                at,
+                iccid,
+                EventKind::Transferred {
+                    source: owner,
+                    target,
+                },
+            );
+            push(
+                &mut events,
+                at,
+                iccid,
+                EventKind::StatusChanged {
+                    workspace: target,
+                    status: SimStatus::Suspended,
+                },
+            );
+            owner = target;
+        }
+        if rng.below(200) == 0 {
+            // A transfer from a Workspace that does not own the SIM: refused.
+            let wrong = WORKSPACES
+                .iter()
+                .map(|&w| ws(w))
+                .find(|&w| w != owner)
+                .unwrap_or(owner);
+            rejected.push(format!(
+                r#"{{"event_id": "ev-bad-{}", "type": "sim_transferred", "timestamp": "{}", "iccid": "{}", "source_workspace_id": {}, "target_workspace_id": {}}}"#,
+                iccid, UtcMillis::from_millis(start + period - 1), iccid, wrong, owner
+            ));
+        }
+    }
+    events.sort_by_key(|e| (e.event.at, e.seq));
+    for (seq, e) in events.iter_mut().enumerate() {
+        e.seq = seq as i64;
+    }
+    (events, rejected)
+}
+
+fn ws(id: i64) -> WorkspaceId {
+    WorkspaceId::new(id).unwrap_or_else(|| unreachable!("generator Workspace ids are positive"))
+}
+
+fn usage_record(rng: &mut Rng, n: u64, sims: &[Iccid], start: i64, period: i64) -> UsageRecord {
+    let iccid = sims[rng.below(sims.len() as u64) as usize];
+    let begin = start + rng.below(period as u64) as i64;
+    let sms = rng.below(5) == 0;
+    let (traffic_type, end, rx, tx, cost) = if sms {
+        (TrafficType::Sms, begin, 0, 1_000_000, 90_000_000)
+    } else {
+        let duration = 1000 + rng.below(2 * 3_600_000) as i64;
+        let rx = rng.below(50_000_000) as i128;
+        let tx = rng.below(5_000_000) as i128;
+        // 0.0025 EUR per MB, to the 10th decimal: units of 1e-6 MB * 25 = units of 1e-10 EUR.
+        (TrafficType::Data, begin + duration, rx, tx, (rx + tx) * 25)
+    };
+    let (name, mnc, mcc, country) = OPERATORS[rng.below(OPERATORS.len() as u64) as usize];
+    UsageRecord {
+        id: RecordId(7_000_000_000 + n as i64),
+        traffic_type,
+        start: UtcMillis::from_millis(begin),
+        end: UtcMillis::from_millis(end),
+        iccid,
+        imsi: Some(format!("29505090{:07}", rng.below(10_000_000))),
+        operator: Some(crate::domain::Operator {
+            name: Some(name.into()),
+            mnc: Some(mnc.into()),
+            mcc: Some(mcc.into()),
+            country_name: Some(country.into()),
+        }),
+        volume: Volumes::new(Volume::from_units(rx), Volume::from_units(tx))
+            .unwrap_or_else(|| unreachable!()),
+        cost: Money::from_units(cost),
+        currency: Currency::parse("EUR").unwrap_or_else(|| unreachable!()),
+    }
+}
+
+fn damaged_line(rng: &mut Rng, good: &str) -> String {
+    match rng.below(4) {
+        0 => good[..good.len() / 2].to_owned(),
+        1 => good.replacen("\"total\": ", "\"total\": 9", 1),
+        2 => good.replacen("\"rx\": ", "\"rx\": -1", 1),
+        _ => good.replacen("\"sim\": {\"iccid\": \"", "\"sim\": {\"iccid\": \"x", 1),
+    }
+}
+
+fn usage_json(r: &UsageRecord, out: &mut String) {
+    use std::fmt::Write;
+    let op = r.operator.clone().unwrap_or_default();
+    let desc = match r.traffic_type {
+        TrafficType::Data => "Data",
+        TrafficType::Sms => "SMS",
+    };
+    let _ = write!(
+        out,
+        r#"{{"id": {}, "traffic_type": {{"id": {}, "description": "{}"}}, "start_timestamp": "{}", "end_timestamp": "{}", "sim": {{"iccid": "{}"}}, "imsi": "{}", "operator": {{"name": "{}", "mnc": "{}", "country": {{"mcc": "{}", "name": "{}"}}}}, "volume": {{"rx": {}, "tx": {}, "total": {}}}, "cost": {}, "currency": {{"code": "{}"}}}}"#,
+        r.id,
+        r.traffic_type.wire_id(),
+        desc,
+        r.start,
+        r.end,
+        r.iccid,
+        r.imsi.as_deref().unwrap_or_default(),
+        op.name.unwrap_or_default(),
+        op.mnc.unwrap_or_default(),
+        op.mcc.unwrap_or_default(),
+        op.country_name.unwrap_or_default(),
+        fixed(r.volume.rx()),
+        fixed(r.volume.tx()),
+        fixed(r.volume.total()),
+        fixed(r.cost),
+        r.currency.as_str(),
+    );
+}
+
+/// All decimal places, as the Data Streamer writes them.
+fn fixed<const S: u32>(v: crate::domain::Fixed<S>) -> String {
+    let mut d = v.to_decimal();
+    d.rescale(S);
+    d.to_string()
+}
+
+fn event_json(e: &SequencedEvent) -> String {
+    let ev = &e.event;
+    let head = format!(
+        r#"{{"event_id": "{}", "type": "{}", "timestamp": "{}", "iccid": "{}""#,
+        ev.event_id,
+        ev.kind.type_name(),
+        ev.at,
+        ev.iccid
+    );
+    match &ev.kind {
+        EventKind::Registered { workspace } => format!(r#"{head}, "workspace_id": {workspace}}}"#),
+        EventKind::Transferred { source, target } => {
+            format!(r#"{head}, "source_workspace_id": {source}, "target_workspace_id": {target}}}"#)
+        }
+        EventKind::StatusChanged { workspace, status } => {
+            format!(
+                r#"{head}, "workspace_id": {workspace}, "status": "{}"}}"#,
+                status.as_str()
+            )
+        }
+    }
+}
+
+fn create(path: &Path) -> Result<File, GenerateError> {
+    File::create(path).map_err(|source| GenerateError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> Result<(), GenerateError> {
+    let mut out = BufWriter::new(create(path)?);
+    let err = |source| GenerateError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    for line in lines {
+        writeln!(out, "{line}").map_err(err)?;
+    }
+    out.flush().map_err(err)
+}

@@ -1,0 +1,98 @@
+use arrow::array::RecordBatch;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Transaction};
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableError};
+
+use super::{LakeError, LakeTable};
+
+/// Files roll over at this size, so a big ingest makes a few large files per partition,
+/// not one per batch.
+const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
+const ROW_GROUP_ROWS: usize = 256 * 1024;
+
+/// Streams record batches into one table and commits them in one Delta transaction.
+pub struct TableAppender {
+    table: LakeTable,
+    delta: DeltaTable,
+    writer: RecordBatchWriter,
+    rows: usize,
+}
+
+impl TableAppender {
+    pub(super) fn new(table: LakeTable, delta: DeltaTable) -> Result<Self, DeltaTableError> {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let writer = RecordBatchWriter::for_table(&delta)?
+            .with_writer_properties(props)
+            .with_target_file_size(TARGET_FILE_BYTES);
+        Ok(TableAppender {
+            table,
+            delta,
+            writer,
+            rows: 0,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<(), LakeError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows += batch.num_rows();
+        self.writer.write(batch).await.map_err(|e| self.error(e))
+    }
+
+    /// Commits what was written, recording `txns` (application ids and versions) in the same
+    /// Delta transaction. Returns the new table version, or `None` if nothing was written.
+    pub async fn commit(mut self, txns: Vec<Transaction>) -> Result<Option<i64>, LakeError> {
+        if self.rows == 0 && txns.is_empty() {
+            return Ok(None);
+        }
+        let adds: Vec<Action> = self
+            .writer
+            .flush()
+            .await
+            .map_err(|e| self.error(e))?
+            .into_iter()
+            .map(Action::Add)
+            .collect();
+        let partition_by = Some(
+            self.table
+                .partition_columns()
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .filter(|cols| !cols.is_empty());
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by,
+            predicate: None,
+        };
+        let snapshot = self.delta.snapshot().map_err(|e| self.error(e))?;
+        let finalized =
+            CommitBuilder::from(CommitProperties::default().with_application_transactions(txns))
+                .with_actions(adds)
+                .build(Some(snapshot), self.delta.log_store(), operation)
+                .await
+                .map_err(|e| self.error(e))?;
+        Ok(Some(finalized.version() as i64))
+    }
+
+    fn error(&self, source: DeltaTableError) -> LakeError {
+        LakeError::Delta {
+            table: self.table.name(),
+            url: self.delta.table_url().to_string(),
+            source: Box::new(source),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! lake: the Delta tables under one root URL, written through object_store.
+
+mod appender;
+mod location;
+pub mod schema;
+
+use std::collections::HashSet;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Int64Type, SchemaRef};
+use datafusion::prelude::SessionContext;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::StructType;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+
+pub use appender::TableAppender;
+pub use location::LakeLocation;
+
+/// The tables simtally writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LakeTable {
+    Usage,
+    Quarantine,
+    DeadLetters,
+    SimEvents,
+}
+
+impl LakeTable {
+    pub const ALL: [LakeTable; 4] = [
+        LakeTable::Usage,
+        LakeTable::Quarantine,
+        LakeTable::DeadLetters,
+        LakeTable::SimEvents,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LakeTable::Usage => "usage",
+            LakeTable::Quarantine => "quarantine",
+            LakeTable::DeadLetters => "dead_letters",
+            LakeTable::SimEvents => "sim_events",
+        }
+    }
+
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            LakeTable::Usage => schema::USAGE.clone(),
+            LakeTable::Quarantine => schema::QUARANTINE.clone(),
+            LakeTable::DeadLetters => schema::DEAD_LETTERS.clone(),
+            LakeTable::SimEvents => schema::SIM_EVENTS.clone(),
+        }
+    }
+
+    pub fn partition_columns(self) -> &'static [&'static str] {
+        match self {
+            LakeTable::Usage => &["workspace_id", "usage_date"],
+            _ => &[],
+        }
+    }
+}
+
+/// Errors of the lake layer. `Location` is the user's to fix; `Storage` and `Delta` come
+/// from the object store or the table log; `Corrupt` means the lake holds something
+/// simtally did not write.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error(
+        "'{0}' is not a lake location: give a directory path or a file://, memory:// or s3:// URL"
+    )]
+    Location(String),
+    #[error("cannot prepare the lake directory {path}: {source}")]
+    Directory {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no lake at {0}: run `simtally ingest` first")]
+    NotFound(String),
+    #[error("table {table} at {url}: {source}")]
+    Delta {
+        table: &'static str,
+        url: String,
+        source: Box<DeltaTableError>,
+    },
+    #[error("reading table {table}: {source}")]
+    Read {
+        table: &'static str,
+        source: Box<datafusion::error::DataFusionError>,
+    },
+    #[error("table {table} has an unexpected layout: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+}
+
+/// A set of Delta tables under one root.
+#[derive(Clone, Debug)]
+pub struct Lake {
+    location: LakeLocation,
+}
+
+impl Lake {
+    pub fn new(location: LakeLocation) -> Self {
+        Lake { location }
+    }
+
+    pub fn location(&self) -> &LakeLocation {
+        &self.location
+    }
+
+    fn builder(&self, table: LakeTable) -> Result<DeltaTableBuilder, LakeError> {
+        let url = self.location.table_url(table.name());
+        let builder =
+            DeltaTableBuilder::from_url(url.clone()).map_err(|e| self.delta_error(table, e))?;
+        Ok(match self.location.shared_store() {
+            Some(store) => builder.with_storage_backend(store, url),
+            None => builder,
+        })
+    }
+
+    fn delta_error(&self, table: LakeTable, source: DeltaTableError) -> LakeError {
+        LakeError::Delta {
+            table: table.name(),
+            url: self.location.table_url(table.name()).to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    /// Opens a table, or `None` if it has never been written.
+    pub async fn open(&self, table: LakeTable) -> Result<Option<DeltaTable>, LakeError> {
+        if self.location.local_table_exists(table.name()) == Some(false) {
+            return Ok(None);
+        }
+        let mut delta = self
+            .builder(table)?
+            .build()
+            .map_err(|e| self.delta_error(table, e))?;
+        match delta.load().await {
+            Ok(()) => Ok(Some(delta)),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(DeltaTableError::InvalidTableLocation(_)) => Ok(None),
+            Err(e) => Err(self.delta_error(table, e)),
+        }
+    }
+
+    /// Opens a table, creating it with simtally's schema if it does not exist yet.
+    pub async fn open_or_create(&self, table: LakeTable) -> Result<DeltaTable, LakeError> {
+        if let Some(existing) = self.open(table).await? {
+            return Ok(existing);
+        }
+        self.location.prepare_table(table.name())?;
+        let delta = self
+            .builder(table)?
+            .build()
+            .map_err(|e| self.delta_error(table, e))?;
+        let kernel_schema: StructType = table
+            .schema()
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| self.delta_error(table, e.into()))?;
+        delta
+            .create()
+            .with_table_name(table.name())
+            .with_columns(kernel_schema.fields().cloned())
+            .with_partition_columns(table.partition_columns().iter().copied())
+            .with_save_mode(deltalake::protocol::SaveMode::Ignore)
+            .await
+            .map_err(|e| self.delta_error(table, e))
+    }
+
+    /// Registers every existing table with a DataFusion session, under its own name.
+    /// Returns the tables that exist.
+    pub async fn register_tables(
+        &self,
+        ctx: &SessionContext,
+        prefix: &str,
+    ) -> Result<Vec<LakeTable>, LakeError> {
+        let mut found = Vec::new();
+        for table in LakeTable::ALL {
+            if let Some(delta) = self.open(table).await? {
+                register(ctx, &format!("{prefix}{}", table.name()), &delta)
+                    .await
+                    .map_err(|e| self.delta_error(table, e))?;
+                found.push(table);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Distinct values of an Int64 column, for idempotent re-ingest.
+    pub async fn int64_keys(
+        &self,
+        table: LakeTable,
+        column: &str,
+    ) -> Result<HashSet<i64>, LakeError> {
+        let rows = self
+            .select(table, &format!("SELECT DISTINCT {column} FROM t"))
+            .await?;
+        let mut keys = HashSet::new();
+        for batch in rows {
+            let col = batch
+                .column(0)
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| LakeError::Corrupt {
+                    table: table.name(),
+                    detail: format!("{column} is not BIGINT"),
+                })?;
+            keys.extend(col.iter().flatten());
+        }
+        Ok(keys)
+    }
+
+    /// Distinct values of a string column, for idempotent re-ingest.
+    pub async fn string_keys(
+        &self,
+        table: LakeTable,
+        column: &str,
+    ) -> Result<HashSet<String>, LakeError> {
+        let rows = self
+            .select(
+                table,
+                &format!("SELECT DISTINCT CAST({column} AS VARCHAR) FROM t"),
+            )
+            .await?;
+        let mut keys = HashSet::new();
+        for batch in rows {
+            let col = batch.column(0);
+            let values =
+                arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).map_err(|e| {
+                    LakeError::Corrupt {
+                        table: table.name(),
+                        detail: e.to_string(),
+                    }
+                })?;
+            let values = values.as_string::<i32>();
+            keys.extend(
+                (0..values.len())
+                    .filter(|&i| values.is_valid(i))
+                    .map(|i| values.value(i).to_owned()),
+            );
+        }
+        Ok(keys)
+    }
+
+    /// Runs `sql` against one table registered as `t`; empty if the table does not exist.
+    pub async fn select(&self, table: LakeTable, sql: &str) -> Result<Vec<RecordBatch>, LakeError> {
+        let Some(delta) = self.open(table).await? else {
+            return Ok(Vec::new());
+        };
+        let ctx = SessionContext::new();
+        register(&ctx, "t", &delta)
+            .await
+            .map_err(|e| self.delta_error(table, e))?;
+        let read_error = |e| LakeError::Read {
+            table: table.name(),
+            source: Box::new(e),
+        };
+        ctx.sql(sql)
+            .await
+            .map_err(read_error)?
+            .collect()
+            .await
+            .map_err(read_error)
+    }
+
+    pub async fn appender(&self, table: LakeTable) -> Result<TableAppender, LakeError> {
+        let delta = self.open_or_create(table).await?;
+        TableAppender::new(table, delta).map_err(|e| self.delta_error(table, e))
+    }
+}
+
+async fn register(
+    ctx: &SessionContext,
+    name: &str,
+    delta: &DeltaTable,
+) -> Result<(), DeltaTableError> {
+    delta.update_datafusion_session(&ctx.state())?;
+    let provider = delta
+        .table_provider()
+        .await
+        .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
+    ctx.register_table(name, provider)
+        .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! The lake's table schemas: the contract with every report, query and invoice.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// Volumes: MB (data) or message counts (SMS), 6 decimal places.
+pub const VOLUME_TYPE: DataType = DataType::Decimal128(18, 6);
+/// Money: 10 decimal places, as on the wire.
+pub const MONEY_TYPE: DataType = DataType::Decimal128(18, 10);
+
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn slice_columns() -> Vec<Field> {
+    vec![
+        Field::new("usage_date", DataType::Date32, false),
+        Field::new("record_id", DataType::Int64, false),
+        Field::new("slice", DataType::Int16, false),
+        Field::new("iccid", DataType::Utf8, false),
+        Field::new("traffic_type", DataType::Utf8, false),
+        Field::new("start_time", timestamp_type(), false),
+        Field::new("end_time", timestamp_type(), false),
+        Field::new("volume_rx", VOLUME_TYPE, false),
+        Field::new("volume_tx", VOLUME_TYPE, false),
+        Field::new("volume_total", VOLUME_TYPE, false),
+        Field::new("cost", MONEY_TYPE, false),
+        Field::new("currency", DataType::Utf8, false),
+        Field::new("operator_name", DataType::Utf8, true),
+        Field::new("mcc", DataType::Utf8, true),
+        Field::new("mnc", DataType::Utf8, true),
+        Field::new("country_name", DataType::Utf8, true),
+        Field::new("imsi", DataType::Utf8, true),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("ingested_at", timestamp_type(), false),
+    ]
+}
+
+/// `usage`: attributed slices, partitioned by `workspace_id`, `usage_date`.
+pub static USAGE: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![Field::new("workspace_id", DataType::Int64, false)];
+    fields.extend(slice_columns());
+    Arc::new(Schema::new(fields))
+});
+
+/// `quarantine`: slices without an owner, with the reason.
+pub static QUARANTINE: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = slice_columns();
+    fields.push(Field::new("reason", DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+});
+
+/// `dead_letters`: inputs that could not be used, byte for byte.
+pub static DEAD_LETTERS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("detail", DataType::Utf8, false),
+        Field::new("payload", DataType::Binary, false),
+        Field::new("received_at", timestamp_type(), false),
+    ]))
+});
+
+/// `sim_events`: every accepted lifecycle event.
+pub static SIM_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("event_type", DataType::Utf8, false),
+        Field::new("event_time", timestamp_type(), false),
+        Field::new("iccid", DataType::Utf8, false),
+        Field::new("workspace_id", DataType::Int64, true),
+        Field::new("source_workspace_id", DataType::Int64, true),
+        Field::new("target_workspace_id", DataType::Int64, true),
+        Field::new("status", DataType::Utf8, true),
+        Field::new("seq", DataType::Int64, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("ingested_at", timestamp_type(), false),
+    ]))
+});
+
+/// `ownership`: who owned which SIM when, derived from `sim_events` (only accepted events
+/// are stored, so the view needs no validation logic). `valid_to` is null while open.
+pub const OWNERSHIP_VIEW_SQL: &str = "
+SELECT iccid, workspace_id, valid_from, valid_to FROM (
+  SELECT iccid,
+         COALESCE(target_workspace_id, workspace_id) AS workspace_id,
+         event_time AS valid_from,
+         LEAD(event_time) OVER (PARTITION BY iccid ORDER BY event_time, seq) AS valid_to
+  FROM sim_events
+  WHERE event_type IN ('sim_registered', 'sim_transferred')
+) WHERE valid_to IS NULL OR valid_to > valid_from";

@@ -1,0 +1,24 @@
+//! simtally: SIM usage -> the Workspace that owned the SIM at that instant -> a Delta Lake
+//! that DataFusion reports on.
+//!
+//! The modules follow the data: [`source`] -> [`decode`] -> [`attribute`] -> [`sink`] ->
+//! [`lake`] -> [`query`], driven by [`pipeline`]; [`config`] and [`cli`] say what to run,
+//! [`domain`] holds the parsed values every layer shares.
+
+pub mod domain;
+
+pub mod attribute;
+pub mod decode;
+pub mod lake;
+pub mod query;
+pub mod sink;
+pub mod source;
+
+pub mod generate;
+pub mod pipeline;
+
+mod app;
+pub mod cli;
+pub mod config;
+
+pub use app::{run, RunError};

@@ -1,0 +1,194 @@
+use std::collections::HashSet;
+
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+
+use super::{EventCounts, IngestError};
+use crate::attribute::{OwnershipBook, SequencedEvent};
+use crate::decode::decode_event;
+use crate::domain::{EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId};
+use crate::lake::{Lake, LakeError, LakeTable, TableAppender};
+use crate::sink::{DeadLetter, EventRows};
+use crate::source::Input;
+
+pub(super) struct EventPass {
+    pub book: OwnershipBook,
+    pub appender: TableAppender,
+    pub dead_letters: Vec<DeadLetter>,
+    pub counts: EventCounts,
+}
+
+/// A new event with where it came from, until it is accepted or rejected.
+struct Arrival {
+    source: String,
+    payload: Vec<u8>,
+}
+
+pub(super) async fn run(
+    lake: &Lake,
+    inputs: &[Input],
+    dead_letters_in_lake: &HashSet<String>,
+    now: UtcMillis,
+) -> Result<EventPass, IngestError> {
+    let stored = load_stored_events(lake).await?;
+    let mut known_ids: HashSet<String> = stored.iter().map(|e| e.event.event_id.clone()).collect();
+    let mut next_seq = stored.iter().map(|e| e.seq).max().map_or(0, |s| s + 1);
+    let mut counts = EventCounts::default();
+    let mut dead_letters = Vec::new();
+    let mut arrivals = std::collections::HashMap::new();
+    let mut all = stored;
+
+    for input in inputs {
+        let name = input.source_name();
+        let mut reader = input.open()?;
+        while let Some(chunk) = reader.next_chunk()? {
+            for (line, bytes) in chunk.lines() {
+                counts.lines += 1;
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    counts.blank += 1;
+                    continue;
+                }
+                let source = format!("{name}:{line}");
+                match decode_event(bytes) {
+                    Ok(event) if !known_ids.insert(event.event_id.clone()) => {
+                        counts.duplicates += 1
+                    }
+                    Ok(event) => {
+                        arrivals.insert(
+                            next_seq,
+                            Arrival {
+                                source,
+                                payload: bytes.to_vec(),
+                            },
+                        );
+                        all.push(SequencedEvent {
+                            seq: next_seq,
+                            event,
+                        });
+                        next_seq += 1;
+                    }
+                    Err(rejection) => {
+                        counts.dead_letters += 1;
+                        dead_letters.push(DeadLetter {
+                            source,
+                            rejection,
+                            payload: bytes.to_vec(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    let (book, rejected) = OwnershipBook::build(all.clone());
+    let rejected_seqs: HashSet<i64> = rejected.iter().map(|(e, _)| e.seq).collect();
+    for (event, rejection) in rejected {
+        match arrivals.get(&event.seq) {
+            Some(arrival) => {
+                counts.dead_letters += 1;
+                dead_letters.push(DeadLetter {
+                    source: arrival.source.clone(),
+                    rejection,
+                    payload: arrival.payload.clone(),
+                });
+            }
+            None => tracing::warn!(event_id = %event.event.event_id, %rejection,
+                "an event accepted earlier conflicts with events that arrived since"),
+        }
+    }
+    dead_letters.retain(|d| !dead_letters_in_lake.contains(&d.source));
+
+    let mut rows = EventRows::new(now);
+    for event in all
+        .iter()
+        .filter(|e| arrivals.contains_key(&e.seq) && !rejected_seqs.contains(&e.seq))
+    {
+        rows.append(event, &arrivals[&event.seq].source);
+        counts.accepted += 1;
+    }
+    let mut appender = lake.appender(LakeTable::SimEvents).await?;
+    if !rows.is_empty() {
+        appender.write(rows.finish()).await?;
+    }
+    Ok(EventPass {
+        book,
+        appender,
+        dead_letters,
+        counts,
+    })
+}
+
+const STORED_EVENTS_SQL: &str = "SELECT event_id, event_type, event_time, iccid, workspace_id, \
+     source_workspace_id, target_workspace_id, status, seq FROM t";
+
+/// The events already in the lake, as the ownership book needs them.
+pub(crate) async fn load_stored_events(lake: &Lake) -> Result<Vec<SequencedEvent>, LakeError> {
+    let batches = lake.select(LakeTable::SimEvents, STORED_EVENTS_SQL).await?;
+    let mut events = Vec::new();
+    for batch in &batches {
+        events.extend(
+            events_from_batch(batch).map_err(|detail| LakeError::Corrupt {
+                table: LakeTable::SimEvents.name(),
+                detail,
+            })?,
+        );
+    }
+    Ok(events)
+}
+
+fn events_from_batch(batch: &RecordBatch) -> Result<Vec<SequencedEvent>, String> {
+    // Scans may hand strings back as Utf8View; read them all as plain Utf8.
+    let text = |i: usize| -> Result<StringArray, String> {
+        let utf8 =
+            cast(batch.column(i), &DataType::Utf8).map_err(|e| format!("column {i}: {e}"))?;
+        Ok(utf8.as_string::<i32>().clone())
+    };
+    let int = |i: usize| {
+        batch
+            .column(i)
+            .as_primitive_opt::<Int64Type>()
+            .ok_or(format!("column {i} is not BIGINT"))
+    };
+    let (ids, types, iccids, statuses) = (&text(0)?, &text(1)?, &text(3)?, &text(7)?);
+    let times = batch
+        .column(2)
+        .as_primitive_opt::<TimestampMicrosecondType>()
+        .ok_or("event_time is not a timestamp")?;
+    let (ws, source_ws, target_ws, seqs) = (int(4)?, int(5)?, int(6)?, int(8)?);
+    let workspace = |col: &arrow::array::Int64Array, row: usize| {
+        (col.is_valid(row))
+            .then(|| WorkspaceId::new(col.value(row)))
+            .flatten()
+            .ok_or(format!("row {row}: missing Workspace"))
+    };
+    (0..batch.num_rows())
+        .map(|row| {
+            let kind = match types.value(row) {
+                "sim_registered" => EventKind::Registered {
+                    workspace: workspace(ws, row)?,
+                },
+                "sim_transferred" => EventKind::Transferred {
+                    source: workspace(source_ws, row)?,
+                    target: workspace(target_ws, row)?,
+                },
+                "sim_status_changed" => EventKind::StatusChanged {
+                    workspace: workspace(ws, row)?,
+                    status: SimStatus::parse(statuses.value(row))
+                        .ok_or(format!("row {row}: unknown status"))?,
+                },
+                other => return Err(format!("row {row}: unknown event type {other}")),
+            };
+            Ok(SequencedEvent {
+                seq: seqs.value(row),
+                event: LifecycleEvent {
+                    event_id: ids.value(row).to_owned(),
+                    at: UtcMillis::from_millis(times.value(row).div_euclid(1000)),
+                    iccid: Iccid::parse(iccids.value(row)).map_err(|e| e.to_string())?,
+                    kind,
+                },
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,148 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::domain::{Money, Volume};
+
+/// Per Workspace: distinct records with a slice there, slices, and exact sums.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkspaceTotals {
+    pub records: u64,
+    pub slices: u64,
+    pub volume_total: Volume,
+    pub cost: Money,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuarantineTotals {
+    pub slices: u64,
+    pub volume_total: Volume,
+    pub cost: Money,
+}
+
+/// Where every usage line went. `lines = blank + records + duplicates + dead_letters`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UsageCounts {
+    pub lines: u64,
+    pub blank: u64,
+    /// Valid records seen for the first time and written.
+    pub records: u64,
+    /// Re-deliveries of an id seen earlier in this run or already in the lake.
+    pub duplicates: u64,
+    /// Of `duplicates`: those whose id is already in the lake from an earlier run.
+    pub already_in_lake: u64,
+    /// Of `duplicates`: those with different content than the first (also dead letters).
+    pub conflicting_duplicates: u64,
+    /// Lines that are not valid usage records.
+    pub dead_letters: u64,
+    pub slices_attributed: u64,
+    pub total_volume: Volume,
+    pub total_cost: Money,
+}
+
+impl UsageCounts {
+    /// Every non-blank line is accounted for exactly once.
+    pub fn is_conserved(&self) -> bool {
+        self.lines == self.blank + self.records + self.duplicates + self.dead_letters
+    }
+}
+
+/// Where every event line went. `lines = blank + accepted + duplicates + dead_letters`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventCounts {
+    pub lines: u64,
+    pub blank: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub dead_letters: u64,
+}
+
+impl EventCounts {
+    pub fn is_conserved(&self) -> bool {
+        self.lines == self.blank + self.accepted + self.duplicates + self.dead_letters
+    }
+}
+
+/// What an ingest run did, accounting for every input line.
+#[derive(Clone, Debug, Default)]
+pub struct RunSummary {
+    pub usage: UsageCounts,
+    pub events: EventCounts,
+    pub workspaces: BTreeMap<i64, WorkspaceTotals>,
+    pub quarantine: BTreeMap<&'static str, QuarantineTotals>,
+    pub lake_versions: Vec<(&'static str, i64)>,
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let u = &self.usage;
+        writeln!(f, "usage lines      {:>12}", u.lines)?;
+        writeln!(f, "  blank          {:>12}", u.blank)?;
+        writeln!(
+            f,
+            "  records        {:>12}  ({} slices attributed, {} quarantined)",
+            u.records,
+            u.slices_attributed,
+            self.quarantine.values().map(|q| q.slices).sum::<u64>()
+        )?;
+        writeln!(
+            f,
+            "  duplicates     {:>12}  ({} already in the lake, {} conflicting)",
+            u.duplicates, u.already_in_lake, u.conflicting_duplicates
+        )?;
+        writeln!(f, "  dead letters   {:>12}", u.dead_letters)?;
+        writeln!(
+            f,
+            "  accounted for  {:>12}",
+            if u.is_conserved() { "yes" } else { "NO" }
+        )?;
+        let e = &self.events;
+        writeln!(
+            f,
+            "event lines      {:>12}  ({} accepted, {} duplicates, {} dead letters, {} blank)",
+            e.lines, e.accepted, e.duplicates, e.dead_letters, e.blank
+        )?;
+        writeln!(f, "volume           {:>24}", u.total_volume.to_string())?;
+        writeln!(f, "cost             {:>24}", u.total_cost.to_string())?;
+        if !self.workspaces.is_empty() {
+            writeln!(
+                f,
+                "\n{:>12} {:>10} {:>10} {:>22} {:>22}",
+                "workspace", "records", "slices", "volume", "cost"
+            )?;
+            for (ws, t) in &self.workspaces {
+                writeln!(
+                    f,
+                    "{:>12} {:>10} {:>10} {:>22} {:>22}",
+                    ws,
+                    t.records,
+                    t.slices,
+                    t.volume_total.to_string(),
+                    t.cost.to_string()
+                )?;
+            }
+            for (reason, q) in &self.quarantine {
+                writeln!(
+                    f,
+                    "{:>12} {:>10} {:>10} {:>22} {:>22}",
+                    format!("[{reason}]"),
+                    "",
+                    q.slices,
+                    q.volume_total.to_string(),
+                    q.cost.to_string()
+                )?;
+            }
+        }
+        write!(f, "\ndone in {:.2}s", self.elapsed.as_secs_f64())?;
+        if !self.lake_versions.is_empty() {
+            let versions: Vec<String> = self
+                .lake_versions
+                .iter()
+                .map(|(t, v)| format!("{t}@v{v}"))
+                .collect();
+            write!(f, "; committed {}", versions.join(", "))?;
+        }
+        Ok(())
+    }
+}

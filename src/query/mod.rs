@@ -1,0 +1,32 @@
+//! query/serve: DataFusion over the lake. Ad-hoc SQL, the named reports in `sql/`, and the
+//! output formats people paste into spreadsheets and scripts.
+
+mod format;
+mod reports;
+mod session;
+
+pub use format::{write_batches, OutputFormat};
+pub use reports::{Report, REPORTS};
+pub use session::{open_session, run_report, run_sql, Scope};
+
+/// Errors of the query layer: `Sql` and `Scope` are the user's to fix, `Lake` an outside
+/// system's, `Output` the terminal's or pipe's.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
+    #[error("SQL error: {0}")]
+    Sql(#[source] Box<datafusion::error::DataFusionError>),
+    #[error("unknown report '{0}'; `simtally report --list` shows the reports")]
+    UnknownReport(String),
+    #[error("{0}")]
+    Scope(String),
+    #[error("cannot write the result: {0}")]
+    Output(String),
+}
+
+impl From<datafusion::error::DataFusionError> for QueryError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        QueryError::Sql(Box::new(e))
+    }
+}

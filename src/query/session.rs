@@ -1,0 +1,112 @@
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use chrono::NaiveDate;
+use datafusion::prelude::SessionContext;
+
+use super::{QueryError, Report};
+use crate::domain::WorkspaceId;
+use crate::lake::schema::OWNERSHIP_VIEW_SQL;
+use crate::lake::{Lake, LakeError, LakeTable};
+
+/// Which part of the lake a query sees: some Workspaces (all when empty) and a date range
+/// of `usage_date`, both ends inclusive.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub workspaces: Vec<WorkspaceId>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+impl Scope {
+    fn usage_filter(&self) -> String {
+        let mut conditions = Vec::new();
+        if !self.workspaces.is_empty() {
+            let ids: Vec<String> = self
+                .workspaces
+                .iter()
+                .map(|w| w.get().to_string())
+                .collect();
+            conditions.push(format!("workspace_id IN ({})", ids.join(", ")));
+        }
+        if let Some(from) = self.from {
+            conditions.push(format!("usage_date >= DATE '{from}'"));
+        }
+        if let Some(to) = self.to {
+            conditions.push(format!("usage_date <= DATE '{to}'"));
+        }
+        if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        }
+    }
+}
+
+/// A session in which `usage`, `sim_events`, `ownership` (and, unscoped, `quarantine` and
+/// `dead_letters`) are views over the lake, limited to `scope`.
+pub async fn open_session(lake: &Lake, scope: &Scope) -> Result<SessionContext, QueryError> {
+    let ctx = SessionContext::new();
+    let found = lake.register_tables(&ctx, "raw_").await?;
+    if found.is_empty() {
+        return Err(LakeError::NotFound(lake.location().to_string()).into());
+    }
+    for table in found {
+        let name = table.name();
+        let filter = match table {
+            LakeTable::Usage => scope.usage_filter(),
+            _ => String::new(),
+        };
+        ctx.sql(&format!(
+            "CREATE VIEW {name} AS SELECT * FROM raw_{name}{filter}"
+        ))
+        .await?;
+        if table == LakeTable::SimEvents {
+            ctx.sql(&format!("CREATE VIEW ownership AS {OWNERSHIP_VIEW_SQL}"))
+                .await?;
+        }
+    }
+    Ok(ctx)
+}
+
+pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+    Ok(ctx.sql(sql).await?.collect().await?)
+}
+
+/// Runs a named report over `scope`, checking first that the scope suits the report.
+pub async fn run_report(
+    lake: &Lake,
+    report: &Report,
+    scope: &Scope,
+) -> Result<Vec<RecordBatch>, QueryError> {
+    let mut scope = scope.clone();
+    let needed = report.min_workspaces();
+    if needed > 1 {
+        if scope.workspaces.is_empty() {
+            scope.workspaces = workspaces_in_lake(lake).await?;
+        }
+        if scope.workspaces.len() < needed {
+            return Err(QueryError::Scope(format!(
+                "report '{}' combines {needed} or more Workspaces; {} given or found in the lake",
+                report.name,
+                scope.workspaces.len()
+            )));
+        }
+    }
+    let ctx = open_session(lake, &scope).await?;
+    run_sql(&ctx, report.sql).await
+}
+
+async fn workspaces_in_lake(lake: &Lake) -> Result<Vec<WorkspaceId>, QueryError> {
+    let batches = lake
+        .select(
+            LakeTable::Usage,
+            "SELECT DISTINCT workspace_id FROM t ORDER BY workspace_id",
+        )
+        .await?;
+    Ok(batches
+        .iter()
+        .filter_map(|b| b.column(0).as_primitive_opt::<Int64Type>())
+        .flat_map(|col| col.iter().flatten())
+        .filter_map(WorkspaceId::new)
+        .collect())
+}

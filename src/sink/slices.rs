@@ -1,0 +1,209 @@
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Date32Builder, Decimal128Builder, Int16Builder, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+
+use crate::attribute::{QuarantineReason, Slice};
+use crate::domain::{UsageRecord, UtcMillis, WorkspaceId};
+use crate::lake::schema::{self, MONEY_TYPE, VOLUME_TYPE};
+
+fn decimal_builder(data_type: &arrow::datatypes::DataType) -> Decimal128Builder {
+    let arrow::datatypes::DataType::Decimal128(p, s) = data_type else {
+        unreachable!("volume and money columns are Decimal128")
+    };
+    Decimal128Builder::new()
+        .with_precision_and_scale(*p, *s)
+        .unwrap_or_default()
+}
+
+fn timestamp_builder() -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+}
+
+/// The columns `usage` and `quarantine` share.
+struct SliceColumns {
+    usage_date: Date32Builder,
+    record_id: Int64Builder,
+    slice: Int16Builder,
+    iccid: StringBuilder,
+    traffic_type: StringBuilder,
+    start_time: TimestampMicrosecondBuilder,
+    end_time: TimestampMicrosecondBuilder,
+    volume_rx: Decimal128Builder,
+    volume_tx: Decimal128Builder,
+    volume_total: Decimal128Builder,
+    cost: Decimal128Builder,
+    currency: StringBuilder,
+    operator_name: StringBuilder,
+    mcc: StringBuilder,
+    mnc: StringBuilder,
+    country_name: StringBuilder,
+    imsi: StringBuilder,
+    source: StringBuilder,
+    ingested_at: TimestampMicrosecondBuilder,
+    ingested_at_value: i64,
+    len: usize,
+}
+
+impl SliceColumns {
+    fn new(ingested_at: UtcMillis) -> Self {
+        SliceColumns {
+            usage_date: Date32Builder::new(),
+            record_id: Int64Builder::new(),
+            slice: Int16Builder::new(),
+            iccid: StringBuilder::new(),
+            traffic_type: StringBuilder::new(),
+            start_time: timestamp_builder(),
+            end_time: timestamp_builder(),
+            volume_rx: decimal_builder(&VOLUME_TYPE),
+            volume_tx: decimal_builder(&VOLUME_TYPE),
+            volume_total: decimal_builder(&VOLUME_TYPE),
+            cost: decimal_builder(&MONEY_TYPE),
+            currency: StringBuilder::new(),
+            operator_name: StringBuilder::new(),
+            mcc: StringBuilder::new(),
+            mnc: StringBuilder::new(),
+            country_name: StringBuilder::new(),
+            imsi: StringBuilder::new(),
+            source: StringBuilder::new(),
+            ingested_at: timestamp_builder(),
+            ingested_at_value: ingested_at.micros(),
+            len: 0,
+        }
+    }
+
+    fn append(&mut self, record: &UsageRecord, slice: &Slice, source: &str) {
+        self.usage_date.append_value(slice.start.utc_days());
+        self.record_id.append_value(record.id.0);
+        self.slice.append_value(slice.index);
+        self.iccid.append_value(record.iccid.as_str());
+        self.traffic_type.append_value(record.traffic_type.as_str());
+        self.start_time.append_value(slice.start.micros());
+        self.end_time.append_value(slice.end.micros());
+        self.volume_rx.append_value(slice.rx.units());
+        self.volume_tx.append_value(slice.tx.units());
+        self.volume_total.append_value(slice.total().units());
+        self.cost.append_value(slice.cost.units());
+        self.currency.append_value(record.currency.as_str());
+        let op = record.operator.as_ref();
+        self.operator_name
+            .append_option(op.and_then(|o| o.name.as_deref()));
+        self.mcc.append_option(op.and_then(|o| o.mcc.as_deref()));
+        self.mnc.append_option(op.and_then(|o| o.mnc.as_deref()));
+        self.country_name
+            .append_option(op.and_then(|o| o.country_name.as_deref()));
+        self.imsi.append_option(record.imsi.as_deref());
+        self.source.append_value(source);
+        self.ingested_at.append_value(self.ingested_at_value);
+        self.len += 1;
+    }
+
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        self.len = 0;
+        vec![
+            Arc::new(self.usage_date.finish()),
+            Arc::new(self.record_id.finish()),
+            Arc::new(self.slice.finish()),
+            Arc::new(self.iccid.finish()),
+            Arc::new(self.traffic_type.finish()),
+            Arc::new(self.start_time.finish()),
+            Arc::new(self.end_time.finish()),
+            Arc::new(self.volume_rx.finish()),
+            Arc::new(self.volume_tx.finish()),
+            Arc::new(self.volume_total.finish()),
+            Arc::new(self.cost.finish()),
+            Arc::new(self.currency.finish()),
+            Arc::new(self.operator_name.finish()),
+            Arc::new(self.mcc.finish()),
+            Arc::new(self.mnc.finish()),
+            Arc::new(self.country_name.finish()),
+            Arc::new(self.imsi.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.ingested_at.finish()),
+        ]
+    }
+}
+
+/// Rows of the `usage` table.
+pub struct UsageRows {
+    workspace_id: Int64Builder,
+    columns: SliceColumns,
+}
+
+impl UsageRows {
+    pub fn new(ingested_at: UtcMillis) -> Self {
+        UsageRows {
+            workspace_id: Int64Builder::new(),
+            columns: SliceColumns::new(ingested_at),
+        }
+    }
+
+    pub fn append(
+        &mut self,
+        workspace: WorkspaceId,
+        record: &UsageRecord,
+        slice: &Slice,
+        source: &str,
+    ) {
+        self.workspace_id.append_value(workspace.get());
+        self.columns.append(record, slice, source);
+    }
+
+    pub fn len(&self) -> usize {
+        self.columns.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.columns.len == 0
+    }
+
+    pub fn finish(&mut self) -> RecordBatch {
+        let mut arrays: Vec<ArrayRef> = vec![Arc::new(self.workspace_id.finish())];
+        arrays.extend(self.columns.finish());
+        RecordBatch::try_new(schema::USAGE.clone(), arrays)
+            .unwrap_or_else(|e| unreachable!("usage builders follow the usage schema: {e}"))
+    }
+}
+
+/// Rows of the `quarantine` table.
+pub struct QuarantineRows {
+    columns: SliceColumns,
+    reason: StringBuilder,
+}
+
+impl QuarantineRows {
+    pub fn new(ingested_at: UtcMillis) -> Self {
+        QuarantineRows {
+            columns: SliceColumns::new(ingested_at),
+            reason: StringBuilder::new(),
+        }
+    }
+
+    pub fn append(
+        &mut self,
+        reason: QuarantineReason,
+        record: &UsageRecord,
+        slice: &Slice,
+        source: &str,
+    ) {
+        self.columns.append(record, slice, source);
+        self.reason.append_value(reason.as_str());
+    }
+
+    pub fn len(&self) -> usize {
+        self.columns.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.columns.len == 0
+    }
+
+    pub fn finish(&mut self) -> RecordBatch {
+        let mut arrays = self.columns.finish();
+        arrays.push(Arc::new(self.reason.finish()));
+        RecordBatch::try_new(schema::QUARANTINE.clone(), arrays)
+            .unwrap_or_else(|e| unreachable!("quarantine builders follow the schema: {e}"))
+    }
+}

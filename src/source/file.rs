@@ -1,0 +1,222 @@
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::PathBuf;
+
+/// An NDJSON input: a file, or `-` for standard input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot open {input}: {source}")]
+    Open { input: String, source: io::Error },
+    #[error("cannot read {input} after line {line}: {source}")]
+    Read {
+        input: String,
+        line: u64,
+        source: io::Error,
+    },
+}
+
+impl Input {
+    pub fn parse(text: &str) -> Self {
+        if text == "-" {
+            Input::Stdin
+        } else {
+            Input::File(PathBuf::from(text))
+        }
+    }
+
+    /// The name used in `source` columns: the absolute path, so that re-ingesting the same
+    /// file from another directory is recognized.
+    pub fn source_name(&self) -> String {
+        match self {
+            Input::Stdin => "stdin".to_owned(),
+            Input::File(path) => std::fs::canonicalize(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
+        }
+    }
+
+    /// Size in bytes, when known in advance (for progress).
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            Input::Stdin => None,
+            Input::File(path) => std::fs::metadata(path).ok().map(|m| m.len()),
+        }
+    }
+
+    pub fn open(&self) -> Result<ChunkReader, SourceError> {
+        let reader: Box<dyn Read + Send> = match self {
+            Input::Stdin => Box::new(io::stdin()),
+            Input::File(path) => {
+                Box::new(File::open(path).map_err(|source| SourceError::Open {
+                    input: self.to_string(),
+                    source,
+                })?)
+            }
+        };
+        Ok(ChunkReader::new(self.to_string(), reader))
+    }
+
+    /// Fails early, before any work, if a file is missing or unreadable.
+    pub fn check_readable(&self) -> Result<(), SourceError> {
+        match self {
+            Input::Stdin => Ok(()),
+            Input::File(path) => File::open(path)
+                .map(drop)
+                .map_err(|source| SourceError::Open {
+                    input: self.to_string(),
+                    source,
+                }),
+        }
+    }
+}
+
+impl fmt::Display for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::Stdin => f.write_str("stdin"),
+            Input::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Whole lines of an input, with the number of the first line (1-based).
+#[derive(Debug)]
+pub struct Chunk {
+    pub first_line: u64,
+    pub data: Vec<u8>,
+}
+
+impl Chunk {
+    /// The lines with their numbers; a trailing '\r' is kept out of the line.
+    pub fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let data = self.data.strip_suffix(b"\n").unwrap_or(&self.data);
+        let mut number = self.first_line;
+        data.split(|&b| b == b'\n').map(move |line| {
+            let n = number;
+            number += 1;
+            (n, line.strip_suffix(b"\r").unwrap_or(line))
+        })
+    }
+}
+
+/// Reads an input in chunks of about `CHUNK_BYTES`, each cut after a newline, so that lines
+/// can be decoded in parallel and still be numbered exactly.
+pub struct ChunkReader {
+    name: String,
+    reader: BufReader<Box<dyn Read + Send>>,
+    carry: Vec<u8>,
+    next_line: u64,
+    done: bool,
+}
+
+const CHUNK_BYTES: usize = 1 << 20;
+
+impl ChunkReader {
+    fn new(name: String, reader: Box<dyn Read + Send>) -> Self {
+        ChunkReader {
+            name,
+            reader: BufReader::with_capacity(CHUNK_BYTES, reader),
+            carry: Vec::new(),
+            next_line: 1,
+            done: false,
+        }
+    }
+
+    /// The next chunk of whole lines, or `None` at the end.
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut data = std::mem::take(&mut self.carry);
+        let target = data.len() + CHUNK_BYTES;
+        data.reserve(CHUNK_BYTES);
+        while data.len() < target {
+            let before = data.len();
+            let read = (&mut self.reader)
+                .take((target - before) as u64)
+                .read_to_end(&mut data)
+                .map_err(|source| SourceError::Read {
+                    input: self.name.clone(),
+                    line: self.next_line,
+                    source,
+                })?;
+            if read == 0 {
+                self.done = true;
+                break;
+            }
+        }
+        if !self.done {
+            match data.iter().rposition(|&b| b == b'\n') {
+                Some(cut) => self.carry = data.split_off(cut + 1),
+                // One line longer than a chunk: keep reading it.
+                None => {
+                    self.carry = data;
+                    return self.next_chunk();
+                }
+            }
+        }
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let chunk = Chunk {
+            first_line: self.next_line,
+            data,
+        };
+        self.next_line += chunk.lines().count() as u64;
+        Ok(Some(chunk))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(text: &str) -> Vec<(u64, String)> {
+        let mut reader = ChunkReader::new(
+            "t".into(),
+            Box::new(io::Cursor::new(text.as_bytes().to_vec())),
+        );
+        let mut out = Vec::new();
+        while let Some(chunk) = reader.next_chunk().unwrap() {
+            out.extend(
+                chunk
+                    .lines()
+                    .map(|(n, l)| (n, String::from_utf8(l.to_vec()).unwrap())),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn numbers_lines_and_keeps_blank_ones() {
+        assert_eq!(
+            lines_of("a\n\nb\r\nc"),
+            vec![
+                (1, "a".into()),
+                (2, "".into()),
+                (3, "b".into()),
+                (4, "c".into())
+            ]
+        );
+        assert_eq!(lines_of("a\n"), vec![(1, "a".into())]);
+        assert!(lines_of("").is_empty());
+    }
+
+    #[test]
+    fn lines_longer_than_a_chunk_stay_whole() {
+        let long = "x".repeat(CHUNK_BYTES * 2 + 17);
+        let text = format!("first\n{long}\nlast\n");
+        let lines = lines_of(&text);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1].1.len(), long.len());
+        assert_eq!(lines[2], (3, "last".into()));
+    }
+}

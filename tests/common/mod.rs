@@ -1,0 +1,65 @@
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use arrow::array::RecordBatch;
+use arrow::util::display::array_value_to_string;
+use simtally::lake::{Lake, LakeLocation};
+use simtally::pipeline::{ingest, IngestOptions, RunSummary};
+use simtally::query::{open_session, run_sql, Scope};
+use simtally::source::Input;
+use tokio_util::sync::CancellationToken;
+
+/// The shared reference fixtures, beside the checkout (CI lays them there too).
+pub fn shared_fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures")
+        .join(name)
+}
+
+pub fn testdata(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(path)
+}
+
+pub fn local_lake(dir: &tempfile::TempDir) -> Lake {
+    Lake::new(LakeLocation::parse(&dir.path().join("lake").display().to_string()).unwrap())
+}
+
+pub async fn ingest_files(lake: &Lake, usage: &[PathBuf], events: &[PathBuf]) -> RunSummary {
+    ingest(
+        lake,
+        IngestOptions {
+            usage: usage.iter().cloned().map(Input::File).collect(),
+            events: events.iter().cloned().map(Input::File).collect(),
+            progress: false,
+            threads: 2,
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .expect("ingest succeeds")
+}
+
+/// Runs SQL over the whole lake and renders every cell as text (decimals keep every digit).
+pub async fn rows(lake: &Lake, sql: &str) -> Vec<Vec<String>> {
+    let ctx = open_session(lake, &Scope::default()).await.unwrap();
+    to_strings(&run_sql(&ctx, sql).await.unwrap())
+}
+
+pub fn to_strings(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            out.push(
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| array_value_to_string(c, row).unwrap())
+                    .collect(),
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,177 @@
+//! The acceptance test of the core pipeline: ingesting the shared reference fixture must
+//! reproduce its expected.json exactly, read back from the lake with SQL.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{ingest_files, local_lake, rows, shared_fixture};
+use serde_json::Value;
+
+fn expected() -> Value {
+    let text = std::fs::read_to_string(shared_fixture("sample-1/expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn inputs() -> (Vec<std::path::PathBuf>, Vec<std::path::PathBuf>) {
+    (
+        vec![shared_fixture("sample-1/usage.ndjson")],
+        vec![shared_fixture("sample-1/events.ndjson")],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_1_reproduces_expected_json_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (usage, events) = inputs();
+    let summary = ingest_files(&lake, &usage, &events).await;
+    let expected = expected();
+
+    // Per Workspace: distinct records, exact sums.
+    let per_workspace = rows(
+        &lake,
+        "SELECT workspace_id, COUNT(DISTINCT record_id), SUM(volume_total), SUM(cost) \
+         FROM usage GROUP BY workspace_id ORDER BY workspace_id",
+    )
+    .await;
+    let mut got = BTreeMap::new();
+    for r in &per_workspace {
+        got.insert(r[0].clone(), (r[1].clone(), r[2].clone(), r[3].clone()));
+    }
+    let want: BTreeMap<_, _> = expected["workspaces"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(ws, v)| {
+            (
+                ws.clone(),
+                (
+                    v["records"].to_string(),
+                    v["volume_total"].as_str().unwrap().to_owned(),
+                    v["cost"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "per-Workspace totals");
+
+    // Per Workspace and UTC day of the slice's start.
+    let per_day = rows(
+        &lake,
+        "SELECT CONCAT(CAST(workspace_id AS VARCHAR), '|', CAST(usage_date AS VARCHAR)), \
+         SUM(volume_total), SUM(cost) FROM usage GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    let got: BTreeMap<_, _> = per_day
+        .iter()
+        .map(|r| (r[0].clone(), (r[1].clone(), r[2].clone())))
+        .collect();
+    let want: BTreeMap<_, _> = expected["days"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                (
+                    v["volume_total"].as_str().unwrap().to_owned(),
+                    v["cost"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "per-Workspace-and-day totals");
+
+    // Quarantine by reason.
+    let quarantine = rows(
+        &lake,
+        "SELECT reason, COUNT(*), SUM(volume_total), SUM(cost) FROM quarantine GROUP BY reason ORDER BY reason",
+    )
+    .await;
+    let want: Vec<Vec<String>> = expected["quarantine"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(reason, v)| {
+            vec![
+                reason.clone(),
+                v["slices"].to_string(),
+                v["volume_total"].as_str().unwrap().to_owned(),
+                v["cost"].as_str().unwrap().to_owned(),
+            ]
+        })
+        .collect();
+    assert_eq!(quarantine, want, "quarantine by reason");
+
+    // Dead letters, duplicates and the reconciliation totals.
+    let dead = rows(&lake, "SELECT COUNT(*) FROM dead_letters").await;
+    let dead: u64 = dead[0][0].parse().unwrap();
+    assert!(dead >= expected["dead_letters_min"].as_u64().unwrap());
+    assert_eq!(
+        summary.usage.duplicates,
+        expected["duplicates"].as_u64().unwrap()
+    );
+    assert_eq!(
+        summary.usage.lines,
+        expected["input_lines"].as_u64().unwrap()
+    );
+    assert_eq!(
+        summary.usage.records,
+        expected["valid_records"].as_u64().unwrap()
+    );
+    let attributed = rows(&lake, "SELECT SUM(volume_total) FROM usage").await;
+    assert_eq!(attributed[0][0], expected["total_volume"].as_str().unwrap());
+    assert!(summary.usage.is_conserved());
+    assert!(summary.events.is_conserved());
+    assert_eq!(
+        summary.usage.dead_letters, dead,
+        "every dead letter is in the table"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingesting_the_same_input_twice_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (usage, events) = inputs();
+    let count_all = "SELECT (SELECT COUNT(*) FROM usage) AS u, (SELECT COUNT(*) FROM quarantine) AS q, \
+                     (SELECT COUNT(*) FROM dead_letters) AS d, (SELECT COUNT(*) FROM sim_events) AS e";
+    let first = ingest_files(&lake, &usage, &events).await;
+    let after_first = rows(&lake, count_all).await;
+    let second = ingest_files(&lake, &usage, &events).await;
+    let after_second = rows(&lake, count_all).await;
+
+    assert_eq!(after_first, after_second);
+    assert_eq!(second.usage.records, 0);
+    assert_eq!(second.usage.already_in_lake, first.usage.records);
+    assert_eq!(second.events.accepted, 0);
+    assert_eq!(second.events.duplicates, first.events.accepted);
+    assert!(second.usage.is_conserved() && second.events.is_conserved());
+    assert!(
+        second.lake_versions.is_empty(),
+        "no commit when nothing is new: {:?}",
+        second.lake_versions
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_ingested_after_its_events_uses_the_events_in_the_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (usage, events) = inputs();
+    ingest_files(&lake, &[], &events).await;
+    ingest_files(&lake, &usage, &[]).await;
+    let per_workspace = rows(
+        &lake,
+        "SELECT workspace_id, SUM(cost) FROM usage GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    let expected = expected();
+    for r in per_workspace {
+        assert_eq!(
+            r[1],
+            expected["workspaces"][&r[0]]["cost"].as_str().unwrap()
+        );
+    }
+}
