@@ -267,7 +267,11 @@ mod tests {
             }
             // Every slice belongs to the owner at its first instant.
             for s in &slices {
-                let expected = destination(timeline.owner_at(s.start));
+                let expected = if tenures.is_empty() {
+                    Destination::Quarantine(QuarantineReason::UnknownSim)
+                } else {
+                    destination(timeline.owner_at(s.start))
+                };
                 prop_assert_eq!(s.destination, expected);
                 prop_assert_eq!(s.index == 0, slices.len() == 1);
             }

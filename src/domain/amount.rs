@@ -189,7 +189,7 @@ mod tests {
             Err(AmountError::NotANumber(_))
         ));
         assert!(matches!(
-            Volume::parse("1."),
+            Volume::parse("1.2.3"),
             Err(AmountError::NotANumber(_))
         ));
         assert!(matches!(
