@@ -1,0 +1,193 @@
+//! The command line as a user meets it: the real binary, real files, real exit codes.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::shared_fixture;
+
+fn simtally(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_simtally"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One clear message, a non-zero exit, and never a panic or backtrace.
+fn assert_clean_failure(out: &Output, code: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert!(err.contains(needle), "expected '{needle}' in: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_teaches_the_commands() {
+    let out = simtally(&["--help"]);
+    assert!(out.status.success());
+    for word in ["ingest", "query", "report", "generate", "demo"] {
+        assert!(stdout(&out).contains(word), "--help lacks {word}");
+    }
+    let out = simtally(&["ingest", "--help"]);
+    assert!(stdout(&out).contains("SIMTALLY_LAKE"));
+}
+
+#[test]
+fn bad_arguments_and_inputs_fail_with_one_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let lake = lake.to_str().unwrap();
+    assert_clean_failure(
+        &simtally(&["ingest", "--lake", lake]),
+        2,
+        "nothing to ingest",
+    );
+    assert_clean_failure(
+        &simtally(&["ingest", "--usage", "/no/such/file.ndjson", "--lake", lake]),
+        1,
+        "cannot open /no/such/file.ndjson",
+    );
+    assert_clean_failure(
+        &simtally(&["ingest", "--usage", "x", "--lake", "ftp://host/x"]),
+        2,
+        "not a lake location",
+    );
+    assert_clean_failure(
+        &simtally(&["query", "--lake", lake, "SELECT 1"]),
+        1,
+        "no lake at",
+    );
+    assert_clean_failure(
+        &simtally(&["report", "workspace-usage", "--from", "yesterday"]),
+        2,
+        "not a date",
+    );
+    assert_clean_failure(
+        &simtally(&["report", "workspace-usage", "--workspace", "0"]),
+        2,
+        "not a Workspace id",
+    );
+}
+
+#[test]
+fn ingest_query_and_report_on_a_real_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let lake = lake.to_str().unwrap();
+    let usage = shared_fixture("sample-1/usage.ndjson");
+    let events = shared_fixture("sample-1/events.ndjson");
+
+    // Usage through stdin, events from a file.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simtally"))
+        .args([
+            "ingest",
+            "--usage",
+            "-",
+            "--events",
+            events.to_str().unwrap(),
+            "--lake",
+            lake,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&usage).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("accounted for           yes"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = simtally(&[
+        "query",
+        "--lake",
+        lake,
+        "--format",
+        "csv",
+        "SELECT SUM(cost) AS cost FROM usage WHERE workspace_id = 101",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "cost\n67.5076662756\n");
+
+    let out = simtally(&[
+        "query",
+        "--lake",
+        lake,
+        "--format",
+        "json",
+        "SELECT workspace_id, SUM(cost) AS cost FROM usage WHERE workspace_id = 102 GROUP BY 1",
+    ]);
+    assert!(stdout(&out).contains("79.9664018456"), "{}", stdout(&out));
+
+    assert_clean_failure(
+        &simtally(&["query", "--lake", lake, "SELEC nonsense"]),
+        1,
+        "SQL error",
+    );
+    assert_clean_failure(
+        &simtally(&["report", "no-such-report", "--lake", lake]),
+        1,
+        "unknown report 'no-such-report'",
+    );
+    assert_clean_failure(
+        &simtally(&[
+            "report",
+            "centralized",
+            "--workspace",
+            "101",
+            "--lake",
+            lake,
+        ]),
+        1,
+        "2 or more Workspaces",
+    );
+
+    let out = simtally(&["report", "--list"]);
+    for name in ["workspace-usage", "centralized", "top-sims", "networks"] {
+        assert!(stdout(&out).contains(name));
+    }
+    let out = simtally(&[
+        "report",
+        "centralized",
+        "--workspace",
+        "101",
+        "--workspace",
+        "102",
+        "--lake",
+        lake,
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(",combined,"));
+    let out = simtally(&[
+        "query",
+        "--lake",
+        lake,
+        "--format",
+        "csv",
+        "SELECT COUNT(*) AS n FROM ownership WHERE valid_to IS NOT NULL",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
