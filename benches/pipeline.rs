@@ -1,0 +1,112 @@
+//! Throughput of the pipeline's stages, in records per second, on a generated data set:
+//! decoding, decoding + attribution, and a whole ingest into a fresh local lake.
+//! Peak memory (VmHWM) is printed at the end.
+//!
+//! cargo bench --bench pipeline
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use simtally::attribute::{attribute, OwnershipBook, SequencedEvent};
+use simtally::decode::{decode_event, decode_usage};
+use simtally::generate::{generate, GenerateOptions};
+use simtally::lake::{Lake, LakeLocation};
+use simtally::pipeline::{ingest, IngestOptions};
+use simtally::source::Input;
+use tokio_util::sync::CancellationToken;
+
+const RECORDS: u64 = 20_000;
+
+fn data_set(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let generated = generate(&GenerateOptions {
+        seed: 42,
+        sims: 1_000,
+        records: RECORDS,
+        days: 7,
+        start: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        out: dir.to_path_buf(),
+    })
+    .unwrap();
+    (generated.usage, generated.events)
+}
+
+fn book(events: &PathBuf) -> OwnershipBook {
+    let text = std::fs::read_to_string(events).unwrap();
+    let events: Vec<SequencedEvent> = text
+        .lines()
+        .filter_map(|l| decode_event(l.as_bytes()).ok())
+        .enumerate()
+        .map(|(seq, event)| SequencedEvent {
+            seq: seq as i64,
+            event,
+        })
+        .collect();
+    OwnershipBook::build(events).0
+}
+
+fn stages(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let (usage, events) = data_set(dir.path());
+    let lines: Vec<String> = std::fs::read_to_string(&usage)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let book = book(&events);
+
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("decode", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .filter(|l| decode_usage(l.as_bytes()).is_ok())
+                .count()
+        })
+    });
+    group.bench_function("decode_and_attribute", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .filter_map(|l| decode_usage(l.as_bytes()).ok())
+                .map(|r| attribute(&r, &book).len())
+                .sum::<usize>()
+        })
+    });
+    group.sample_size(10);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    group.bench_function("ingest_into_fresh_lake", |b| {
+        b.iter(|| {
+            let lake_dir = tempfile::tempdir().unwrap();
+            let lake = Lake::new(LakeLocation::parse(lake_dir.path().to_str().unwrap()).unwrap());
+            runtime
+                .block_on(ingest(
+                    &lake,
+                    IngestOptions {
+                        usage: vec![Input::File(usage.clone())],
+                        events: vec![Input::File(events.clone())],
+                        progress: false,
+                        threads: 0,
+                    },
+                    CancellationToken::new(),
+                ))
+                .unwrap()
+        })
+    });
+    group.finish();
+    if let Some(peak) = peak_memory() {
+        println!("peak memory (VmHWM): {peak}");
+    }
+}
+
+fn peak_memory() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .map(|l| l.trim_start_matches("VmHWM:").trim().to_owned())
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);
