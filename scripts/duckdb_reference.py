@@ -53,6 +53,15 @@ def main(usage, events, out):
         WHERE type IN ('sim_registered', 'sim_transferred')
         """
     )
+    # Loading first, then joining, is DuckDB's fast path here: streaming read_json straight
+    # into an ASOF JOIN inside a partitioned COPY is about 50x slower (measured: 96 s).
+    con.execute(
+        f"""
+        CREATE TABLE usage AS
+        SELECT * FROM read_json('{usage}', format = 'newline_delimited', ignore_errors = true,
+                                columns = {columns(USAGE_COLUMNS)})
+        """
+    )
     con.execute(
         f"""
         COPY (
@@ -62,8 +71,7 @@ def main(usage, events, out):
                  u.volume.total AS volume_total, u.cost, u.currency.code AS currency,
                  u.operator.name AS operator_name, u.operator.country.mcc AS mcc,
                  u.operator.mnc AS mnc, u.operator.country.name AS country_name, u.imsi
-          FROM read_json('{usage}', format = 'newline_delimited', ignore_errors = true,
-                         columns = {columns(USAGE_COLUMNS)}) u
+          FROM usage u
           ASOF LEFT JOIN ownership o
             ON u.sim.iccid = o.iccid AND u.start_timestamp >= o.valid_from
         ) TO '{out}' (FORMAT PARQUET, COMPRESSION ZSTD, PARTITION_BY (workspace_id),
