@@ -3,6 +3,7 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Transaction};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
@@ -13,6 +14,21 @@ use super::{LakeError, LakeTable};
 /// not one per batch.
 const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 const ROW_GROUP_ROWS: usize = 256 * 1024;
+const UNIQUE_COLUMNS: &[&str] = &[
+    "record_id",
+    "start_time",
+    "end_time",
+    "volume_rx",
+    "volume_tx",
+    "volume_total",
+    "cost",
+    "imsi",
+    "source",
+    "payload",
+    "event_id",
+    "event_time",
+    "seq",
+];
 
 /// Streams record batches into one table and commits them in one Delta transaction.
 pub struct TableAppender {
@@ -24,10 +40,15 @@ pub struct TableAppender {
 
 impl TableAppender {
     pub(super) fn new(table: LakeTable, delta: DeltaTable) -> Result<Self, DeltaTableError> {
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .build();
+        let mut props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+        // Nearly every value of these columns is distinct: building a dictionary for them
+        // only costs time before the writer falls back to plain encoding.
+        for column in UNIQUE_COLUMNS {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+        }
+        let props = props.build();
         let writer = RecordBatchWriter::for_table(&delta)?
             .with_writer_properties(props)
             .with_target_file_size(TARGET_FILE_BYTES);
