@@ -130,7 +130,8 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
         print(&batches, OutputFormat::Table)?;
     }
     println!(
-        "Next: simtally query --lake {} \"SELECT * FROM ownership LIMIT 10\"",
+        "Next: {} query --lake {} \"SELECT * FROM ownership LIMIT 10\"",
+        std::env::current_exe().map_or_else(|_| "simtally".into(), |p| p.display().to_string()),
         lake_dir.display()
     );
     Ok(())
