@@ -57,9 +57,6 @@ pub async fn ingest(
     }
     let started = std::time::Instant::now();
     let now = UtcMillis::now();
-    for table in LakeTable::ALL {
-        lake.open_or_create(table).await?;
-    }
     let dead_letters_in_lake: Arc<HashSet<String>> =
         Arc::new(lake.string_keys(LakeTable::DeadLetters, "source").await?);
 

@@ -334,7 +334,7 @@ impl Collector {
                     });
                 }
             }
-            self.flush_full()?;
+            self.flush(BATCH_ROWS)?;
         }
         Ok(())
     }
@@ -424,16 +424,17 @@ impl Collector {
         self.dead_letters.append(&letter);
     }
 
-    fn flush_full(&mut self) -> Result<(), IngestError> {
-        if self.usage.len() >= BATCH_ROWS {
+    /// Sends every builder holding at least `min_rows` rows to the lake writer.
+    fn flush(&mut self, min_rows: usize) -> Result<(), IngestError> {
+        if self.usage.len() >= min_rows {
             let batch = self.usage.finish();
             self.send(Output::Usage(batch))?;
         }
-        if self.quarantine.len() >= BATCH_ROWS {
+        if self.quarantine.len() >= min_rows {
             let batch = self.quarantine.finish();
             self.send(Output::Quarantine(batch))?;
         }
-        if self.dead_letters.len() >= BATCH_ROWS {
+        if self.dead_letters.len() >= min_rows {
             let batch = self.dead_letters.finish();
             self.send(Output::DeadLetters(batch))?;
         }
@@ -447,18 +448,7 @@ impl Collector {
     }
 
     fn finish(mut self) -> Result<RunSummary, IngestError> {
-        if !self.usage.is_empty() {
-            let batch = self.usage.finish();
-            self.send(Output::Usage(batch))?;
-        }
-        if !self.quarantine.is_empty() {
-            let batch = self.quarantine.finish();
-            self.send(Output::Quarantine(batch))?;
-        }
-        if !self.dead_letters.is_empty() {
-            let batch = self.dead_letters.finish();
-            self.send(Output::DeadLetters(batch))?;
-        }
+        self.flush(1)?;
         Ok(self.summary)
     }
 }
