@@ -22,6 +22,13 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `simtally query --format csv` on a lake; the command must succeed.
+fn query_csv(lake: &str, sql: &str) -> String {
+    let out = simtally(&["query", "--lake", lake, "--format", "csv", sql]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
 /// One clear message, a non-zero exit, and never a panic or backtrace.
 fn assert_clean_failure(out: &Output, code: i32, needle: &str) {
     let err = stderr(out);
@@ -119,16 +126,13 @@ fn ingest_query_and_report_on_a_real_lake() {
         stdout(&out)
     );
 
-    let out = simtally(&[
-        "query",
-        "--lake",
-        lake,
-        "--format",
-        "csv",
-        "SELECT SUM(cost) AS cost FROM usage WHERE workspace_id = 101",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "cost\n67.5076662756\n");
+    assert_eq!(
+        query_csv(
+            lake,
+            "SELECT SUM(cost) AS cost FROM usage WHERE workspace_id = 101"
+        ),
+        "cost\n67.5076662756\n"
+    );
 
     let out = simtally(&[
         "query",
@@ -181,13 +185,17 @@ fn ingest_query_and_report_on_a_real_lake() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(",combined,"));
-    let out = simtally(&[
-        "query",
-        "--lake",
-        lake,
-        "--format",
-        "csv",
-        "SELECT COUNT(*) AS n FROM ownership WHERE valid_to IS NOT NULL",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    // Every accepted transfer closes one tenure.
+    let transfers = std::fs::read_to_string(&events)
+        .unwrap()
+        .matches("\"sim_transferred\"")
+        .count();
+    assert!(transfers > 0);
+    assert_eq!(
+        query_csv(
+            lake,
+            "SELECT COUNT(*) AS n FROM ownership WHERE valid_to IS NOT NULL"
+        ),
+        format!("n\n{transfers}\n")
+    );
 }
