@@ -14,26 +14,29 @@ pub enum Seen {
     ConflictingDuplicate,
 }
 
-/// Remembers each record id with a fingerprint of its content; the first delivery wins.
-pub struct Deduplicator {
-    fingerprints: AHashMap<RecordId, u64>,
-    hasher: ahash::RandomState,
+/// A hash of a record's whole content. Computed where the record is decoded (in parallel),
+/// so the de-duplicator, which must see records one at a time, only compares numbers.
+pub fn fingerprint(record: &UsageRecord) -> u64 {
+    // Fixed seeds: fingerprints only need to be stable within one process.
+    let mut h = ahash::RandomState::with_seeds(0x5117, 0x7a11, 0x1d, 0x5eed).build_hasher();
+    record.hash(&mut h);
+    std::hash::Hasher::finish(&h)
 }
 
-impl Default for Deduplicator {
-    fn default() -> Self {
-        Deduplicator {
-            fingerprints: AHashMap::new(),
-            // Fixed seeds: fingerprints only need to be stable within one process.
-            hasher: ahash::RandomState::with_seeds(0x5117, 0x7a11, 0x1d, 0x5eed),
-        }
-    }
+/// Remembers each record id with a fingerprint of its content; the first delivery wins.
+#[derive(Default)]
+pub struct Deduplicator {
+    fingerprints: AHashMap<RecordId, u64>,
 }
 
 impl Deduplicator {
     pub fn observe(&mut self, record: &UsageRecord) -> Seen {
-        let fingerprint = self.fingerprint(record);
-        match self.fingerprints.entry(record.id) {
+        self.observe_fingerprint(record.id, fingerprint(record))
+    }
+
+    /// As `observe`, with the record's [`fingerprint`] already computed.
+    pub fn observe_fingerprint(&mut self, id: RecordId, fingerprint: u64) -> Seen {
+        match self.fingerprints.entry(id) {
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(fingerprint);
                 Seen::First
@@ -43,12 +46,6 @@ impl Deduplicator {
             }
             std::collections::hash_map::Entry::Occupied(_) => Seen::ConflictingDuplicate,
         }
-    }
-
-    fn fingerprint(&self, record: &UsageRecord) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        record.hash(&mut h);
-        std::hash::Hasher::finish(&h)
     }
 
     pub fn len(&self) -> usize {

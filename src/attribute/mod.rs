@@ -6,7 +6,7 @@ mod ownership;
 mod slice;
 mod split;
 
-pub use dedup::{Deduplicator, Seen};
+pub use dedup::{fingerprint, Deduplicator, Seen};
 pub use ownership::{OwnershipBook, SequencedEvent, Tenure, Timeline};
 pub use slice::{attribute, Destination, QuarantineReason, Slice};
 pub use split::split_pro_rata;

@@ -2,7 +2,9 @@
 //! exactly what was wrong. Nothing here panics on input.
 
 mod event;
+mod fast;
 mod rejection;
+mod scan;
 mod usage;
 
 pub use event::decode_event;
@@ -38,11 +40,7 @@ fn check_is_object(bytes: &[u8]) -> Result<(), Rejection> {
 }
 
 /// A field holding a JSON number, kept as its exact text.
-fn number_text<'a>(
-    raw: &'a serde_json::value::RawValue,
-    field: &str,
-) -> Result<&'a str, Rejection> {
-    let text = raw.get();
+fn number_text<'a>(text: &'a str, field: &str) -> Result<&'a str, Rejection> {
     match text.as_bytes().first() {
         Some(b'-' | b'0'..=b'9') => Ok(text),
         _ => Err(Rejection::new(

@@ -4,9 +4,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{check_is_object, number_text, rejection_from_serde, Reason, Rejection};
+use super::fast;
 use crate::domain::{
-    AmountError, Currency, Fixed, Iccid, Money, Operator, RecordId, TrafficType, UsageRecord,
-    UtcMillis, Volume, Volumes,
+    AmountError, Currency, Fixed, Iccid, Money, Operator, RecordId, Text, TrafficType,
+    UsageRecord, UtcMillis, Volume, Volumes,
 };
 
 /// The wire shape, borrowed from the input line. Unknown fields are ignored.
@@ -77,8 +78,68 @@ struct WireCurrency<'a> {
     code: Cow<'a, str>,
 }
 
+/// The fields of a usage record as text, borrowed from the input, before validation. Both
+/// decoding paths produce this, so they share every validation rule.
+pub(super) struct UsageFields<'a> {
+    pub(super) id: i64,
+    pub(super) traffic_type_id: i64,
+    pub(super) start_timestamp: Cow<'a, str>,
+    pub(super) end_timestamp: Cow<'a, str>,
+    pub(super) iccid: Cow<'a, str>,
+    pub(super) imsi: Option<Cow<'a, str>>,
+    pub(super) operator: Option<OperatorFields<'a>>,
+    pub(super) rx: &'a str,
+    pub(super) tx: &'a str,
+    pub(super) total: &'a str,
+    pub(super) cost: &'a str,
+    pub(super) currency: Cow<'a, str>,
+}
+
+#[derive(Default)]
+pub(super) struct OperatorFields<'a> {
+    pub(super) name: Option<Cow<'a, str>>,
+    pub(super) mnc: Option<Cow<'a, str>>,
+    pub(super) mcc: Option<Cow<'a, str>>,
+    pub(super) country_name: Option<Cow<'a, str>>,
+}
+
+impl<'a> From<WireUsage<'a>> for UsageFields<'a> {
+    fn from(wire: WireUsage<'a>) -> Self {
+        UsageFields {
+            id: wire.id,
+            traffic_type_id: wire.traffic_type.id,
+            start_timestamp: wire.start_timestamp,
+            end_timestamp: wire.end_timestamp,
+            iccid: wire.sim.iccid,
+            imsi: wire.imsi,
+            operator: wire.operator.map(|op| {
+                let (mcc, country_name) = op.country.map(|c| (c.mcc, c.name)).unwrap_or_default();
+                OperatorFields {
+                    name: op.name,
+                    mnc: op.mnc,
+                    mcc,
+                    country_name,
+                }
+            }),
+            rx: wire.volume.rx.get(),
+            tx: wire.volume.tx.get(),
+            total: wire.volume.total.get(),
+            cost: wire.cost.get(),
+            currency: wire.currency.code,
+        }
+    }
+}
+
 /// Decodes and validates one usage record (one NDJSON line or one Kafka message value).
 pub fn decode_usage(bytes: &[u8]) -> Result<UsageRecord, Rejection> {
+    match fast::scan_usage(bytes) {
+        Some(fields) => validate(fields),
+        None => decode_with_serde(bytes),
+    }
+}
+
+/// The reference decoder: slower, but it names the defect of any line it refuses.
+fn decode_with_serde(bytes: &[u8]) -> Result<UsageRecord, Rejection> {
     let wire: WireUsage = match serde_json::from_slice(bytes) {
         Ok(wire) => wire,
         Err(e) => {
@@ -86,18 +147,18 @@ pub fn decode_usage(bytes: &[u8]) -> Result<UsageRecord, Rejection> {
             return Err(rejection_from_serde(&e));
         }
     };
-    validate(wire)
+    validate(wire.into())
 }
 
-fn validate(wire: WireUsage) -> Result<UsageRecord, Rejection> {
-    let iccid = Iccid::parse(&wire.sim.iccid)
+fn validate(wire: UsageFields) -> Result<UsageRecord, Rejection> {
+    let iccid = Iccid::parse(&wire.iccid)
         .map_err(|e| Rejection::new(Reason::InvalidIccid, format!("sim.iccid: {e}")))?;
-    let traffic_type = TrafficType::from_wire_id(wire.traffic_type.id).ok_or_else(|| {
+    let traffic_type = TrafficType::from_wire_id(wire.traffic_type_id).ok_or_else(|| {
         Rejection::new(
             Reason::UnknownTrafficType,
             format!(
                 "traffic_type.id {} is neither 5 (Data) nor 6 (SMS)",
-                wire.traffic_type.id
+                wire.traffic_type_id
             ),
         )
     })?;
@@ -109,9 +170,9 @@ fn validate(wire: WireUsage) -> Result<UsageRecord, Rejection> {
             format!("end_timestamp {end} is before start_timestamp {start}"),
         ));
     }
-    let rx: Volume = amount(wire.volume.rx, "volume.rx")?;
-    let tx: Volume = amount(wire.volume.tx, "volume.tx")?;
-    let total: Volume = amount(wire.volume.total, "volume.total")?;
+    let rx: Volume = amount(wire.rx, "volume.rx")?;
+    let tx: Volume = amount(wire.tx, "volume.tx")?;
+    let total: Volume = amount(wire.total, "volume.total")?;
     let cost: Money = amount(wire.cost, "cost")?;
     let volume = Volumes::new(rx, tx).filter(|v| v.total() == total);
     let Some(volume) = volume else {
@@ -120,13 +181,10 @@ fn validate(wire: WireUsage) -> Result<UsageRecord, Rejection> {
             format!("volume.total {total} is not rx {rx} + tx {tx}"),
         ));
     };
-    let currency = Currency::parse(&wire.currency.code).ok_or_else(|| {
+    let currency = Currency::parse(&wire.currency).ok_or_else(|| {
         Rejection::new(
             Reason::InvalidCurrency,
-            format!(
-                "currency.code '{}' is not an ISO 4217 code",
-                wire.currency.code
-            ),
+            format!("currency.code '{}' is not an ISO 4217 code", wire.currency),
         )
     })?;
     if wire.id < 0 {
@@ -135,24 +193,19 @@ fn validate(wire: WireUsage) -> Result<UsageRecord, Rejection> {
             format!("id {} is negative", wire.id),
         ));
     }
+    let text = |value: Option<Cow<str>>| value.map(|v| Text::new(&v));
     Ok(UsageRecord {
         id: RecordId(wire.id),
         traffic_type,
         start,
         end,
         iccid,
-        imsi: wire.imsi.map(Cow::into_owned),
-        operator: wire.operator.map(|op| {
-            let (mcc, country_name) = op
-                .country
-                .map(|c| (c.mcc.map(Cow::into_owned), c.name.map(Cow::into_owned)))
-                .unwrap_or_default();
-            Operator {
-                name: op.name.map(Cow::into_owned),
-                mnc: op.mnc.map(Cow::into_owned),
-                mcc,
-                country_name,
-            }
+        imsi: text(wire.imsi),
+        operator: wire.operator.map(|op| Operator {
+            name: text(op.name),
+            mnc: text(op.mnc),
+            mcc: text(op.mcc),
+            country_name: text(op.country_name),
         }),
         volume,
         cost,
@@ -165,7 +218,7 @@ fn timestamp(text: &str, field: &str) -> Result<UtcMillis, Rejection> {
         .map_err(|e| Rejection::new(Reason::InvalidTimestamp, format!("{field}: {e}")))
 }
 
-fn amount<const S: u32>(raw: &RawValue, field: &str) -> Result<Fixed<S>, Rejection> {
+fn amount<const S: u32>(raw: &str, field: &str) -> Result<Fixed<S>, Rejection> {
     let text = number_text(raw, field)?;
     let value = Fixed::<S>::parse(text).map_err(|e| {
         let reason = match e {
@@ -254,3 +307,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod equivalence;

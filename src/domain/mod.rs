@@ -5,6 +5,7 @@ mod amount;
 mod event;
 mod iccid;
 mod ids;
+mod text;
 mod time;
 mod usage;
 
@@ -12,5 +13,6 @@ pub use amount::{AmountError, Fixed, Money, Volume};
 pub use event::{EventKind, LifecycleEvent, SimStatus};
 pub use iccid::{Iccid, IccidError};
 pub use ids::{RecordId, WorkspaceId};
+pub use text::Text;
 pub use time::{TimestampError, UtcMillis};
 pub use usage::{Currency, Operator, TrafficType, UsageRecord, Volumes};

@@ -1,4 +1,4 @@
-use super::{Iccid, Money, RecordId, UtcMillis, Volume};
+use super::{Iccid, Money, RecordId, Text, UtcMillis, Volume};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TrafficType {
@@ -33,10 +33,10 @@ impl TrafficType {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Operator {
-    pub name: Option<String>,
-    pub mnc: Option<String>,
-    pub mcc: Option<String>,
-    pub country_name: Option<String>,
+    pub name: Option<Text>,
+    pub mnc: Option<Text>,
+    pub mcc: Option<Text>,
+    pub country_name: Option<Text>,
 }
 
 /// ISO 4217 code: three upper-case ASCII letters.
@@ -50,7 +50,8 @@ impl Currency {
     }
 
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        // SAFETY: `parse` stores only ASCII upper-case letters, which are valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 }
 
@@ -88,7 +89,7 @@ pub struct UsageRecord {
     pub start: UtcMillis,
     pub end: UtcMillis,
     pub iccid: Iccid,
-    pub imsi: Option<String>,
+    pub imsi: Option<Text>,
     pub operator: Option<Operator>,
     pub volume: Volumes,
     pub cost: Money,

@@ -266,7 +266,7 @@ fn usage_record(rng: &mut Rng, n: u64, sims: &[Iccid], start: i64, period: i64) 
         start: UtcMillis::from_millis(begin),
         end: UtcMillis::from_millis(end),
         iccid,
-        imsi: Some(format!("29505090{:07}", rng.below(10_000_000))),
+        imsi: Some(format!("29505090{:07}", rng.below(10_000_000)).into()),
         operator: Some(crate::domain::Operator {
             name: Some(name.into()),
             mnc: Some(mnc.into()),

@@ -1,11 +1,13 @@
 use arrow::array::RecordBatch;
+use delta_kernel::expressions::Scalar;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Transaction};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
+use indexmap::IndexMap;
 use deltalake::{DeltaTable, DeltaTableError};
 
 use super::{LakeError, LakeTable};
@@ -29,6 +31,23 @@ const UNIQUE_COLUMNS: &[&str] = &[
     "event_time",
     "seq",
 ];
+
+/// The value of one partition column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartitionValue {
+    Long(i64),
+    /// Days since 1970-01-01.
+    Date(i32),
+}
+
+impl PartitionValue {
+    fn to_scalar(self) -> Scalar {
+        match self {
+            PartitionValue::Long(v) => Scalar::Long(v),
+            PartitionValue::Date(days) => Scalar::Date(days),
+        }
+    }
+}
 
 /// Streams record batches into one table and commits them in one Delta transaction.
 pub struct TableAppender {
@@ -70,6 +89,28 @@ impl TableAppender {
         }
         self.rows += batch.num_rows();
         self.writer.write(batch).await.map_err(|e| self.error(e))
+    }
+
+    /// Writes rows that all belong to one partition, given as (column, value) pairs in the
+    /// table's partition column order. Unlike `write`, nothing is sorted or copied to split it.
+    pub async fn write_partition(
+        &mut self,
+        batch: RecordBatch,
+        partition: &[(&str, PartitionValue)],
+    ) -> Result<(), LakeError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let values: IndexMap<String, Scalar> = partition
+            .iter()
+            .map(|(column, value)| (column.to_string(), value.to_scalar()))
+            .collect();
+        self.rows += batch.num_rows();
+        self.writer
+            .write_partition(batch, &values, WriteMode::Default)
+            .await
+            .map(drop)
+            .map_err(|e| self.error(e))
     }
 
     /// Commits what was written, recording `txns` (application ids and versions) in the same

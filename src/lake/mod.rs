@@ -13,7 +13,7 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::StructType;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
-pub use appender::TableAppender;
+pub use appender::{PartitionValue, TableAppender};
 pub use location::LakeLocation;
 
 /// The tables simtally writes.

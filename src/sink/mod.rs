@@ -3,12 +3,18 @@
 
 mod dead_letters;
 mod events;
+mod partitioned;
 mod slices;
 
 pub use dead_letters::{DeadLetter, DeadLetterRows};
 pub use events::EventRows;
+pub use partitioned::{PartitionedBatches, UsagePartition};
 pub use slices::{QuarantineRows, UsageRows};
 
 /// Rows per record batch handed to the writer: large enough for good Parquet pages, small
 /// enough to keep memory flat.
 pub const BATCH_ROWS: usize = 64 * 1024;
+
+/// `usage` rows gathered over all partitions before each partition's rows go to the writer
+/// as one batch: with a few hundred partitions, that keeps the batches from getting tiny.
+pub const USAGE_BUFFER_ROWS: usize = 256 * 1024;

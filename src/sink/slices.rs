@@ -9,17 +9,17 @@ use crate::attribute::{QuarantineReason, Slice};
 use crate::domain::{UsageRecord, UtcMillis, WorkspaceId};
 use crate::lake::schema::{self, MONEY_TYPE, VOLUME_TYPE};
 
-fn decimal_builder(data_type: &arrow::datatypes::DataType) -> Decimal128Builder {
+fn decimal_builder(data_type: &arrow::datatypes::DataType, rows: usize) -> Decimal128Builder {
     let arrow::datatypes::DataType::Decimal128(p, s) = data_type else {
         unreachable!("volume and money columns are Decimal128")
     };
-    Decimal128Builder::new()
+    Decimal128Builder::with_capacity(rows)
         .with_precision_and_scale(*p, *s)
         .unwrap_or_default()
 }
 
-fn timestamp_builder() -> TimestampMicrosecondBuilder {
-    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+fn timestamp_builder(rows: usize) -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC")
 }
 
 /// The columns `usage` and `quarantine` share.
@@ -48,27 +48,31 @@ struct SliceColumns {
 }
 
 impl SliceColumns {
-    fn new(ingested_at: UtcMillis) -> Self {
+    /// Room for `rows` rows up front: a chunk's rows are built in one go, and growing
+    /// twenty buffers from empty for each chunk was a measurable cost.
+    fn with_capacity(ingested_at: UtcMillis, rows: usize) -> Self {
+        let text = |bytes_per_row: usize| StringBuilder::with_capacity(rows, rows * bytes_per_row);
+        let decimal = |data_type| decimal_builder(data_type, rows);
         SliceColumns {
-            usage_date: Date32Builder::new(),
-            record_id: Int64Builder::new(),
-            slice: Int16Builder::new(),
-            iccid: StringBuilder::new(),
-            traffic_type: StringBuilder::new(),
-            start_time: timestamp_builder(),
-            end_time: timestamp_builder(),
-            volume_rx: decimal_builder(&VOLUME_TYPE),
-            volume_tx: decimal_builder(&VOLUME_TYPE),
-            volume_total: decimal_builder(&VOLUME_TYPE),
-            cost: decimal_builder(&MONEY_TYPE),
-            currency: StringBuilder::new(),
-            operator_name: StringBuilder::new(),
-            mcc: StringBuilder::new(),
-            mnc: StringBuilder::new(),
-            country_name: StringBuilder::new(),
-            imsi: StringBuilder::new(),
-            source: StringBuilder::new(),
-            ingested_at: timestamp_builder(),
+            usage_date: Date32Builder::with_capacity(rows),
+            record_id: Int64Builder::with_capacity(rows),
+            slice: Int16Builder::with_capacity(rows),
+            iccid: text(20),
+            traffic_type: text(4),
+            start_time: timestamp_builder(rows),
+            end_time: timestamp_builder(rows),
+            volume_rx: decimal(&VOLUME_TYPE),
+            volume_tx: decimal(&VOLUME_TYPE),
+            volume_total: decimal(&VOLUME_TYPE),
+            cost: decimal(&MONEY_TYPE),
+            currency: text(3),
+            operator_name: text(12),
+            mcc: text(3),
+            mnc: text(3),
+            country_name: text(12),
+            imsi: text(15),
+            source: text(32),
+            ingested_at: timestamp_builder(rows),
             ingested_at_value: ingested_at.micros(),
             len: 0,
         }
@@ -133,10 +137,10 @@ pub struct UsageRows {
 }
 
 impl UsageRows {
-    pub fn new(ingested_at: UtcMillis) -> Self {
+    pub fn with_capacity(ingested_at: UtcMillis, rows: usize) -> Self {
         UsageRows {
-            workspace_id: Int64Builder::new(),
-            columns: SliceColumns::new(ingested_at),
+            workspace_id: Int64Builder::with_capacity(rows),
+            columns: SliceColumns::with_capacity(ingested_at, rows),
         }
     }
 
@@ -174,10 +178,10 @@ pub struct QuarantineRows {
 }
 
 impl QuarantineRows {
-    pub fn new(ingested_at: UtcMillis) -> Self {
+    pub fn with_capacity(ingested_at: UtcMillis, rows: usize) -> Self {
         QuarantineRows {
-            columns: SliceColumns::new(ingested_at),
-            reason: StringBuilder::new(),
+            columns: SliceColumns::with_capacity(ingested_at, rows),
+            reason: StringBuilder::with_capacity(rows, rows * 11),
         }
     }
 

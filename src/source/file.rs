@@ -1,6 +1,6 @@
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 /// An NDJSON input: a file, or `-` for standard input.
@@ -98,12 +98,33 @@ impl Chunk {
     /// The lines with their numbers; a trailing '\r' is kept out of the line.
     pub fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> {
         let data = self.data.strip_suffix(b"\n").unwrap_or(&self.data);
+        let mut rest = Some(data);
         let mut number = self.first_line;
-        data.split(|&b| b == b'\n').map(move |line| {
-            let n = number;
+        std::iter::from_fn(move || {
+            let text = rest?;
+            let line = match memchr::memchr(b'\n', text) {
+                Some(end) => {
+                    rest = Some(&text[end + 1..]);
+                    &text[..end]
+                }
+                None => {
+                    rest = None;
+                    text
+                }
+            };
             number += 1;
-            (n, line.strip_suffix(b"\r").unwrap_or(line))
+            Some((number - 1, line.strip_suffix(b"\r").unwrap_or(line)))
         })
+    }
+
+    /// As many as `lines()` yields, counted fast.
+    pub fn line_count(&self) -> u64 {
+        let newlines = memchr::memchr_iter(b'\n', &self.data).count() as u64;
+        if self.data.ends_with(b"\n") {
+            newlines
+        } else {
+            newlines + 1
+        }
     }
 }
 
@@ -111,7 +132,8 @@ impl Chunk {
 /// can be decoded in parallel and still be numbered exactly.
 pub struct ChunkReader {
     name: String,
-    reader: BufReader<Box<dyn Read + Send>>,
+    // Unbuffered: each read asks for up to a whole chunk, straight into the chunk's buffer.
+    reader: Box<dyn Read + Send>,
     carry: Vec<u8>,
     next_line: u64,
     done: bool,
@@ -123,7 +145,7 @@ impl ChunkReader {
     fn new(name: String, reader: Box<dyn Read + Send>) -> Self {
         ChunkReader {
             name,
-            reader: BufReader::with_capacity(CHUNK_BYTES, reader),
+            reader,
             carry: Vec::new(),
             next_line: 1,
             done: false,
@@ -154,7 +176,7 @@ impl ChunkReader {
             }
         }
         if !self.done {
-            match data.iter().rposition(|&b| b == b'\n') {
+            match memchr::memrchr(b'\n', &data) {
                 Some(cut) => self.carry = data.split_off(cut + 1),
                 // One line longer than a chunk: keep reading it.
                 None => {
@@ -170,7 +192,7 @@ impl ChunkReader {
             first_line: self.next_line,
             data,
         };
-        self.next_line += chunk.lines().count() as u64;
+        self.next_line += chunk.line_count();
         Ok(Some(chunk))
     }
 }
@@ -193,6 +215,25 @@ mod tests {
             );
         }
         out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lines_match_a_plain_split_and_their_count(text in "[ab\r\n]{0,40}") {
+            let chunk = Chunk { first_line: 7, data: text.clone().into_bytes() };
+            let body = text.strip_suffix('\n').unwrap_or(&text);
+            let expected: Vec<(u64, String)> = body
+                .split('\n')
+                .enumerate()
+                .map(|(i, l)| (7 + i as u64, l.strip_suffix('\r').unwrap_or(l).to_owned()))
+                .collect();
+            let got: Vec<(u64, String)> = chunk
+                .lines()
+                .map(|(n, l)| (n, String::from_utf8(l.to_vec()).unwrap()))
+                .collect();
+            proptest::prop_assert_eq!(&got, &expected);
+            proptest::prop_assert_eq!(chunk.line_count(), expected.len() as u64);
+        }
     }
 
     #[test]

@@ -1,0 +1,246 @@
+//! The serial part of the usage pass: chunks are applied strictly in input order, so that
+//! "the first delivery wins" means the same on every run. It only decides, per record,
+//! whether its rows are kept; the rows themselves were built by the workers.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+
+use super::worker::{DecodedChunk, RecordRows, SliceRow, UsageBlock};
+use super::Output;
+use crate::attribute::{Deduplicator, Seen};
+use crate::decode::{Reason, Rejection};
+use crate::domain::UtcMillis;
+use crate::pipeline::{IngestError, QuarantineTotals, RunSummary};
+use crate::sink::{
+    DeadLetter, DeadLetterRows, PartitionedBatches, BATCH_ROWS, USAGE_BUFFER_ROWS,
+};
+
+/// What the collector needs to know about the lake to keep re-ingest idempotent.
+pub(super) struct AlreadyInLake {
+    pub usage: HashSet<i64>,
+    pub quarantine: HashSet<i64>,
+    pub dead_letters: Arc<HashSet<String>>,
+}
+
+pub(super) struct Collector {
+    dedup: Deduplicator,
+    in_lake: AlreadyInLake,
+    usage: PartitionedBatches,
+    quarantine: Vec<RecordBatch>,
+    quarantine_rows: usize,
+    dead_letters: DeadLetterRows,
+    summary: RunSummary,
+    out: tokio::sync::mpsc::Sender<Output>,
+}
+
+/// Rows of one chunk's batch that are not to be written.
+struct Dropped(Option<Vec<bool>>);
+
+impl Dropped {
+    fn mark(&mut self, rows: usize, row: usize) {
+        self.0.get_or_insert_with(|| vec![false; rows])[row] = true;
+    }
+
+    /// The batch without the dropped rows (the same batch if none were dropped).
+    fn apply(&self, batch: RecordBatch) -> Result<RecordBatch, IngestError> {
+        let Some(dropped) = &self.0 else {
+            return Ok(batch);
+        };
+        let keep: BooleanArray = dropped.iter().map(|d| Some(!d)).collect();
+        filter_record_batch(&batch, &keep)
+            .map_err(|e| IngestError::Internal(format!("filtering duplicate rows: {e}")))
+    }
+
+    /// How many rows of `range` are kept.
+    fn kept_in(&self, range: &Range<usize>) -> usize {
+        match &self.0 {
+            None => range.len(),
+            Some(dropped) => dropped[range.clone()].iter().filter(|d| !**d).count(),
+        }
+    }
+}
+
+impl Collector {
+    pub fn new(in_lake: AlreadyInLake, now: UtcMillis, out: tokio::sync::mpsc::Sender<Output>) -> Self {
+        Collector {
+            dedup: Deduplicator::default(),
+            in_lake,
+            usage: PartitionedBatches::default(),
+            quarantine: Vec::new(),
+            quarantine_rows: 0,
+            dead_letters: DeadLetterRows::new(now),
+            summary: RunSummary::default(),
+            out,
+        }
+    }
+
+    pub fn apply(&mut self, input_name: &str, chunk: DecodedChunk) -> Result<(), IngestError> {
+        let counts = &mut self.summary.usage;
+        counts.lines += chunk.lines;
+        counts.blank += chunk.blank;
+        counts.dead_letters += chunk.rejected.len() as u64;
+        for line in chunk.rejected {
+            self.dead_letter(DeadLetter {
+                source: format!("{input_name}:{}", line.line),
+                rejection: line.rejection,
+                payload: chunk.data[line.span].to_vec(),
+            });
+        }
+        let usage_rows = chunk.usage.batch.num_rows();
+        let quarantine_rows = chunk.quarantine.batch.num_rows();
+        let mut usage_dropped = Dropped(None);
+        let mut quarantine_dropped = Dropped(None);
+        for record in &chunk.records {
+            let (keep_usage, keep_quarantine) = self.decide(input_name, &chunk.data, record);
+            let usage_slices = &chunk.usage.slices[record.usage.clone()];
+            let quarantine_slices = &chunk.quarantine.slices[record.quarantine.clone()];
+            if keep_usage {
+                self.count_usage(usage_slices);
+            } else {
+                for slice in usage_slices {
+                    usage_dropped.mark(usage_rows, slice.row);
+                }
+            }
+            if keep_quarantine {
+                self.count_quarantine(quarantine_slices);
+            } else {
+                for slice in quarantine_slices {
+                    quarantine_dropped.mark(quarantine_rows, slice.row);
+                }
+            }
+        }
+        self.gather_usage(chunk.usage, &usage_dropped)?;
+        let quarantine = quarantine_dropped.apply(chunk.quarantine.batch)?;
+        if quarantine.num_rows() > 0 {
+            self.quarantine_rows += quarantine.num_rows();
+            self.quarantine.push(quarantine);
+        }
+        self.flush(false)
+    }
+
+    /// Whether the record's usage and quarantine rows are written; counts it either way.
+    fn decide(&mut self, input_name: &str, data: &[u8], record: &RecordRows) -> (bool, bool) {
+        let counts = &mut self.summary.usage;
+        match self.dedup.observe_fingerprint(record.id, record.fingerprint) {
+            Seen::First => {}
+            Seen::Duplicate => {
+                counts.duplicates += 1;
+                return (false, false);
+            }
+            Seen::ConflictingDuplicate => {
+                counts.duplicates += 1;
+                counts.conflicting_duplicates += 1;
+                let letter = DeadLetter {
+                    source: format!("{input_name}:{}", record.line),
+                    rejection: Rejection::new(
+                        Reason::ConflictingDuplicate,
+                        format!(
+                            "record id {} was already ingested with different content",
+                            record.id
+                        ),
+                    ),
+                    payload: data[record.span.clone()].to_vec(),
+                };
+                self.dead_letter(letter);
+                return (false, false);
+            }
+        }
+        let id = record.id.0;
+        let keep_usage = !record.usage.is_empty() && !self.in_lake.usage.contains(&id);
+        let keep_quarantine =
+            !record.quarantine.is_empty() && !self.in_lake.quarantine.contains(&id);
+        let counts = &mut self.summary.usage;
+        if !keep_usage && !keep_quarantine {
+            counts.duplicates += 1;
+            counts.already_in_lake += 1;
+            return (false, false);
+        }
+        counts.records += 1;
+        counts.total_volume += record.volume_total;
+        counts.total_cost += record.cost;
+        (keep_usage, keep_quarantine)
+    }
+
+    fn count_usage(&mut self, slices: &[SliceRow<crate::domain::WorkspaceId>]) {
+        self.summary.usage.slices_attributed += slices.len() as u64;
+        for (i, slice) in slices.iter().enumerate() {
+            let totals = self.summary.workspaces.entry(slice.key.get()).or_default();
+            totals.slices += 1;
+            totals.volume_total += slice.total;
+            totals.cost += slice.cost;
+            // A record cut into several slices in one Workspace counts once there.
+            if !slices[..i].iter().any(|s| s.key == slice.key) {
+                totals.records += 1;
+            }
+        }
+    }
+
+    fn count_quarantine(&mut self, slices: &[SliceRow<crate::attribute::QuarantineReason>]) {
+        for slice in slices {
+            let totals: &mut QuarantineTotals =
+                self.summary.quarantine.entry(slice.key.as_str()).or_default();
+            totals.slices += 1;
+            totals.volume_total += slice.total;
+            totals.cost += slice.cost;
+        }
+    }
+
+    /// Cuts the chunk's kept usage rows into one piece per partition.
+    fn gather_usage(&mut self, usage: UsageBlock, dropped: &Dropped) -> Result<(), IngestError> {
+        let batch = dropped.apply(usage.batch)?;
+        let mut offset = 0;
+        for (partition, range) in &usage.partitions {
+            let kept = dropped.kept_in(range);
+            self.usage.push(*partition, batch.slice(offset, kept));
+            offset += kept;
+        }
+        Ok(())
+    }
+
+    /// Dead letters already in the lake (same source) are not written again.
+    pub fn dead_letter(&mut self, letter: DeadLetter) {
+        if self.in_lake.dead_letters.contains(&letter.source) {
+            return;
+        }
+        self.dead_letters.append(&letter);
+    }
+
+    /// Sends what has gathered to the lake writer: full buffers, or everything at the end.
+    fn flush(&mut self, at_end: bool) -> Result<(), IngestError> {
+        let (usage_rows, rows) = if at_end {
+            (1, 1)
+        } else {
+            (USAGE_BUFFER_ROWS, BATCH_ROWS)
+        };
+        if self.usage.len() >= usage_rows {
+            for (partition, pieces) in self.usage.drain() {
+                self.send(Output::Usage(partition, pieces))?;
+            }
+        }
+        if self.quarantine_rows >= rows {
+            self.quarantine_rows = 0;
+            let pieces = std::mem::take(&mut self.quarantine);
+            self.send(Output::Quarantine(pieces))?;
+        }
+        if self.dead_letters.len() >= rows {
+            let batch = self.dead_letters.finish();
+            self.send(Output::DeadLetters(batch))?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, output: Output) -> Result<(), IngestError> {
+        self.out
+            .blocking_send(output)
+            .map_err(|_| IngestError::Internal("the lake writer stopped early".into()))
+    }
+
+    pub fn finish(mut self) -> Result<RunSummary, IngestError> {
+        self.flush(true)?;
+        Ok(self.summary)
+    }
+}

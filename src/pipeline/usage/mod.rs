@@ -1,0 +1,203 @@
+//! The usage pass: a reader thread cuts the inputs into chunks, worker threads decode,
+//! attribute and build Arrow rows in parallel, one collector applies the chunks in input
+//! order (de-duplication, idempotency) and the async lake writer encodes Parquet.
+
+mod collector;
+mod worker;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use super::{IngestError, IngestOptions, RunSummary};
+use crate::attribute::OwnershipBook;
+use crate::domain::UtcMillis;
+use crate::lake::{Lake, LakeTable, PartitionValue, TableAppender};
+use crate::sink::{DeadLetter, UsagePartition};
+use crate::source::{Input, SourceError};
+use collector::{AlreadyInLake, Collector};
+use worker::{DecodedChunk, Work, Worker};
+
+pub(super) struct UsagePass {
+    pub summary: RunSummary,
+    /// Written but not yet committed, in commit order.
+    pub appenders: Vec<(&'static str, TableAppender)>,
+}
+
+/// What the collector hands the lake writer.
+enum Output {
+    /// Pieces of rows of one partition, to be written as one batch.
+    Usage(UsagePartition, Vec<RecordBatch>),
+    Quarantine(Vec<RecordBatch>),
+    DeadLetters(RecordBatch),
+}
+
+pub(super) async fn run(
+    lake: &Lake,
+    options: &IngestOptions,
+    book: Arc<OwnershipBook>,
+    dead_letters_in_lake: Arc<HashSet<String>>,
+    event_dead_letters: Vec<DeadLetter>,
+    now: UtcMillis,
+    shutdown: CancellationToken,
+) -> Result<UsagePass, IngestError> {
+    let in_lake = AlreadyInLake {
+        usage: lake.int64_keys(LakeTable::Usage, "record_id").await?,
+        quarantine: lake.int64_keys(LakeTable::Quarantine, "record_id").await?,
+        dead_letters: dead_letters_in_lake,
+    };
+    let mut usage = lake.appender(LakeTable::Usage).await?;
+    let mut quarantine = lake.appender(LakeTable::Quarantine).await?;
+    let mut dead = lake.appender(LakeTable::DeadLetters).await?;
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Output>(64);
+    let inputs = options.usage.clone();
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let progress = progress_bar(options.progress, &inputs);
+    let collector_shutdown = shutdown.clone();
+    let collector = tokio::task::spawn_blocking(move || {
+        let mut collector = Collector::new(in_lake, now, tx);
+        for letter in event_dead_letters {
+            collector.dead_letter(letter);
+        }
+        let stages = Stages {
+            inputs,
+            threads,
+            book,
+            now,
+            progress,
+            shutdown: collector_shutdown,
+        };
+        stages.run(&mut collector)?;
+        collector.finish()
+    });
+
+    while let Some(output) = rx.recv().await {
+        match output {
+            Output::Usage(partition, pieces) => {
+                let values = [
+                    ("workspace_id", PartitionValue::Long(partition.workspace.get())),
+                    ("usage_date", PartitionValue::Date(partition.usage_date)),
+                ];
+                usage.write_partition(joined(pieces)?, &values).await?
+            }
+            Output::Quarantine(pieces) => quarantine.write(joined(pieces)?).await?,
+            Output::DeadLetters(batch) => dead.write(batch).await?,
+        }
+    }
+    let summary = collector
+        .await
+        .map_err(|e| IngestError::Internal(format!("usage collector failed: {e}")))??;
+    Ok(UsagePass {
+        summary,
+        appenders: vec![
+            ("dead_letters", dead),
+            ("quarantine", quarantine),
+            ("usage", usage),
+        ],
+    })
+}
+
+/// One batch from pieces of the same schema (at least one).
+fn joined(pieces: Vec<RecordBatch>) -> Result<RecordBatch, IngestError> {
+    match pieces.as_slice() {
+        [one] => Ok(one.clone()),
+        [first, ..] => concat_batches(&first.schema(), &pieces)
+            .map_err(|e| IngestError::Internal(format!("joining batches: {e}"))),
+        [] => Err(IngestError::Internal("no rows to join".into())),
+    }
+}
+
+fn progress_bar(enabled: bool, inputs: &[Input]) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let total: Option<u64> = inputs.iter().map(Input::size).sum();
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} usage {bytes}/{total_bytes} {bar:30} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// The threads of the pass, run from the collector's (blocking) thread.
+struct Stages {
+    inputs: Vec<Input>,
+    threads: usize,
+    book: Arc<OwnershipBook>,
+    now: UtcMillis,
+    progress: ProgressBar,
+    shutdown: CancellationToken,
+}
+
+impl Stages {
+    fn run(self, collector: &mut Collector) -> Result<(), IngestError> {
+        let names: Vec<String> = self.inputs.iter().map(Input::source_name).collect();
+        let worker = Worker {
+            book: &self.book,
+            input_names: &names,
+            now: self.now,
+        };
+        let (work_tx, work_rx) = mpsc::sync_channel::<Work>(self.threads * 2);
+        let work_rx = Mutex::new(work_rx);
+        std::thread::scope(|scope| -> Result<(), IngestError> {
+            let (done_tx, done_rx) = mpsc::sync_channel::<DecodedChunk>(self.threads * 2);
+            let reader = scope.spawn(|| self.read_chunks(work_tx));
+            for _ in 0..self.threads {
+                let (work_rx, done_tx, worker) = (&work_rx, done_tx.clone(), &worker);
+                scope.spawn(move || worker.run(work_rx, &done_tx));
+            }
+            drop(done_tx);
+            // Chunks come back out of order; they are applied strictly in input order.
+            let mut pending = BTreeMap::new();
+            let mut next = 0u64;
+            for chunk in done_rx {
+                pending.insert(chunk.seq, chunk);
+                while let Some(chunk) = pending.remove(&next) {
+                    collector.apply(&names[chunk.input], chunk)?;
+                    next += 1;
+                }
+            }
+            reader
+                .join()
+                .map_err(|_| IngestError::Internal("reader thread panicked".into()))??;
+            Ok(())
+        })?;
+        self.progress.finish_and_clear();
+        Ok(())
+    }
+
+    fn read_chunks(&self, queue: mpsc::SyncSender<Work>) -> Result<(), SourceError> {
+        let mut seq = 0;
+        for (index, input) in self.inputs.iter().enumerate() {
+            let mut reader = input.open()?;
+            while let Some(chunk) = reader.next_chunk()? {
+                if self.shutdown.is_cancelled() {
+                    return Ok(());
+                }
+                self.progress.inc(chunk.data.len() as u64);
+                let work = Work {
+                    seq,
+                    input: index,
+                    chunk,
+                };
+                if queue.send(work).is_err() {
+                    return Ok(());
+                }
+                seq += 1;
+            }
+        }
+        Ok(())
+    }
+}

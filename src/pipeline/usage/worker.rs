@@ -1,0 +1,276 @@
+//! The parallel part of the usage pass: a worker decodes, attributes and fingerprints the
+//! lines of a chunk and builds the chunk's Arrow rows. What it cannot decide alone (is this
+//! a duplicate?) it leaves to the collector, with enough bookkeeping to drop rows later.
+
+use std::fmt::Write;
+use std::ops::Range;
+use std::sync::{mpsc, Mutex};
+
+use arrow::array::RecordBatch;
+
+use crate::attribute::{
+    attribute, fingerprint, Destination, OwnershipBook, QuarantineReason, Slice,
+};
+use crate::decode::{decode_usage, Rejection};
+use crate::domain::{Money, RecordId, UsageRecord, UtcMillis, Volume, WorkspaceId};
+use crate::sink::{QuarantineRows, UsagePartition, UsageRows};
+use crate::source::Chunk;
+
+pub(super) struct Work {
+    pub seq: u64,
+    pub input: usize,
+    pub chunk: Chunk,
+}
+
+/// A chunk after decoding and attribution, its rows already in Arrow form.
+pub(super) struct DecodedChunk {
+    pub seq: u64,
+    pub input: usize,
+    pub data: Vec<u8>,
+    pub lines: u64,
+    pub blank: u64,
+    /// Valid records, in input order.
+    pub records: Vec<RecordRows>,
+    pub rejected: Vec<RejectedLine>,
+    pub usage: UsageBlock,
+    pub quarantine: QuarantineBlock,
+}
+
+pub(super) struct RejectedLine {
+    pub line: u64,
+    pub span: Range<usize>,
+    pub rejection: Rejection,
+}
+
+/// What one valid record became: where its rows are, and what it adds to the run summary.
+pub(super) struct RecordRows {
+    pub id: RecordId,
+    pub fingerprint: u64,
+    pub line: u64,
+    /// The line within the chunk: a conflicting duplicate's dead letter carries it.
+    pub span: Range<usize>,
+    pub volume_total: Volume,
+    pub cost: Money,
+    /// Indexes into `UsageBlock::slices`.
+    pub usage: Range<usize>,
+    /// Indexes into `QuarantineBlock::slices`.
+    pub quarantine: Range<usize>,
+}
+
+/// One slice as a row of a chunk's batch, with what the run summary needs of it.
+pub(super) struct SliceRow<K> {
+    pub row: usize,
+    pub key: K,
+    pub total: Volume,
+    pub cost: Money,
+}
+
+/// The chunk's `usage` rows, sorted by partition.
+pub(super) struct UsageBlock {
+    pub batch: RecordBatch,
+    /// Consecutive row ranges of `batch`, one per partition.
+    pub partitions: Vec<(UsagePartition, Range<usize>)>,
+    pub slices: Vec<SliceRow<WorkspaceId>>,
+}
+
+/// The chunk's `quarantine` rows, in input order.
+pub(super) struct QuarantineBlock {
+    pub batch: RecordBatch,
+    pub slices: Vec<SliceRow<QuarantineReason>>,
+}
+
+pub(super) struct Worker<'a> {
+    pub book: &'a OwnershipBook,
+    pub input_names: &'a [String],
+    pub now: UtcMillis,
+}
+
+impl Worker<'_> {
+    /// Takes chunks until the work queue closes or the collector goes away.
+    pub fn run(&self, work: &Mutex<mpsc::Receiver<Work>>, done: &mpsc::SyncSender<DecodedChunk>) {
+        loop {
+            let next = work.lock().map(|rx| rx.recv());
+            let Ok(Ok(work)) = next else {
+                return;
+            };
+            if done.send(self.decode_chunk(work)).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn decode_chunk(&self, Work { seq, input, chunk }: Work) -> DecodedChunk {
+        let base = chunk.data.as_ptr() as usize;
+        let mut lines = 0;
+        let mut blank = 0;
+        let mut rejected = Vec::new();
+        let mut decoded = Vec::new();
+        for (line, bytes) in chunk.lines() {
+            lines += 1;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                blank += 1;
+                continue;
+            }
+            let start = bytes.as_ptr() as usize - base;
+            let span = start..start + bytes.len();
+            match decode_usage(bytes) {
+                Ok(record) => {
+                    let slices = attribute(&record, self.book);
+                    decoded.push((line, span, record, slices));
+                }
+                Err(rejection) => rejected.push(RejectedLine {
+                    line,
+                    span,
+                    rejection,
+                }),
+            }
+        }
+        let mut rows = ChunkRows::new(self.now, &self.input_names[input]);
+        let records = decoded
+            .iter()
+            .map(|(line, span, record, slices)| rows.add(*line, span.clone(), record, slices))
+            .collect();
+        let (usage, quarantine) = rows.finish(&decoded);
+        DecodedChunk {
+            seq,
+            input,
+            data: chunk.data,
+            lines,
+            blank,
+            records,
+            rejected,
+            usage,
+            quarantine,
+        }
+    }
+}
+
+/// The records of one chunk; (line, span, record, slices).
+type Decoded = (u64, Range<usize>, UsageRecord, Vec<Slice>);
+
+/// Builds a chunk's rows. `usage` rows are appended only at the end, in partition order,
+/// so that the batch can be cut into one piece per partition without copying.
+struct ChunkRows<'a> {
+    now: UtcMillis,
+    input_name: &'a str,
+    usage_slices: Vec<SliceRow<WorkspaceId>>,
+    /// (partition, record index, slice index, index into `usage_slices`)
+    pending_usage: Vec<(UsagePartition, usize, usize, usize)>,
+    quarantine: QuarantineRows,
+    quarantine_slices: Vec<SliceRow<QuarantineReason>>,
+    usage: UsageRows,
+    source: String,
+    records_added: usize,
+}
+
+impl<'a> ChunkRows<'a> {
+    fn new(now: UtcMillis, input_name: &'a str) -> Self {
+        ChunkRows {
+            input_name,
+            usage_slices: Vec::new(),
+            pending_usage: Vec::new(),
+            quarantine: QuarantineRows::with_capacity(now, 0),
+            quarantine_slices: Vec::new(),
+            usage: UsageRows::with_capacity(now, 0),
+            now,
+            source: String::new(),
+            records_added: 0,
+        }
+    }
+
+    fn set_source(&mut self, line: u64) {
+        self.source.clear();
+        let _ = write!(self.source, "{}:{line}", self.input_name);
+    }
+
+    fn add(
+        &mut self,
+        line: u64,
+        span: Range<usize>,
+        record: &UsageRecord,
+        slices: &[Slice],
+    ) -> RecordRows {
+        let record_index = self.records_added;
+        let usage_start = self.usage_slices.len();
+        let quarantine_start = self.quarantine_slices.len();
+        for (slice_index, slice) in slices.iter().enumerate() {
+            match slice.destination {
+                Destination::Workspace(workspace) => {
+                    let partition = UsagePartition {
+                        workspace,
+                        usage_date: slice.start.utc_days(),
+                    };
+                    self.pending_usage.push((
+                        partition,
+                        record_index,
+                        slice_index,
+                        self.usage_slices.len(),
+                    ));
+                    self.usage_slices.push(SliceRow {
+                        row: usize::MAX,
+                        key: workspace,
+                        total: slice.total(),
+                        cost: slice.cost,
+                    });
+                }
+                Destination::Quarantine(reason) => {
+                    self.set_source(line);
+                    let row = self.quarantine.len();
+                    self.quarantine.append(reason, record, slice, &self.source);
+                    self.quarantine_slices.push(SliceRow {
+                        row,
+                        key: reason,
+                        total: slice.total(),
+                        cost: slice.cost,
+                    });
+                }
+            }
+        }
+        self.records_added += 1;
+        RecordRows {
+            id: record.id,
+            fingerprint: fingerprint(record),
+            line,
+            span,
+            volume_total: record.volume.total(),
+            cost: record.cost,
+            usage: usage_start..self.usage_slices.len(),
+            quarantine: quarantine_start..self.quarantine_slices.len(),
+        }
+    }
+
+    fn finish(mut self, decoded: &[Decoded]) -> (UsageBlock, QuarantineBlock) {
+        // Stable: within a partition, rows stay in input order.
+        self.pending_usage.sort_by_key(|&(partition, ..)| partition);
+        let mut partitions: Vec<(UsagePartition, Range<usize>)> = Vec::new();
+        let pending = std::mem::take(&mut self.pending_usage);
+        self.usage = UsageRows::with_capacity(self.now, pending.len());
+        for (row, (partition, record_index, slice_index, slice_row)) in
+            pending.into_iter().enumerate()
+        {
+            match partitions.last_mut() {
+                Some((last, range)) if *last == partition => range.end = row + 1,
+                _ => partitions.push((partition, row..row + 1)),
+            }
+            let (line, _, record, slices) = &decoded[record_index];
+            self.set_source(*line);
+            self.usage.append(
+                partition.workspace,
+                record,
+                &slices[slice_index],
+                &self.source,
+            );
+            self.usage_slices[slice_row].row = row;
+        }
+        let usage = UsageBlock {
+            batch: self.usage.finish(),
+            partitions,
+            slices: self.usage_slices,
+        };
+        let quarantine = QuarantineBlock {
+            batch: self.quarantine.finish(),
+            slices: self.quarantine_slices,
+        };
+        (usage, quarantine)
+    }
+}
