@@ -17,6 +17,7 @@ pub mod source;
 pub mod generate;
 pub mod pipeline;
 
+pub mod allocator;
 mod app;
 pub mod cli;
 pub mod config;

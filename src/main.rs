@@ -4,7 +4,12 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+// Why mimalloc, and why it keeps freed memory: src/allocator.rs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
+    simtally::allocator::keep_freed_memory();
     let cli = simtally::cli::Cli::parse();
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()
