@@ -26,13 +26,16 @@ if [ ! -f "$data/expected.json" ]; then
   "$bin" generate --seed 1 --sims 20000 --records "$records" --days 30 --out "$data"
 fi
 echo "data: $(du -sh "$data/usage.ndjson" | cut -f1) usage, $(wc -l < "$data/events.ndjson") events; machine: $(nproc) cores"
-echo -e "run\tseconds\tpeak_MiB"
+echo -e "run\tseconds\tpeak_MiB\tcpu_seconds"
 
 measure() { "$cache/venv/bin/python" scripts/measure.py "$@"; }
 for i in $(seq 1 "$runs"); do
   rm -rf "$work" && mkdir -p "$work"
+  # Each run starts with no dirty pages of the previous run left to write back.
+  sync
   measure "duckdb-$i" "$cache/venv/bin/python" scripts/duckdb_reference.py \
     "$data/usage.ndjson" "$data/events.ndjson" "$work/duckdb"
+  sync
   measure "simtally-$i" "$bin" ingest --no-progress --lake "$work/lake" \
     --usage "$data/usage.ndjson" --events "$data/events.ndjson"
 done | tee "$work.tsv"

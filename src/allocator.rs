@@ -2,7 +2,7 @@
 //! thread, hundreds of MiB a second; mimalloc handles that far better than glibc malloc
 //! (README, Performance). The binary installs it:
 //!
-//! ```ignore
+//! ```text
 //! #[global_allocator]
 //! static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 //! ```
@@ -27,7 +27,10 @@ mod tests {
     fn the_option_number_is_the_purge_delay() {
         // SAFETY: reads and sets an integer option.
         let default = unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) };
-        assert_eq!(default, 1000, "mimalloc v3's purge delay default is 1000 ms");
+        assert_eq!(
+            default, 1000,
+            "mimalloc v3's purge delay default is 1000 ms"
+        );
         keep_freed_memory();
         assert_eq!(unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) }, -1);
     }

@@ -67,7 +67,9 @@ impl<'a> Scanner<'a> {
     pub fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let rest = self.bytes.get(self.pos..)?;
-        let len = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
         if rest[len] != b'"' {
             return None;
         }
@@ -125,7 +127,10 @@ impl<'a> Scanner<'a> {
     }
 
     /// Reads an object, calling `field` with each key; `field` must consume the value.
-    pub fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    pub fn object(
+        &mut self,
+        mut field: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<()> {
         self.eat(b'{')?;
         self.skip_whitespace();
         if self.peek()? == b'}' {

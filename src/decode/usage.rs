@@ -3,11 +3,11 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{check_is_object, number_text, rejection_from_serde, Reason, Rejection};
 use super::fast;
+use super::{check_is_object, number_text, rejection_from_serde, Reason, Rejection};
 use crate::domain::{
-    AmountError, Currency, Fixed, Iccid, Money, Operator, RecordId, Text, TrafficType,
-    UsageRecord, UtcMillis, Volume, Volumes,
+    AmountError, Currency, Fixed, Iccid, Money, Operator, RecordId, Text, TrafficType, UsageRecord,
+    UtcMillis, Volume, Volumes,
 };
 
 /// The wire shape, borrowed from the input line. Unknown fields are ignored.

@@ -1,14 +1,14 @@
 use arrow::array::RecordBatch;
 use delta_kernel::expressions::Scalar;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Transaction};
+use deltalake::kernel::{Action, Add, Transaction};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
-use indexmap::IndexMap;
 use deltalake::{DeltaTable, DeltaTableError};
+use indexmap::IndexMap;
 
 use super::{LakeError, LakeTable};
 
@@ -16,6 +16,10 @@ use super::{LakeError, LakeTable};
 /// not one per batch.
 const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 const ROW_GROUP_ROWS: usize = 256 * 1024;
+/// The writer keeps every open file's current row group in memory, and a partitioned table
+/// has hundreds of files open at once; closing them all every this many rows keeps memory
+/// flat however long the input is (at the cost of one more file per partition each time).
+const FLUSH_ROWS: usize = 1024 * 1024;
 const UNIQUE_COLUMNS: &[&str] = &[
     "record_id",
     "start_time",
@@ -55,6 +59,10 @@ pub struct TableAppender {
     delta: DeltaTable,
     writer: RecordBatchWriter,
     rows: usize,
+    rows_since_flush: usize,
+    flush_rows: usize,
+    /// Files already closed by a flush, committed together with the rest.
+    closed: Vec<Add>,
 }
 
 impl TableAppender {
@@ -76,7 +84,16 @@ impl TableAppender {
             delta,
             writer,
             rows: 0,
+            rows_since_flush: 0,
+            flush_rows: FLUSH_ROWS,
+            closed: Vec::new(),
         })
+    }
+
+    /// Closes the open files every `rows` rows instead of every [`FLUSH_ROWS`].
+    pub fn flush_every(mut self, rows: usize) -> Self {
+        self.flush_rows = rows;
+        self
     }
 
     pub fn rows(&self) -> usize {
@@ -87,8 +104,21 @@ impl TableAppender {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        self.rows += batch.num_rows();
-        self.writer.write(batch).await.map_err(|e| self.error(e))
+        let rows = batch.num_rows();
+        self.writer.write(batch).await.map_err(|e| self.error(e))?;
+        self.wrote(rows).await
+    }
+
+    /// Counts written rows and closes the open files when enough have gathered.
+    async fn wrote(&mut self, rows: usize) -> Result<(), LakeError> {
+        self.rows += rows;
+        self.rows_since_flush += rows;
+        if self.rows_since_flush >= self.flush_rows {
+            self.rows_since_flush = 0;
+            let adds = self.writer.flush().await.map_err(|e| self.error(e))?;
+            self.closed.extend(adds);
+        }
+        Ok(())
     }
 
     /// Writes rows that all belong to one partition, given as (column, value) pairs in the
@@ -105,12 +135,12 @@ impl TableAppender {
             .iter()
             .map(|(column, value)| (column.to_string(), value.to_scalar()))
             .collect();
-        self.rows += batch.num_rows();
+        let rows = batch.num_rows();
         self.writer
             .write_partition(batch, &values, WriteMode::Default)
             .await
-            .map(drop)
-            .map_err(|e| self.error(e))
+            .map_err(|e| self.error(e))?;
+        self.wrote(rows).await
     }
 
     /// Commits what was written, recording `txns` (application ids and versions) in the same
@@ -119,12 +149,10 @@ impl TableAppender {
         if self.rows == 0 && txns.is_empty() {
             return Ok(None);
         }
-        let adds: Vec<Action> = self
-            .writer
-            .flush()
-            .await
-            .map_err(|e| self.error(e))?
+        let last = self.writer.flush().await.map_err(|e| self.error(e))?;
+        let adds: Vec<Action> = std::mem::take(&mut self.closed)
             .into_iter()
+            .chain(last)
             .map(Action::Add)
             .collect();
         let partition_by = Some(
@@ -156,5 +184,48 @@ impl TableAppender {
             url: self.delta.table_url().to_string(),
             source: Box::new(source),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Reason, Rejection};
+    use crate::domain::UtcMillis;
+    use crate::lake::{Lake, LakeLocation};
+    use crate::sink::{DeadLetter, DeadLetterRows};
+
+    fn letters(from: usize, count: usize) -> RecordBatch {
+        let mut rows = DeadLetterRows::new(UtcMillis::from_millis(0));
+        for n in from..from + count {
+            rows.append(&DeadLetter {
+                source: format!("t:{n}"),
+                rejection: Rejection::new(Reason::NotJson, "x".into()),
+                payload: vec![b'x'],
+            });
+        }
+        rows.finish()
+    }
+
+    #[tokio::test]
+    async fn files_closed_early_are_committed_with_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(LakeLocation::parse(dir.path().to_str().unwrap()).unwrap());
+        let mut appender = lake
+            .appender(LakeTable::DeadLetters)
+            .await
+            .unwrap()
+            .flush_every(3);
+        for i in 0..4 {
+            appender.write(letters(i * 2, 2)).await.unwrap();
+        }
+        assert_eq!(appender.commit(vec![]).await.unwrap(), Some(1));
+        let sources = lake.string_keys(LakeTable::DeadLetters, "source").await.unwrap();
+        assert_eq!(sources.len(), 8);
+        let files = std::fs::read_dir(dir.path().join("dead_letters"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("parquet".as_ref()))
+            .count();
+        assert!(files >= 2, "{files} files: the early flushes closed none");
     }
 }

@@ -75,7 +75,12 @@ mod tests {
         assert!(batches.is_empty());
         let shape: Vec<_> = drained
             .iter()
-            .map(|(k, pieces)| (*k, pieces.iter().map(RecordBatch::num_rows).collect::<Vec<_>>()))
+            .map(|(k, pieces)| {
+                (
+                    *k,
+                    pieces.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(),
+                )
+            })
             .collect();
         assert_eq!(shape, vec![(p(1, 1), vec![1]), (p(2, 1), vec![2, 1])]);
     }

@@ -25,8 +25,22 @@ fn any_string() -> impl Strategy<Value = String> {
 
 fn odd_value() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "null", "true", "5", "-0", "5.0", "1e3", "01", "\"5\"", "[]", "{}", "{\"id\": 5}",
-        "[1, {\"a\": null}]", "18446744073709551616", "\"\\u00e9\"", "\"é\"", "-",
+        "null",
+        "true",
+        "5",
+        "-0",
+        "5.0",
+        "1e3",
+        "01",
+        "\"5\"",
+        "[]",
+        "{}",
+        "{\"id\": 5}",
+        "[1, {\"a\": null}]",
+        "18446744073709551616",
+        "\"\\u00e9\"",
+        "\"é\"",
+        "-",
     ])
     .prop_map(String::from)
 }
@@ -86,9 +100,10 @@ fn operator() -> impl Strategy<Value = String> {
     (
         optional(any_string()),
         optional(any_string()),
-        optional((optional(any_string()), optional(any_string())).prop_map(|(mcc, name)| {
-            object(&[("mcc", mcc), ("name", name)], " ")
-        })),
+        optional(
+            (optional(any_string()), optional(any_string()))
+                .prop_map(|(mcc, name)| object(&[("mcc", mcc), ("name", name)], " ")),
+        ),
     )
         .prop_map(|(name, mnc, country)| {
             object(&[("name", name), ("mnc", mnc), ("country", country)], "")
@@ -159,7 +174,12 @@ fn same_answer(line: &[u8]) -> Result<(), TestCaseError> {
     if let Some(fields) = fast::scan_usage(line) {
         let fast_answer = validate(fields);
         let serde_answer = decode_with_serde(line);
-        prop_assert_eq!(fast_answer, serde_answer, "{}", String::from_utf8_lossy(line));
+        prop_assert_eq!(
+            fast_answer,
+            serde_answer,
+            "{}",
+            String::from_utf8_lossy(line)
+        );
     }
     Ok(())
 }

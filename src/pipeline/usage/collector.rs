@@ -15,9 +15,7 @@ use crate::attribute::{Deduplicator, Seen};
 use crate::decode::{Reason, Rejection};
 use crate::domain::UtcMillis;
 use crate::pipeline::{IngestError, QuarantineTotals, RunSummary};
-use crate::sink::{
-    DeadLetter, DeadLetterRows, PartitionedBatches, BATCH_ROWS, USAGE_BUFFER_ROWS,
-};
+use crate::sink::{DeadLetter, DeadLetterRows, PartitionedBatches, BATCH_ROWS, USAGE_BUFFER_ROWS};
 
 /// What the collector needs to know about the lake to keep re-ingest idempotent.
 pub(super) struct AlreadyInLake {
@@ -65,7 +63,11 @@ impl Dropped {
 }
 
 impl Collector {
-    pub fn new(in_lake: AlreadyInLake, now: UtcMillis, out: tokio::sync::mpsc::Sender<Output>) -> Self {
+    pub fn new(
+        in_lake: AlreadyInLake,
+        now: UtcMillis,
+        out: tokio::sync::mpsc::Sender<Output>,
+    ) -> Self {
         Collector {
             dedup: Deduplicator::default(),
             in_lake,
@@ -125,7 +127,10 @@ impl Collector {
     /// Whether the record's usage and quarantine rows are written; counts it either way.
     fn decide(&mut self, input_name: &str, data: &[u8], record: &RecordRows) -> (bool, bool) {
         let counts = &mut self.summary.usage;
-        match self.dedup.observe_fingerprint(record.id, record.fingerprint) {
+        match self
+            .dedup
+            .observe_fingerprint(record.id, record.fingerprint)
+        {
             Seen::First => {}
             Seen::Duplicate => {
                 counts.duplicates += 1;
@@ -181,8 +186,11 @@ impl Collector {
 
     fn count_quarantine(&mut self, slices: &[SliceRow<crate::attribute::QuarantineReason>]) {
         for slice in slices {
-            let totals: &mut QuarantineTotals =
-                self.summary.quarantine.entry(slice.key.as_str()).or_default();
+            let totals: &mut QuarantineTotals = self
+                .summary
+                .quarantine
+                .entry(slice.key.as_str())
+                .or_default();
             totals.slices += 1;
             totals.volume_total += slice.total;
             totals.cost += slice.cost;

@@ -84,7 +84,10 @@ pub(super) async fn run(
         match output {
             Output::Usage(partition, pieces) => {
                 let values = [
-                    ("workspace_id", PartitionValue::Long(partition.workspace.get())),
+                    (
+                        "workspace_id",
+                        PartitionValue::Long(partition.workspace.get()),
+                    ),
                     ("usage_date", PartitionValue::Date(partition.usage_date)),
                 ];
                 usage.write_partition(joined(pieces)?, &values).await?
