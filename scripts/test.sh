@@ -1,16 +1,49 @@
 #!/usr/bin/env bash
 # The README's test command: everything the tests need, then the tests.
-# Works on a fresh machine with only the Rust toolchain; safe to run again.
+# Works on a fresh machine with the Rust toolchain and Python 3; safe to run again.
+# It starts, for the length of the run, an S3 server on loopback (moto, from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+cache="$HOME/.cache/simtally"
 # Builds are big (DataFusion, Delta): keep them out of the clone so a fresh checkout
 # reuses the last build.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/simtally/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 
 if [ ! -d ../shared/fixtures/sample-1 ]; then
-  echo "note: ../shared/fixtures/sample-1 is missing; the reference-fixture test will fail." >&2
+  echo "note: ../shared/fixtures/sample-1 is missing; the reference-fixture tests will fail." >&2
   echo "      Check out simtally beside the shared/ folder (as CI does)." >&2
 fi
 
+# One virtualenv for the Python tools of the scripts (moto here, DuckDB for the benchmark).
+python_tools() {
+  if [ ! -x "$cache/venv/bin/python" ]; then
+    python3 -m venv "$cache/venv"
+  fi
+  "$cache/venv/bin/python" -c 'import moto.server' 2>/dev/null ||
+    "$cache/venv/bin/pip" install --quiet "moto[server]==5.*"
+}
+
+# An S3 API on a free loopback port with one bucket; the tests find it through
+# SIMTALLY_TEST_S3 and the usual AWS_* variables (the same ones MinIO or AWS would take).
+start_s3() {
+  local port
+  port="$("$cache/venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  "$cache/venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$CARGO_TARGET_DIR/moto.log" 2>&1 &
+  s3_pid=$!
+  trap 'kill "$s3_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do
+    if curl -sf -o /dev/null "http://127.0.0.1:$port/"; then break; fi
+    sleep 0.1
+  done
+  curl -sf -o /dev/null -X PUT "http://127.0.0.1:$port/simtally-test" ||
+    { echo "error: the S3 server did not start; see $CARGO_TARGET_DIR/moto.log" >&2; exit 1; }
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ALLOW_HTTP=true
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+  export SIMTALLY_TEST_S3="s3://simtally-test"
+}
+
+mkdir -p "$CARGO_TARGET_DIR"
+python_tools
+start_s3
 cargo test --locked --all-targets
