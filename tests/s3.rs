@@ -19,7 +19,11 @@ fn s3_lake() -> Lake {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let url = format!("{}/run-{}-{nanos}", bucket.trim_end_matches('/'), std::process::id());
+    let url = format!(
+        "{}/run-{}-{nanos}",
+        bucket.trim_end_matches('/'),
+        std::process::id()
+    );
     Lake::new(LakeLocation::parse(&url).unwrap())
 }
 

@@ -220,7 +220,10 @@ mod tests {
             appender.write(letters(i * 2, 2)).await.unwrap();
         }
         assert_eq!(appender.commit(vec![]).await.unwrap(), Some(1));
-        let sources = lake.string_keys(LakeTable::DeadLetters, "source").await.unwrap();
+        let sources = lake
+            .string_keys(LakeTable::DeadLetters, "source")
+            .await
+            .unwrap();
         assert_eq!(sources.len(), 8);
         let files = std::fs::read_dir(dir.path().join("dead_letters"))
             .unwrap()
