@@ -16,6 +16,7 @@ use super::{LakeError, LakeTable};
 /// not one per batch.
 const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 const ROW_GROUP_ROWS: usize = 256 * 1024;
+const PAGE_BYTES: usize = 128 * 1024;
 /// The writer keeps every open file's current row group in memory, and a partitioned table
 /// has hundreds of files open at once; closing them all every this many rows keeps memory
 /// flat however long the input is (at the cost of one more file per partition each time).
@@ -69,7 +70,8 @@ impl TableAppender {
     pub(super) fn new(table: LakeTable, delta: DeltaTable) -> Result<Self, DeltaTableError> {
         let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_data_page_size_limit(PAGE_BYTES);
         // Nearly every value of these columns is distinct: building a dictionary for them
         // only costs time before the writer falls back to plain encoding.
         for column in UNIQUE_COLUMNS {
