@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: everything the tests need, then the tests.
 # Works on a fresh machine with the Rust toolchain and Python 3; safe to run again.
-# It starts, for the length of the run, an S3 server on loopback (moto, from PyPI).
+# It starts, for the length of the run, an S3 server (moto, from PyPI) and a Kafka-protocol
+# broker (tansu, from crates.io) on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,6 @@ start_s3() {
   port="$("$cache/venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   "$cache/venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$CARGO_TARGET_DIR/moto.log" 2>&1 &
   s3_pid=$!
-  trap 'kill "$s3_pid" 2>/dev/null || true' EXIT
   for _ in $(seq 1 100); do
     if curl -sf -o /dev/null "http://127.0.0.1:$port/"; then break; fi
     sleep 0.1
@@ -43,7 +43,20 @@ start_s3() {
   export SIMTALLY_TEST_S3="s3://simtally-test"
 }
 
+# A Kafka-protocol broker (tansu; installed once, a few minutes) for the Kafka tests.
+start_broker() {
+  SIMTALLY_TEST_BROKERS="$(scripts/broker.sh start)"
+  export SIMTALLY_TEST_BROKERS
+}
+
+stop_services() {
+  kill "${s3_pid:-}" 2>/dev/null || true
+  scripts/broker.sh stop
+}
+
 mkdir -p "$CARGO_TARGET_DIR"
 python_tools
+trap stop_services EXIT
 start_s3
+start_broker
 cargo test --locked --all-targets

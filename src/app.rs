@@ -13,6 +13,7 @@ use crate::query::{
     open_session, run_report, run_sql, write_batches, OutputFormat, QueryError, Report, Scope,
     REPORTS,
 };
+use crate::source::kafka::{produce, KafkaError};
 use crate::source::Input;
 
 /// Why a command failed; `main` prints it as one message and exits non-zero.
@@ -24,6 +25,8 @@ pub enum RunError {
     Query(#[from] QueryError),
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
     #[error("the run summary does not account for every input line (a bug in simtally):\n{0}")]
     NotConserved(Box<RunSummary>),
 }
@@ -67,6 +70,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             );
         }
         Config::Demo { dir } => demo(&dir, shutdown).await?,
+        Config::Produce(options) => {
+            let (usage, events) = (options.topics.usage.clone(), options.topics.events.clone());
+            let sent = produce(options).await?;
+            println!(
+                "produced {} usage records to {usage} and {} events to {events}",
+                sent.usage_messages, sent.event_messages
+            );
+        }
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::generate::GenerateOptions;
 use crate::lake::{LakeError, LakeLocation};
 use crate::pipeline::IngestOptions;
 use crate::query::{OutputFormat, Scope};
+use crate::source::kafka::{ProduceOptions, Topics};
 use crate::source::Input;
 
 /// simtally attributes SIM usage to the Workspace that owned each SIM at that instant,
@@ -59,6 +60,31 @@ pub enum Command {
     /// Generate a small data set, ingest it into a local lake and print the per-Workspace
     /// and centralized reports. Needs no servers.
     Demo(DemoArgs),
+    /// Load NDJSON usage records and lifecycle events into the Kafka topics, keyed by ICCID
+    /// (creating the topics, co-partitioned, if they do not exist). For demos and load tests.
+    ///
+    /// Example: simtally produce --brokers localhost:9092 --usage usage.ndjson --events events.ndjson
+    Produce(ProduceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...].
+    #[arg(long, env = "SIMTALLY_BROKERS")]
+    pub brokers: String,
+    /// Usage record files (NDJSON); `-` reads stdin. Repeatable.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub usage: Vec<String>,
+    /// Lifecycle event files (NDJSON); `-` reads stdin. Repeatable.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub events: Vec<String>,
+    #[arg(long, env = "SIMTALLY_USAGE_TOPIC", default_value = "sim-usage")]
+    pub usage_topic: String,
+    #[arg(long, env = "SIMTALLY_EVENTS_TOPIC", default_value = "sim-events")]
+    pub events_topic: String,
+    /// Partitions of each topic, if it has to be created.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub partitions: i32,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +208,21 @@ impl Cli {
                         threads: a.threads,
                     },
                 }
+            }
+            Command::Produce(a) => {
+                if a.usage.is_empty() && a.events.is_empty() {
+                    return Err("nothing to produce: give --usage FILE and/or --events FILE".into());
+                }
+                Config::Produce(ProduceOptions {
+                    brokers: a.brokers,
+                    topics: Topics {
+                        usage: a.usage_topic,
+                        events: a.events_topic,
+                    },
+                    usage: a.usage.iter().map(|s| Input::parse(s)).collect(),
+                    events: a.events.iter().map(|s| Input::parse(s)).collect(),
+                    partitions: a.partitions,
+                })
             }
             Command::Query(a) => Config::Query {
                 lake: a.lake.location().map_err(lake_err)?,

@@ -9,6 +9,7 @@ use crate::generate::GenerateOptions;
 use crate::lake::LakeLocation;
 use crate::pipeline::IngestOptions;
 use crate::query::{OutputFormat, Scope};
+use crate::source::kafka::ProduceOptions;
 
 /// The lake used when none is given: a directory beside you, no servers needed.
 pub const DEFAULT_LAKE: &str = "simtally-lake";
@@ -36,6 +37,7 @@ pub enum Config {
     Demo {
         dir: PathBuf,
     },
+    Produce(ProduceOptions),
 }
 
 /// Parses `YYYY-MM-DD` for `--from`/`--to`/`--start`.

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# A Kafka-protocol broker for development and tests: tansu (Apache Kafka compatible, from
+# crates.io), storage in memory, on loopback. Installed once under ~/.cache/simtally/tools.
+#
+#   scripts/broker.sh start [PORT]   start it (default: a free port), print HOST:PORT
+#   scripts/broker.sh stop           stop the one this script started
+#   scripts/broker.sh address        print HOST:PORT of the running one
+#
+# The tests read the address from SIMTALLY_TEST_BROKERS, so they run against Apache Kafka
+# or Redpanda just as well: set that variable and skip this script.
+set -euo pipefail
+
+cache="$HOME/.cache/simtally"
+tools="$cache/tools"
+state="$cache/broker"
+tansu="$tools/bin/tansu"
+TANSU_VERSION=0.6.0
+
+install_tansu() {
+  if [ -x "$tansu" ] && "$tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    return
+  fi
+  echo "installing tansu $TANSU_VERSION (once; a few minutes)..." >&2
+  cargo install tansu --version "$TANSU_VERSION" --features dynostore --locked \
+    --root "$tools" --quiet
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for_port() {
+  local port=$1
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+start() {
+  install_tansu
+  mkdir -p "$state"
+  if [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null; then
+    cat "$state/address"
+    return
+  fi
+  local port="${1:-$(free_port)}"
+  "$tansu" broker \
+    --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine "memory://tansu/" >"$state/broker.log" 2>&1 &
+  echo $! >"$state/pid"
+  echo "127.0.0.1:$port" >"$state/address"
+  if ! wait_for_port "$port"; then
+    echo "error: tansu did not start listening on $port; see $state/broker.log" >&2
+    exit 1
+  fi
+  cat "$state/address"
+}
+
+stop() {
+  if [ -f "$state/pid" ]; then
+    kill "$(cat "$state/pid")" 2>/dev/null || true
+    rm -f "$state/pid" "$state/address"
+  fi
+}
+
+case "${1:-}" in
+  start) start "${2:-}" ;;
+  stop) stop ;;
+  address) cat "$state/address" ;;
+  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+esac

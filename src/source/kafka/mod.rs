@@ -1,0 +1,55 @@
+//! source/kafka: the two topics simtally reads, usage and lifecycle events, both keyed by
+//! ICCID. `produce` loads NDJSON files into them, as producers in production would, for
+//! demos, tests and load tests.
+
+mod produce;
+
+pub use produce::{produce, ProduceOptions, ProduceSummary};
+
+/// Topic names; the defaults are the documented ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topics {
+    pub usage: String,
+    pub events: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            usage: "sim-usage".into(),
+            events: "sim-events".into(),
+        }
+    }
+}
+
+/// Errors of the Kafka source. `Client` and `Topic` are usually the broker's (unreachable,
+/// refusing a request) or the user's (wrong address); `Internal` is a bug in simtally.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("Kafka client for brokers '{brokers}': {source}")]
+    Client {
+        brokers: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("no answer from the Kafka brokers '{brokers}' within {seconds} s: is the address right and the broker up?")]
+    Unreachable { brokers: String, seconds: u64 },
+    #[error("topic '{topic}' on brokers '{brokers}': {detail}")]
+    Topic {
+        brokers: String,
+        topic: String,
+        detail: String,
+    },
+    #[error(
+        "{failed} of {sent} messages were not delivered to '{brokers}'; the first error: {first}"
+    )]
+    Delivery {
+        brokers: String,
+        sent: u64,
+        failed: u64,
+        first: String,
+    },
+    #[error(transparent)]
+    Source(#[from] super::SourceError),
+    #[error("internal error (a bug in simtally): {0}")]
+    Internal(String),
+}
