@@ -21,5 +21,6 @@ pub mod allocator;
 mod app;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 
 pub use app::{run, RunError};

@@ -10,7 +10,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     simtally::allocator::keep_freed_memory();
-    let cli = simtally::cli::Cli::parse();
+    let args: Vec<_> = std::env::args_os().collect();
+    if let Err(message) = simtally::config_file::apply_config_file(&args) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    let cli = simtally::cli::Cli::parse_from(args);
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

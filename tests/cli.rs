@@ -199,3 +199,61 @@ fn ingest_query_and_report_on_a_real_lake() {
         format!("n\n{transfers}\n")
     );
 }
+
+#[test]
+fn configuration_layers_apply_file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = |name: &str| dir.path().join(name);
+    let config = dir.path().join("simtally.toml");
+    std::fs::write(
+        &config,
+        format!("lake = \"{}\"\nthreads = 1\n", lake("from-file").display()),
+    )
+    .unwrap();
+    let events = shared_fixture("sample-1/events.ndjson");
+    let ingest = |env_lake: Option<&std::path::Path>, flag_lake: Option<&std::path::Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_simtally"));
+        command
+            .env_remove("SIMTALLY_LAKE")
+            .args(["--config"])
+            .arg(&config);
+        command
+            .args(["ingest", "--no-progress", "--events"])
+            .arg(&events);
+        if let Some(path) = env_lake {
+            command.env("SIMTALLY_LAKE", path);
+        }
+        if let Some(path) = flag_lake {
+            command.arg("--lake").arg(path);
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    ingest(None, None);
+    assert!(
+        lake("from-file").join("sim_events").exists(),
+        "the file's lake"
+    );
+    ingest(Some(&lake("from-env")), None);
+    assert!(
+        lake("from-env").join("sim_events").exists(),
+        "the variable beats the file"
+    );
+    ingest(Some(&lake("from-env-2")), Some(&lake("from-flag")));
+    assert!(
+        lake("from-flag").join("sim_events").exists(),
+        "the flag beats both"
+    );
+    assert!(!lake("from-env-2").exists());
+
+    std::fs::write(&config, "lakes = \"typo\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_simtally"))
+        .arg("--config")
+        .arg(&config)
+        .args(["report", "--list"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, 2, "lakes");
+    let out = simtally(&["--config", "/nonexistent/simtally.toml", "report", "--list"]);
+    assert_clean_failure(&out, 2, "cannot read configuration file");
+}

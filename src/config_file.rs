@@ -1,0 +1,123 @@
+//! The configuration file: the layer between the defaults and the environment. Precedence,
+//! lowest first: defaults, the file, `SIMTALLY_*` variables, flags. The file's values become
+//! defaults for the matching variables, so clap applies the rest of the order.
+//!
+//! ```toml
+//! # simtally.toml; every key is optional
+//! lake = "s3://bucket/lake"        # SIMTALLY_LAKE
+//! log = "info"                     # SIMTALLY_LOG
+//! threads = 2                      # SIMTALLY_THREADS
+//! brokers = "localhost:9092"       # SIMTALLY_BROKERS
+//! usage_topic = "sim-usage"        # SIMTALLY_USAGE_TOPIC
+//! events_topic = "sim-events"      # SIMTALLY_EVENTS_TOPIC
+//! ```
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The file's keys; an unknown key is an error, so a typo never goes unnoticed.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub lake: Option<String>,
+    pub log: Option<String>,
+    pub threads: Option<u32>,
+    pub brokers: Option<String>,
+    pub usage_topic: Option<String>,
+    pub events_topic: Option<String>,
+}
+
+impl FileConfig {
+    pub fn parse(path: &Path, text: &str) -> Result<Self, String> {
+        toml::from_str(text)
+            .map_err(|e| format!("configuration file {}: {}", path.display(), e.message()))
+    }
+
+    /// (variable, value) for every key the file sets.
+    pub fn variables(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut add = |name, value: Option<String>| {
+            if let Some(value) = value {
+                out.push((name, value));
+            }
+        };
+        add("SIMTALLY_LAKE", self.lake.clone());
+        add("SIMTALLY_LOG", self.log.clone());
+        add("SIMTALLY_THREADS", self.threads.map(|t| t.to_string()));
+        add("SIMTALLY_BROKERS", self.brokers.clone());
+        add("SIMTALLY_USAGE_TOPIC", self.usage_topic.clone());
+        add("SIMTALLY_EVENTS_TOPIC", self.events_topic.clone());
+        out
+    }
+}
+
+/// The file named by `--config FILE` (or `--config=FILE`) among `args`, else by
+/// `SIMTALLY_CONFIG`.
+pub fn config_path(args: &[OsString]) -> Option<PathBuf> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--config" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(path) = arg.to_str().and_then(|a| a.strip_prefix("--config=")) {
+            return Some(PathBuf::from(path));
+        }
+    }
+    std::env::var_os("SIMTALLY_CONFIG").map(PathBuf::from)
+}
+
+/// Reads the configuration file, if one is named, and sets its values as `SIMTALLY_*`
+/// variables where the environment does not already set them. Call it before parsing the
+/// flags and before any thread starts.
+pub fn apply_config_file(args: &[OsString]) -> Result<(), String> {
+    let Some(path) = config_path(args) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read configuration file {}: {e}", path.display()))?;
+    for (name, value) in FileConfig::parse(&path, &text)?.variables() {
+        if std::env::var_os(name).is_none() {
+            std::env::set_var(name, value);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_key_and_refuses_unknown_ones() {
+        let path = Path::new("simtally.toml");
+        let config = FileConfig::parse(path, "lake = \"/data/lake\"\nthreads = 3\n").unwrap();
+        assert_eq!(
+            config.variables(),
+            vec![
+                ("SIMTALLY_LAKE", "/data/lake".to_owned()),
+                ("SIMTALLY_THREADS", "3".to_owned())
+            ]
+        );
+        let err = FileConfig::parse(path, "lakes = \"x\"").unwrap_err();
+        assert!(
+            err.contains("simtally.toml") && err.contains("lakes"),
+            "{err}"
+        );
+        assert!(FileConfig::parse(path, "threads = -1").is_err());
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_variable() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            config_path(&args(&["simtally", "--config", "a.toml", "ingest"])),
+            Some(PathBuf::from("a.toml"))
+        );
+        assert_eq!(
+            config_path(&args(&["simtally", "ingest", "--config=b.toml"])),
+            Some(PathBuf::from("b.toml"))
+        );
+    }
+}
