@@ -86,6 +86,24 @@ fn bad_arguments_and_inputs_fail_with_one_clear_message() {
         2,
         "not a Workspace id",
     );
+    assert_clean_failure(
+        &simtally(&["produce", "--brokers", "127.0.0.1:9"]),
+        2,
+        "nothing to produce",
+    );
+    assert_clean_failure(
+        &simtally(&[
+            "produce",
+            "--brokers",
+            "h:1",
+            "--events",
+            "e",
+            "--partitions",
+            "0",
+        ]),
+        2,
+        "--partitions",
+    );
 }
 
 #[test]
