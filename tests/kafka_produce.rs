@@ -11,7 +11,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::message::Message;
-use simtally::source::kafka::{produce, ProduceOptions, Topics};
+use simtally::source::kafka::{check_co_partitioned, produce, ProduceOptions, Topics};
 use simtally::source::Input;
 
 fn brokers() -> String {
@@ -112,4 +112,44 @@ async fn every_line_arrives_once_keyed_by_its_iccid() {
         }
         assert!(got.iter().filter(|(k, _)| k.is_some()).count() * 10 > got.len() * 9);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_with_different_partition_counts_are_refused() {
+    let brokers = brokers();
+    let load = |usage: String, events: String, partitions: i32| ProduceOptions {
+        brokers: brokers.clone(),
+        topics: Topics { usage, events },
+        usage: vec![],
+        events: vec![Input::File(shared_fixture("sample-1/events.ndjson"))],
+        partitions,
+    };
+    let (usage, events) = (unique("usage"), unique("events"));
+    produce(load(usage.clone(), events.clone(), 3))
+        .await
+        .unwrap();
+    let same = Topics {
+        usage: usage.clone(),
+        events: events.clone(),
+    };
+    assert_eq!(check_co_partitioned(&brokers, &same).await.unwrap(), 3);
+
+    let other_events = unique("events");
+    produce(load(unique("usage"), other_events.clone(), 2))
+        .await
+        .unwrap();
+    let mixed = Topics {
+        usage: usage.clone(),
+        events: other_events,
+    };
+    let err = check_co_partitioned(&brokers, &mixed).await.unwrap_err();
+    assert!(err.to_string().contains("(3 partitions)"), "{err}");
+    assert!(err.to_string().contains("(2 partitions)"), "{err}");
+
+    let missing = Topics {
+        usage,
+        events: unique("never-created"),
+    };
+    let err = check_co_partitioned(&brokers, &missing).await.unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
 }

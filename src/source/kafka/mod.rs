@@ -3,8 +3,10 @@
 //! demos, tests and load tests.
 
 mod produce;
+mod topics;
 
 pub use produce::{produce, ProduceOptions, ProduceSummary};
+pub use topics::check_co_partitioned;
 
 /// Topic names; the defaults are the documented ones.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +49,17 @@ pub enum KafkaError {
         sent: u64,
         failed: u64,
         first: String,
+    },
+    #[error(
+        "topics '{usage_topic}' ({usage_partitions} partitions) and '{events_topic}' \
+         ({events_partitions} partitions) must have the same number of partitions: both are \
+         keyed by ICCID, and one consumer must read a SIM's usage and its events together"
+    )]
+    NotCoPartitioned {
+        usage_topic: String,
+        usage_partitions: i32,
+        events_topic: String,
+        events_partitions: i32,
     },
     #[error(transparent)]
     Source(#[from] super::SourceError),
