@@ -13,62 +13,37 @@ pub(super) fn scan_usage(bytes: &[u8]) -> Option<UsageFields<'_>> {
     let mut seen = Seen::default();
     let (mut id, mut traffic_type_id) = (0, 0);
     let (mut start, mut end, mut iccid, mut currency) = ("", "", "", "");
-    let (mut rx, mut tx, mut total, mut cost) = ("", "", "", "");
+    let mut volumes = ("", "", "");
+    let mut cost = "";
     let mut imsi = None;
     let mut operator = None;
-    s.object(|s, key| match key {
-        "id" => {
-            seen.first(0)?;
-            id = s.integer()?;
-            Some(())
+    s.object(|s, key| {
+        let seen = &mut seen;
+        match key {
+            "id" => set(seen, 0, &mut id, s.integer()),
+            "traffic_type" => set(
+                seen,
+                1,
+                &mut traffic_type_id,
+                only_field(s, "id", Scanner::integer),
+            ),
+            "start_timestamp" => set(seen, 2, &mut start, s.string()),
+            "end_timestamp" => set(seen, 3, &mut end, s.string()),
+            "sim" => set(seen, 4, &mut iccid, only_field(s, "iccid", Scanner::string)),
+            "imsi" => set(seen, 5, &mut imsi, optional_string(s)),
+            "operator" => set(seen, 6, &mut operator, optional_operator(s)),
+            "volume" => set(seen, 7, &mut volumes, volume(s)),
+            "cost" => set(seen, 8, &mut cost, s.number()),
+            "currency" => set(
+                seen,
+                9,
+                &mut currency,
+                only_field(s, "code", Scanner::string),
+            ),
+            _ => s.skip_value(),
         }
-        "traffic_type" => {
-            seen.first(1)?;
-            traffic_type_id = only_field(s, "id", Scanner::integer)?;
-            Some(())
-        }
-        "start_timestamp" => {
-            seen.first(2)?;
-            start = s.string()?;
-            Some(())
-        }
-        "end_timestamp" => {
-            seen.first(3)?;
-            end = s.string()?;
-            Some(())
-        }
-        "sim" => {
-            seen.first(4)?;
-            iccid = only_field(s, "iccid", Scanner::string)?;
-            Some(())
-        }
-        "imsi" => {
-            seen.first(5)?;
-            imsi = optional_string(s)?;
-            Some(())
-        }
-        "operator" => {
-            seen.first(6)?;
-            operator = optional_operator(s)?;
-            Some(())
-        }
-        "volume" => {
-            seen.first(7)?;
-            (rx, tx, total) = volume(s)?;
-            Some(())
-        }
-        "cost" => {
-            seen.first(8)?;
-            cost = s.number()?;
-            Some(())
-        }
-        "currency" => {
-            seen.first(9)?;
-            currency = only_field(s, "code", Scanner::string)?;
-            Some(())
-        }
-        _ => s.skip_value(),
     })?;
+    let (rx, tx, total) = volumes;
     let required = [0, 1, 2, 3, 4, 7, 8, 9];
     if !s.at_end() || !required.iter().all(|&bit| seen.has(bit)) {
         return None;
@@ -87,6 +62,14 @@ pub(super) fn scan_usage(bytes: &[u8]) -> Option<UsageFields<'_>> {
         cost,
         currency: Cow::Borrowed(currency),
     })
+}
+
+/// Stores the value of known key number `bit`; `None` (serde decides) if the key came
+/// before or the value is not what the fast path takes.
+fn set<T>(seen: &mut Seen, bit: u32, slot: &mut T, value: Option<T>) -> Option<()> {
+    seen.first(bit)?;
+    *slot = value?;
+    Some(())
 }
 
 /// An object with one required field `name` (others ignored), as in `{"code": "EUR"}`.
