@@ -158,7 +158,6 @@ struct ChunkRows<'a> {
     pending_usage: Vec<(UsagePartition, usize, usize, usize)>,
     quarantine: QuarantineRows,
     quarantine_slices: Vec<SliceRow<QuarantineReason>>,
-    usage: UsageRows,
     source: String,
     records_added: usize,
 }
@@ -171,7 +170,6 @@ impl<'a> ChunkRows<'a> {
             pending_usage: Vec::new(),
             quarantine: QuarantineRows::with_capacity(now, 0),
             quarantine_slices: Vec::new(),
-            usage: UsageRows::with_capacity(now, 0),
             now,
             source: String::new(),
             records_added: 0,
@@ -244,7 +242,8 @@ impl<'a> ChunkRows<'a> {
         self.pending_usage.sort_by_key(|&(partition, ..)| partition);
         let mut partitions: Vec<(UsagePartition, Range<usize>)> = Vec::new();
         let pending = std::mem::take(&mut self.pending_usage);
-        self.usage = UsageRows::with_capacity(self.now, pending.len());
+        // Built only now, when the exact row count is known.
+        let mut usage = UsageRows::with_capacity(self.now, pending.len());
         for (row, (partition, record_index, slice_index, slice_row)) in
             pending.into_iter().enumerate()
         {
@@ -254,7 +253,7 @@ impl<'a> ChunkRows<'a> {
             }
             let (line, _, record, slices) = &decoded[record_index];
             self.set_source(*line);
-            self.usage.append(
+            usage.append(
                 partition.workspace,
                 record,
                 &slices[slice_index],
@@ -263,7 +262,7 @@ impl<'a> ChunkRows<'a> {
             self.usage_slices[slice_row].row = row;
         }
         let usage = UsageBlock {
-            batch: self.usage.finish(),
+            batch: usage.finish(),
             partitions,
             slices: self.usage_slices,
         };
