@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use common::{ingest_files, local_lake, rows, shared_fixture};
 use serde_json::Value;
@@ -173,5 +173,84 @@ async fn usage_ingested_after_its_events_uses_the_events_in_the_lake() {
             r[1],
             expected["workspaces"][&r[0]]["cost"].as_str().unwrap()
         );
+    }
+}
+
+/// The `add` actions of every commit of a table's Delta log.
+fn logged_adds(table_dir: &std::path::Path) -> Vec<Value> {
+    let mut adds = Vec::new();
+    for entry in std::fs::read_dir(table_dir.join("_delta_log")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension() != Some("json".as_ref()) {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let action: Value = serde_json::from_str(line).unwrap();
+            if let Some(add) = action.get("add") {
+                adds.push(add.clone());
+            }
+        }
+    }
+    adds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_statistics_never_hide_a_row_from_a_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (usage, events) = inputs();
+    ingest_files(&lake, &usage, &events).await;
+
+    // The files carry statistics, so filters below can skip files by them.
+    let adds = logged_adds(&dir.path().join("lake").join("usage"));
+    assert!(adds.len() > 1, "{} usage files", adds.len());
+    let mut logged_rows = 0;
+    for add in &adds {
+        let stats: Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+        logged_rows += stats["numRecords"].as_i64().unwrap();
+        for column in ["record_id", "iccid", "start_time"] {
+            assert!(
+                stats["minValues"].get(column).is_some(),
+                "{column}: {stats}"
+            );
+            assert!(
+                stats["maxValues"].get(column).is_some(),
+                "{column}: {stats}"
+            );
+        }
+    }
+    let all = rows(&lake, "SELECT COUNT(*) FROM usage").await;
+    assert_eq!(all[0][0], logged_rows.to_string());
+
+    // Filters on every tenth row's values find exactly the rows that hold them.
+    let all_rows = rows(
+        &lake,
+        "SELECT record_id, iccid, CAST(start_time AS VARCHAR) FROM usage",
+    )
+    .await;
+    for (column, index, quote) in [
+        ("record_id", 0, ""),
+        ("iccid", 1, "'"),
+        ("start_time", 2, "'"),
+    ] {
+        let picked: BTreeSet<&str> = all_rows
+            .iter()
+            .step_by(10)
+            .map(|r| r[index].as_str())
+            .collect();
+        let expected = all_rows
+            .iter()
+            .filter(|r| picked.contains(r[index].as_str()))
+            .count();
+        let list: Vec<String> = picked
+            .iter()
+            .map(|v| format!("{quote}{v}{quote}"))
+            .collect();
+        let sql = format!(
+            "SELECT COUNT(*) FROM usage WHERE {column} IN ({})",
+            list.join(", ")
+        );
+        let found = rows(&lake, &sql).await;
+        assert_eq!(found[0][0], expected.to_string(), "{column}");
     }
 }

@@ -30,6 +30,14 @@ pub struct Deduplicator {
 }
 
 impl Deduplicator {
+    /// Room for `records` ids up front: growing a table of millions rehashes every id again
+    /// and touches twice the memory.
+    pub fn with_capacity(records: usize) -> Self {
+        Deduplicator {
+            fingerprints: AHashMap::with_capacity(records),
+        }
+    }
+
     pub fn observe(&mut self, record: &UsageRecord) -> Seen {
         self.observe_fingerprint(record.id, fingerprint(record))
     }

@@ -1,8 +1,10 @@
 //! lake: the Delta tables under one root URL, written through object_store.
 
 mod appender;
+mod files;
 mod location;
 pub mod schema;
+mod stats;
 
 use std::collections::HashSet;
 
@@ -13,7 +15,8 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::StructType;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
-pub use appender::{PartitionValue, TableAppender};
+pub use appender::TableAppender;
+pub use files::PartitionValue;
 pub use location::LakeLocation;
 
 /// The tables simtally writes.

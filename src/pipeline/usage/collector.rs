@@ -63,13 +63,15 @@ impl Dropped {
 }
 
 impl Collector {
+    /// `expected_records` sizes the duplicate table; it is only an estimate.
     pub fn new(
         in_lake: AlreadyInLake,
+        expected_records: usize,
         now: UtcMillis,
         out: tokio::sync::mpsc::Sender<Output>,
     ) -> Self {
         Collector {
-            dedup: Deduplicator::default(),
+            dedup: Deduplicator::with_capacity(expected_records),
             in_lake,
             usage: PartitionedBatches::default(),
             quarantine: Vec::new(),

@@ -10,7 +10,6 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
@@ -62,9 +61,10 @@ pub(super) async fn run(
         n => n,
     };
     let progress = progress_bar(options.progress, &inputs);
+    let expected_records = expected_records(&inputs);
     let collector_shutdown = shutdown.clone();
     let collector = tokio::task::spawn_blocking(move || {
-        let mut collector = Collector::new(in_lake, now, tx);
+        let mut collector = Collector::new(in_lake, expected_records, now, tx);
         for letter in event_dead_letters {
             collector.dead_letter(letter);
         }
@@ -90,9 +90,9 @@ pub(super) async fn run(
                     ),
                     ("usage_date", PartitionValue::Date(partition.usage_date)),
                 ];
-                usage.write_partition(joined(pieces)?, &values).await?
+                usage.write_partition(&pieces, &values).await?
             }
-            Output::Quarantine(pieces) => quarantine.write(joined(pieces)?).await?,
+            Output::Quarantine(pieces) => quarantine.write_pieces(&pieces).await?,
             Output::DeadLetters(batch) => dead.write(batch).await?,
         }
     }
@@ -109,14 +109,13 @@ pub(super) async fn run(
     })
 }
 
-/// One batch from pieces of the same schema (at least one).
-fn joined(pieces: Vec<RecordBatch>) -> Result<RecordBatch, IngestError> {
-    match pieces.as_slice() {
-        [one] => Ok(one.clone()),
-        [first, ..] => concat_batches(&first.schema(), &pieces)
-            .map_err(|e| IngestError::Internal(format!("joining batches: {e}"))),
-        [] => Err(IngestError::Internal("no rows to join".into())),
-    }
+/// About how many records the inputs hold, from their sizes (stdin counts as none). Usage
+/// records are 350 to 500 bytes of JSON; erring high only reserves a little more memory.
+fn expected_records(inputs: &[Input]) -> usize {
+    const SMALLEST_RECORD_BYTES: u64 = 350;
+    const MOST: usize = 64 * 1024 * 1024;
+    let bytes: u64 = inputs.iter().filter_map(Input::size).sum();
+    usize::try_from(bytes / SMALLEST_RECORD_BYTES).map_or(MOST, |n| n.min(MOST))
 }
 
 fn progress_bar(enabled: bool, inputs: &[Input]) -> ProgressBar {
