@@ -263,6 +263,23 @@ impl Lake {
             .map_err(read_error)
     }
 
+    /// The position recorded under `app_id` by the last commit to `table` that named it
+    /// (a Delta `txn` action): where a source resumes. `None` if never recorded.
+    pub async fn resume_point(
+        &self,
+        table: LakeTable,
+        app_id: &str,
+    ) -> Result<Option<i64>, LakeError> {
+        let Some(delta) = self.open(table).await? else {
+            return Ok(None);
+        };
+        let snapshot = delta.snapshot().map_err(|e| self.delta_error(table, e))?;
+        snapshot
+            .transaction_version(delta.log_store().as_ref(), app_id)
+            .await
+            .map_err(|e| self.delta_error(table, e))
+    }
+
     pub async fn appender(&self, table: LakeTable) -> Result<TableAppender, LakeError> {
         let delta = self.open_or_create(table).await?;
         TableAppender::new(table, delta).map_err(|e| self.delta_error(table, e))

@@ -11,10 +11,12 @@ use crate::decode::decode_event;
 use crate::domain::{EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId};
 use crate::lake::{Lake, LakeError, LakeTable, TableAppender};
 use crate::sink::{DeadLetter, EventRows};
-use crate::source::Input;
+use crate::source::{Chunk, ChunkSource, SourceError};
 
 pub(super) struct EventPass {
     pub book: OwnershipBook,
+    /// Where the next run resumes, to be recorded with the `sim_events` commit.
+    pub resume_points: Vec<(String, i64)>,
     pub appender: TableAppender,
     pub dead_letters: Vec<DeadLetter>,
     pub counts: EventCounts,
@@ -28,7 +30,7 @@ struct Arrival {
 
 pub(super) async fn run(
     lake: &Lake,
-    inputs: &[Input],
+    source: Box<dyn ChunkSource>,
     dead_letters_in_lake: &HashSet<String>,
     now: UtcMillis,
 ) -> Result<EventPass, IngestError> {
@@ -40,43 +42,42 @@ pub(super) async fn run(
     let mut arrivals = std::collections::HashMap::new();
     let mut all = stored;
 
-    for input in inputs {
-        let name = input.source_name();
-        let mut reader = input.open()?;
-        while let Some(chunk) = reader.next_chunk()? {
-            for (line, bytes) in chunk.lines() {
-                counts.lines += 1;
-                if bytes.iter().all(u8::is_ascii_whitespace) {
-                    counts.blank += 1;
-                    continue;
-                }
-                let source = format!("{name}:{line}");
-                match decode_event(bytes) {
-                    Ok(event) if !known_ids.insert(event.event_id.clone()) => {
-                        counts.duplicates += 1
-                    }
-                    Ok(event) => {
-                        arrivals.insert(
-                            next_seq,
-                            Arrival {
-                                source,
-                                payload: bytes.to_vec(),
-                            },
-                        );
-                        all.push(SequencedEvent {
-                            seq: next_seq,
-                            event,
-                        });
-                        next_seq += 1;
-                    }
-                    Err(rejection) => {
-                        counts.dead_letters += 1;
-                        dead_letters.push(DeadLetter {
+    let (names, chunks, resume_points) =
+        tokio::task::spawn_blocking(|| read_all(source))
+            .await
+            .map_err(|e| IngestError::Internal(format!("events reader failed: {e}")))??;
+    for (input, chunk) in chunks {
+        let name = &names[input];
+        for (line, bytes) in chunk.records() {
+            counts.lines += 1;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                counts.blank += 1;
+                continue;
+            }
+            let source = format!("{name}{line}");
+            match decode_event(bytes) {
+                Ok(event) if !known_ids.insert(event.event_id.clone()) => counts.duplicates += 1,
+                Ok(event) => {
+                    arrivals.insert(
+                        next_seq,
+                        Arrival {
                             source,
-                            rejection,
                             payload: bytes.to_vec(),
-                        });
-                    }
+                        },
+                    );
+                    all.push(SequencedEvent {
+                        seq: next_seq,
+                        event,
+                    });
+                    next_seq += 1;
+                }
+                Err(rejection) => {
+                    counts.dead_letters += 1;
+                    dead_letters.push(DeadLetter {
+                        source,
+                        rejection,
+                        payload: bytes.to_vec(),
+                    });
                 }
             }
         }
@@ -114,10 +115,24 @@ pub(super) async fn run(
     }
     Ok(EventPass {
         book,
+        resume_points,
         appender,
         dead_letters,
         counts,
     })
+}
+
+/// Every chunk of the source, read off the async runtime (a Kafka source blocks on the
+/// broker); the events pass needs all of them before any usage can be attributed.
+#[allow(clippy::type_complexity)]
+fn read_all(
+    mut source: Box<dyn ChunkSource>,
+) -> Result<(Vec<String>, Vec<(usize, Chunk)>, Vec<(String, i64)>), SourceError> {
+    let mut chunks = Vec::new();
+    while let Some(chunk) = source.next_chunk()? {
+        chunks.push(chunk);
+    }
+    Ok((source.prefixes(), chunks, source.resume_points()))
 }
 
 const STORED_EVENTS_SQL: &str = "SELECT event_id, event_type, event_time, iccid, workspace_id, \

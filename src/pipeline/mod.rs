@@ -14,9 +14,11 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use deltalake::kernel::Transaction;
+
 use crate::domain::UtcMillis;
 use crate::lake::{Lake, LakeError, LakeTable};
-use crate::source::{Input, SourceError};
+use crate::source::{FileChunks, Input, SourceError};
 
 pub use summary::{EventCounts, QuarantineTotals, RunSummary, UsageCounts, WorkspaceTotals};
 
@@ -45,6 +47,13 @@ pub enum IngestError {
     Internal(String),
 }
 
+fn transactions(resume_points: &[(String, i64)]) -> Vec<Transaction> {
+    resume_points
+        .iter()
+        .map(|(app_id, next)| Transaction::new(app_id, *next))
+        .collect()
+}
+
 /// Ingests the inputs into the lake and returns the run summary. Safe to repeat: records,
 /// events and dead letters already in the lake are not written again.
 pub async fn ingest(
@@ -60,16 +69,19 @@ pub async fn ingest(
     let dead_letters_in_lake: Arc<HashSet<String>> =
         Arc::new(lake.string_keys(LakeTable::DeadLetters, "source").await?);
 
-    let event_pass = events::run(lake, &options.events, &dead_letters_in_lake, now).await?;
+    let events_source = Box::new(FileChunks::new(options.events.clone()));
+    let event_pass = events::run(lake, events_source, &dead_letters_in_lake, now).await?;
     tracing::info!(
         sims = event_pass.book.sim_count(),
         accepted = event_pass.counts.accepted,
         "ownership book ready"
     );
 
+    let usage_source = Box::new(FileChunks::new(options.usage.clone()));
     let usage_pass = usage::run(
         lake,
         &options,
+        usage_source,
         Arc::new(event_pass.book),
         dead_letters_in_lake,
         event_pass.dead_letters,
@@ -87,14 +99,20 @@ pub async fn ingest(
     summary.lake_versions.extend(
         event_pass
             .appender
-            .commit(vec![])
+            .commit(transactions(&event_pass.resume_points))
             .await?
             .map(|v| ("sim_events", v)),
     );
+    // `usage` is committed last and records where the usage source resumes: a run that
+    // dies before it re-reads those records, and the lake recognizes what it already has.
     for (name, appender) in usage_pass.appenders {
+        let txns = match name {
+            "usage" => transactions(&usage_pass.resume_points),
+            _ => Vec::new(),
+        };
         summary
             .lake_versions
-            .extend(appender.commit(vec![]).await?.map(|v| (name, v)));
+            .extend(appender.commit(txns).await?.map(|v| (name, v)));
     }
     summary.elapsed = started.elapsed();
     Ok(summary)

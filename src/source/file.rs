@@ -20,6 +20,13 @@ pub enum SourceError {
         line: u64,
         source: io::Error,
     },
+    #[error("reading {topic} partition {partition} at offset {offset}: {detail}")]
+    Kafka {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        detail: String,
+    },
 }
 
 impl Input {
@@ -87,43 +94,104 @@ impl fmt::Display for Input {
     }
 }
 
-/// Whole lines of an input, with the number of the first line (1-based).
+/// Whole records of one input: lines of a file, numbered from `first_line` (1-based), or
+/// messages of a topic partition with their offsets.
 #[derive(Debug)]
 pub struct Chunk {
     pub first_line: u64,
     pub data: Vec<u8>,
+    /// For messages: each one's offset and the end of its bytes in `data` (a message may
+    /// itself contain newlines). `None` for lines.
+    pub messages: Option<Vec<(u64, usize)>>,
 }
 
 impl Chunk {
-    /// The lines with their numbers; a trailing '\r' is kept out of the line.
-    pub fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> {
-        let data = self.data.strip_suffix(b"\n").unwrap_or(&self.data);
-        let mut rest = Some(data);
-        let mut number = self.first_line;
-        std::iter::from_fn(move || {
-            let text = rest?;
-            let line = match memchr::memchr(b'\n', text) {
-                Some(end) => {
-                    rest = Some(&text[end + 1..]);
-                    &text[..end]
-                }
-                None => {
-                    rest = None;
-                    text
-                }
-            };
-            number += 1;
-            Some((number - 1, line.strip_suffix(b"\r").unwrap_or(line)))
-        })
+    pub fn of_lines(first_line: u64, data: Vec<u8>) -> Self {
+        Chunk {
+            first_line,
+            data,
+            messages: None,
+        }
     }
 
-    /// As many as `lines()` yields, counted fast.
-    pub fn line_count(&self) -> u64 {
+    /// Messages laid end to end in `data`, each given as (offset, end in `data`).
+    pub fn of_messages(data: Vec<u8>, messages: Vec<(u64, usize)>) -> Self {
+        Chunk {
+            first_line: messages.first().map_or(0, |(offset, _)| *offset),
+            data,
+            messages: Some(messages),
+        }
+    }
+
+    /// The records with their positions (line number or offset); a line's trailing '\r' is
+    /// kept out of it.
+    pub fn records(&self) -> Records<'_> {
+        match &self.messages {
+            None => Records::Lines {
+                rest: Some(self.data.strip_suffix(b"\n").unwrap_or(&self.data)),
+                number: self.first_line,
+            },
+            Some(messages) => Records::Messages {
+                data: &self.data,
+                start: 0,
+                ends: messages.iter(),
+            },
+        }
+    }
+
+    /// As many as `records()` yields, counted fast.
+    pub fn record_count(&self) -> u64 {
+        if let Some(messages) = &self.messages {
+            return messages.len() as u64;
+        }
         let newlines = memchr::memchr_iter(b'\n', &self.data).count() as u64;
         if self.data.ends_with(b"\n") {
             newlines
         } else {
             newlines + 1
+        }
+    }
+}
+
+/// The records of a [`Chunk`] with their positions.
+pub enum Records<'a> {
+    Lines {
+        rest: Option<&'a [u8]>,
+        number: u64,
+    },
+    Messages {
+        data: &'a [u8],
+        start: usize,
+        ends: std::slice::Iter<'a, (u64, usize)>,
+    },
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = (u64, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Records::Lines { rest, number } => {
+                let text = (*rest)?;
+                let line = match memchr::memchr(b'\n', text) {
+                    Some(end) => {
+                        *rest = Some(&text[end + 1..]);
+                        &text[..end]
+                    }
+                    None => {
+                        *rest = None;
+                        text
+                    }
+                };
+                *number += 1;
+                Some((*number - 1, line.strip_suffix(b"\r").unwrap_or(line)))
+            }
+            Records::Messages { data, start, ends } => {
+                let (offset, end) = *ends.next()?;
+                let message = data.get(*start..end)?;
+                *start = end;
+                Some((offset, message))
+            }
         }
     }
 }
@@ -188,11 +256,8 @@ impl ChunkReader {
         if data.is_empty() {
             return Ok(None);
         }
-        let chunk = Chunk {
-            first_line: self.next_line,
-            data,
-        };
-        self.next_line += chunk.line_count();
+        let chunk = Chunk::of_lines(self.next_line, data);
+        self.next_line += chunk.record_count();
         Ok(Some(chunk))
     }
 }
@@ -210,7 +275,7 @@ mod tests {
         while let Some(chunk) = reader.next_chunk().unwrap() {
             out.extend(
                 chunk
-                    .lines()
+                    .records()
                     .map(|(n, l)| (n, String::from_utf8(l.to_vec()).unwrap())),
             );
         }
@@ -220,7 +285,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn lines_match_a_plain_split_and_their_count(text in "[ab\r\n]{0,40}") {
-            let chunk = Chunk { first_line: 7, data: text.clone().into_bytes() };
+            let chunk = Chunk::of_lines(7, text.clone().into_bytes());
             let body = text.strip_suffix('\n').unwrap_or(&text);
             let expected: Vec<(u64, String)> = body
                 .split('\n')
@@ -228,12 +293,22 @@ mod tests {
                 .map(|(i, l)| (7 + i as u64, l.strip_suffix('\r').unwrap_or(l).to_owned()))
                 .collect();
             let got: Vec<(u64, String)> = chunk
-                .lines()
+                .records()
                 .map(|(n, l)| (n, String::from_utf8(l.to_vec()).unwrap()))
                 .collect();
             proptest::prop_assert_eq!(&got, &expected);
-            proptest::prop_assert_eq!(chunk.line_count(), expected.len() as u64);
+            proptest::prop_assert_eq!(chunk.record_count(), expected.len() as u64);
         }
+    }
+
+    #[test]
+    fn messages_keep_their_offsets_and_inner_newlines() {
+        let data = b"{\"a\":\n1}{}\r\n".to_vec();
+        let chunk = Chunk::of_messages(data, vec![(40, 8), (41, 10), (45, 12)]);
+        let got: Vec<(u64, &[u8])> = chunk.records().collect();
+        let want: Vec<(u64, &[u8])> = vec![(40, b"{\"a\":\n1}"), (41, b"{}"), (45, b"\r\n")];
+        assert_eq!(got, want);
+        assert_eq!(chunk.record_count(), 3);
     }
 
     #[test]

@@ -4,4 +4,62 @@
 mod file;
 pub mod kafka;
 
-pub use file::{Chunk, ChunkReader, Input, SourceError};
+pub use file::{Chunk, ChunkReader, Input, Records, SourceError};
+
+/// Records of one or more inputs, a chunk at a time; every chunk comes from one input.
+pub trait ChunkSource: Send {
+    /// How each input's `source` values begin, by input index: `path:` before a line number,
+    /// `topic/partition/` before an offset.
+    fn prefixes(&self) -> Vec<String>;
+
+    /// The next chunk and the index of its input, or `None` when the source is done.
+    fn next_chunk(&mut self) -> Result<Option<(usize, Chunk)>, SourceError>;
+
+    /// Where a later run should resume: (application id, next position) pairs, recorded in
+    /// the same Delta commit as the data read. Files start over (the lake makes that
+    /// idempotent), so they have none.
+    fn resume_points(&self) -> Vec<(String, i64)> {
+        Vec::new()
+    }
+}
+
+/// The files (or stdin) of an ingest, one after the other.
+pub struct FileChunks {
+    inputs: Vec<Input>,
+    current: usize,
+    reader: Option<ChunkReader>,
+}
+
+impl FileChunks {
+    pub fn new(inputs: Vec<Input>) -> Self {
+        FileChunks {
+            inputs,
+            current: 0,
+            reader: None,
+        }
+    }
+}
+
+impl ChunkSource for FileChunks {
+    fn prefixes(&self) -> Vec<String> {
+        self.inputs
+            .iter()
+            .map(|input| format!("{}:", input.source_name()))
+            .collect()
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<(usize, Chunk)>, SourceError> {
+        while let Some(input) = self.inputs.get(self.current) {
+            let reader = match &mut self.reader {
+                Some(reader) => reader,
+                None => self.reader.insert(input.open()?),
+            };
+            if let Some(chunk) = reader.next_chunk()? {
+                return Ok(Some((self.current, chunk)));
+            }
+            self.reader = None;
+            self.current += 1;
+        }
+        Ok(None)
+    }
+}

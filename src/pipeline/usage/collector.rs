@@ -89,7 +89,7 @@ impl Collector {
         counts.dead_letters += chunk.rejected.len() as u64;
         for line in chunk.rejected {
             self.dead_letter(DeadLetter {
-                source: format!("{input_name}:{}", line.line),
+                source: format!("{input_name}{}", line.line),
                 rejection: line.rejection,
                 payload: chunk.data[line.span].to_vec(),
             });
@@ -142,7 +142,7 @@ impl Collector {
                 counts.duplicates += 1;
                 counts.conflicting_duplicates += 1;
                 let letter = DeadLetter {
-                    source: format!("{input_name}:{}", record.line),
+                    source: format!("{input_name}{}", record.line),
                     rejection: Rejection::new(
                         Reason::ConflictingDuplicate,
                         format!(

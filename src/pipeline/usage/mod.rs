@@ -18,12 +18,14 @@ use crate::attribute::OwnershipBook;
 use crate::domain::UtcMillis;
 use crate::lake::{Lake, LakeTable, PartitionValue, TableAppender};
 use crate::sink::{DeadLetter, UsagePartition};
-use crate::source::{Input, SourceError};
+use crate::source::{ChunkSource, Input, SourceError};
 use collector::{AlreadyInLake, Collector};
 use worker::{DecodedChunk, Work, Worker};
 
 pub(super) struct UsagePass {
     pub summary: RunSummary,
+    /// Where the next run resumes, to be recorded with the `usage` commit.
+    pub resume_points: Vec<(String, i64)>,
     /// Written but not yet committed, in commit order.
     pub appenders: Vec<(&'static str, TableAppender)>,
 }
@@ -36,9 +38,11 @@ enum Output {
     DeadLetters(RecordBatch),
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run(
     lake: &Lake,
     options: &IngestOptions,
+    source: Box<dyn ChunkSource>,
     book: Arc<OwnershipBook>,
     dead_letters_in_lake: Arc<HashSet<String>>,
     event_dead_letters: Vec<DeadLetter>,
@@ -55,13 +59,12 @@ pub(super) async fn run(
     let mut dead = lake.appender(LakeTable::DeadLetters).await?;
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Output>(64);
-    let inputs = options.usage.clone();
     let threads = match options.threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let progress = progress_bar(options.progress, &inputs);
-    let expected_records = expected_records(&inputs);
+    let progress = progress_bar(options.progress, &options.usage);
+    let expected_records = expected_records(&options.usage);
     let collector_shutdown = shutdown.clone();
     let collector = tokio::task::spawn_blocking(move || {
         let mut collector = Collector::new(in_lake, expected_records, now, tx);
@@ -69,15 +72,15 @@ pub(super) async fn run(
             collector.dead_letter(letter);
         }
         let stages = Stages {
-            inputs,
+            source,
             threads,
             book,
             now,
             progress,
             shutdown: collector_shutdown,
         };
-        stages.run(&mut collector)?;
-        collector.finish()
+        let source = stages.run(&mut collector)?;
+        Ok::<_, IngestError>((collector.finish()?, source.resume_points()))
     });
 
     while let Some(output) = rx.recv().await {
@@ -96,11 +99,12 @@ pub(super) async fn run(
             Output::DeadLetters(batch) => dead.write(batch).await?,
         }
     }
-    let summary = collector
+    let (summary, resume_points) = collector
         .await
         .map_err(|e| IngestError::Internal(format!("usage collector failed: {e}")))??;
     Ok(UsagePass {
         summary,
+        resume_points,
         appenders: vec![
             ("dead_letters", dead),
             ("quarantine", quarantine),
@@ -135,7 +139,7 @@ fn progress_bar(enabled: bool, inputs: &[Input]) -> ProgressBar {
 
 /// The threads of the pass, run from the collector's (blocking) thread.
 struct Stages {
-    inputs: Vec<Input>,
+    source: Box<dyn ChunkSource>,
     threads: usize,
     book: Arc<OwnershipBook>,
     now: UtcMillis,
@@ -144,19 +148,28 @@ struct Stages {
 }
 
 impl Stages {
-    fn run(self, collector: &mut Collector) -> Result<(), IngestError> {
-        let names: Vec<String> = self.inputs.iter().map(Input::source_name).collect();
+    /// Runs the pass to the end of the source and gives the source back (for its resume points).
+    fn run(self, collector: &mut Collector) -> Result<Box<dyn ChunkSource>, IngestError> {
+        let Stages {
+            mut source,
+            threads,
+            book,
+            now,
+            progress,
+            shutdown,
+        } = self;
+        let names = source.prefixes();
         let worker = Worker {
-            book: &self.book,
+            book: &book,
             input_names: &names,
-            now: self.now,
+            now,
         };
-        let (work_tx, work_rx) = mpsc::sync_channel::<Work>(self.threads * 2);
+        let (work_tx, work_rx) = mpsc::sync_channel::<Work>(threads * 2);
         let work_rx = Mutex::new(work_rx);
         std::thread::scope(|scope| -> Result<(), IngestError> {
-            let (done_tx, done_rx) = mpsc::sync_channel::<DecodedChunk>(self.threads * 2);
-            let reader = scope.spawn(|| self.read_chunks(work_tx));
-            for _ in 0..self.threads {
+            let (done_tx, done_rx) = mpsc::sync_channel::<DecodedChunk>(threads * 2);
+            let reader = scope.spawn(|| read_chunks(&mut *source, work_tx, &progress, &shutdown));
+            for _ in 0..threads {
                 let (work_rx, done_tx, worker) = (&work_rx, done_tx.clone(), &worker);
                 scope.spawn(move || worker.run(work_rx, &done_tx));
             }
@@ -176,30 +189,27 @@ impl Stages {
                 .map_err(|_| IngestError::Internal("reader thread panicked".into()))??;
             Ok(())
         })?;
-        self.progress.finish_and_clear();
-        Ok(())
+        progress.finish_and_clear();
+        Ok(source)
     }
+}
 
-    fn read_chunks(&self, queue: mpsc::SyncSender<Work>) -> Result<(), SourceError> {
-        let mut seq = 0;
-        for (index, input) in self.inputs.iter().enumerate() {
-            let mut reader = input.open()?;
-            while let Some(chunk) = reader.next_chunk()? {
-                if self.shutdown.is_cancelled() {
-                    return Ok(());
-                }
-                self.progress.inc(chunk.data.len() as u64);
-                let work = Work {
-                    seq,
-                    input: index,
-                    chunk,
-                };
-                if queue.send(work).is_err() {
-                    return Ok(());
-                }
-                seq += 1;
-            }
+fn read_chunks(
+    source: &mut dyn ChunkSource,
+    queue: mpsc::SyncSender<Work>,
+    progress: &ProgressBar,
+    shutdown: &CancellationToken,
+) -> Result<(), SourceError> {
+    let mut seq = 0;
+    while let Some((input, chunk)) = source.next_chunk()? {
+        if shutdown.is_cancelled() {
+            return Ok(());
         }
-        Ok(())
+        progress.inc(chunk.data.len() as u64);
+        if queue.send(Work { seq, input, chunk }).is_err() {
+            return Ok(());
+        }
+        seq += 1;
     }
+    Ok(())
 }

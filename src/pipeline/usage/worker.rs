@@ -105,7 +105,7 @@ impl Worker<'_> {
         let mut blank = 0;
         let mut rejected = Vec::new();
         let mut decoded = Vec::new();
-        for (line, bytes) in chunk.lines() {
+        for (line, bytes) in chunk.records() {
             lines += 1;
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 blank += 1;
@@ -178,7 +178,7 @@ impl<'a> ChunkRows<'a> {
 
     fn set_source(&mut self, line: u64) {
         self.source.clear();
-        let _ = write!(self.source, "{}:{line}", self.input_name);
+        let _ = write!(self.source, "{}{line}", self.input_name);
     }
 
     fn add(

@@ -159,7 +159,7 @@ fn send_file(
     let mut reader = input.open()?;
     let mut sent = 0;
     while let Some(chunk) = reader.next_chunk()? {
-        for (_, line) in chunk.lines() {
+        for (_, line) in chunk.records() {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
