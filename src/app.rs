@@ -129,6 +129,7 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
             events: vec![Input::File(generated.events)],
             progress: true,
             threads: 0,
+            kafka: None,
         },
         shutdown,
     )

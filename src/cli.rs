@@ -10,7 +10,7 @@ use crate::config::{parse_date, Config, DEFAULT_LAKE};
 use crate::domain::WorkspaceId;
 use crate::generate::GenerateOptions;
 use crate::lake::{LakeError, LakeLocation};
-use crate::pipeline::IngestOptions;
+use crate::pipeline::{IngestOptions, KafkaIngest};
 use crate::query::{OutputFormat, Scope};
 use crate::source::kafka::{ProduceOptions, Topics};
 use crate::source::Input;
@@ -124,6 +124,20 @@ pub struct IngestArgs {
     /// Never draw the progress bar (it is only drawn when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Read the usage and events topics of these Kafka brokers (HOST:PORT[,HOST:PORT...])
+    /// instead of files, from the positions recorded in the lake.
+    #[arg(long, env = "SIMTALLY_BROKERS", conflicts_with_all = ["usage", "events"])]
+    pub brokers: Option<String>,
+    #[arg(long, env = "SIMTALLY_USAGE_TOPIC", default_value = "sim-usage")]
+    pub usage_topic: String,
+    #[arg(long, env = "SIMTALLY_EVENTS_TOPIC", default_value = "sim-events")]
+    pub events_topic: String,
+    /// Kafka consumer group.
+    #[arg(long, env = "SIMTALLY_GROUP", default_value = "simtally")]
+    pub group: String,
+    /// With --brokers: read up to the end offsets seen at start, commit, and exit.
+    #[arg(long, requires = "brokers")]
+    pub exit_at_end: bool,
 }
 
 #[derive(Debug, Args)]
@@ -193,8 +207,27 @@ impl Cli {
         let lake_err = |e: LakeError| e.to_string();
         Ok(match self.command {
             Command::Ingest(a) => {
-                if a.usage.is_empty() && a.events.is_empty() {
-                    return Err("nothing to ingest: give --usage FILE and/or --events FILE".into());
+                let kafka = match (&a.brokers, a.exit_at_end) {
+                    (None, _) => None,
+                    (Some(_), false) => {
+                        return Err("--brokers needs --exit-at-end for now: continuous \
+                                    consumption is not built yet"
+                            .into())
+                    }
+                    (Some(brokers), true) => Some(KafkaIngest {
+                        brokers: brokers.clone(),
+                        topics: Topics {
+                            usage: a.usage_topic.clone(),
+                            events: a.events_topic.clone(),
+                        },
+                        group: a.group.clone(),
+                    }),
+                };
+                if kafka.is_none() && a.usage.is_empty() && a.events.is_empty() {
+                    return Err(
+                        "nothing to ingest: give --usage FILE and/or --events FILE, or --brokers"
+                            .into(),
+                    );
                 }
                 if a.usage
                     .iter()
@@ -212,6 +245,7 @@ impl Cli {
                         events: a.events.iter().map(|s| Input::parse(s)).collect(),
                         progress: !a.no_progress,
                         threads: a.threads,
+                        kafka,
                     },
                 }
             }

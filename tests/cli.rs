@@ -104,6 +104,21 @@ fn bad_arguments_and_inputs_fail_with_one_clear_message() {
         2,
         "--partitions",
     );
+    assert_clean_failure(
+        &simtally(&["ingest", "--brokers", "127.0.0.1:9"]),
+        2,
+        "--brokers needs --exit-at-end",
+    );
+    assert_clean_failure(
+        &simtally(&["ingest", "--brokers", "h:1", "--usage", "u.ndjson"]),
+        2,
+        "cannot be used with",
+    );
+    assert_clean_failure(
+        &simtally(&["ingest", "--brokers", "127.0.0.1:9", "--exit-at-end"]),
+        1,
+        "127.0.0.1:9",
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod events;
 mod summary;
 mod usage;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -18,7 +18,8 @@ use deltalake::kernel::Transaction;
 
 use crate::domain::UtcMillis;
 use crate::lake::{Lake, LakeError, LakeTable};
-use crate::source::{FileChunks, Input, SourceError};
+use crate::source::kafka::{check_co_partitioned, resume_app_id, KafkaError, TopicToEnd, Topics};
+use crate::source::{ChunkSource, FileChunks, Input, SourceError};
 
 pub use summary::{EventCounts, QuarantineTotals, RunSummary, UsageCounts, WorkspaceTotals};
 
@@ -31,6 +32,16 @@ pub struct IngestOptions {
     pub progress: bool,
     /// Decode threads; 0 means one per core.
     pub threads: usize,
+    /// Read the Kafka topics instead of `usage` and `events`.
+    pub kafka: Option<KafkaIngest>,
+}
+
+/// A Kafka read to the end offsets seen at start (`ingest --brokers --exit-at-end`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaIngest {
+    pub brokers: String,
+    pub topics: Topics,
+    pub group: String,
 }
 
 /// Errors of an ingest run. `Source` is usually the user's (a missing file), `Lake` an
@@ -41,10 +52,70 @@ pub enum IngestError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Lake(#[from] LakeError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
     #[error("interrupted: nothing from this run was committed; run it again to ingest")]
     Interrupted,
     #[error("internal error (a bug in simtally): {0}")]
     Internal(String),
+}
+
+/// Where the events and the usage come from: the files, or the Kafka topics from the
+/// positions the lake recorded.
+async fn sources(
+    lake: &Lake,
+    options: &IngestOptions,
+) -> Result<(Box<dyn ChunkSource>, Box<dyn ChunkSource>), IngestError> {
+    let Some(kafka) = &options.kafka else {
+        return Ok((
+            Box::new(FileChunks::new(options.events.clone())),
+            Box::new(FileChunks::new(options.usage.clone())),
+        ));
+    };
+    let partitions = check_co_partitioned(&kafka.brokers, &kafka.topics).await?;
+    let events = open_topic(
+        lake,
+        kafka,
+        &kafka.topics.events,
+        LakeTable::SimEvents,
+        partitions,
+    );
+    let usage = open_topic(
+        lake,
+        kafka,
+        &kafka.topics.usage,
+        LakeTable::Usage,
+        partitions,
+    );
+    Ok((Box::new(events.await?), Box::new(usage.await?)))
+}
+
+/// Plans the read of one topic from the positions recorded in `table`'s commits.
+async fn open_topic(
+    lake: &Lake,
+    kafka: &KafkaIngest,
+    topic: &str,
+    table: LakeTable,
+    partitions: i32,
+) -> Result<TopicToEnd, IngestError> {
+    let mut recorded = HashMap::new();
+    for partition in 0..partitions {
+        if let Some(next) = lake
+            .resume_point(table, &resume_app_id(topic, partition))
+            .await?
+        {
+            recorded.insert(partition, next);
+        }
+    }
+    let (kafka, topic) = (kafka.clone(), topic.to_owned());
+    let opened = tokio::task::spawn_blocking(move || {
+        TopicToEnd::open(&kafka.brokers, &kafka.group, &topic, &|partition| {
+            recorded.get(&partition).copied()
+        })
+    })
+    .await
+    .map_err(|e| IngestError::Internal(format!("opening a topic: {e}")))??;
+    Ok(opened)
 }
 
 fn transactions(resume_points: &[(String, i64)]) -> Vec<Transaction> {
@@ -69,7 +140,7 @@ pub async fn ingest(
     let dead_letters_in_lake: Arc<HashSet<String>> =
         Arc::new(lake.string_keys(LakeTable::DeadLetters, "source").await?);
 
-    let events_source = Box::new(FileChunks::new(options.events.clone()));
+    let (events_source, usage_source) = sources(lake, &options).await?;
     let event_pass = events::run(lake, events_source, &dead_letters_in_lake, now).await?;
     tracing::info!(
         sims = event_pass.book.sim_count(),
@@ -77,7 +148,6 @@ pub async fn ingest(
         "ownership book ready"
     );
 
-    let usage_source = Box::new(FileChunks::new(options.usage.clone()));
     let usage_pass = usage::run(
         lake,
         &options,

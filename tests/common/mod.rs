@@ -35,6 +35,7 @@ pub async fn ingest_files(lake: &Lake, usage: &[PathBuf], events: &[PathBuf]) ->
             events: events.iter().cloned().map(Input::File).collect(),
             progress: false,
             threads: 2,
+            kafka: None,
         },
         CancellationToken::new(),
     )

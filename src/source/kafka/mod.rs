@@ -2,9 +2,11 @@
 //! ICCID. `produce` loads NDJSON files into them, as producers in production would, for
 //! demos, tests and load tests.
 
+mod consume;
 mod produce;
 mod topics;
 
+pub use consume::{resume_app_id, TopicToEnd};
 pub use produce::{produce, ProduceOptions, ProduceSummary};
 pub use topics::check_co_partitioned;
 
