@@ -125,8 +125,9 @@ pub struct IngestArgs {
     #[arg(long)]
     pub no_progress: bool,
     /// Read the usage and events topics of these Kafka brokers (HOST:PORT[,HOST:PORT...])
-    /// instead of files, from the positions recorded in the lake.
-    #[arg(long, env = "SIMTALLY_BROKERS", conflicts_with_all = ["usage", "events"])]
+    /// instead of files, from the positions recorded in the lake (with --exit-at-end and no
+    /// --usage/--events).
+    #[arg(long, env = "SIMTALLY_BROKERS")]
     pub brokers: Option<String>,
     #[arg(long, env = "SIMTALLY_USAGE_TOPIC", default_value = "sim-usage")]
     pub usage_topic: String,
@@ -207,8 +208,17 @@ impl Cli {
         let lake_err = |e: LakeError| e.to_string();
         Ok(match self.command {
             Command::Ingest(a) => {
+                let files = !(a.usage.is_empty() && a.events.is_empty());
+                if files && a.exit_at_end {
+                    return Err("give either --usage/--events files or --brokers with \
+                                --exit-at-end, not both"
+                        .into());
+                }
                 let kafka = match (&a.brokers, a.exit_at_end) {
+                    // Brokers set for `produce` (in the environment or the configuration
+                    // file) do not turn a file ingest into a Kafka one.
                     (None, _) => None,
+                    (Some(_), _) if files => None,
                     (Some(_), false) => {
                         return Err("--brokers needs --exit-at-end for now: continuous \
                                     consumption is not built yet"

@@ -10,6 +10,7 @@
 //! brokers = "localhost:9092"       # SIMTALLY_BROKERS
 //! usage_topic = "sim-usage"        # SIMTALLY_USAGE_TOPIC
 //! events_topic = "sim-events"      # SIMTALLY_EVENTS_TOPIC
+//! group = "simtally"               # SIMTALLY_GROUP
 //! ```
 
 use std::ffi::OsString;
@@ -27,6 +28,7 @@ pub struct FileConfig {
     pub brokers: Option<String>,
     pub usage_topic: Option<String>,
     pub events_topic: Option<String>,
+    pub group: Option<String>,
 }
 
 impl FileConfig {
@@ -49,6 +51,7 @@ impl FileConfig {
         add("SIMTALLY_BROKERS", self.brokers.clone());
         add("SIMTALLY_USAGE_TOPIC", self.usage_topic.clone());
         add("SIMTALLY_EVENTS_TOPIC", self.events_topic.clone());
+        add("SIMTALLY_GROUP", self.group.clone());
         out
     }
 }

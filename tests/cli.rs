@@ -110,9 +110,16 @@ fn bad_arguments_and_inputs_fail_with_one_clear_message() {
         "--brokers needs --exit-at-end",
     );
     assert_clean_failure(
-        &simtally(&["ingest", "--brokers", "h:1", "--usage", "u.ndjson"]),
+        &simtally(&[
+            "ingest",
+            "--brokers",
+            "h:1",
+            "--exit-at-end",
+            "--usage",
+            "u.ndjson",
+        ]),
         2,
-        "cannot be used with",
+        "not both",
     );
     assert_clean_failure(
         &simtally(&["ingest", "--brokers", "127.0.0.1:9", "--exit-at-end"]),

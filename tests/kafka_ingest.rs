@@ -159,3 +159,140 @@ async fn dead_letters_carry_topic_partition_and_offset() {
         );
     }
 }
+
+/// A generated data set (events with transfers inside records, duplicates, bad lines).
+fn generated(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simtally"))
+        .args([
+            "generate",
+            "--seed",
+            "7",
+            "--sims",
+            "300",
+            "--records",
+            "20000",
+        ])
+        .args(["--days", "3", "--out"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir.join("usage.ndjson"), dir.join("events.ndjson"))
+}
+
+/// A deterministic spread of kill points (xorshift), 30 ms to 1.5 s into a run.
+fn kill_after(attempt: u64) -> std::time::Duration {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (attempt + 1);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    std::time::Duration::from_millis(30 + x % 1470)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_random_points_and_restarted_the_lake_equals_one_clean_run() {
+    let topics = unique_topics();
+    let data = tempfile::tempdir().unwrap();
+    let (usage, events) = generated(data.path());
+    produce_files(&topics, &[usage.clone()], &[events.clone()]).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake_path = dir.path().join("lake");
+    let ingest = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_simtally"));
+        command
+            .args([
+                "ingest",
+                "--exit-at-end",
+                "--no-progress",
+                "--brokers",
+                &brokers(),
+            ])
+            .args([
+                "--usage-topic",
+                &topics.usage,
+                "--events-topic",
+                &topics.events,
+            ])
+            .arg("--lake")
+            .arg(&lake_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    // First a crash right after each commit of a run, in turn (a random kill rarely lands
+    // between two commits), each followed by more of the topics arriving.
+    for table in ["sim_events", "dead_letters", "quarantine", "usage"] {
+        let out = ingest()
+            .env("SIMTALLY_CRASH_AFTER_COMMIT", table)
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "the run after {table} was meant to crash"
+        );
+    }
+    let mut killed = 0;
+    let mut finished = false;
+    for attempt in 0..40u64 {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simtally"))
+            .args([
+                "ingest",
+                "--exit-at-end",
+                "--no-progress",
+                "--brokers",
+                &brokers(),
+            ])
+            .args([
+                "--usage-topic",
+                &topics.usage,
+                "--events-topic",
+                &topics.events,
+            ])
+            .arg("--lake")
+            .arg(&lake_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // From the sixth attempt on, every run is left to finish.
+        let deadline = std::time::Instant::now() + kill_after(attempt);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if attempt < 5 && std::time::Instant::now() >= deadline {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                killed += 1;
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        if let Some(status) = status {
+            let output = child.wait_with_output().unwrap();
+            assert!(
+                status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            finished = true;
+            break;
+        }
+    }
+    assert!(finished);
+    assert!(
+        killed > 0,
+        "no run was killed: the data set is too small to stop one midway"
+    );
+
+    let lake = local_lake(&dir);
+    let clean_dir = tempfile::tempdir().unwrap();
+    let clean = local_lake(&clean_dir);
+    ingest_files(&clean, &[usage], &[events]).await;
+    assert_eq!(totals(&lake).await, totals(&clean).await);
+}

@@ -15,7 +15,7 @@ use crate::source::{Chunk, ChunkSource, SourceError};
 
 pub(super) struct EventPass {
     pub book: OwnershipBook,
-    /// Where the next run resumes, to be recorded with the `sim_events` commit.
+    /// Where the next run resumes, to be recorded with the run's last commit.
     pub resume_points: Vec<(String, i64)>,
     pub appender: TableAppender,
     pub dead_letters: Vec<DeadLetter>,

@@ -73,37 +73,23 @@ async fn sources(
         ));
     };
     let partitions = check_co_partitioned(&kafka.brokers, &kafka.topics).await?;
-    let events = open_topic(
-        lake,
-        kafka,
-        &kafka.topics.events,
-        LakeTable::SimEvents,
-        partitions,
-    );
-    let usage = open_topic(
-        lake,
-        kafka,
-        &kafka.topics.usage,
-        LakeTable::Usage,
-        partitions,
-    );
+    // Both sources' positions are recorded with the last commit of a run, the `usage` one.
+    let events = open_topic(lake, kafka, &kafka.topics.events, partitions);
+    let usage = open_topic(lake, kafka, &kafka.topics.usage, partitions);
     Ok((Box::new(events.await?), Box::new(usage.await?)))
 }
 
-/// Plans the read of one topic from the positions recorded in `table`'s commits.
+/// Plans the read of one topic from the positions recorded in the `usage` table's commits.
 async fn open_topic(
     lake: &Lake,
     kafka: &KafkaIngest,
     topic: &str,
-    table: LakeTable,
     partitions: i32,
 ) -> Result<TopicToEnd, IngestError> {
     let mut recorded = HashMap::new();
     for partition in 0..partitions {
-        if let Some(next) = lake
-            .resume_point(table, &resume_app_id(topic, partition))
-            .await?
-        {
+        let app_id = resume_app_id(topic, partition);
+        if let Some(next) = lake.resume_point(LakeTable::Usage, &app_id).await? {
             recorded.insert(partition, next);
         }
     }
@@ -116,6 +102,16 @@ async fn open_topic(
     .await
     .map_err(|e| IngestError::Internal(format!("opening a topic: {e}")))??;
     Ok(opened)
+}
+
+/// Crash injection for the exactly-once tests: with `SIMTALLY_CRASH_AFTER_COMMIT=TABLE` the
+/// process aborts (no cleanup, like `kill -9`) right after committing that table, the
+/// moments between the commits of one run that a random kill rarely hits.
+fn crash_point(table: &str) {
+    if std::env::var("SIMTALLY_CRASH_AFTER_COMMIT").is_ok_and(|t| t == table) {
+        eprintln!("SIMTALLY_CRASH_AFTER_COMMIT={table}: aborting");
+        std::process::abort();
+    }
 }
 
 fn transactions(resume_points: &[(String, i64)]) -> Vec<Transaction> {
@@ -169,20 +165,24 @@ pub async fn ingest(
     summary.lake_versions.extend(
         event_pass
             .appender
-            .commit(transactions(&event_pass.resume_points))
+            .commit(Vec::new())
             .await?
             .map(|v| ("sim_events", v)),
     );
-    // `usage` is committed last and records where the usage source resumes: a run that
-    // dies before it re-reads those records, and the lake recognizes what it already has.
+    crash_point("sim_events");
+    // `usage` is committed last and records where both sources resume: a run that dies
+    // before it re-reads everything, and the lake recognizes what it already has. (Events
+    // cannot resume from the `sim_events` commit: their dead letters are committed later.)
+    let resume_points = [event_pass.resume_points, usage_pass.resume_points].concat();
     for (name, appender) in usage_pass.appenders {
         let txns = match name {
-            "usage" => transactions(&usage_pass.resume_points),
+            "usage" => transactions(&resume_points),
             _ => Vec::new(),
         };
         summary
             .lake_versions
             .extend(appender.commit(txns).await?.map(|v| (name, v)));
+        crash_point(name);
     }
     summary.elapsed = started.elapsed();
     Ok(summary)
