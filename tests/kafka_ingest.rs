@@ -198,7 +198,12 @@ async fn killed_at_random_points_and_restarted_the_lake_equals_one_clean_run() {
     let topics = unique_topics();
     let data = tempfile::tempdir().unwrap();
     let (usage, events) = generated(data.path());
-    produce_files(&topics, &[usage.clone()], &[events.clone()]).await;
+    produce_files(
+        &topics,
+        std::slice::from_ref(&usage),
+        std::slice::from_ref(&events),
+    )
+    .await;
 
     let dir = tempfile::tempdir().unwrap();
     let lake_path = dir.path().join("lake");
