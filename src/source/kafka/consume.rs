@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError as RdKafkaError;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -26,6 +27,20 @@ const STALL_LIMIT: Duration = Duration::from_secs(60);
 pub fn resume_app_id(topic: &str, partition: i32) -> String {
     format!("simtally:kafka:{topic}:{partition}")
 }
+
+/// librdkafka reports every end of a partition as an error as well; reaching the end is
+/// what this reader waits for, so only other errors are logged.
+struct QuietAtEnd;
+
+impl ClientContext for QuietAtEnd {
+    fn error(&self, error: RdKafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for QuietAtEnd {}
 
 /// One partition of the topic: where reading starts and ends, and the messages gathered for
 /// the next chunk.
@@ -62,7 +77,7 @@ impl PartitionRead {
 }
 
 pub struct TopicToEnd {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<QuietAtEnd>,
     topic: String,
     partitions: Vec<PartitionRead>,
 }
@@ -80,7 +95,7 @@ impl TopicToEnd {
             brokers: brokers.to_owned(),
             source,
         };
-        let consumer: BaseConsumer = ClientConfig::new()
+        let consumer: BaseConsumer<QuietAtEnd> = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", group)
             // Positions live in the lake, committed with the data; never in the group.
@@ -88,7 +103,7 @@ impl TopicToEnd {
             .set("enable.auto.offset.store", "false")
             .set("allow.auto.create.topics", "false")
             .set("enable.partition.eof", "true")
-            .create()
+            .create_with_context(QuietAtEnd)
             .map_err(client_error)?;
         let metadata = consumer
             .fetch_metadata(Some(topic), METADATA_WAIT)

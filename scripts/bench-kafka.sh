@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Measures `simtally ingest --brokers --exit-at-end` against the practical limit on this
+# machine: a plain rdkafka loop that reads the same usage topic and discards every message
+# (examples/consume_discard.rs), in the same run, alternating, and prints the ratio.
+#
+#   scripts/bench-kafka.sh [RECORDS] [RUNS]
+#
+# Uses the broker of scripts/broker.sh (started if needed) and the data of
+# scripts/bench-ingest.sh (generated if needed), both cached under ~/.cache/simtally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+records="${1:-1000000}"
+runs="${2:-3}"
+cache="$HOME/.cache/simtally"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+data="$cache/bench-data/$records"
+work="$cache/bench-kafka-work"
+
+cargo build --release --locked --quiet --bin simtally --example consume_discard
+bin="$CARGO_TARGET_DIR/release/simtally"
+loop="$CARGO_TARGET_DIR/release/examples/consume_discard"
+[ -x "$cache/venv/bin/python" ] || python3 -m venv "$cache/venv"
+python="$cache/venv/bin/python"
+
+if [ ! -f "$data/expected.json" ]; then
+  "$bin" generate --seed 1 --sims 20000 --records "$records" --days 30 --out "$data"
+fi
+brokers="$(scripts/broker.sh start | tail -1)"
+tag="bench-$(date +%s)"
+usage_topic="$tag-usage"
+events_topic="$tag-events"
+echo "broker $brokers; producing $(wc -l < "$data/usage.ndjson") usage lines and $(wc -l < "$data/events.ndjson") events"
+echo -e "step\tseconds\tpeak_MiB\tcpu_seconds"
+"$python" scripts/measure.py produce "$bin" produce --brokers "$brokers" \
+  --usage-topic "$usage_topic" --events-topic "$events_topic" --partitions 4 \
+  --usage "$data/usage.ndjson" --events "$data/events.ndjson"
+
+echo -e "run\tseconds\tpeak_MiB\tcpu_seconds"
+for i in $(seq 1 "$runs"); do
+  rm -rf "$work" && mkdir -p "$work"
+  sync
+  "$python" scripts/measure.py "consume-discard-$i" "$loop" "$brokers" "$usage_topic"
+  sync
+  "$python" scripts/measure.py "simtally-$i" "$bin" ingest --no-progress --exit-at-end \
+    --brokers "$brokers" --usage-topic "$usage_topic" --events-topic "$events_topic" \
+    --lake "$work/lake"
+done | tee "$work.tsv"
+
+awk -F'\t' '
+  /^consume/  { d[++nd] = $2 }
+  /^simtally/ { s[++ns] = $2; if ($3 > mem) mem = $3 }
+  function median(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((n + 1) / 2)] }
+  END {
+    md = median(d, nd); ms = median(s, ns)
+    printf "median: consume-and-discard %.3fs, simtally ingest %.3fs; simtally reaches %.2f of the loop'"'"'s rate (goal 0.7); simtally peak %d MiB\n", md, ms, md / ms, mem
+  }' "$work.tsv"
