@@ -70,6 +70,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             );
         }
         Config::Demo { dir } => demo(&dir, shutdown).await?,
+        Config::Compact { lake } => {
+            for table in Lake::new(lake).compact().await.map_err(QueryError::from)? {
+                println!(
+                    "{:<13} {} files merged into {}",
+                    table.table, table.files_removed, table.files_added
+                );
+            }
+        }
+        Config::Vacuum {
+            lake,
+            retain,
+            dry_run,
+        } => {
+            let done = Lake::new(lake).vacuum(retain, dry_run).await;
+            for table in done.map_err(QueryError::from)? {
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                println!("{:<13} {verb} {} files", table.table, table.files_removed);
+            }
+        }
         Config::Produce(options) => {
             let (usage, events) = (options.topics.usage.clone(), options.topics.events.clone());
             let sent = produce(options).await?;

@@ -71,6 +71,34 @@ pub enum Command {
     ///
     /// Example: simtally produce --brokers localhost:9092 --usage usage.ndjson --events events.ndjson
     Produce(ProduceArgs),
+    /// Maintain the lake: `compact` merges small files (sums and recorded positions are
+    /// unchanged), `vacuum` deletes files no current commit references.
+    #[command(subcommand)]
+    Lake(LakeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// Merge each table's small files, partition by partition, into files of up to
+    /// 128 MiB. Safe while ingests run: readers see the same rows before and after.
+    Compact(LakeArg),
+    /// Delete data files that no commit has referenced for --retain-hours (compaction and
+    /// interrupted runs leave them behind). Time travel to older versions stops working
+    /// for what is deleted.
+    Vacuum(VacuumArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    #[command(flatten)]
+    pub lake: LakeArg,
+    /// Keep files unreferenced for less than this many hours (readers of older versions
+    /// may still need them).
+    #[arg(long, default_value_t = 168)]
+    pub retain_hours: u64,
+    /// Only list what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +302,14 @@ impl Cli {
                     partitions: a.partitions,
                 })
             }
+            Command::Lake(LakeCommand::Compact(lake)) => Config::Compact {
+                lake: lake.location().map_err(lake_err)?,
+            },
+            Command::Lake(LakeCommand::Vacuum(a)) => Config::Vacuum {
+                lake: a.lake.location().map_err(lake_err)?,
+                retain: std::time::Duration::from_secs(a.retain_hours.saturating_mul(3600)),
+                dry_run: a.dry_run,
+            },
             Command::Query(a) => Config::Query {
                 lake: a.lake.location().map_err(lake_err)?,
                 sql: a.sql,

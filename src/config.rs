@@ -38,6 +38,14 @@ pub enum Config {
         dir: PathBuf,
     },
     Produce(ProduceOptions),
+    Compact {
+        lake: LakeLocation,
+    },
+    Vacuum {
+        lake: LakeLocation,
+        retain: std::time::Duration,
+        dry_run: bool,
+    },
 }
 
 /// Parses `YYYY-MM-DD` for `--from`/`--to`/`--start`.

@@ -105,6 +105,11 @@ fn bad_arguments_and_inputs_fail_with_one_clear_message() {
         "--partitions",
     );
     assert_clean_failure(
+        &simtally(&["lake", "compact", "--lake", "/nonexistent/simtally-lake"]),
+        1,
+        "no lake at",
+    );
+    assert_clean_failure(
         &simtally(&["ingest", "--brokers", "127.0.0.1:9"]),
         2,
         "--brokers needs --exit-at-end",

@@ -3,6 +3,7 @@
 mod appender;
 mod files;
 mod location;
+mod maintenance;
 pub mod schema;
 mod stats;
 
@@ -18,6 +19,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 pub use appender::TableAppender;
 pub use files::PartitionValue;
 pub use location::LakeLocation;
+pub use maintenance::TableMaintenance;
 
 /// The tables simtally writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,0 +1,89 @@
+//! Keeping a lake in shape: `compact` merges small data files, `vacuum` deletes files no
+//! longer referenced. Both go through delta-rs's own operations, so they commit like any
+//! other writer: compaction marks its commit as no data change (readers, sums and the
+//! recorded Kafka positions see the same rows), and vacuum only touches unreferenced files.
+
+use std::num::NonZeroU64;
+use std::time::Duration;
+
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+
+use super::{Lake, LakeError, LakeTable};
+
+/// Compacted files aim at this size, as the ingest's do.
+const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// What one maintenance step did to one table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableMaintenance {
+    pub table: &'static str,
+    pub files_removed: u64,
+    pub files_added: u64,
+}
+
+impl Lake {
+    /// Merges each table's small files, partition by partition. Tables that do not exist
+    /// yet are skipped.
+    pub async fn compact(&self) -> Result<Vec<TableMaintenance>, LakeError> {
+        let mut done = Vec::new();
+        for table in LakeTable::ALL {
+            let Some(delta) = self.open(table).await? else {
+                continue;
+            };
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+                .build();
+            let target = NonZeroU64::new(TARGET_FILE_BYTES).unwrap_or(NonZeroU64::MIN);
+            let (_, metrics) = delta
+                .optimize()
+                .with_target_size(target)
+                .with_writer_properties(props)
+                .await
+                .map_err(|e| self.delta_error(table, e))?;
+            done.push(TableMaintenance {
+                table: table.name(),
+                files_removed: metrics.num_files_removed,
+                files_added: metrics.num_files_added,
+            });
+        }
+        self.found(done)
+    }
+
+    /// Deletes files that no commit still referencing them has needed for `retain`
+    /// (compaction and failed runs leave such files). With `dry_run`, only counts them.
+    pub async fn vacuum(
+        &self,
+        retain: Duration,
+        dry_run: bool,
+    ) -> Result<Vec<TableMaintenance>, LakeError> {
+        let mut done = Vec::new();
+        for table in LakeTable::ALL {
+            let Some(delta) = self.open(table).await? else {
+                continue;
+            };
+            let retention = chrono::Duration::from_std(retain).unwrap_or(chrono::Duration::MAX);
+            let (_, metrics) = delta
+                .vacuum()
+                .with_retention_period(retention)
+                .with_enforce_retention_duration(false)
+                .with_dry_run(dry_run)
+                .await
+                .map_err(|e| self.delta_error(table, e))?;
+            done.push(TableMaintenance {
+                table: table.name(),
+                files_removed: metrics.files_deleted.len() as u64,
+                files_added: 0,
+            });
+        }
+        self.found(done)
+    }
+
+    /// A lake without any table is most likely a wrong `--lake`: say so.
+    fn found(&self, done: Vec<TableMaintenance>) -> Result<Vec<TableMaintenance>, LakeError> {
+        if done.is_empty() {
+            return Err(LakeError::NotFound(self.location().to_string()));
+        }
+        Ok(done)
+    }
+}
