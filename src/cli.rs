@@ -34,7 +34,7 @@ pub struct Cli {
     pub log: String,
 
     /// A TOML configuration file (keys: lake, log, threads, brokers, usage_topic,
-    /// events_topic). Precedence: flags, then SIMTALLY_* variables, then the file, then
+    /// events_topic, group). Precedence: flags, then SIMTALLY_* variables, then the file, then
     /// the defaults.
     #[arg(long, global = true, env = "SIMTALLY_CONFIG", value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,

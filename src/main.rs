@@ -38,17 +38,64 @@ fn main() -> ExitCode {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: stopping");
+        if let Some(signal) = stop_signal().await {
+            eprintln!("{signal}: stopping");
             on_signal.cancel();
         }
     });
-    match runtime.block_on(simtally::run(config, shutdown)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    let outcome = runtime.block_on(run_until_stopped(config, shutdown));
+    // A reader blocked on stdin or a broker must not keep the process alive.
+    runtime.shutdown_background();
+    match outcome {
+        Some(Ok(())) => ExitCode::SUCCESS,
+        Some(Err(e)) => {
             eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
+        None => {
+            eprintln!(
+                "error: stopped before the run finished; a rerun completes it (the lake never \
+                 loses or doubles a record, whatever was committed)"
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How long a run may take to wind down after a stop signal. Runs stop at their next
+/// chunk; one blocked reading stdin or a quiet broker would never get there.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs the command; `None` if it did not end within [`STOP_GRACE`] of a stop signal.
+async fn run_until_stopped(
+    config: simtally::config::Config,
+    shutdown: CancellationToken,
+) -> Option<Result<(), simtally::RunError>> {
+    let stopped = shutdown.clone();
+    tokio::select! {
+        result = simtally::run(config, shutdown) => Some(result),
+        () = async move {
+            stopped.cancelled().await;
+            tokio::time::sleep(STOP_GRACE).await;
+        } => None,
+    }
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM (what service managers and Kubernetes send), and
+/// names it; `None` if no handler could be installed.
+async fn stop_signal() -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok()?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.ok().map(|()| "interrupted"),
+            _ = term.recv() => Some("terminated"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.ok().map(|()| "interrupted")
     }
 }
 

@@ -302,3 +302,49 @@ fn configuration_layers_apply_file_then_environment_then_flags() {
     let out = simtally(&["--config", "/nonexistent/simtally.toml", "report", "--list"]);
     assert_clean_failure(&out, 2, "cannot read configuration file");
 }
+
+#[test]
+fn sigterm_stops_an_ingest_without_committing_even_when_it_waits_on_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let events = shared_fixture("sample-1/events.ndjson");
+    // stdin stays open and empty: the reader blocks in read() and never sees a next chunk.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simtally"))
+        .args(["ingest", "--no-progress", "--usage", "-", "--events"])
+        .arg(&events)
+        .arg("--lake")
+        .arg(&lake)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The usage table is created just before usage is read.
+    let created = lake.join("usage/_delta_log/00000000000000000000.json");
+    for _ in 0..600 {
+        if created.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(created.exists(), "the ingest never reached the usage pass");
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // Held open until the process is gone, so its read never returns.
+    let stdin = child.stdin.take();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("terminated"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("stopped before the run finished"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!lake
+        .join("usage/_delta_log/00000000000000000001.json")
+        .exists());
+}
