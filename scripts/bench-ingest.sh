@@ -40,11 +40,4 @@ for i in $(seq 1 "$runs"); do
     --usage "$data/usage.ndjson" --events "$data/events.ndjson"
 done | tee "$work.tsv"
 
-awk -F'\t' '
-  /^duckdb/   { d[++nd] = $2 }
-  /^simtally/ { s[++ns] = $2; if ($3 > mem) mem = $3 }
-  function median(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((n + 1) / 2)] }
-  END {
-    md = median(d, nd); ms = median(s, ns)
-    printf "median: duckdb %.3fs, simtally %.3fs; simtally is %.2fx the speed of the DuckDB reference (goal 1.5x); simtally peak %d MiB\n", md, ms, md / ms, mem
-  }' "$work.tsv"
+awk -F'\t' -v ref=duckdb -v name="the DuckDB reference" -v goal=1.5 -f scripts/medians.awk "$work.tsv"

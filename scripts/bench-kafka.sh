@@ -46,11 +46,4 @@ for i in $(seq 1 "$runs"); do
     --lake "$work/lake"
 done | tee "$work.tsv"
 
-awk -F'\t' '
-  /^consume/  { d[++nd] = $2 }
-  /^simtally/ { s[++ns] = $2; if ($3 > mem) mem = $3 }
-  function median(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((n + 1) / 2)] }
-  END {
-    md = median(d, nd); ms = median(s, ns)
-    printf "median: consume-and-discard %.3fs, simtally ingest %.3fs; simtally reaches %.2f of the loop'"'"'s rate (goal 0.7); simtally peak %d MiB\n", md, ms, md / ms, mem
-  }' "$work.tsv"
+awk -F'\t' -v ref=consume-discard -v name="the consume-and-discard loop" -v goal=0.7 -f scripts/medians.awk "$work.tsv"
