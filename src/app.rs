@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::generate::{generate, GenerateError, GenerateOptions};
 use crate::lake::{Lake, LakeLocation};
-use crate::pipeline::{ingest, IngestError, IngestOptions, RunSummary};
+use crate::pipeline::{ingest, replay_dead_letters, IngestError, IngestOptions, RunSummary};
 use crate::query::{
     open_session, run_report, run_sql, write_batches, OutputFormat, QueryError, Report, Scope,
     REPORTS,
@@ -70,6 +70,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             );
         }
         Config::Demo { dir } => demo(&dir, shutdown).await?,
+        Config::Replay { lake, options } => {
+            let summary = replay_dead_letters(&Lake::new(lake), &options, shutdown).await?;
+            println!("{summary}");
+        }
         Config::Compact { lake } => {
             for table in Lake::new(lake).compact().await.map_err(QueryError::from)? {
                 println!(

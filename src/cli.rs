@@ -75,6 +75,26 @@ pub enum Command {
     /// unchanged), `vacuum` deletes files no current commit references.
     #[command(subcommand)]
     Lake(LakeCommand),
+    /// Work with the dead_letters table.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(DeadLettersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// Offer every dead letter to the pipeline again, under its original source (after a
+    /// fix to simtally or to the events): what is accepted now is attributed; what fails
+    /// again, or was ingested since, is counted and not written twice.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub lake: LakeArg,
+    /// Decode threads (default: one per core).
+    #[arg(long, env = "SIMTALLY_THREADS", default_value_t = 0)]
+    pub threads: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -302,6 +322,16 @@ impl Cli {
                     partitions: a.partitions,
                 })
             }
+            Command::DeadLetters(DeadLettersCommand::Replay(a)) => Config::Replay {
+                lake: a.lake.location().map_err(lake_err)?,
+                options: IngestOptions {
+                    usage: Vec::new(),
+                    events: Vec::new(),
+                    progress: false,
+                    threads: a.threads,
+                    kafka: None,
+                },
+            },
             Command::Lake(LakeCommand::Compact(lake)) => Config::Compact {
                 lake: lake.location().map_err(lake_err)?,
             },

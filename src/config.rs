@@ -41,6 +41,10 @@ pub enum Config {
     Compact {
         lake: LakeLocation,
     },
+    Replay {
+        lake: LakeLocation,
+        options: IngestOptions,
+    },
     Vacuum {
         lake: LakeLocation,
         retain: std::time::Duration,

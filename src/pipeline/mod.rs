@@ -14,12 +14,15 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use arrow::array::AsArray;
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
 use deltalake::kernel::Transaction;
 
 use crate::domain::UtcMillis;
 use crate::lake::{Lake, LakeError, LakeTable};
 use crate::source::kafka::{check_co_partitioned, resume_app_id, KafkaError, TopicToEnd, Topics};
-use crate::source::{ChunkSource, FileChunks, Input, SourceError};
+use crate::source::{ChunkSource, FileChunks, Input, Replayed, SourceError};
 
 pub use summary::{EventCounts, QuarantineTotals, RunSummary, UsageCounts, WorkspaceTotals};
 
@@ -131,12 +134,24 @@ pub async fn ingest(
     for input in options.usage.iter().chain(&options.events) {
         input.check_readable()?;
     }
+    let (events_source, usage_source) = sources(lake, &options).await?;
+    ingest_sources(lake, &options, events_source, usage_source, shutdown).await
+}
+
+/// As [`ingest`], from sources the caller opened (`options.usage`, `events` and `kafka`
+/// are not looked at).
+pub async fn ingest_sources(
+    lake: &Lake,
+    options: &IngestOptions,
+    events_source: Box<dyn ChunkSource>,
+    usage_source: Box<dyn ChunkSource>,
+    shutdown: CancellationToken,
+) -> Result<RunSummary, IngestError> {
     let started = std::time::Instant::now();
     let now = UtcMillis::now();
     let dead_letters_in_lake: Arc<HashSet<String>> =
         Arc::new(lake.string_keys(LakeTable::DeadLetters, "source").await?);
 
-    let (events_source, usage_source) = sources(lake, &options).await?;
     let event_pass = events::run(lake, events_source, &dead_letters_in_lake, now).await?;
     tracing::info!(
         sims = event_pass.book.sim_count(),
@@ -146,7 +161,7 @@ pub async fn ingest(
 
     let usage_pass = usage::run(
         lake,
-        &options,
+        options,
         usage_source,
         Arc::new(event_pass.book),
         dead_letters_in_lake,
@@ -186,4 +201,33 @@ pub async fn ingest(
     }
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Offers every dead letter in the lake to the pipeline again, under its original
+/// coordinates (`simtally dead-letters replay`, after a fix): what is accepted now is
+/// attributed; what fails again, or was ingested since, is recognized and not written twice.
+pub async fn replay_dead_letters(
+    lake: &Lake,
+    options: &IngestOptions,
+    shutdown: CancellationToken,
+) -> Result<RunSummary, IngestError> {
+    let batches = lake
+        .select(LakeTable::DeadLetters, "SELECT source, payload FROM t")
+        .await?;
+    let mut letters = Vec::new();
+    for batch in &batches {
+        let as_type = |column: usize, to: &DataType| {
+            cast(batch.column(column), to)
+                .map_err(|e| IngestError::Internal(format!("reading dead letters: {e}")))
+        };
+        let sources = as_type(0, &DataType::Utf8)?;
+        let payloads = as_type(1, &DataType::Binary)?;
+        let (sources, payloads) = (sources.as_string::<i32>(), payloads.as_binary::<i32>());
+        for row in 0..batch.num_rows() {
+            letters.push((sources.value(row).to_owned(), payloads.value(row).to_vec()));
+        }
+    }
+    let events = Box::new(FileChunks::new(Vec::new()));
+    let usage = Box::new(Replayed::new(letters));
+    ingest_sources(lake, options, events, usage, shutdown).await
 }
