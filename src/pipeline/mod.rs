@@ -173,6 +173,11 @@ pub async fn ingest_sources(
     if shutdown.is_cancelled() {
         return Err(IngestError::Interrupted);
     }
+    tracing::info!(
+        records = usage_pass.summary.usage.records,
+        seconds = started.elapsed().as_secs_f64(),
+        "usage read and written; committing"
+    );
 
     // Events first: usage never refers to an ownership the lake cannot explain.
     let mut summary = usage_pass.summary;
@@ -200,6 +205,7 @@ pub async fn ingest_sources(
         crash_point(name);
     }
     summary.elapsed = started.elapsed();
+    tracing::info!(seconds = summary.elapsed.as_secs_f64(), "committed");
     Ok(summary)
 }
 
