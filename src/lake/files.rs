@@ -93,19 +93,13 @@ impl DataFiles {
         })
     }
 
-    /// Writes pieces of rows that all belong to `partition` (values in partition column
-    /// order) as one row group. Returns the file it closed, if the write filled it.
+    /// Writes pieces of rows that all belong to `partition` (one value per partition column,
+    /// in order: the appender checks that) as one row group. Returns the file it closed, if the write filled it.
     pub(super) async fn write(
         &mut self,
         pieces: &[RecordBatch],
         partition: &[PartitionValue],
     ) -> Result<Option<Add>, DeltaTableError> {
-        if partition.len() != self.partition_columns.len() {
-            return Err(DeltaTableError::generic(format!(
-                "expected values for the partition columns {:?}, got {partition:?}",
-                self.partition_columns
-            )));
-        }
         let file = match self.open.get_mut(partition) {
             Some(file) => file,
             None => {

@@ -7,7 +7,7 @@ mod maintenance;
 pub mod schema;
 mod stats;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, SchemaRef};
@@ -265,21 +265,28 @@ impl Lake {
             .map_err(read_error)
     }
 
-    /// The position recorded under `app_id` by the last commit to `table` that named it
-    /// (a Delta `txn` action): where a source resumes. `None` if never recorded.
-    pub async fn resume_point(
+    /// The positions recorded under `app_ids` by the last commits to `table` that named them
+    /// (Delta `txn` actions): where sources resume. Ids never recorded are left out.
+    pub async fn resume_points(
         &self,
         table: LakeTable,
-        app_id: &str,
-    ) -> Result<Option<i64>, LakeError> {
+        app_ids: &[String],
+    ) -> Result<HashMap<String, i64>, LakeError> {
+        let mut found = HashMap::new();
         let Some(delta) = self.open(table).await? else {
-            return Ok(None);
+            return Ok(found);
         };
         let snapshot = delta.snapshot().map_err(|e| self.delta_error(table, e))?;
-        snapshot
-            .transaction_version(delta.log_store().as_ref(), app_id)
-            .await
-            .map_err(|e| self.delta_error(table, e))
+        for app_id in app_ids {
+            let version = snapshot
+                .transaction_version(delta.log_store().as_ref(), app_id)
+                .await
+                .map_err(|e| self.delta_error(table, e))?;
+            if let Some(version) = version {
+                found.insert(app_id.clone(), version);
+            }
+        }
+        Ok(found)
     }
 
     pub async fn appender(&self, table: LakeTable) -> Result<TableAppender, LakeError> {

@@ -9,7 +9,7 @@ mod events;
 mod summary;
 mod usage;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -89,17 +89,14 @@ async fn open_topic(
     topic: &str,
     partitions: i32,
 ) -> Result<TopicToEnd, IngestError> {
-    let mut recorded = HashMap::new();
-    for partition in 0..partitions {
-        let app_id = resume_app_id(topic, partition);
-        if let Some(next) = lake.resume_point(LakeTable::Usage, &app_id).await? {
-            recorded.insert(partition, next);
-        }
-    }
+    let app_ids: Vec<String> = (0..partitions)
+        .map(|partition| resume_app_id(topic, partition))
+        .collect();
+    let recorded = lake.resume_points(LakeTable::Usage, &app_ids).await?;
     let (kafka, topic) = (kafka.clone(), topic.to_owned());
     let opened = tokio::task::spawn_blocking(move || {
         TopicToEnd::open(&kafka.brokers, &kafka.group, &topic, &|partition| {
-            recorded.get(&partition).copied()
+            recorded.get(&resume_app_id(&topic, partition)).copied()
         })
     })
     .await

@@ -84,7 +84,7 @@ pub struct TopicToEnd {
 
 impl TopicToEnd {
     /// Opens `topic` and plans the read: each partition from `resume_from(partition)` (or its
-    /// first offset) to its current end. Blocks on the broker: call it off the async runtime.
+    /// first offset) to its end. Blocks on the broker: call it off the async runtime.
     pub fn open(
         brokers: &str,
         group: &str,
@@ -149,14 +149,6 @@ impl TopicToEnd {
         })
     }
 
-    /// Records still to read, over all partitions (for progress and tests).
-    pub fn remaining(&self) -> i64 {
-        self.partitions
-            .iter()
-            .map(|p| (p.end - p.next).max(0))
-            .sum()
-    }
-
     fn error(&self, partition: i32, offset: i64, detail: String) -> SourceError {
         SourceError::Kafka {
             topic: self.topic.clone(),
@@ -173,11 +165,11 @@ impl TopicToEnd {
     }
 
     /// A gathered chunk that is full, or of a partition that reached its end.
-    fn ready_chunk(&mut self, all_done: bool) -> Option<(usize, Chunk)> {
+    fn ready_chunk(&mut self) -> Option<(usize, Chunk)> {
         self.partitions
             .iter_mut()
             .enumerate()
-            .filter(|(_, p)| all_done || p.done() || p.data.len() >= CHUNK_BYTES)
+            .filter(|(_, p)| p.done() || p.data.len() >= CHUNK_BYTES)
             .find_map(|(index, p)| p.take_chunk().map(|chunk| (index, chunk)))
     }
 
@@ -224,11 +216,10 @@ impl ChunkSource for TopicToEnd {
     fn next_chunk(&mut self) -> Result<Option<(usize, Chunk)>, SourceError> {
         let mut last_progress = std::time::Instant::now();
         loop {
-            let all_done = self.partitions.iter().all(PartitionRead::done);
-            if let Some(ready) = self.ready_chunk(all_done) {
+            if let Some(ready) = self.ready_chunk() {
                 return Ok(Some(ready));
             }
-            if all_done {
+            if self.partitions.iter().all(PartitionRead::done) {
                 return Ok(None);
             }
             if self.poll_once()? {
@@ -240,7 +231,7 @@ impl ChunkSource for TopicToEnd {
                     partition,
                     offset,
                     format!(
-                        "no messages for {} s though the partition ends at a later offset",
+                        "no messages and no end of partition for {} s",
                         STALL_LIMIT.as_secs()
                     ),
                 ));
