@@ -132,13 +132,29 @@ pub struct ProduceArgs {
     /// Lifecycle event files (NDJSON); `-` reads stdin. Repeatable.
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub events: Vec<String>,
+    #[command(flatten)]
+    pub topics: TopicArgs,
+    /// Partitions of each topic, if it has to be created.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub partitions: i32,
+}
+
+/// The two topics, both keyed by ICCID.
+#[derive(Debug, Args)]
+pub struct TopicArgs {
     #[arg(long, env = "SIMTALLY_USAGE_TOPIC", default_value = "sim-usage")]
     pub usage_topic: String,
     #[arg(long, env = "SIMTALLY_EVENTS_TOPIC", default_value = "sim-events")]
     pub events_topic: String,
-    /// Partitions of each topic, if it has to be created.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
-    pub partitions: i32,
+}
+
+impl TopicArgs {
+    fn topics(&self) -> Topics {
+        Topics {
+            usage: self.usage_topic.clone(),
+            events: self.events_topic.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -177,10 +193,8 @@ pub struct IngestArgs {
     /// --usage/--events).
     #[arg(long, env = "SIMTALLY_BROKERS")]
     pub brokers: Option<String>,
-    #[arg(long, env = "SIMTALLY_USAGE_TOPIC", default_value = "sim-usage")]
-    pub usage_topic: String,
-    #[arg(long, env = "SIMTALLY_EVENTS_TOPIC", default_value = "sim-events")]
-    pub events_topic: String,
+    #[command(flatten)]
+    pub topics: TopicArgs,
     /// Kafka consumer group.
     #[arg(long, env = "SIMTALLY_GROUP", default_value = "simtally")]
     pub group: String,
@@ -274,14 +288,11 @@ impl Cli {
                     }
                     (Some(brokers), true) => Some(KafkaIngest {
                         brokers: brokers.clone(),
-                        topics: Topics {
-                            usage: a.usage_topic.clone(),
-                            events: a.events_topic.clone(),
-                        },
+                        topics: a.topics.topics(),
                         group: a.group.clone(),
                     }),
                 };
-                if kafka.is_none() && a.usage.is_empty() && a.events.is_empty() {
+                if kafka.is_none() && !files {
                     return Err(
                         "nothing to ingest: give --usage FILE and/or --events FILE, or --brokers"
                             .into(),
@@ -313,10 +324,7 @@ impl Cli {
                 }
                 Config::Produce(ProduceOptions {
                     brokers: a.brokers,
-                    topics: Topics {
-                        usage: a.usage_topic,
-                        events: a.events_topic,
-                    },
+                    topics: a.topics.topics(),
                     usage: a.usage.iter().map(|s| Input::parse(s)).collect(),
                     events: a.events.iter().map(|s| Input::parse(s)).collect(),
                     partitions: a.partitions,
