@@ -49,6 +49,11 @@ const UNIQUE_COLUMNS: &[&str] = &[
     "seq",
 ];
 
+/// The lake's compression: zstd at level 1, fast to write and still small.
+pub(super) fn zstd() -> Compression {
+    Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default())
+}
+
 /// Streams record batches into one table and commits them in one Delta transaction.
 pub struct TableAppender {
     table: LakeTable,
@@ -64,7 +69,7 @@ pub struct TableAppender {
 impl TableAppender {
     pub(super) fn new(table: LakeTable, delta: DeltaTable) -> Result<Self, DeltaTableError> {
         let mut props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+            .set_compression(zstd())
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_data_page_size_limit(PAGE_BYTES);
         // Nearly every value of these columns is distinct: building a dictionary for them

@@ -46,7 +46,7 @@ impl PartitionValue {
 }
 
 /// Files roll over at this size, so a long ingest makes a few large files per partition.
-const TARGET_FILE_BYTES: usize = 128 * 1024 * 1024;
+pub(super) const TARGET_FILE_BYTES: usize = 128 * 1024 * 1024;
 
 pub(super) struct DataFiles {
     store: ObjectStoreRef,

@@ -6,13 +6,11 @@
 use std::num::NonZeroU64;
 use std::time::Duration;
 
-use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 
+use super::appender::zstd;
+use super::files::TARGET_FILE_BYTES;
 use super::{Lake, LakeError, LakeTable};
-
-/// Compacted files aim at this size, as the ingest's do.
-const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 
 /// What one maintenance step did to one table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,19 +24,18 @@ impl Lake {
     /// Merges each table's small files, partition by partition. Tables that do not exist
     /// yet are skipped.
     pub async fn compact(&self) -> Result<Vec<TableMaintenance>, LakeError> {
+        let props = WriterProperties::builder().set_compression(zstd()).build();
+        // Compacted files aim at the size the ingest rolls its files at.
+        let target = NonZeroU64::new(TARGET_FILE_BYTES as u64).unwrap_or(NonZeroU64::MIN);
         let mut done = Vec::new();
         for table in LakeTable::ALL {
             let Some(delta) = self.open(table).await? else {
                 continue;
             };
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
-                .build();
-            let target = NonZeroU64::new(TARGET_FILE_BYTES).unwrap_or(NonZeroU64::MIN);
             let (_, metrics) = delta
                 .optimize()
                 .with_target_size(target)
-                .with_writer_properties(props)
+                .with_writer_properties(props.clone())
                 .await
                 .map_err(|e| self.delta_error(table, e))?;
             done.push(TableMaintenance {
@@ -50,8 +47,8 @@ impl Lake {
         self.found(done)
     }
 
-    /// Deletes files that no commit still referencing them has needed for `retain`
-    /// (compaction and failed runs leave such files). With `dry_run`, only counts them.
+    /// Deletes data files the tables no longer reference, once unreferenced for `retain`
+    /// (compaction and interrupted runs leave such files). With `dry_run`, only counts them.
     pub async fn vacuum(
         &self,
         retain: Duration,
