@@ -5,6 +5,7 @@ use std::io::Write;
 use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
 
+use crate::billing::{invoice, reconcile, BillingError, Period, Provenance};
 use crate::config::Config;
 use crate::generate::{generate, GenerateError, GenerateOptions};
 use crate::lake::{Lake, LakeLocation};
@@ -27,6 +28,10 @@ pub enum RunError {
     Generate(#[from] GenerateError),
     #[error(transparent)]
     Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Billing(#[from] BillingError),
+    #[error("the books of {0} do not balance (see the mismatches above)")]
+    NotBalanced(Period),
     #[error("the run summary does not account for every input line (a bug in simtally):\n{0}")]
     NotConserved(Box<RunSummary>),
 }
@@ -93,6 +98,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
                 println!("{:<13} {verb} {} files", table.table, table.files_removed);
             }
         }
+        Config::Invoice { lake, options } => {
+            let run = invoice(&Lake::new(lake), &options).await?;
+            print_invoices(&run, &options.out);
+        }
+        Config::Reconcile {
+            lake,
+            period,
+            prices,
+        } => {
+            let books = reconcile(&Lake::new(lake), period, &prices).await?;
+            println!("{books}");
+            if !books.balances() {
+                return Err(RunError::NotBalanced(period));
+            }
+        }
         Config::Produce(options) => {
             let (usage, events) = (options.topics.usage.clone(), options.topics.events.clone());
             let sent = produce(options).await?;
@@ -103,6 +123,42 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         }
     }
     Ok(())
+}
+
+fn print_invoices(run: &crate::billing::InvoiceRun, out: &std::path::Path) {
+    let versions = run.versions;
+    let version = |v: Option<i64>| v.map_or_else(|| "none".to_owned(), |v| v.to_string());
+    println!(
+        "lake versions: usage {}, sim_events {}",
+        version(versions.usage),
+        version(versions.sim_events)
+    );
+    for (invoice, provenance) in &run.invoices {
+        let how = match provenance {
+            Provenance::Draft => "draft",
+            Provenance::IssuedNow => "issued now",
+            Provenance::IssuedBefore => "issued before (unchanged)",
+        };
+        let totals: Vec<String> = invoice
+            .totals
+            .iter()
+            .map(|t| format!("{} {}", t.currency, t.total))
+            .collect();
+        println!(
+            "{:<18} {:<26} {:>5} usage lines {:>5} SIM fees {:>5} adjustments  {}",
+            invoice.invoice_id,
+            how,
+            invoice.usage.len(),
+            invoice.sim_fees.len(),
+            invoice.adjustments.len(),
+            totals.join(", ")
+        );
+    }
+    println!(
+        "{} invoices written to {} (.json, .csv, .html)",
+        run.invoices.len(),
+        out.display()
+    );
 }
 
 async fn ingest_and_check(

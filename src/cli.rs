@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
+use crate::billing::{InvoiceOptions, Period};
 use crate::config::{parse_date, Config, DEFAULT_LAKE};
 use crate::domain::WorkspaceId;
 use crate::generate::GenerateOptions;
@@ -34,7 +35,7 @@ pub struct Cli {
     pub log: String,
 
     /// A TOML configuration file (keys: lake, log, threads, brokers, usage_topic,
-    /// events_topic, group). Precedence: flags, then SIMTALLY_* variables, then the file, then
+    /// events_topic, group, prices). Precedence: flags, then SIMTALLY_* variables, then the file, then
     /// the defaults.
     #[arg(long, global = true, env = "SIMTALLY_CONFIG", value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
@@ -78,6 +79,64 @@ pub enum Command {
     /// Work with the dead_letters table.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(DeadLettersCommand),
+    /// Compute each Workspace's invoice for a month: usage by traffic type and network, SIM
+    /// fees, data allowances, and adjustments to periods already issued. Writes
+    /// <workspace>-<period>.json, .csv and .html into --out.
+    ///
+    /// Without --issue the invoices are drafts and nothing in the lake changes. With --issue
+    /// each period is sealed: the invoice is stored in the lake and never changes; later
+    /// usage or events for it appear as adjustments on the Workspace's next invoice.
+    ///
+    /// Example: simtally invoice --period 2026-11 --prices prices.toml --out invoices/
+    Invoice(InvoiceArgs),
+    /// Check a period's books: each Workspace's invoice usage equals the cost of its
+    /// attributed slices; every record of the period is attributed or quarantined; every
+    /// ingest run accounts for each input line; every issued invoice equals its lines.
+    /// Prints what differs and exits non-zero on any mismatch.
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InvoiceArgs {
+    #[command(flatten)]
+    pub lake: LakeArg,
+    /// The month to bill (YYYY-MM), in each Workspace's time zone.
+    #[arg(long, value_parser = parse_period)]
+    pub period: Period,
+    /// Only this Workspace; repeat for several (default: every Workspace with something to
+    /// bill).
+    #[arg(long = "workspace", value_name = "ID")]
+    pub workspaces: Vec<WorkspaceId>,
+    #[command(flatten)]
+    pub prices: PricesArg,
+    /// Directory for the invoice files.
+    #[arg(long, value_name = "DIR", default_value = "invoices")]
+    pub out: PathBuf,
+    /// Seal the period: store the invoices in the lake; they never change afterwards.
+    #[arg(long)]
+    pub issue: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PricesArg {
+    /// The price list (TOML): tariffs by effective date, Workspace time zones. See README.
+    #[arg(long = "prices", env = "SIMTALLY_PRICES", value_name = "FILE")]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub lake: LakeArg,
+    /// The month to check (YYYY-MM).
+    #[arg(long, value_parser = parse_period)]
+    pub period: Period,
+    #[command(flatten)]
+    pub prices: PricesArg,
+}
+
+fn parse_period(text: &str) -> Result<Period, String> {
+    text.parse()
 }
 
 #[derive(Debug, Subcommand)]
@@ -380,6 +439,21 @@ impl Cli {
                 out: a.out,
             }),
             Command::Demo(a) => Config::Demo { dir: a.dir },
+            Command::Invoice(a) => Config::Invoice {
+                lake: a.lake.location().map_err(lake_err)?,
+                options: InvoiceOptions {
+                    period: a.period,
+                    workspaces: a.workspaces.iter().map(|w| w.get()).collect(),
+                    prices: a.prices.path,
+                    out: a.out,
+                    issue: a.issue,
+                },
+            },
+            Command::Reconcile(a) => Config::Reconcile {
+                lake: a.lake.location().map_err(lake_err)?,
+                period: a.period,
+                prices: a.prices.path,
+            },
         })
     }
 }

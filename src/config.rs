@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
+use crate::billing::{InvoiceOptions, Period};
 use crate::generate::GenerateOptions;
 use crate::lake::LakeLocation;
 use crate::pipeline::IngestOptions;
@@ -44,6 +45,15 @@ pub enum Config {
     Replay {
         lake: LakeLocation,
         options: IngestOptions,
+    },
+    Invoice {
+        lake: LakeLocation,
+        options: InvoiceOptions,
+    },
+    Reconcile {
+        lake: LakeLocation,
+        period: Period,
+        prices: PathBuf,
     },
     Vacuum {
         lake: LakeLocation,

@@ -11,6 +11,7 @@
 //! usage_topic = "sim-usage"        # SIMTALLY_USAGE_TOPIC
 //! events_topic = "sim-events"      # SIMTALLY_EVENTS_TOPIC
 //! group = "simtally"               # SIMTALLY_GROUP
+//! prices = "prices.toml"           # SIMTALLY_PRICES
 //! ```
 
 use std::ffi::OsString;
@@ -29,6 +30,7 @@ pub struct FileConfig {
     pub usage_topic: Option<String>,
     pub events_topic: Option<String>,
     pub group: Option<String>,
+    pub prices: Option<String>,
 }
 
 impl FileConfig {
@@ -52,6 +54,7 @@ impl FileConfig {
         add("SIMTALLY_USAGE_TOPIC", self.usage_topic.clone());
         add("SIMTALLY_EVENTS_TOPIC", self.events_topic.clone());
         add("SIMTALLY_GROUP", self.group.clone());
+        add("SIMTALLY_PRICES", self.prices.clone());
         out
     }
 }

@@ -14,6 +14,7 @@ pub mod query;
 pub mod sink;
 pub mod source;
 
+pub mod billing;
 pub mod generate;
 pub mod pipeline;
 

@@ -32,6 +32,8 @@ const LOW_CARDINALITY_COLUMNS: &[&str] = &[
     "reason",
     "event_type",
     "status",
+    "period",
+    "invoice_id",
 ];
 const UNIQUE_COLUMNS: &[&str] = &[
     "record_id",
@@ -64,6 +66,8 @@ pub struct TableAppender {
     flush_rows: usize,
     /// Files already closed, committed together with the rest.
     closed: Vec<Add>,
+    /// Provenance recorded in the commit's `commitInfo` (key, value).
+    commit_info: Option<(String, serde_json::Value)>,
 }
 
 impl TableAppender {
@@ -95,6 +99,7 @@ impl TableAppender {
             rows_since_flush: 0,
             flush_rows: FLUSH_ROWS,
             closed: Vec::new(),
+            commit_info: None,
         })
     }
 
@@ -106,6 +111,12 @@ impl TableAppender {
 
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Records `value` under `key` in the commit's `commitInfo`; the commit then happens
+    /// even if no rows were written.
+    pub fn record_in_commit(&mut self, key: &str, value: serde_json::Value) {
+        self.commit_info = Some((key.to_owned(), value));
     }
 
     /// Writes rows of a table without partition columns, as one row group.
@@ -162,7 +173,7 @@ impl TableAppender {
     /// Commits what was written, recording `txns` (application ids and versions) in the same
     /// Delta transaction. Returns the new table version, or `None` if nothing was written.
     pub async fn commit(mut self, txns: Vec<Transaction>) -> Result<Option<i64>, LakeError> {
-        if self.rows == 0 && txns.is_empty() {
+        if self.rows == 0 && txns.is_empty() && self.commit_info.is_none() {
             return Ok(None);
         }
         let last = self.files.close_all().await.map_err(|e| self.error(e))?;
@@ -185,12 +196,14 @@ impl TableAppender {
             predicate: None,
         };
         let snapshot = self.delta.snapshot().map_err(|e| self.error(e))?;
-        let finalized =
-            CommitBuilder::from(CommitProperties::default().with_application_transactions(txns))
-                .with_actions(adds)
-                .build(Some(snapshot), self.delta.log_store(), operation)
-                .await
-                .map_err(|e| self.error(e))?;
+        let properties = CommitProperties::default()
+            .with_application_transactions(txns)
+            .with_metadata(self.commit_info.take());
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(adds)
+            .build(Some(snapshot), self.delta.log_store(), operation)
+            .await
+            .map_err(|e| self.error(e))?;
         Ok(Some(finalized.version() as i64))
     }
 

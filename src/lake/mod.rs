@@ -28,14 +28,18 @@ pub enum LakeTable {
     Quarantine,
     DeadLetters,
     SimEvents,
+    Invoices,
+    BilledSlices,
 }
 
 impl LakeTable {
-    pub const ALL: [LakeTable; 4] = [
+    pub const ALL: [LakeTable; 6] = [
         LakeTable::Usage,
         LakeTable::Quarantine,
         LakeTable::DeadLetters,
         LakeTable::SimEvents,
+        LakeTable::Invoices,
+        LakeTable::BilledSlices,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +48,8 @@ impl LakeTable {
             LakeTable::Quarantine => "quarantine",
             LakeTable::DeadLetters => "dead_letters",
             LakeTable::SimEvents => "sim_events",
+            LakeTable::Invoices => "invoices",
+            LakeTable::BilledSlices => "billed_slices",
         }
     }
 
@@ -53,6 +59,8 @@ impl LakeTable {
             LakeTable::Quarantine => schema::QUARANTINE.clone(),
             LakeTable::DeadLetters => schema::DEAD_LETTERS.clone(),
             LakeTable::SimEvents => schema::SIM_EVENTS.clone(),
+            LakeTable::Invoices => schema::INVOICES.clone(),
+            LakeTable::BilledSlices => schema::BILLED_SLICES.clone(),
         }
     }
 
@@ -187,6 +195,45 @@ impl Lake {
             }
         }
         Ok(found)
+    }
+
+    /// Registers the table's current version with a session under `name`; returns that
+    /// version, or `None` (and registers nothing) if the table has never been written.
+    pub async fn register_table(
+        &self,
+        ctx: &SessionContext,
+        table: LakeTable,
+        name: &str,
+    ) -> Result<Option<i64>, LakeError> {
+        let Some(delta) = self.open(table).await? else {
+            return Ok(None);
+        };
+        register(ctx, name, &delta)
+            .await
+            .map_err(|e| self.delta_error(table, e))?;
+        Ok(delta.version().map(|v| v as i64))
+    }
+
+    /// The value recorded under `key` in each commit of `table` that has one, oldest first.
+    pub async fn commit_values(
+        &self,
+        table: LakeTable,
+        key: &str,
+    ) -> Result<Vec<serde_json::Value>, LakeError> {
+        use futures::TryStreamExt;
+        let Some(delta) = self.open(table).await? else {
+            return Ok(Vec::new());
+        };
+        let mut commits: Vec<_> = delta
+            .history(None)
+            .try_collect()
+            .await
+            .map_err(|e| self.delta_error(table, e))?;
+        commits.sort_by_key(|c| c.read_version);
+        Ok(commits
+            .into_iter()
+            .filter_map(|c| c.info.get(key).cloned())
+            .collect())
     }
 
     /// Distinct values of an Int64 column, for idempotent re-ingest.

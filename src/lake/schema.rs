@@ -79,6 +79,29 @@ pub static SIM_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// `invoices`: every issued invoice, as its JSON document; never changed once written.
+pub static INVOICES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("workspace_id", DataType::Int64, false),
+        Field::new("period", DataType::Utf8, false),
+        Field::new("invoice_id", DataType::Utf8, false),
+        Field::new("issued_at", timestamp_type(), false),
+        Field::new("document", DataType::Utf8, false),
+    ]))
+});
+
+/// `billed_slices`: which issued invoice billed each usage slice, so a slice that reaches a
+/// sealed period later is billed once, as an adjustment, and never twice.
+pub static BILLED_SLICES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("workspace_id", DataType::Int64, false),
+        Field::new("period", DataType::Utf8, false),
+        Field::new("record_id", DataType::Int64, false),
+        Field::new("slice", DataType::Int16, false),
+        Field::new("invoice_id", DataType::Utf8, false),
+    ]))
+});
+
 /// `ownership`: who owned which SIM when, derived from `sim_events` (only accepted events
 /// are stored, so the view needs no validation logic). `valid_to` is null while open.
 pub const OWNERSHIP_VIEW_SQL: &str = "

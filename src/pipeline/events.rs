@@ -135,20 +135,29 @@ fn read_all(
     Ok((source.prefixes(), chunks, source.resume_points()))
 }
 
-const STORED_EVENTS_SQL: &str = "SELECT event_id, event_type, event_time, iccid, workspace_id, \
-     source_workspace_id, target_workspace_id, status, seq FROM t";
+/// The columns [`events_from_batches`] reads, in its order.
+pub(crate) const STORED_EVENT_COLUMNS: &str = "event_id, event_type, event_time, iccid, \
+     workspace_id, source_workspace_id, target_workspace_id, status, seq";
 
 /// The events already in the lake, as the ownership book needs them.
 pub(crate) async fn load_stored_events(lake: &Lake) -> Result<Vec<SequencedEvent>, LakeError> {
-    let batches = lake.select(LakeTable::SimEvents, STORED_EVENTS_SQL).await?;
+    let batches = lake
+        .select(
+            LakeTable::SimEvents,
+            &format!("SELECT {STORED_EVENT_COLUMNS} FROM t"),
+        )
+        .await?;
+    events_from_batches(&batches).map_err(|detail| LakeError::Corrupt {
+        table: LakeTable::SimEvents.name(),
+        detail,
+    })
+}
+
+/// Events from rows of [`STORED_EVENT_COLUMNS`].
+pub(crate) fn events_from_batches(batches: &[RecordBatch]) -> Result<Vec<SequencedEvent>, String> {
     let mut events = Vec::new();
-    for batch in &batches {
-        events.extend(
-            events_from_batch(batch).map_err(|detail| LakeError::Corrupt {
-                table: LakeTable::SimEvents.name(),
-                detail,
-            })?,
-        );
+    for batch in batches {
+        events.extend(events_from_batch(batch)?);
     }
     Ok(events)
 }

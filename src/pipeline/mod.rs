@@ -5,7 +5,7 @@
 //! and attribute them in parallel, and one collector restores input order, de-duplicates
 //! and builds Arrow batches that the async lake writer encodes to Parquet.
 
-mod events;
+pub(crate) mod events;
 mod summary;
 mod usage;
 
@@ -24,7 +24,10 @@ use crate::lake::{Lake, LakeError, LakeTable};
 use crate::source::kafka::{check_co_partitioned, resume_app_id, KafkaError, TopicToEnd, Topics};
 use crate::source::{ChunkSource, FileChunks, Input, Replayed, SourceError};
 
-pub use summary::{EventCounts, QuarantineTotals, RunSummary, UsageCounts, WorkspaceTotals};
+pub use summary::{
+    EventCounts, QuarantineTotals, RunRecord, RunSummary, UsageCounts, WorkspaceTotals,
+    RUN_RECORD_KEY,
+};
 
 /// What one `ingest` run reads.
 #[derive(Clone, Debug, Default)]
@@ -179,6 +182,15 @@ pub async fn ingest_sources(
     // Events first: usage never refers to an ownership the lake cannot explain.
     let mut summary = usage_pass.summary;
     summary.events = event_pass.counts;
+    let events_written = event_pass.appender.rows() as u64;
+    let record = RunRecord::new(&summary, |table| match table {
+        "sim_events" => events_written,
+        _ => usage_pass
+            .appenders
+            .iter()
+            .find(|(name, _)| *name == table)
+            .map_or(0, |(_, appender)| appender.rows() as u64),
+    });
     summary.lake_versions.extend(
         event_pass
             .appender
@@ -191,9 +203,18 @@ pub async fn ingest_sources(
     // before it re-reads everything, and the lake recognizes what it already has. (Events
     // cannot resume from the `sim_events` commit: their dead letters are committed later.)
     let resume_points = [event_pass.resume_points, usage_pass.resume_points].concat();
-    for (name, appender) in usage_pass.appenders {
+    for (name, mut appender) in usage_pass.appenders {
         let txns = match name {
-            "usage" => transactions(&resume_points),
+            "usage" => {
+                // A run that adds nothing leaves the lake as it was, without a record.
+                if let Some(value) = serde_json::to_value(&record)
+                    .ok()
+                    .filter(|_| record.wrote_something())
+                {
+                    appender.record_in_commit(RUN_RECORD_KEY, value);
+                }
+                transactions(&resume_points)
+            }
             _ => Vec::new(),
         };
         summary

@@ -63,6 +63,71 @@ impl EventCounts {
     }
 }
 
+/// The key of [`RunRecord`] in the `commitInfo` of a run's `usage` commit.
+pub const RUN_RECORD_KEY: &str = "simtally.run";
+
+/// What one ingest run read and wrote, stored with its `usage` commit so that
+/// `simtally reconcile` can check the lake against every run that built it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunRecord {
+    pub usage_lines: u64,
+    pub usage_blank: u64,
+    pub records: u64,
+    pub duplicates: u64,
+    pub usage_dead_letters: u64,
+    pub event_lines: u64,
+    pub event_blank: u64,
+    pub events_accepted: u64,
+    pub event_duplicates: u64,
+    pub event_dead_letters: u64,
+    /// Rows this run added to each table.
+    pub written_usage: u64,
+    pub written_quarantine: u64,
+    pub written_dead_letters: u64,
+    pub written_sim_events: u64,
+}
+
+impl RunRecord {
+    pub fn new(summary: &RunSummary, written: impl Fn(&str) -> u64) -> Self {
+        let (u, e) = (&summary.usage, &summary.events);
+        RunRecord {
+            usage_lines: u.lines,
+            usage_blank: u.blank,
+            records: u.records,
+            duplicates: u.duplicates,
+            usage_dead_letters: u.dead_letters,
+            event_lines: e.lines,
+            event_blank: e.blank,
+            events_accepted: e.accepted,
+            event_duplicates: e.duplicates,
+            event_dead_letters: e.dead_letters,
+            written_usage: written("usage"),
+            written_quarantine: written("quarantine"),
+            written_dead_letters: written("dead_letters"),
+            written_sim_events: written("sim_events"),
+        }
+    }
+
+    pub fn wrote_something(&self) -> bool {
+        self.written_usage
+            + self.written_quarantine
+            + self.written_dead_letters
+            + self.written_sim_events
+            > 0
+    }
+
+    /// Every input line of the run is accounted for once.
+    pub fn is_conserved(&self) -> bool {
+        self.usage_lines
+            == self.usage_blank + self.records + self.duplicates + self.usage_dead_letters
+            && self.event_lines
+                == self.event_blank
+                    + self.events_accepted
+                    + self.event_duplicates
+                    + self.event_dead_letters
+    }
+}
+
 /// What an ingest run did, accounting for every input line.
 #[derive(Clone, Debug, Default)]
 pub struct RunSummary {

@@ -1,0 +1,390 @@
+//! Composes each Workspace's invoice for a period: usage, SIM fees, allowances, and the
+//! adjustments that sealed earlier periods have gathered since they were issued.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use arrow::array::RecordBatch;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::activity::{Activity, SimEvent};
+use super::document::{
+    AdjustmentKind, AdjustmentLine, AllowanceLine, Invoice, InvoiceStatus, SimFeeLine,
+    TariffApplied,
+};
+use super::prices::PriceList;
+use super::read::{IssuedInvoice, LakeSnapshot, Window};
+use super::{BillingError, InvoiceOptions, InvoiceRun, Period, Provenance};
+
+/// What issuing an invoice marks as billed: the slices of its own period, and the late
+/// slices of sealed periods it bills as adjustments.
+#[derive(Debug)]
+pub struct Seal {
+    pub invoice_id: String,
+    pub workspace: i64,
+    pub own: (String, Vec<RecordBatch>),
+    pub late: Vec<LateSlice>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LateSlice {
+    pub period: String,
+    pub record_id: i64,
+    pub slice: i16,
+}
+
+pub(super) async fn compose(
+    snapshot: &LakeSnapshot,
+    prices: &PriceList,
+    options: &InvoiceOptions,
+) -> Result<(InvoiceRun, Vec<Seal>), BillingError> {
+    let events: Vec<SimEvent> = snapshot
+        .events()
+        .await?
+        .iter()
+        .map(SimEvent::from)
+        .collect();
+    let biller = Biller {
+        prices,
+        activity: Activity::from_events(events),
+        issued: snapshot.issued().await?,
+        snapshot,
+    };
+    let period = options.period;
+    let everyone = options.workspaces.is_empty();
+    let workspaces = if everyone {
+        biller.candidates(period).await?
+    } else {
+        options.workspaces.iter().copied().collect()
+    };
+    let issued_at = Utc::now();
+    let mut invoices = Vec::new();
+    let mut seals = Vec::new();
+    for workspace in workspaces {
+        if let Some(stored) = biller.issued_for(workspace, period) {
+            invoices.push((stored.document.clone(), Provenance::IssuedBefore));
+            continue;
+        }
+        let (mut invoice, late) = biller.draft(workspace, period).await?;
+        // A draft with nothing to bill is left out; issuing seals the period for every
+        // Workspace known, so even an empty one is issued (and later data for it becomes
+        // an adjustment rather than a first invoice for a closed month).
+        if everyone && !options.issue && is_empty(&invoice) {
+            continue;
+        }
+        if !options.issue {
+            invoices.push((invoice, Provenance::Draft));
+            continue;
+        }
+        invoice.status = InvoiceStatus::Issued;
+        invoice.issued_at = Some(timestamp(issued_at));
+        let window = biller.window(workspace, period);
+        seals.push(Seal {
+            invoice_id: invoice.invoice_id.clone(),
+            workspace,
+            own: (period.to_string(), snapshot.slice_keys(&window).await?),
+            late,
+        });
+        invoices.push((invoice, Provenance::IssuedNow));
+    }
+    let run = InvoiceRun {
+        invoices,
+        versions: snapshot.versions,
+        issued_at,
+    };
+    Ok((run, seals))
+}
+
+fn is_empty(invoice: &Invoice) -> bool {
+    invoice.usage.is_empty()
+        && invoice.sim_fees.is_empty()
+        && invoice.allowances.is_empty()
+        && invoice.adjustments.is_empty()
+}
+
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn micros_to_text(micros: i64) -> String {
+    DateTime::from_timestamp_micros(micros).map_or_else(|| micros.to_string(), timestamp)
+}
+
+struct Biller<'a> {
+    snapshot: &'a LakeSnapshot,
+    prices: &'a PriceList,
+    activity: Activity,
+    issued: Vec<IssuedInvoice>,
+}
+
+impl Biller<'_> {
+    fn window(&self, workspace: i64, period: Period) -> Window {
+        let (start, end) = period.bounds(self.prices.settings(workspace).time_zone);
+        Window {
+            workspace,
+            start,
+            end,
+        }
+    }
+
+    /// Workspaces that may have something to bill: usage near the period, an activated
+    /// SIM, or an issued invoice (whose period may have gathered adjustments).
+    async fn candidates(&self, period: Period) -> Result<BTreeSet<i64>, BillingError> {
+        // Time zones reach at most 14 hours either side of UTC.
+        let (start, end) = period.bounds(chrono_tz::Tz::UTC);
+        let margin = chrono::Duration::hours(14);
+        let mut found: BTreeSet<i64> = self
+            .snapshot
+            .workspaces_with_usage(start - margin, end + margin)
+            .await?
+            .into_iter()
+            .collect();
+        found.extend(self.activity.workspaces());
+        found.extend(self.issued.iter().map(|i| i.document.workspace_id));
+        Ok(found)
+    }
+
+    fn issued_for(&self, workspace: i64, period: Period) -> Option<&IssuedInvoice> {
+        let period = period.to_string();
+        self.issued
+            .iter()
+            .find(|i| i.document.workspace_id == workspace && i.document.period == period)
+    }
+
+    async fn draft(
+        &self,
+        workspace: i64,
+        period: Period,
+    ) -> Result<(Invoice, Vec<LateSlice>), BillingError> {
+        let settings = self.prices.settings(workspace);
+        let tariff = self
+            .prices
+            .tariff_on(workspace, period.first_day())
+            .map_err(|detail| BillingError::Tariff {
+                workspace,
+                period,
+                detail,
+            })?;
+        let window = self.window(workspace, period);
+        let tariff = TariffApplied {
+            name: tariff.name.clone(),
+            effective_from: tariff.effective_from.to_string(),
+            currency: tariff.currency.clone(),
+            sim_fee: tariff.sim_fee,
+            allowance_fee: tariff.allowance_fee,
+            allowance_volume_mb: tariff.allowance_volume_mb,
+        };
+        let (sim_fees, allowances) = self.fees(&window, &tariff);
+        let (adjustments, late) = self.adjustments(workspace, period).await?;
+        let mut invoice = Invoice {
+            invoice_id: format!("{workspace}-{period}"),
+            workspace_id: workspace,
+            period: period.to_string(),
+            time_zone: settings.time_zone.name().to_owned(),
+            period_start: timestamp(window.start),
+            period_end: timestamp(window.end),
+            status: InvoiceStatus::Draft,
+            issued_at: None,
+            computed_from: self.snapshot.versions,
+            usage: self.snapshot.usage_lines(&window).await?,
+            tariff,
+            sim_fees,
+            allowances,
+            adjustments,
+            totals: Vec::new(),
+        };
+        invoice.totals = invoice.totals_of_lines();
+        Ok((invoice, late))
+    }
+
+    /// The SIM fee and allowance lines of the SIMs ACTIVATED in the window; a price of zero
+    /// bills nothing and lists nothing.
+    fn fees(
+        &self,
+        window: &Window,
+        tariff: &TariffApplied,
+    ) -> (Vec<SimFeeLine>, Vec<AllowanceLine>) {
+        let sims = self.activity.chargeable(
+            window.workspace,
+            window.start.timestamp_micros(),
+            window.end.timestamp_micros(),
+        );
+        let fees = if tariff.sim_fee.is_zero() {
+            Vec::new()
+        } else {
+            sims.iter()
+                .map(|sim| SimFeeLine {
+                    iccid: sim.iccid.clone(),
+                    activated_at: micros_to_text(sim.activated_at),
+                    activation_event: sim.activation_event.clone(),
+                    currency: tariff.currency.clone(),
+                    amount: tariff.sim_fee,
+                })
+                .collect()
+        };
+        let allowances = if tariff.allowance_fee.is_zero() {
+            Vec::new()
+        } else {
+            sims.iter()
+                .map(|sim| AllowanceLine {
+                    iccid: sim.iccid.clone(),
+                    activated_at: micros_to_text(sim.activated_at),
+                    included_volume_mb: tariff.allowance_volume_mb,
+                    currency: tariff.currency.clone(),
+                    amount: tariff.allowance_fee,
+                })
+                .collect()
+        };
+        (fees, allowances)
+    }
+
+    /// For every sealed period of the Workspace before `period`: its usage slices no issued
+    /// invoice billed yet, and the SIM fees and allowances that late events added or took
+    /// away, measured against what issued invoices billed for it.
+    async fn adjustments(
+        &self,
+        workspace: i64,
+        period: Period,
+    ) -> Result<(Vec<AdjustmentLine>, Vec<LateSlice>), BillingError> {
+        let mut lines = Vec::new();
+        let mut late = Vec::new();
+        let period = period.to_string();
+        let sealed = self
+            .issued
+            .iter()
+            .map(|i| &i.document)
+            .filter(|d| d.workspace_id == workspace && d.period < period);
+        for original in sealed {
+            let window = Window {
+                workspace,
+                start: parse_instant(&original.period_start)?,
+                end: parse_instant(&original.period_end)?,
+            };
+            for slice in self.snapshot.unbilled_slices(&window).await? {
+                lines.push(AdjustmentLine {
+                    period: original.period.clone(),
+                    kind: AdjustmentKind::Usage,
+                    reference: format!("{}/{}", slice.record_id, slice.slice),
+                    description: format!(
+                        "{} usage of SIM {} from {}, recorded after the period was issued",
+                        slice.traffic_type,
+                        slice.iccid,
+                        micros_to_text(slice.start_time)
+                    ),
+                    currency: slice.currency,
+                    amount: slice.cost,
+                });
+                late.push(LateSlice {
+                    period: original.period.clone(),
+                    record_id: slice.record_id,
+                    slice: slice.slice,
+                });
+            }
+            lines.extend(self.fee_adjustments(original, &window));
+        }
+        Ok((lines, late))
+    }
+
+    fn fee_adjustments(&self, original: &Invoice, window: &Window) -> Vec<AdjustmentLine> {
+        let (fees_now, allowances_now) = self.fees(window, &original.tariff);
+        let mut lines = Vec::new();
+        let kinds = [
+            (
+                AdjustmentKind::SimFee,
+                "SIM fee",
+                original.tariff.sim_fee,
+                original
+                    .sim_fees
+                    .iter()
+                    .map(|l| l.iccid.clone())
+                    .collect::<Vec<_>>(),
+                fees_now
+                    .iter()
+                    .map(|l| (l.iccid.clone(), l.activated_at.clone()))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                AdjustmentKind::Allowance,
+                "Data allowance",
+                original.tariff.allowance_fee,
+                original
+                    .allowances
+                    .iter()
+                    .map(|l| l.iccid.clone())
+                    .collect(),
+                allowances_now
+                    .iter()
+                    .map(|l| (l.iccid.clone(), l.activated_at.clone()))
+                    .collect(),
+            ),
+        ];
+        for (kind, label, price, issued, now) in kinds {
+            let billed = self.billed_sims(original, kind, issued);
+            let now: BTreeMap<String, String> = now.into_iter().collect();
+            for (iccid, activated_at) in &now {
+                if !billed.contains(iccid) {
+                    lines.push(AdjustmentLine {
+                        period: original.period.clone(),
+                        kind,
+                        reference: iccid.clone(),
+                        description: format!(
+                            "{label}: SIM ACTIVATED from {activated_at}, known after the period was issued"
+                        ),
+                        currency: original.tariff.currency.clone(),
+                        amount: price,
+                    });
+                }
+            }
+            for iccid in billed.iter().filter(|i| !now.contains_key(*i)) {
+                lines.push(AdjustmentLine {
+                    period: original.period.clone(),
+                    kind,
+                    reference: iccid.clone(),
+                    description: format!(
+                        "{label} withdrawn: later events show the SIM was not ACTIVATED here"
+                    ),
+                    currency: original.tariff.currency.clone(),
+                    amount: -price,
+                });
+            }
+        }
+        lines
+    }
+
+    /// The SIMs billed a `kind` charge for the original's period: on the original, plus
+    /// and minus the adjustments later issued invoices made to it.
+    fn billed_sims(
+        &self,
+        original: &Invoice,
+        kind: AdjustmentKind,
+        on_original: Vec<String>,
+    ) -> BTreeSet<String> {
+        let mut billed: BTreeSet<String> = on_original.into_iter().collect();
+        let later = self
+            .issued
+            .iter()
+            .map(|i| &i.document)
+            .filter(|d| d.workspace_id == original.workspace_id && d.period > original.period)
+            .flat_map(|d| &d.adjustments)
+            .filter(|a| a.period == original.period && a.kind == kind);
+        for adjustment in later {
+            if adjustment.amount.is_sign_negative() {
+                billed.remove(&adjustment.reference);
+            } else {
+                billed.insert(adjustment.reference.clone());
+            }
+        }
+        billed
+    }
+}
+
+pub(super) fn parse_instant(text: &str) -> Result<DateTime<Utc>, BillingError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            crate::lake::LakeError::Corrupt {
+                table: "invoices",
+                detail: format!("period bound '{text}': {e}"),
+            }
+            .into()
+        })
+}

@@ -1,0 +1,123 @@
+//! billing: invoices per Workspace and period from the lake, sealed once issued, and the
+//! reconciliation that proves every amount is accounted for.
+//!
+//! Reads `usage` and `sim_events`; writes `invoices` (issued documents) and `billed_slices`
+//! (which invoice billed each usage slice), so that what reaches a sealed period later is
+//! billed once, as an adjustment on the Workspace's next invoice.
+
+mod activity;
+mod compose;
+mod document;
+mod ledger;
+mod period;
+mod prices;
+mod read;
+mod reconcile;
+mod render;
+
+use std::path::{Path, PathBuf};
+
+pub use activity::{ActiveSpell, Activity, Change, ChargeableSim, SimEvent};
+pub use document::{
+    minor_unit_digits, round_to_minor_unit, AdjustmentKind, AdjustmentLine, CurrencyTotal, Invoice,
+    InvoiceStatus, LakeVersions, UsageLine,
+};
+pub use period::Period;
+pub use prices::{PriceList, Tariff, WorkspaceSettings};
+pub use reconcile::{reconcile, Reconciliation};
+
+use crate::lake::{Lake, LakeError};
+
+/// Errors of the billing layer. `Prices` and `Tariff` are the user's to fix (the price list
+/// or the command); `Lake`, `Query` and `Output` come from storage, the query engine or the
+/// file system.
+#[derive(Debug, thiserror::Error)]
+pub enum BillingError {
+    #[error("{0}")]
+    Prices(String),
+    #[error("Workspace {workspace}, period {period}: {detail}")]
+    Tariff {
+        workspace: i64,
+        period: Period,
+        detail: String,
+    },
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("query failed ({sql}): {source}")]
+    Query {
+        sql: String,
+        source: Box<datafusion::error::DataFusionError>,
+    },
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl BillingError {
+    fn query(sql: &str) -> impl FnOnce(datafusion::error::DataFusionError) -> BillingError + '_ {
+        move |e| BillingError::Query {
+            sql: sql.split_whitespace().collect::<Vec<_>>().join(" "),
+            source: Box::new(e),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct InvoiceOptions {
+    pub period: Period,
+    /// Only these Workspaces; all with something to bill when empty.
+    pub workspaces: Vec<i64>,
+    pub prices: PathBuf,
+    pub out: PathBuf,
+    pub issue: bool,
+}
+
+/// What an invoice run produced, one entry per Workspace.
+#[derive(Debug)]
+pub struct InvoiceRun {
+    pub invoices: Vec<(Invoice, Provenance)>,
+    pub versions: LakeVersions,
+    pub issued_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provenance {
+    /// Computed now, not issued.
+    Draft,
+    /// Computed now and issued by this run.
+    IssuedNow,
+    /// Issued earlier; reproduced from the stored document.
+    IssuedBefore,
+}
+
+/// Computes (and with `issue`, seals) the period's invoices and writes each as JSON, CSV and
+/// HTML into `options.out`.
+pub async fn invoice(lake: &Lake, options: &InvoiceOptions) -> Result<InvoiceRun, BillingError> {
+    let prices = PriceList::load(&options.prices).map_err(BillingError::Prices)?;
+    let snapshot = read::LakeSnapshot::open(lake).await?;
+    let (run, seals) = compose::compose(&snapshot, &prices, options).await?;
+    ledger::record_issued(lake, &run, seals).await?;
+    for (invoice, _) in &run.invoices {
+        write_files(&options.out, invoice)?;
+    }
+    Ok(run)
+}
+
+fn write_files(dir: &Path, invoice: &Invoice) -> Result<(), BillingError> {
+    let failed = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BillingError::Output { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(failed(dir))?;
+    for (extension, text) in [
+        ("json", render::to_json(invoice)),
+        ("csv", render::to_csv(invoice)),
+        ("html", render::to_html(invoice)),
+    ] {
+        let path = dir.join(format!("{}.{extension}", invoice.invoice_id));
+        std::fs::write(&path, text).map_err(failed(&path))?;
+    }
+    Ok(())
+}

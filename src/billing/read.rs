@@ -1,0 +1,367 @@
+//! What billing reads from the lake: one snapshot of `usage`, `sim_events`, `billed_slices`
+//! and `invoices`, so every line of a run comes from the same table versions.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Decimal128Type, Int16Type, Int64Type, TimestampMicrosecondType};
+use chrono::{DateTime, SecondsFormat, Utc};
+use datafusion::prelude::SessionContext;
+use rust_decimal::Decimal;
+
+use super::document::{Invoice, LakeVersions, UsageLine};
+use super::period::utc_days_covering;
+use super::BillingError;
+use crate::attribute::SequencedEvent;
+use crate::lake::{Lake, LakeError, LakeTable};
+use crate::pipeline::events::{events_from_batches, STORED_EVENT_COLUMNS};
+
+/// A Workspace's slice of time: usage slices starting in [start, end) belong to it.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub workspace: i64,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Window {
+    /// The SQL condition on `usage` (partition columns first, so files are pruned).
+    pub fn usage_condition(&self) -> String {
+        let (first, last) = utc_days_covering(self.start, self.end);
+        format!(
+            "workspace_id = {} AND usage_date BETWEEN DATE '{first}' AND DATE '{last}' \
+             AND start_time >= {} AND start_time < {}",
+            self.workspace,
+            timestamp_literal(self.start),
+            timestamp_literal(self.end),
+        )
+    }
+}
+
+fn timestamp_literal(t: DateTime<Utc>) -> String {
+    format!(
+        "arrow_cast('{}', 'Timestamp(µs, \"UTC\")')",
+        t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    )
+}
+
+/// A usage slice no issued invoice has billed yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnbilledSlice {
+    pub record_id: i64,
+    pub slice: i16,
+    pub iccid: String,
+    pub traffic_type: String,
+    pub start_time: i64,
+    pub currency: String,
+    pub cost: Decimal,
+}
+
+/// An issued invoice as stored in `invoices`.
+#[derive(Clone, Debug)]
+pub struct IssuedInvoice {
+    pub document: Invoice,
+}
+
+pub struct LakeSnapshot {
+    ctx: SessionContext,
+    pub versions: LakeVersions,
+    has_usage: bool,
+    has_billed: bool,
+    has_invoices: bool,
+    has_quarantine: bool,
+}
+
+impl LakeSnapshot {
+    pub async fn open(lake: &Lake) -> Result<Self, BillingError> {
+        let ctx = SessionContext::new();
+        let usage = lake.register_table(&ctx, LakeTable::Usage, "usage").await?;
+        let sim_events = lake
+            .register_table(&ctx, LakeTable::SimEvents, "sim_events")
+            .await?;
+        if usage.is_none() && sim_events.is_none() {
+            return Err(LakeError::NotFound(lake.location().to_string()).into());
+        }
+        let has_billed = lake
+            .register_table(&ctx, LakeTable::BilledSlices, "billed_slices")
+            .await?
+            .is_some();
+        let has_invoices = lake
+            .register_table(&ctx, LakeTable::Invoices, "invoices")
+            .await?
+            .is_some();
+        let has_quarantine = lake
+            .register_table(&ctx, LakeTable::Quarantine, "quarantine")
+            .await?
+            .is_some();
+        Ok(LakeSnapshot {
+            ctx,
+            versions: LakeVersions { usage, sim_events },
+            has_usage: usage.is_some(),
+            has_billed,
+            has_invoices,
+            has_quarantine,
+        })
+    }
+
+    /// Which tables exist in the snapshot (`billed_slices` counts only with `invoices`).
+    pub fn has(&self, table: LakeTable) -> bool {
+        match table {
+            LakeTable::Usage => self.has_usage,
+            LakeTable::Quarantine => self.has_quarantine,
+            LakeTable::BilledSlices => self.has_billed && self.has_invoices,
+            LakeTable::Invoices => self.has_invoices,
+            LakeTable::SimEvents => self.versions.sim_events.is_some(),
+            LakeTable::DeadLetters => false,
+        }
+    }
+
+    /// `(currency, exact sum)` rows of a query that selects exactly those two columns.
+    pub async fn sums_by_currency(
+        &self,
+        sql: &str,
+    ) -> Result<BTreeMap<String, Decimal>, BillingError> {
+        let mut out = BTreeMap::new();
+        for batch in &self.rows(sql).await? {
+            let currency = text(LakeTable::Usage, batch, 0)?;
+            for row in 0..batch.num_rows() {
+                let sum = decimal(LakeTable::Usage, batch, 1, row)?;
+                *out.entry(currency.value(row).to_owned()).or_default() += sum;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The single BIGINT a query returns (`COUNT(*)` and the like).
+    pub async fn count(&self, sql: &str) -> Result<i64, BillingError> {
+        let rows = self.rows(sql).await?;
+        let mut total = 0;
+        for batch in &rows {
+            total += int64(LakeTable::Usage, batch, 0)?
+                .iter()
+                .flatten()
+                .sum::<i64>();
+        }
+        Ok(total)
+    }
+
+    async fn rows(&self, sql: &str) -> Result<Vec<RecordBatch>, BillingError> {
+        let frame = self.ctx.sql(sql).await.map_err(BillingError::query(sql))?;
+        frame.collect().await.map_err(BillingError::query(sql))
+    }
+
+    pub async fn events(&self) -> Result<Vec<SequencedEvent>, BillingError> {
+        if self.versions.sim_events.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .rows(&format!("SELECT {STORED_EVENT_COLUMNS} FROM sim_events"))
+            .await?;
+        events_from_batches(&rows).map_err(|detail| corrupt(LakeTable::SimEvents, detail))
+    }
+
+    /// Workspaces with usage on the UTC days from `first` to `last`.
+    pub async fn workspaces_with_usage(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<i64>, BillingError> {
+        if !self.has_usage {
+            return Ok(Vec::new());
+        }
+        let (first, last) = utc_days_covering(start, end);
+        let rows = self
+            .rows(&format!(
+                "SELECT DISTINCT workspace_id FROM usage \
+                 WHERE usage_date BETWEEN DATE '{first}' AND DATE '{last}'"
+            ))
+            .await?;
+        let mut out = Vec::new();
+        for batch in &rows {
+            out.extend(int64(LakeTable::Usage, batch, 0)?.iter().flatten());
+        }
+        Ok(out)
+    }
+
+    /// Usage in the window by traffic type, network and currency.
+    pub async fn usage_lines(&self, window: &Window) -> Result<Vec<UsageLine>, BillingError> {
+        if !self.has_usage {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT traffic_type, operator_name, mcc, mnc, currency, \
+                    COUNT(DISTINCT record_id), COUNT(*), SUM(volume_total), SUM(cost) \
+             FROM usage WHERE {} \
+             GROUP BY traffic_type, operator_name, mcc, mnc, currency \
+             ORDER BY traffic_type, operator_name, mcc, mnc, currency",
+            window.usage_condition()
+        );
+        let mut lines = Vec::new();
+        for batch in &self.rows(&sql).await? {
+            let t = LakeTable::Usage;
+            let (kind, op, mcc, mnc, cur) = (
+                text(t, batch, 0)?,
+                text(t, batch, 1)?,
+                text(t, batch, 2)?,
+                text(t, batch, 3)?,
+                text(t, batch, 4)?,
+            );
+            let (records, slices) = (int64(t, batch, 5)?, int64(t, batch, 6)?);
+            for row in 0..batch.num_rows() {
+                lines.push(UsageLine {
+                    traffic_type: kind.value(row).to_owned(),
+                    operator: optional(&op, row),
+                    mcc: optional(&mcc, row),
+                    mnc: optional(&mnc, row),
+                    currency: cur.value(row).to_owned(),
+                    records: records.value(row).max(0) as u64,
+                    slices: slices.value(row).max(0) as u64,
+                    volume: decimal(t, batch, 7, row)?,
+                    amount: decimal(t, batch, 8, row)?,
+                });
+            }
+        }
+        Ok(lines)
+    }
+
+    /// The slices of the window that no issued invoice has billed, by record and slice.
+    pub async fn unbilled_slices(
+        &self,
+        window: &Window,
+    ) -> Result<Vec<UnbilledSlice>, BillingError> {
+        if !self.has_usage {
+            return Ok(Vec::new());
+        }
+        // A billed row counts only once its invoice is issued: `billed_slices` is committed
+        // first, so an issue interrupted between the two commits leaves rows that bill nothing.
+        let billed = if self.has_billed && self.has_invoices {
+            format!(
+                "LEFT ANTI JOIN (SELECT record_id, slice FROM billed_slices \
+                 WHERE workspace_id = {} AND invoice_id IN (SELECT invoice_id FROM invoices)) b \
+                 ON u.record_id = b.record_id AND u.slice = b.slice",
+                window.workspace
+            )
+        } else {
+            String::new()
+        };
+        let sql = format!(
+            "SELECT u.record_id, u.slice, u.iccid, u.traffic_type, u.start_time, u.currency, u.cost \
+             FROM (SELECT * FROM usage WHERE {}) u {billed} \
+             ORDER BY u.record_id, u.slice",
+            window.usage_condition()
+        );
+        let t = LakeTable::Usage;
+        let mut out = Vec::new();
+        for batch in &self.rows(&sql).await? {
+            let (ids, iccids, kinds, currencies) = (
+                int64(t, batch, 0)?,
+                text(t, batch, 2)?,
+                text(t, batch, 3)?,
+                text(t, batch, 5)?,
+            );
+            let slices = batch
+                .column(1)
+                .as_primitive_opt::<Int16Type>()
+                .ok_or_else(|| corrupt(t, "slice is not SMALLINT".into()))?;
+            let starts = batch
+                .column(4)
+                .as_primitive_opt::<TimestampMicrosecondType>()
+                .ok_or_else(|| corrupt(t, "start_time is not a timestamp".into()))?;
+            for row in 0..batch.num_rows() {
+                out.push(UnbilledSlice {
+                    record_id: ids.value(row),
+                    slice: slices.value(row),
+                    iccid: iccids.value(row).to_owned(),
+                    traffic_type: kinds.value(row).to_owned(),
+                    start_time: starts.value(row),
+                    currency: currencies.value(row).to_owned(),
+                    cost: decimal(t, batch, 6, row)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// `(record_id, slice)` of every slice in the window, to record as billed.
+    pub async fn slice_keys(&self, window: &Window) -> Result<Vec<RecordBatch>, BillingError> {
+        if !self.has_usage {
+            return Ok(Vec::new());
+        }
+        self.rows(&format!(
+            "SELECT record_id, slice FROM usage WHERE {}",
+            window.usage_condition()
+        ))
+        .await
+    }
+
+    /// Every issued invoice, oldest issue first.
+    pub async fn issued(&self) -> Result<Vec<IssuedInvoice>, BillingError> {
+        if !self.has_invoices {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .rows("SELECT document FROM invoices ORDER BY issued_at, invoice_id")
+            .await?;
+        let t = LakeTable::Invoices;
+        let mut out = Vec::new();
+        for batch in &rows {
+            let documents = text(t, batch, 0)?;
+            for row in 0..batch.num_rows() {
+                let document = serde_json::from_str(documents.value(row))
+                    .map_err(|e| corrupt(t, format!("an invoice document: {e}")))?;
+                out.push(IssuedInvoice { document });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn corrupt(table: LakeTable, detail: String) -> BillingError {
+    LakeError::Corrupt {
+        table: table.name(),
+        detail,
+    }
+    .into()
+}
+
+/// A string column as plain Utf8 (scans may hand back Utf8View).
+fn text(table: LakeTable, batch: &RecordBatch, i: usize) -> Result<StringArray, BillingError> {
+    let utf8 = cast(batch.column(i), &DataType::Utf8)
+        .map_err(|e| corrupt(table, format!("column {i}: {e}")))?;
+    Ok(utf8.as_string::<i32>().clone())
+}
+
+fn optional(col: &StringArray, row: usize) -> Option<String> {
+    col.is_valid(row).then(|| col.value(row).to_owned())
+}
+
+fn int64(
+    table: LakeTable,
+    batch: &RecordBatch,
+    i: usize,
+) -> Result<&arrow::array::Int64Array, BillingError> {
+    batch
+        .column(i)
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| corrupt(table, format!("column {i} is not BIGINT")))
+}
+
+/// An exact decimal from a Decimal128 column; a null sum (no rows) is zero.
+fn decimal(
+    table: LakeTable,
+    batch: &RecordBatch,
+    i: usize,
+    row: usize,
+) -> Result<Decimal, BillingError> {
+    let col = batch.column(i);
+    let DataType::Decimal128(_, scale) = col.data_type() else {
+        return Err(corrupt(table, format!("column {i} is not a decimal")));
+    };
+    let values = col.as_primitive::<Decimal128Type>();
+    if values.is_null(row) {
+        return Ok(Decimal::ZERO);
+    }
+    Decimal::try_from_i128_with_scale(values.value(row), (*scale).max(0) as u32)
+        .map_err(|e| corrupt(table, format!("column {i}: {e}")))
+}

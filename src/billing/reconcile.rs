@@ -1,0 +1,403 @@
+//! `simtally reconcile`: the books of one period, checked against the lake.
+//!
+//! - every ingest run accounted for each of its input lines, and the lake holds exactly the
+//!   records and usage rows the runs wrote;
+//! - each Workspace's usage charges (invoiced, adjusted later, or still pending) equal the
+//!   cost of the slices attributed to it, and their sum over all Workspaces equals the cost
+//!   of all attributed slices of the period, counted by a query of its own;
+//! - each invoice equals its lines, each issued invoice's usage equals the slices it billed,
+//!   and no slice was billed twice.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use rust_decimal::Decimal;
+
+use super::compose::{compose, parse_instant};
+use super::document::{AdjustmentKind, Invoice};
+use super::read::{LakeSnapshot, Window};
+use super::{BillingError, InvoiceOptions, Period, PriceList, Provenance};
+use crate::lake::{Lake, LakeTable};
+use crate::pipeline::{RunRecord, RUN_RECORD_KEY};
+
+type Amounts = BTreeMap<String, Decimal>;
+
+/// One comparison: what should hold, and what was found.
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub what: String,
+    pub expected: String,
+    pub found: String,
+}
+
+impl Check {
+    pub fn holds(&self) -> bool {
+        self.expected == self.found
+    }
+}
+
+#[derive(Debug)]
+pub struct Reconciliation {
+    pub period: Period,
+    /// The input accounting over every ingest run, for the reader.
+    pub accounting: Vec<(String, String)>,
+    pub checks: Vec<Check>,
+}
+
+impl Reconciliation {
+    pub fn balances(&self) -> bool {
+        self.checks.iter().all(Check::holds)
+    }
+
+    fn check(&mut self, what: impl Into<String>, expected: impl ToString, found: impl ToString) {
+        self.checks.push(Check {
+            what: what.into(),
+            expected: expected.to_string(),
+            found: found.to_string(),
+        });
+    }
+}
+
+impl fmt::Display for Reconciliation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "== input accounting (all ingest runs)")?;
+        for (label, value) in &self.accounting {
+            writeln!(f, "{label:<44} {value:>24}")?;
+        }
+        writeln!(f, "\n== checks for {}", self.period)?;
+        for check in &self.checks {
+            if check.holds() {
+                writeln!(f, "ok        {}: {}", check.what, check.found)?;
+            } else {
+                writeln!(
+                    f,
+                    "MISMATCH  {}\n          expected {}\n          found    {}",
+                    check.what, check.expected, check.found
+                )?;
+            }
+        }
+        let failed = self.checks.iter().filter(|c| !c.holds()).count();
+        match failed {
+            0 => write!(f, "\nbalanced: {} checks hold", self.checks.len()),
+            n => write!(
+                f,
+                "\nNOT BALANCED: {n} of {} checks fail",
+                self.checks.len()
+            ),
+        }
+    }
+}
+
+pub async fn reconcile(
+    lake: &Lake,
+    period: Period,
+    prices: &Path,
+) -> Result<Reconciliation, BillingError> {
+    let prices = PriceList::load(prices).map_err(BillingError::Prices)?;
+    let snapshot = LakeSnapshot::open(lake).await?;
+    let mut books = Reconciliation {
+        period,
+        accounting: Vec::new(),
+        checks: Vec::new(),
+    };
+    check_runs(lake, &snapshot, &mut books).await?;
+    let options = InvoiceOptions {
+        period,
+        workspaces: Vec::new(),
+        prices: Default::default(),
+        out: Default::default(),
+        issue: false,
+    };
+    let (run, _) = compose(&snapshot, &prices, &options).await?;
+    let later: Vec<Invoice> = snapshot
+        .issued()
+        .await?
+        .into_iter()
+        .map(|i| i.document)
+        .filter(|d| d.period > period.to_string())
+        .collect();
+    let mut charged = Amounts::new();
+    for (invoice, provenance) in &run.invoices {
+        check_invoice(
+            &snapshot,
+            invoice,
+            *provenance,
+            &later,
+            &mut charged,
+            &mut books,
+        )
+        .await?;
+    }
+    let attributed = attributed_cost(&snapshot, &prices, period).await?;
+    books.check(
+        format!("usage charges of all Workspaces = cost of all attributed slices of {period}"),
+        show(&attributed),
+        show(&charged),
+    );
+    if snapshot.has(LakeTable::BilledSlices) {
+        let twice = snapshot
+            .count(
+                "SELECT COUNT(*) FROM (SELECT workspace_id, record_id, slice FROM billed_slices \
+                 WHERE invoice_id IN (SELECT invoice_id FROM invoices) \
+                 GROUP BY workspace_id, record_id, slice HAVING COUNT(DISTINCT invoice_id) > 1)",
+            )
+            .await?;
+        books.check("usage slices billed by two issued invoices", 0, twice);
+    }
+    Ok(books)
+}
+
+/// The run records of every ingest, against what the lake holds.
+async fn check_runs(
+    lake: &Lake,
+    snapshot: &LakeSnapshot,
+    books: &mut Reconciliation,
+) -> Result<(), BillingError> {
+    let mut runs = Vec::new();
+    for value in lake.commit_values(LakeTable::Usage, RUN_RECORD_KEY).await? {
+        let run: RunRecord =
+            serde_json::from_value(value).map_err(|e| crate::lake::LakeError::Corrupt {
+                table: "usage",
+                detail: format!("a run record: {e}"),
+            })?;
+        runs.push(run);
+    }
+    let sum = |pick: fn(&RunRecord) -> u64| runs.iter().map(pick).sum::<u64>();
+    let unconserved = runs.iter().filter(|r| !r.is_conserved()).count();
+    books.check(
+        "ingest runs whose input lines are not all accounted for",
+        0,
+        unconserved,
+    );
+    let usage_rows = match snapshot.has(LakeTable::Usage) {
+        true => snapshot.count("SELECT COUNT(*) FROM usage").await?,
+        false => 0,
+    };
+    books.check(
+        "usage rows = rows the ingest runs wrote",
+        sum(|r| r.written_usage),
+        usage_rows,
+    );
+    let ids = |table: &str| format!("SELECT record_id FROM {table}");
+    let attributed = match snapshot.has(LakeTable::Usage) {
+        true => {
+            snapshot
+                .count(&format!(
+                    "SELECT COUNT(DISTINCT record_id) FROM ({})",
+                    ids("usage")
+                ))
+                .await?
+        }
+        false => 0,
+    };
+    let quarantined_only = match (
+        snapshot.has(LakeTable::Usage),
+        snapshot.has(LakeTable::Quarantine),
+    ) {
+        (true, true) => {
+            snapshot
+                .count(&format!(
+                    "SELECT COUNT(DISTINCT record_id) FROM ({}) WHERE record_id NOT IN ({})",
+                    ids("quarantine"),
+                    ids("usage")
+                ))
+                .await?
+        }
+        (false, true) => {
+            snapshot
+                .count(&format!(
+                    "SELECT COUNT(DISTINCT record_id) FROM ({})",
+                    ids("quarantine")
+                ))
+                .await?
+        }
+        _ => 0,
+    };
+    books.check(
+        "records in the lake (attributed or quarantined) = records the runs wrote",
+        sum(|r| r.records),
+        attributed + quarantined_only,
+    );
+    let lines = sum(|r| r.usage_lines);
+    books.accounting = vec![
+        ("ingest runs".into(), runs.len().to_string()),
+        ("usage input lines".into(), lines.to_string()),
+        ("  blank".into(), sum(|r| r.usage_blank).to_string()),
+        (
+            "  records attributed (at least one slice)".into(),
+            attributed.to_string(),
+        ),
+        (
+            "  records wholly quarantined".into(),
+            quarantined_only.to_string(),
+        ),
+        ("  duplicates".into(), sum(|r| r.duplicates).to_string()),
+        (
+            "  dead letters".into(),
+            sum(|r| r.usage_dead_letters).to_string(),
+        ),
+        (
+            "event input lines".into(),
+            sum(|r| r.event_lines).to_string(),
+        ),
+        ("  accepted".into(), sum(|r| r.events_accepted).to_string()),
+        (
+            "  duplicates".into(),
+            sum(|r| r.event_duplicates).to_string(),
+        ),
+        (
+            "  dead letters".into(),
+            sum(|r| r.event_dead_letters).to_string(),
+        ),
+    ];
+    Ok(())
+}
+
+/// One invoice: its totals are its lines; its usage is the cost of the Workspace's slices
+/// (for an issued one: of the slices it billed, plus later adjustments and what is pending).
+async fn check_invoice(
+    snapshot: &LakeSnapshot,
+    invoice: &Invoice,
+    provenance: Provenance,
+    later: &[Invoice],
+    charged: &mut Amounts,
+    books: &mut Reconciliation,
+) -> Result<(), BillingError> {
+    let id = &invoice.invoice_id;
+    books.check(
+        format!("invoice {id}: totals = sum of its lines"),
+        show_totals(&invoice.totals_of_lines()),
+        show_totals(&invoice.totals),
+    );
+    let mut usage = Amounts::new();
+    for line in &invoice.usage {
+        *usage.entry(line.currency.clone()).or_default() += line.amount;
+    }
+    if provenance == Provenance::IssuedBefore && snapshot.has(LakeTable::BilledSlices) {
+        let billed = snapshot
+            .sums_by_currency(&format!(
+                "SELECT u.currency, SUM(u.cost) FROM usage u JOIN \
+                 (SELECT DISTINCT record_id, slice FROM billed_slices \
+                  WHERE invoice_id = '{id}' AND period = '{}') b \
+                 ON u.record_id = b.record_id AND u.slice = b.slice \
+                 WHERE u.workspace_id = {} GROUP BY u.currency",
+                invoice.period, invoice.workspace_id
+            ))
+            .await?;
+        books.check(
+            format!("invoice {id}: usage lines = cost of the slices it billed"),
+            show(&billed),
+            show(&usage),
+        );
+        for adjustment in later
+            .iter()
+            .filter(|d| d.workspace_id == invoice.workspace_id)
+            .flat_map(|d| &d.adjustments)
+            .filter(|a| a.period == invoice.period && a.kind == AdjustmentKind::Usage)
+        {
+            *usage.entry(adjustment.currency.clone()).or_default() += adjustment.amount;
+        }
+        let window = Window {
+            workspace: invoice.workspace_id,
+            start: parse_instant(&invoice.period_start)?,
+            end: parse_instant(&invoice.period_end)?,
+        };
+        for slice in snapshot.unbilled_slices(&window).await? {
+            *usage.entry(slice.currency).or_default() += slice.cost;
+        }
+    }
+    for (currency, amount) in usage {
+        *charged.entry(currency).or_default() += amount;
+    }
+    Ok(())
+}
+
+/// The cost of every attributed slice of the period (in each Workspace's time zone), by a
+/// query per zone over all Workspaces rather than per invoice, so a Workspace the invoices
+/// missed shows up as a difference.
+async fn attributed_cost(
+    snapshot: &LakeSnapshot,
+    prices: &PriceList,
+    period: Period,
+) -> Result<Amounts, BillingError> {
+    if !snapshot.has(LakeTable::Usage) {
+        return Ok(Amounts::new());
+    }
+    let mut zoned: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for (workspace, zone) in prices.zoned_workspaces() {
+        zoned
+            .entry(zone.name().to_owned())
+            .or_default()
+            .push(workspace);
+    }
+    let between = |zone: chrono_tz::Tz| {
+        let (start, end) = period.bounds(zone);
+        Window {
+            workspace: 0,
+            start,
+            end,
+        }
+        .usage_condition()
+        .replacen("workspace_id = 0 AND ", "", 1)
+    };
+    let list = |ids: &[i64]| {
+        ids.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let all_zoned: Vec<i64> = zoned.values().flatten().copied().collect();
+    let mut conditions = vec![match all_zoned.is_empty() {
+        true => between(chrono_tz::Tz::UTC),
+        false => format!(
+            "workspace_id NOT IN ({}) AND {}",
+            list(&all_zoned),
+            between(chrono_tz::Tz::UTC)
+        ),
+    }];
+    for (zone, ids) in &zoned {
+        let zone: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+        conditions.push(format!(
+            "workspace_id IN ({}) AND {}",
+            list(ids),
+            between(zone)
+        ));
+    }
+    let mut total = Amounts::new();
+    for condition in conditions {
+        let sums = snapshot
+            .sums_by_currency(&format!(
+                "SELECT currency, SUM(cost) FROM usage WHERE {condition} GROUP BY currency"
+            ))
+            .await?;
+        for (currency, amount) in sums {
+            *total.entry(currency).or_default() += amount;
+        }
+    }
+    Ok(total)
+}
+
+fn show_totals(totals: &[super::CurrencyTotal]) -> String {
+    let shown: Vec<String> = totals
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {} (exact {}, rounding {})",
+                t.currency, t.total, t.exact_total, t.rounding_difference
+            )
+        })
+        .collect();
+    shown.join(", ")
+}
+
+fn show(amounts: &Amounts) -> String {
+    if amounts.is_empty() {
+        return "nothing".into();
+    }
+    amounts
+        .iter()
+        .map(|(currency, amount)| format!("{currency} {amount}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

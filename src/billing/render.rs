@@ -1,0 +1,311 @@
+//! Renderings of an invoice: JSON (the stored form), CSV (one row per line item) and HTML
+//! (print-ready). Each is a pure function of the document, so the same document always gives
+//! the same bytes.
+
+use std::fmt::Write;
+
+use rust_decimal::Decimal;
+
+use super::document::{AdjustmentKind, Invoice};
+
+pub fn to_json(invoice: &Invoice) -> String {
+    // Serializing plain structs of strings, integers and decimals cannot fail.
+    let mut json = serde_json::to_string_pretty(invoice).unwrap_or_default();
+    json.push('\n');
+    json
+}
+
+const CSV_HEADER: &str = "section,period,description,reference,currency,quantity,volume,amount";
+
+pub fn to_csv(invoice: &Invoice) -> String {
+    let mut out = String::from(CSV_HEADER);
+    out.push('\n');
+    let period = invoice.period.as_str();
+    let mut row = |fields: [&str; 8]| {
+        let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&quoted.join(","));
+        out.push('\n');
+    };
+    for line in &invoice.usage {
+        row([
+            "usage",
+            period,
+            &usage_description(&line.traffic_type, &line.operator, &line.mcc, &line.mnc),
+            "",
+            &line.currency,
+            &line.records.to_string(),
+            &line.volume.to_string(),
+            &line.amount.to_string(),
+        ]);
+    }
+    for line in &invoice.sim_fees {
+        row([
+            "sim_fee",
+            period,
+            &format!("SIM fee, activated {}", line.activated_at),
+            &line.iccid,
+            &line.currency,
+            "1",
+            "",
+            &line.amount.to_string(),
+        ]);
+    }
+    for line in &invoice.allowances {
+        row([
+            "allowance",
+            period,
+            &format!("Data allowance, activated {}", line.activated_at),
+            &line.iccid,
+            &line.currency,
+            "1",
+            &line.included_volume_mb.to_string(),
+            &line.amount.to_string(),
+        ]);
+    }
+    for line in &invoice.adjustments {
+        row([
+            "adjustment",
+            &line.period,
+            &line.description,
+            &line.reference,
+            &line.currency,
+            "",
+            "",
+            &line.amount.to_string(),
+        ]);
+    }
+    for total in &invoice.totals {
+        for (label, amount) in [
+            ("exact total", total.exact_total),
+            ("rounding difference", total.rounding_difference),
+            ("total", total.total),
+        ] {
+            row([
+                "total",
+                period,
+                label,
+                "",
+                &total.currency,
+                "",
+                "",
+                &amount.to_string(),
+            ]);
+        }
+    }
+    out
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+pub fn usage_description(
+    traffic_type: &str,
+    operator: &Option<String>,
+    mcc: &Option<String>,
+    mnc: &Option<String>,
+) -> String {
+    match (operator, mcc, mnc) {
+        (Some(name), Some(mcc), Some(mnc)) => format!("{traffic_type} on {name} ({mcc}-{mnc})"),
+        (Some(name), _, _) => format!("{traffic_type} on {name}"),
+        _ => format!("{traffic_type}, network not reported"),
+    }
+}
+
+pub fn adjustment_kind_label(kind: AdjustmentKind) -> &'static str {
+    match kind {
+        AdjustmentKind::Usage => "usage",
+        AdjustmentKind::SimFee => "SIM fee",
+        AdjustmentKind::Allowance => "allowance",
+    }
+}
+
+pub fn to_html(invoice: &Invoice) -> String {
+    let mut h = String::new();
+    let title = format!(
+        "Invoice {} - Workspace {} - {}",
+        invoice.invoice_id, invoice.workspace_id, invoice.period
+    );
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>{STYLE}</style></head><body>\n",
+        esc(&title)
+    );
+    let status = match invoice.issued_at {
+        Some(ref at) => format!("Issued {}", esc(at)),
+        None => "DRAFT (not issued)".to_owned(),
+    };
+    let _ = write!(
+        h,
+        "<h1>{}</h1>\n<p class=\"meta\">{status}<br>Period {} ({}): {} to {} UTC<br>Tariff {} effective {}<br>Computed from lake versions: usage {}, sim_events {}</p>\n",
+        esc(&title),
+        esc(&invoice.period),
+        esc(&invoice.time_zone),
+        esc(&invoice.period_start),
+        esc(&invoice.period_end),
+        esc(&invoice.tariff.name),
+        esc(&invoice.tariff.effective_from),
+        version(invoice.computed_from.usage),
+        version(invoice.computed_from.sim_events),
+    );
+    section(
+        &mut h,
+        "Usage by traffic type and network",
+        &["Usage", "Currency", "Records", "Volume", "Amount"],
+        invoice.usage.iter().map(|l| {
+            vec![
+                usage_description(&l.traffic_type, &l.operator, &l.mcc, &l.mnc),
+                l.currency.clone(),
+                l.records.to_string(),
+                l.volume.to_string(),
+                l.amount.to_string(),
+            ]
+        }),
+    );
+    section(
+        &mut h,
+        "SIM fees",
+        &["ICCID", "Activated", "Currency", "Amount"],
+        invoice.sim_fees.iter().map(|l| {
+            vec![
+                l.iccid.clone(),
+                l.activated_at.clone(),
+                l.currency.clone(),
+                l.amount.to_string(),
+            ]
+        }),
+    );
+    section(
+        &mut h,
+        "Data allowances",
+        &["ICCID", "Activated", "Included MB", "Currency", "Amount"],
+        invoice.allowances.iter().map(|l| {
+            vec![
+                l.iccid.clone(),
+                l.activated_at.clone(),
+                l.included_volume_mb.to_string(),
+                l.currency.clone(),
+                l.amount.to_string(),
+            ]
+        }),
+    );
+    section(
+        &mut h,
+        "Adjustments to issued periods",
+        &[
+            "Period",
+            "Kind",
+            "Reference",
+            "Description",
+            "Currency",
+            "Amount",
+        ],
+        invoice.adjustments.iter().map(|l| {
+            vec![
+                l.period.clone(),
+                adjustment_kind_label(l.kind).to_owned(),
+                l.reference.clone(),
+                l.description.clone(),
+                l.currency.clone(),
+                l.amount.to_string(),
+            ]
+        }),
+    );
+    section(
+        &mut h,
+        "Totals",
+        &[
+            "Currency",
+            "Usage",
+            "SIM fees",
+            "Allowances",
+            "Adjustments",
+            "Exact total",
+            "Rounding",
+            "Total",
+        ],
+        invoice.totals.iter().map(|t| {
+            let amounts = [
+                t.usage,
+                t.sim_fees,
+                t.allowances,
+                t.adjustments,
+                t.exact_total,
+                t.rounding_difference,
+                t.total,
+            ];
+            std::iter::once(t.currency.clone())
+                .chain(amounts.iter().map(Decimal::to_string))
+                .collect()
+        }),
+    );
+    h.push_str("</body></html>\n");
+    h
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#111}\
+table{border-collapse:collapse;width:100%;margin-bottom:1.5em}\
+th,td{border-bottom:1px solid #ccc;padding:.25em .5em;text-align:left}\
+td:last-child,th:last-child{text-align:right;font-variant-numeric:tabular-nums}\
+.meta{color:#444}@media print{body{margin:0}h2{break-after:avoid}tr{break-inside:avoid}}";
+
+fn section(h: &mut String, title: &str, header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    let _ = write!(h, "<h2>{}</h2>\n<table><thead><tr>", esc(title));
+    for name in header {
+        let _ = write!(h, "<th>{}</th>", esc(name));
+    }
+    h.push_str("</tr></thead><tbody>\n");
+    let mut empty = true;
+    for row in rows {
+        empty = false;
+        h.push_str("<tr>");
+        for cell in row {
+            let _ = write!(h, "<td>{}</td>", esc(&cell));
+        }
+        h.push_str("</tr>\n");
+    }
+    if empty {
+        let _ = writeln!(h, "<tr><td colspan=\"{}\">none</td></tr>", header.len());
+    }
+    h.push_str("</tbody></table>\n");
+}
+
+fn version(v: Option<i64>) -> String {
+    v.map_or_else(|| "none".to_owned(), |v| v.to_string())
+}
+
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_with_commas_or_quotes_are_quoted() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn html_text_is_escaped() {
+        assert_eq!(esc("<b>&'\""), "&lt;b&gt;&amp;&#39;&quot;");
+    }
+}
