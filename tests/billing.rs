@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::wire::{registered, status, transferred, usage};
+
 use std::path::{Path, PathBuf};
 
 use rust_decimal::Decimal;
@@ -33,30 +35,6 @@ time_zone = "Europe/Berlin"
 
 fn d(text: &str) -> Decimal {
     Decimal::from_str_exact(text).unwrap()
-}
-
-fn usage(id: u64, iccid: &str, start: &str, end: &str, cost: &str) -> String {
-    format!(
-        r#"{{"id": {id}, "traffic_type": {{"id": 5, "description": "Data"}}, "start_timestamp": "{start}", "end_timestamp": "{end}", "sim": {{"iccid": "{iccid}"}}, "operator": {{"name": "Vodafone", "mnc": "01", "country": {{"mcc": "262", "name": "Germany"}}}}, "volume": {{"rx": 1.0, "tx": 1.0, "total": 2.0}}, "cost": {cost}, "currency": {{"code": "EUR"}}}}"#
-    )
-}
-
-fn registered(id: &str, at: &str, iccid: &str, workspace: i64) -> String {
-    format!(
-        r#"{{"event_id": "{id}", "type": "sim_registered", "timestamp": "{at}", "iccid": "{iccid}", "workspace_id": {workspace}}}"#
-    )
-}
-
-fn transferred(id: &str, at: &str, iccid: &str, source: i64, target: i64) -> String {
-    format!(
-        r#"{{"event_id": "{id}", "type": "sim_transferred", "timestamp": "{at}", "iccid": "{iccid}", "source_workspace_id": {source}, "target_workspace_id": {target}}}"#
-    )
-}
-
-fn status(id: &str, at: &str, iccid: &str, workspace: i64, status: &str) -> String {
-    format!(
-        r#"{{"event_id": "{id}", "type": "sim_status_changed", "timestamp": "{at}", "iccid": "{iccid}", "workspace_id": {workspace}, "status": "{status}"}}"#
-    )
 }
 
 /// A lake in a temporary directory, fed NDJSON lines, with a price list beside it.

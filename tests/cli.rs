@@ -348,3 +348,105 @@ fn sigterm_stops_an_ingest_without_committing_even_when_it_waits_on_stdin() {
         .join("usage/_delta_log/00000000000000000001.json")
         .exists());
 }
+
+#[test]
+fn invoice_issue_and_reconcile_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake").display().to_string();
+    let out_dir = dir.path().join("invoices").display().to_string();
+    let prices = common::testdata("prices.toml").display().to_string();
+    let fixture = shared_fixture("sample-1");
+    let (usage, events) = (fixture.join("usage.ndjson"), fixture.join("events.ndjson"));
+    let ingest = simtally(&[
+        "ingest",
+        "--lake",
+        &lake,
+        "--no-progress",
+        "--usage",
+        usage.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    assert!(ingest.status.success(), "{}", stderr(&ingest));
+
+    let invoice = |extra: &[&str]| {
+        let mut args = vec![
+            "invoice", "--lake", &lake, "--period", "2026-11", "--prices", &prices, "--out",
+            &out_dir,
+        ];
+        args.extend_from_slice(extra);
+        simtally(&args)
+    };
+    let first = invoice(&["--issue"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(
+        stdout(&first).matches("issued now").count(),
+        5,
+        "{}",
+        stdout(&first)
+    );
+    let html = std::fs::read_to_string(dir.path().join("invoices/101-2026-11.html")).unwrap();
+    assert!(html.contains("<h2>SIM fees</h2>") && html.contains("@media print"));
+    let again = invoice(&[]);
+    assert_eq!(
+        stdout(&again).matches("issued before (unchanged)").count(),
+        5
+    );
+
+    let reconcile = simtally(&[
+        "reconcile",
+        "--lake",
+        &lake,
+        "--period",
+        "2026-11",
+        "--prices",
+        &prices,
+    ]);
+    assert!(reconcile.status.success(), "{}", stdout(&reconcile));
+    assert!(
+        stdout(&reconcile).contains("balanced:"),
+        "{}",
+        stdout(&reconcile)
+    );
+
+    // Mistakes get one clear message each.
+    let bad_period = simtally(&[
+        "invoice", "--lake", &lake, "--period", "2026-13", "--prices", &prices,
+    ]);
+    assert_clean_failure(&bad_period, 2, "not a billing period like 2026-11");
+    let no_prices = simtally(&["invoice", "--lake", &lake, "--period", "2026-11"]);
+    assert_clean_failure(&no_prices, 2, "--prices");
+    let missing = dir.path().join("missing.toml").display().to_string();
+    let out = simtally(&[
+        "invoice", "--lake", &lake, "--period", "2026-12", "--prices", &missing,
+    ]);
+    assert_clean_failure(&out, 1, "price list");
+    let early = dir.path().join("early.toml");
+    std::fs::write(
+        &early,
+        "[[tariff]]\nname = \"default\"\neffective_from = \"2027-01-01\"\ncurrency = \"EUR\"\n\
+        sim_fee = \"1\"\nallowance_fee = \"1\"\nallowance_volume_mb = \"1\"\n",
+    )
+    .unwrap();
+    let out = simtally(&[
+        "invoice",
+        "--lake",
+        &lake,
+        "--period",
+        "2026-12",
+        "--prices",
+        early.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&out, 1, "no version of tariff 'default'");
+    let nowhere = dir.path().join("nowhere").display().to_string();
+    let out = simtally(&[
+        "reconcile",
+        "--lake",
+        &nowhere,
+        "--period",
+        "2026-11",
+        "--prices",
+        &prices,
+    ]);
+    assert_clean_failure(&out, 1, "no lake at");
+}

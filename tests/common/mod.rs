@@ -1,5 +1,7 @@
 #![allow(dead_code)]
 
+pub mod wire;
+
 use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
