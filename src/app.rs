@@ -5,7 +5,7 @@ use std::io::Write;
 use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
 
-use crate::billing::{invoice, reconcile, BillingError, Period, Provenance};
+use crate::billing::{invoice, reconcile, BillingError, InvoiceOptions, Period, Provenance};
 use crate::config::Config;
 use crate::generate::{generate, GenerateError, GenerateOptions};
 use crate::lake::{Lake, LakeLocation};
@@ -180,6 +180,9 @@ fn print(batches: &[arrow::array::RecordBatch], format: OutputFormat) -> Result<
     out.flush().map_err(|e| QueryError::Output(e.to_string()))
 }
 
+/// The demo's price list: the example in `testdata/`.
+const DEMO_PRICES: &str = include_str!("../testdata/prices.toml");
+
 async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), RunError> {
     let options = GenerateOptions {
         seed: 7,
@@ -220,6 +223,24 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
         let batches = run_report(&lake, report, &Scope::default()).await?;
         print(&batches, OutputFormat::Table)?;
     }
+    let prices = dir.join("prices.toml");
+    std::fs::write(&prices, DEMO_PRICES).map_err(|source| BillingError::Output {
+        path: prices.clone(),
+        source,
+    })?;
+    let options = InvoiceOptions {
+        period: Period::containing(options.start),
+        workspaces: Vec::new(),
+        prices,
+        out: dir.join("invoices"),
+        issue: false,
+    };
+    println!(
+        "== draft invoices for {} (prices: {})",
+        options.period,
+        options.prices.display()
+    );
+    print_invoices(&invoice(&lake, &options).await?, &options.out);
     println!(
         "Next: {} query --lake {} \"SELECT * FROM ownership LIMIT 10\"",
         std::env::current_exe().map_or_else(|_| "simtally".into(), |p| p.display().to_string()),

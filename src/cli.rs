@@ -21,7 +21,8 @@ use crate::source::Input;
 /// ad-hoc SQL, invoices and dashboards.
 ///
 /// Start with `simtally demo`. Then: `simtally ingest --usage usage.ndjson --events
-/// events.ndjson`, `simtally report workspace-usage`, `simtally query "SELECT ..."`.
+/// events.ndjson`, `simtally report workspace-usage`, `simtally query "SELECT ..."`,
+/// `simtally invoice --period 2026-11 --prices prices.toml`.
 #[derive(Debug, Parser)]
 #[command(name = "simtally", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -64,8 +65,8 @@ pub enum Command {
     /// Write a deterministic synthetic data set (usage.ndjson, events.ndjson and the
     /// expected totals in expected.json).
     Generate(GenerateArgs),
-    /// Generate a small data set, ingest it into a local lake and print the per-Workspace
-    /// and centralized reports. Needs no servers.
+    /// Generate a small data set, ingest it into a local lake, print the per-Workspace and
+    /// centralized reports and write draft invoices. Needs no servers.
     Demo(DemoArgs),
     /// Load NDJSON usage records and lifecycle events into the Kafka topics, keyed by ICCID
     /// (creating the topics, co-partitioned, if they do not exist). For demos and load tests.
