@@ -145,6 +145,16 @@ pub async fn reconcile(
             .await?;
         books.check("usage slices billed by two issued invoices", 0, twice);
     }
+    if snapshot.has(LakeTable::Invoices) {
+        // Two issuing jobs racing for the same month would both append; this finds it.
+        let doubled = snapshot
+            .count(
+                "SELECT COUNT(*) FROM (SELECT workspace_id, period FROM invoices \
+                 GROUP BY workspace_id, period HAVING COUNT(*) > 1)",
+            )
+            .await?;
+        books.check("Workspace periods issued more than once", 0, doubled);
+    }
     Ok(books)
 }
 
