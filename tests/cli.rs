@@ -450,3 +450,81 @@ fn invoice_issue_and_reconcile_from_the_command_line() {
     ]);
     assert_clean_failure(&out, 1, "no lake at");
 }
+
+#[test]
+fn an_issue_killed_between_its_commits_bills_nothing_and_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake").display().to_string();
+    let out_dir = dir.path().join("invoices").display().to_string();
+    let prices = common::testdata("prices.toml").display().to_string();
+    let fixture = shared_fixture("sample-1");
+    let (usage, events) = (fixture.join("usage.ndjson"), fixture.join("events.ndjson"));
+    let ingest = simtally(&[
+        "ingest",
+        "--lake",
+        &lake,
+        "--no-progress",
+        "--usage",
+        usage.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    assert!(ingest.status.success(), "{}", stderr(&ingest));
+    let args = [
+        "invoice", "--lake", &lake, "--period", "2026-11", "--prices", &prices, "--out", &out_dir,
+        "--issue",
+    ];
+
+    let killed = Command::new(env!("CARGO_BIN_EXE_simtally"))
+        .args(args)
+        .env("SIMTALLY_CRASH_AFTER_COMMIT", "billed_slices")
+        .output()
+        .unwrap();
+    assert!(
+        !killed.status.success(),
+        "the crash hook aborts after billed_slices"
+    );
+    let rows = query_csv(&lake, "SELECT COUNT(*) AS n FROM billed_slices");
+    assert_ne!(rows.trim(), "n\n0", "the slices were committed: {rows}");
+
+    // Nothing was issued: the month is still a draft, and the books balance.
+    let draft = simtally(&[
+        "invoice", "--lake", &lake, "--period", "2026-11", "--prices", &prices, "--out", &out_dir,
+    ]);
+    assert_eq!(
+        stdout(&draft).matches(" draft ").count(),
+        5,
+        "{}",
+        stdout(&draft)
+    );
+    let reconcile = |label: &str| {
+        let out = simtally(&[
+            "reconcile",
+            "--lake",
+            &lake,
+            "--period",
+            "2026-11",
+            "--prices",
+            &prices,
+        ]);
+        assert!(out.status.success(), "{label}: {}", stdout(&out));
+    };
+    reconcile("after the crash");
+
+    let issued = simtally(&args);
+    assert!(issued.status.success(), "{}", stderr(&issued));
+    assert_eq!(stdout(&issued).matches("issued now").count(), 5);
+    reconcile("after issuing again");
+    // December finds nothing of November left to adjust.
+    let december = simtally(&[
+        "invoice", "--lake", &lake, "--period", "2026-12", "--prices", &prices, "--out", &out_dir,
+    ]);
+    assert!(december.status.success(), "{}", stderr(&december));
+    assert!(
+        !stdout(&december)
+            .lines()
+            .any(|l| l.contains("-2026-12") && !l.contains(" 0 adjustments")),
+        "{}",
+        stdout(&december)
+    );
+}

@@ -26,3 +26,45 @@ fn lifecycle_event_examples_decode() {
         decode_event(example.as_bytes()).unwrap_or_else(|e| panic!("{example}: {e}"));
     }
 }
+
+#[test]
+fn the_invoice_example_is_an_invoice_whose_totals_are_its_lines() {
+    for example in examples("invoice.schema.json") {
+        let invoice: simtally::billing::Invoice =
+            serde_json::from_str(&example).unwrap_or_else(|e| panic!("{example}: {e}"));
+        assert_eq!(invoice.totals, invoice.totals_of_lines());
+        let back: Value = serde_json::to_value(&invoice).unwrap();
+        assert_eq!(back, serde_json::from_str::<Value>(&example).unwrap());
+    }
+}
+
+#[test]
+fn the_invoice_schema_names_exactly_the_fields_written() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/invoice.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let example = &schema["examples"][0];
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let required = |v: &Value| {
+        let mut k: Vec<String> = v["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(example), required(&schema));
+    assert_eq!(keys(&schema["properties"]), required(&schema));
+    for list in ["usage", "sim_fees", "allowances", "adjustments", "totals"] {
+        assert_eq!(
+            keys(&example[list][0]),
+            required(&schema["properties"][list]["items"]),
+            "{list}"
+        );
+    }
+}

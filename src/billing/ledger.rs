@@ -12,7 +12,7 @@ use arrow::array::{
 use super::compose::Seal;
 use super::render::to_json;
 use super::{BillingError, InvoiceRun, Provenance};
-use crate::lake::{Lake, LakeError, LakeTable};
+use crate::lake::{crash_point, Lake, LakeError, LakeTable};
 
 pub(super) async fn record_issued(
     lake: &Lake,
@@ -42,6 +42,7 @@ pub(super) async fn record_issued(
         }
     }
     billed.commit(Vec::new()).await?;
+    crash_point(LakeTable::BilledSlices.name());
 
     let n = issued.len();
     let at = run.issued_at.timestamp_micros();

@@ -21,6 +21,16 @@ pub use files::PartitionValue;
 pub use location::LakeLocation;
 pub use maintenance::TableMaintenance;
 
+/// Crash injection for the exactly-once tests: with `SIMTALLY_CRASH_AFTER_COMMIT=TABLE` the
+/// process aborts (no cleanup, like `kill -9`) right after committing that table, the
+/// moments between the commits of one run that a random kill rarely hits.
+pub fn crash_point(table: &str) {
+    if std::env::var("SIMTALLY_CRASH_AFTER_COMMIT").is_ok_and(|t| t == table) {
+        eprintln!("SIMTALLY_CRASH_AFTER_COMMIT={table}: aborting");
+        std::process::abort();
+    }
+}
+
 /// The tables simtally writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LakeTable {

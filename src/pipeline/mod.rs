@@ -20,7 +20,7 @@ use arrow::datatypes::DataType;
 use deltalake::kernel::Transaction;
 
 use crate::domain::UtcMillis;
-use crate::lake::{Lake, LakeError, LakeTable};
+use crate::lake::{crash_point, Lake, LakeError, LakeTable};
 use crate::source::kafka::{check_co_partitioned, resume_app_id, KafkaError, TopicToEnd, Topics};
 use crate::source::{ChunkSource, FileChunks, Input, Replayed, SourceError};
 
@@ -105,16 +105,6 @@ async fn open_topic(
     .await
     .map_err(|e| IngestError::Internal(format!("opening a topic: {e}")))??;
     Ok(opened)
-}
-
-/// Crash injection for the exactly-once tests: with `SIMTALLY_CRASH_AFTER_COMMIT=TABLE` the
-/// process aborts (no cleanup, like `kill -9`) right after committing that table, the
-/// moments between the commits of one run that a random kill rarely hits.
-fn crash_point(table: &str) {
-    if std::env::var("SIMTALLY_CRASH_AFTER_COMMIT").is_ok_and(|t| t == table) {
-        eprintln!("SIMTALLY_CRASH_AFTER_COMMIT={table}: aborting");
-        std::process::abort();
-    }
 }
 
 fn transactions(resume_points: &[(String, i64)]) -> Vec<Transaction> {
