@@ -9,7 +9,9 @@ use crate::billing::{invoice, reconcile, BillingError, InvoiceOptions, Period, P
 use crate::config::Config;
 use crate::generate::{generate, GenerateError, GenerateOptions};
 use crate::lake::{Lake, LakeLocation};
-use crate::pipeline::{ingest, replay_dead_letters, IngestError, IngestOptions, RunSummary};
+use crate::pipeline::{
+    follow, ingest, replay_dead_letters, IngestError, IngestOptions, RunSummary,
+};
 use crate::query::{
     open_session, run_report, run_sql, write_batches, OutputFormat, QueryError, Report, Scope,
     REPORTS,
@@ -38,10 +40,18 @@ pub enum RunError {
 
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     match config {
-        Config::Ingest { lake, options } => {
-            let summary = ingest_and_check(&Lake::new(lake), options, shutdown).await?;
-            println!("{summary}");
-        }
+        Config::Ingest { lake, options } => match options.kafka.clone() {
+            Some(kafka) if kafka.follow.is_some() => {
+                let interval = kafka.follow.unwrap_or_default();
+                let lake = Lake::new(lake);
+                let summary = follow(&lake, &options, &kafka, interval, shutdown).await?;
+                println!("{summary}");
+            }
+            _ => {
+                let summary = ingest_and_check(&Lake::new(lake), options, shutdown).await?;
+                println!("{summary}");
+            }
+        },
         Config::Query { lake, sql, format } => {
             let ctx = open_session(&Lake::new(lake), &Scope::default()).await?;
             let batches = run_sql(&ctx, &sql).await?;

@@ -249,8 +249,10 @@ pub struct IngestArgs {
     #[arg(long)]
     pub no_progress: bool,
     /// Read the usage and events topics of these Kafka brokers (HOST:PORT[,HOST:PORT...])
-    /// instead of files, from the positions recorded in the lake (with --exit-at-end and no
-    /// --usage/--events).
+    /// instead of files (when no --usage/--events is given), from the positions recorded in
+    /// the lake. Without --exit-at-end it keeps consuming as a member of --group until
+    /// stopped (Ctrl-C or SIGTERM); start more instances with the same group to share the
+    /// partitions.
     #[arg(long, env = "SIMTALLY_BROKERS")]
     pub brokers: Option<String>,
     #[command(flatten)]
@@ -261,6 +263,10 @@ pub struct IngestArgs {
     /// With --brokers: read up to the end offsets seen at start, commit, and exit.
     #[arg(long, requires = "brokers")]
     pub exit_at_end: bool,
+    /// With --brokers and without --exit-at-end: how often (seconds) to read the owned
+    /// partitions to their end and commit; what arrives is queryable within about this long.
+    #[arg(long, env = "SIMTALLY_PASS_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub pass_seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -341,15 +347,12 @@ impl Cli {
                     // file) do not turn a file ingest into a Kafka one.
                     (None, _) => None,
                     (Some(_), _) if files => None,
-                    (Some(_), false) => {
-                        return Err("--brokers needs --exit-at-end for now: continuous \
-                                    consumption is not built yet"
-                            .into())
-                    }
-                    (Some(brokers), true) => Some(KafkaIngest {
+                    (Some(brokers), exit_at_end) => Some(KafkaIngest {
                         brokers: brokers.clone(),
                         topics: a.topics.topics(),
                         group: a.group.clone(),
+                        follow: (!exit_at_end)
+                            .then(|| std::time::Duration::from_secs(a.pass_seconds)),
                     }),
                 };
                 if kafka.is_none() && !files {

@@ -111,8 +111,13 @@ fn bad_arguments_and_inputs_fail_with_one_clear_message() {
     );
     assert_clean_failure(
         &simtally(&["ingest", "--brokers", "127.0.0.1:9"]),
+        1,
+        "no answer from the Kafka brokers '127.0.0.1:9'",
+    );
+    assert_clean_failure(
+        &simtally(&["ingest", "--brokers", "h:1", "--pass-seconds", "0"]),
         2,
-        "--brokers needs --exit-at-end",
+        "--pass-seconds",
     );
     assert_clean_failure(
         &simtally(&[

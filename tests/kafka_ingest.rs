@@ -59,6 +59,7 @@ async fn ingest_topics(lake: &Lake, topics: &Topics) -> RunSummary {
                 brokers: brokers(),
                 topics: topics.clone(),
                 group: "simtally-test".into(),
+                follow: None,
             }),
         },
         CancellationToken::new(),
@@ -281,4 +282,144 @@ async fn killed_at_random_points_and_restarted_the_lake_equals_one_clean_run() {
     let clean = local_lake(&clean_dir);
     ingest_files(&clean, &[usage], &[events]).await;
     assert_eq!(totals(&lake).await, totals(&clean).await);
+}
+
+/// A following `ingest` (a member of `group`) with info logs on stderr, piped.
+fn follower(topics: &Topics, group: &str, lake: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_simtally"))
+        .args([
+            "ingest",
+            "--brokers",
+            &brokers(),
+            "--group",
+            group,
+            "--pass-seconds",
+            "1",
+        ])
+        .args([
+            "--usage-topic",
+            &topics.usage,
+            "--events-topic",
+            &topics.events,
+        ])
+        .args(["--log", "simtally=info"])
+        .arg("--lake")
+        .arg(lake)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads `child`'s stderr on a thread; the receiver gets every line.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (up to two minutes) for a line containing `needle`.
+fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        match lines.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(line) if line.contains(needle) => return,
+            _ => {}
+        }
+    }
+    panic!("no '{needle}' within two minutes");
+}
+
+/// Distinct usage record ids in the lake, attributed or quarantined.
+async fn records_in(lake: &Lake) -> u64 {
+    let sql = "SELECT COUNT(DISTINCT record_id) FROM \
+               (SELECT record_id FROM usage UNION ALL SELECT record_id FROM quarantine)";
+    match simtally::query::open_session(lake, &simtally::query::Scope::default()).await {
+        Ok(ctx) => common::to_strings(&simtally::query::run_sql(&ctx, sql).await.unwrap())[0][0]
+            .parse()
+            .unwrap(),
+        Err(_) => 0,
+    }
+}
+
+/// Waits (up to two minutes) until the lake holds `count` records.
+async fn wait_for_records(lake: &Lake, count: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while records_in(lake).await < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lake never reached {count} records"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+fn stop(mut child: std::process::Child) {
+    let pid = child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait().unwrap();
+    assert!(out.success(), "a stopped follower exits 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_followers_in_one_group_one_stopped_midway_give_the_file_result() {
+    let topics = unique_topics();
+    let data = tempfile::tempdir().unwrap();
+    let (usage, events) = generated(data.path());
+    let text = std::fs::read_to_string(&usage).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    let halves = [
+        data.path().join("first.ndjson"),
+        data.path().join("second.ndjson"),
+    ];
+    std::fs::write(&halves[0], first.join("\n") + "\n").unwrap();
+    std::fs::write(&halves[1], second.join("\n") + "\n").unwrap();
+
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = local_lake(&reference_dir);
+    ingest_files(
+        &reference,
+        std::slice::from_ref(&usage),
+        std::slice::from_ref(&events),
+    )
+    .await;
+    let all_records = records_in(&reference).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let lake_path = dir.path().join("lake");
+    let group = format!("group-{}", topics.usage);
+    produce_files(&topics, &halves[..1], std::slice::from_ref(&events)).await;
+
+    // A alone takes every partition and commits the first half.
+    let mut a = follower(&topics, &group, &lake_path);
+    let a_log = stderr_lines(&mut a);
+    wait_for_line(&a_log, "pass committed");
+    // B joins: the partitions are shared out; then A stops and B takes them all.
+    let mut b = follower(&topics, &group, &lake_path);
+    let b_log = stderr_lines(&mut b);
+    wait_for_line(&b_log, "partitions assigned");
+    stop(a);
+    produce_files(&topics, &halves[1..], &[]).await;
+    wait_for_records(&lake, all_records).await;
+    stop(b);
+
+    assert_eq!(records_in(&lake).await, all_records);
+    assert_eq!(totals(&lake).await, totals(&reference).await);
 }

@@ -113,6 +113,22 @@ pub enum LakeError {
     Corrupt { table: &'static str, detail: String },
 }
 
+impl LakeError {
+    /// Another writer committed to the same table, recording the same source positions,
+    /// after this one read it: the work of this commit is already in the lake (by the other
+    /// writer), so it must be dropped, not retried.
+    pub fn is_concurrent_commit(&self) -> bool {
+        use deltalake::kernel::transaction::TransactionError;
+        matches!(
+            self,
+            LakeError::Delta { source, .. } if matches!(
+                source.as_ref(),
+                DeltaTableError::Transaction { source: TransactionError::CommitConflict(_) }
+            )
+        )
+    }
+}
+
 /// A set of Delta tables under one root.
 #[derive(Clone, Debug)]
 pub struct Lake {

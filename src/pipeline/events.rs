@@ -30,6 +30,7 @@ struct Arrival {
 
 pub(super) async fn run(
     lake: &Lake,
+    mut appender: TableAppender,
     source: Box<dyn ChunkSource>,
     dead_letters_in_lake: &HashSet<String>,
     now: UtcMillis,
@@ -109,7 +110,6 @@ pub(super) async fn run(
         rows.append(event, &arrivals[&event.seq].source);
         counts.accepted += 1;
     }
-    let mut appender = lake.appender(LakeTable::SimEvents).await?;
     if !rows.is_empty() {
         appender.write(rows.finish()).await?;
     }

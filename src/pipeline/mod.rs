@@ -6,6 +6,7 @@
 //! and builds Arrow batches that the async lake writer encodes to Parquet.
 
 pub(crate) mod events;
+mod follow;
 mod summary;
 mod usage;
 
@@ -24,6 +25,7 @@ use crate::lake::{crash_point, Lake, LakeError, LakeTable};
 use crate::source::kafka::{check_co_partitioned, resume_app_id, KafkaError, TopicToEnd, Topics};
 use crate::source::{ChunkSource, FileChunks, Input, Replayed, SourceError};
 
+pub use follow::{follow, FollowSummary};
 pub use summary::{
     EventCounts, QuarantineTotals, RunRecord, RunSummary, UsageCounts, WorkspaceTotals,
     RUN_RECORD_KEY,
@@ -42,12 +44,16 @@ pub struct IngestOptions {
     pub kafka: Option<KafkaIngest>,
 }
 
-/// A Kafka read to the end offsets seen at start (`ingest --brokers --exit-at-end`).
+/// A Kafka read: to the end offsets seen at start (`ingest --brokers --exit-at-end`), or
+/// continuously in a consumer group (`ingest --brokers`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KafkaIngest {
     pub brokers: String,
     pub topics: Topics,
     pub group: String,
+    /// Keep consuming as a member of the group, one pass every this often
+    /// (`None`: read to the end offsets seen at start, then stop).
+    pub follow: Option<std::time::Duration>,
 }
 
 /// Errors of an ingest run. `Source` is usually the user's (a missing file), `Lake` an
@@ -79,9 +85,19 @@ async fn sources(
         ));
     };
     let partitions = check_co_partitioned(&kafka.brokers, &kafka.topics).await?;
+    kafka_sources(lake, kafka, partitions, None).await
+}
+
+/// Both topics, each partition (of `only`, if given) from the position the lake recorded.
+async fn kafka_sources(
+    lake: &Lake,
+    kafka: &KafkaIngest,
+    partitions: i32,
+    only: Option<Vec<i32>>,
+) -> Result<(Box<dyn ChunkSource>, Box<dyn ChunkSource>), IngestError> {
     // Both sources' positions are recorded with the last commit of a run, the `usage` one.
-    let events = open_topic(lake, kafka, &kafka.topics.events, partitions);
-    let usage = open_topic(lake, kafka, &kafka.topics.usage, partitions);
+    let events = open_topic(lake, kafka, &kafka.topics.events, partitions, only.clone());
+    let usage = open_topic(lake, kafka, &kafka.topics.usage, partitions, only);
     Ok((Box::new(events.await?), Box::new(usage.await?)))
 }
 
@@ -91,6 +107,7 @@ async fn open_topic(
     kafka: &KafkaIngest,
     topic: &str,
     partitions: i32,
+    only: Option<Vec<i32>>,
 ) -> Result<TopicToEnd, IngestError> {
     let app_ids: Vec<String> = (0..partitions)
         .map(|partition| resume_app_id(topic, partition))
@@ -98,9 +115,13 @@ async fn open_topic(
     let recorded = lake.resume_points(LakeTable::Usage, &app_ids).await?;
     let (kafka, topic) = (kafka.clone(), topic.to_owned());
     let opened = tokio::task::spawn_blocking(move || {
-        TopicToEnd::open(&kafka.brokers, &kafka.group, &topic, &|partition| {
-            recorded.get(&resume_app_id(&topic, partition)).copied()
-        })
+        TopicToEnd::open(
+            &kafka.brokers,
+            &kafka.group,
+            &topic,
+            only.as_deref(),
+            &|partition| recorded.get(&resume_app_id(&topic, partition)).copied(),
+        )
     })
     .await
     .map_err(|e| IngestError::Internal(format!("opening a topic: {e}")))??;
@@ -139,10 +160,26 @@ pub async fn ingest_sources(
 ) -> Result<RunSummary, IngestError> {
     let started = std::time::Instant::now();
     let now = UtcMillis::now();
+    // The tables are opened (their versions fixed) before anything is read from them: a
+    // commit by another writer after this point makes this run's commit conflict, and one
+    // before it is seen in the keys read below. So a run never writes what it did not see.
+    let events_appender = lake.appender(LakeTable::SimEvents).await?;
+    let usage_appenders = [
+        lake.appender(LakeTable::Usage).await?,
+        lake.appender(LakeTable::Quarantine).await?,
+        lake.appender(LakeTable::DeadLetters).await?,
+    ];
     let dead_letters_in_lake: Arc<HashSet<String>> =
         Arc::new(lake.string_keys(LakeTable::DeadLetters, "source").await?);
 
-    let event_pass = events::run(lake, events_source, &dead_letters_in_lake, now).await?;
+    let event_pass = events::run(
+        lake,
+        events_appender,
+        events_source,
+        &dead_letters_in_lake,
+        now,
+    )
+    .await?;
     tracing::info!(
         sims = event_pass.book.sim_count(),
         accepted = event_pass.counts.accepted,
@@ -151,6 +188,7 @@ pub async fn ingest_sources(
 
     let usage_pass = usage::run(
         lake,
+        usage_appenders,
         options,
         usage_source,
         Arc::new(event_pass.book),
@@ -181,18 +219,27 @@ pub async fn ingest_sources(
             .find(|(name, _)| *name == table)
             .map_or(0, |(_, appender)| appender.rows() as u64),
     });
-    summary.lake_versions.extend(
-        event_pass
-            .appender
-            .commit(Vec::new())
-            .await?
-            .map(|v| ("sim_events", v)),
-    );
-    crash_point("sim_events");
     // `usage` is committed last and records where both sources resume: a run that dies
     // before it re-reads everything, and the lake recognizes what it already has. (Events
     // cannot resume from the `sim_events` commit: their dead letters are committed later.)
     let resume_points = [event_pass.resume_points, usage_pass.resume_points].concat();
+    // Every commit that adds rows also names the positions it read up to (Delta `txn`
+    // actions): if another member of a consumer group committed the same partitions since
+    // this run read the table, Delta refuses the commit, so two instances never both write
+    // the same messages (see `follow`).
+    let fence = |rows: usize| match rows {
+        0 => Vec::new(),
+        _ => transactions(&resume_points),
+    };
+    let events_fence = fence(event_pass.appender.rows());
+    summary.lake_versions.extend(
+        event_pass
+            .appender
+            .commit(events_fence)
+            .await?
+            .map(|v| ("sim_events", v)),
+    );
+    crash_point("sim_events");
     for (name, mut appender) in usage_pass.appenders {
         let txns = match name {
             "usage" => {
@@ -205,7 +252,7 @@ pub async fn ingest_sources(
                 }
                 transactions(&resume_points)
             }
-            _ => Vec::new(),
+            _ => fence(appender.rows()),
         };
         summary
             .lake_versions

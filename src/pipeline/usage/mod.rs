@@ -41,6 +41,7 @@ enum Output {
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run(
     lake: &Lake,
+    [mut usage, mut quarantine, mut dead]: [TableAppender; 3],
     options: &IngestOptions,
     source: Box<dyn ChunkSource>,
     book: Arc<OwnershipBook>,
@@ -54,9 +55,6 @@ pub(super) async fn run(
         quarantine: lake.int64_keys(LakeTable::Quarantine, "record_id").await?,
         dead_letters: dead_letters_in_lake,
     };
-    let mut usage = lake.appender(LakeTable::Usage).await?;
-    let mut quarantine = lake.appender(LakeTable::Quarantine).await?;
-    let mut dead = lake.appender(LakeTable::DeadLetters).await?;
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Output>(64);
     let threads = match options.threads {

@@ -83,12 +83,13 @@ pub struct TopicToEnd {
 }
 
 impl TopicToEnd {
-    /// Opens `topic` and plans the read: each partition from `resume_from(partition)` (or its
-    /// first offset) to its end. Blocks on the broker: call it off the async runtime.
+    /// Opens `topic` and plans the read: each partition (of `only`, if given) from
+    /// `resume_from(partition)` (or its first offset) to its end. Blocks on the broker: call it off the async runtime.
     pub fn open(
         brokers: &str,
         group: &str,
         topic: &str,
+        only: Option<&[i32]>,
         resume_from: &dyn Fn(i32) -> Option<i64>,
     ) -> Result<Self, KafkaError> {
         let client_error = |source| KafkaError::Client {
@@ -113,6 +114,7 @@ impl TopicToEnd {
             .iter()
             .filter(|t| t.name() == topic && t.error().is_none())
             .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .filter(|p| only.is_none_or(|only| only.contains(p)))
             .collect();
         if partitions.is_empty() {
             return Err(KafkaError::Topic {

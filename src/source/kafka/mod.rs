@@ -3,10 +3,12 @@
 //! demos, tests and load tests.
 
 mod consume;
+mod group;
 mod produce;
 mod topics;
 
 pub use consume::{resume_app_id, TopicToEnd};
+pub use group::GroupMember;
 pub use produce::{produce, ProduceOptions, ProduceSummary};
 pub use topics::check_co_partitioned;
 

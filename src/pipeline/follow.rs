@@ -1,0 +1,120 @@
+//! `ingest --brokers` without `--exit-at-end`: a member of a consumer group that keeps the
+//! lake up to date. Every interval it runs one pass (the same pass as `--exit-at-end`) over
+//! the partitions it owns, from the positions recorded in the lake to their current end, and
+//! commits. Instances in one group share the partitions; when one stops, the others take its
+//! partitions over from the positions it last committed.
+//!
+//! Exactly once across instances: a pass's commits name the positions it read up to (Delta
+//! `txn` actions), and Delta refuses a commit when another writer committed the same
+//! positions since this one read the table. During a rebalance two members may briefly both
+//! read a partition; the later commit is refused, its pass is dropped, and the next pass
+//! starts from what the lake holds.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{ingest_sources, kafka_sources, IngestError, IngestOptions, KafkaIngest};
+use crate::lake::Lake;
+use crate::source::kafka::{check_co_partitioned, GroupMember};
+
+/// What a following ingest did until it was stopped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FollowSummary {
+    pub passes: u64,
+    /// Passes dropped because another member committed the same partitions first.
+    pub passes_dropped: u64,
+    pub records: u64,
+    pub duplicates: u64,
+    pub dead_letters: u64,
+}
+
+impl std::fmt::Display for FollowSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stopped after {} passes ({} dropped to another member): {} records, {} duplicates, {} dead letters",
+            self.passes, self.passes_dropped, self.records, self.duplicates, self.dead_letters
+        )
+    }
+}
+
+/// Runs passes every `interval` until `shutdown`; then finishes the pass under way (so it
+/// commits) and leaves the group.
+pub async fn follow(
+    lake: &Lake,
+    options: &IngestOptions,
+    kafka: &KafkaIngest,
+    interval: Duration,
+    shutdown: CancellationToken,
+) -> Result<FollowSummary, IngestError> {
+    let partitions = check_co_partitioned(&kafka.brokers, &kafka.topics).await?;
+    let joining = kafka.clone();
+    let member = tokio::task::spawn_blocking(move || {
+        GroupMember::join(&joining.brokers, &joining.group, &joining.topics)
+    })
+    .await
+    .map_err(|e| IngestError::Internal(format!("joining the group: {e}")))??;
+    tracing::info!(group = %kafka.group, "joined the consumer group");
+    let result = passes(
+        lake, options, kafka, partitions, &member, interval, &shutdown,
+    )
+    .await;
+    tokio::task::spawn_blocking(move || member.leave())
+        .await
+        .map_err(|e| IngestError::Internal(format!("leaving the group: {e}")))?;
+    tracing::info!("left the consumer group");
+    result
+}
+
+async fn passes(
+    lake: &Lake,
+    options: &IngestOptions,
+    kafka: &KafkaIngest,
+    partitions: i32,
+    member: &GroupMember,
+    interval: Duration,
+    shutdown: &CancellationToken,
+) -> Result<FollowSummary, IngestError> {
+    let mut total = FollowSummary::default();
+    while !shutdown.is_cancelled() {
+        let owned = member.owned();
+        if !owned.is_empty() {
+            let (events, usage) =
+                kafka_sources(lake, kafka, partitions, Some(owned.clone())).await?;
+            // A pass is not cancelled by the shutdown: it finishes and commits, then the loop
+            // ends. (`main` still ends a pass that overstays its grace period; the lake then
+            // simply has not recorded it, and the next start reads it again.)
+            match ingest_sources(lake, options, events, usage, CancellationToken::new()).await {
+                Ok(summary) => {
+                    total.passes += 1;
+                    total.records += summary.usage.records;
+                    total.duplicates += summary.usage.duplicates;
+                    total.dead_letters += summary.usage.dead_letters + summary.events.dead_letters;
+                    if summary.usage.lines + summary.events.lines > 0 {
+                        tracing::info!(
+                            partitions = ?owned,
+                            records = summary.usage.records,
+                            events = summary.events.accepted,
+                            seconds = summary.elapsed.as_secs_f64(),
+                            "pass committed"
+                        );
+                    }
+                }
+                Err(IngestError::Lake(e)) if e.is_concurrent_commit() => {
+                    total.passes_dropped += 1;
+                    tracing::warn!(
+                        partitions = ?owned,
+                        "another member committed these partitions first; pass dropped"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+    Ok(total)
+}
