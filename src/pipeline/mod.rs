@@ -95,10 +95,21 @@ async fn kafka_sources(
     partitions: i32,
     only: Option<Vec<i32>>,
 ) -> Result<(Box<dyn ChunkSource>, Box<dyn ChunkSource>), IngestError> {
+    let (events, usage) = open_topics(lake, kafka, partitions, only).await?;
+    Ok((Box::new(events), Box::new(usage)))
+}
+
+/// Both topics' reads, (events, usage), planned from the positions the lake recorded.
+async fn open_topics(
+    lake: &Lake,
+    kafka: &KafkaIngest,
+    partitions: i32,
+    only: Option<Vec<i32>>,
+) -> Result<(TopicToEnd, TopicToEnd), IngestError> {
     // Both sources' positions are recorded with the last commit of a run, the `usage` one.
     let events = open_topic(lake, kafka, &kafka.topics.events, partitions, only.clone());
     let usage = open_topic(lake, kafka, &kafka.topics.usage, partitions, only);
-    Ok((Box::new(events.await?), Box::new(usage.await?)))
+    Ok((events.await?, usage.await?))
 }
 
 /// Plans the read of one topic from the positions recorded in the `usage` table's commits.

@@ -151,6 +151,12 @@ impl TopicToEnd {
         })
     }
 
+    /// Whether any partition has messages past where this read starts (the broker's end
+    /// offset may lag its log, but it always passes the start once a later batch exists).
+    pub fn has_pending(&self) -> bool {
+        self.partitions.iter().any(|p| p.end > p.start)
+    }
+
     fn error(&self, partition: i32, offset: i64, detail: String) -> SourceError {
         SourceError::Kafka {
             topic: self.topic.clone(),
