@@ -36,8 +36,8 @@ pub struct Cli {
     pub log: String,
 
     /// A TOML configuration file (keys: lake, log, threads, brokers, usage_topic,
-    /// events_topic, group, prices). Precedence: flags, then SIMTALLY_* variables, then the file, then
-    /// the defaults.
+    /// events_topic, group, pass_seconds, metrics_addr, prices). Precedence: flags, then
+    /// SIMTALLY_* variables, then the file, then the defaults.
     #[arg(long, global = true, env = "SIMTALLY_CONFIG", value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
 
@@ -267,6 +267,10 @@ pub struct IngestArgs {
     /// partitions to their end and commit; what arrives is queryable within about this long.
     #[arg(long, env = "SIMTALLY_PASS_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub pass_seconds: u64,
+    /// With --brokers and without --exit-at-end: serve /metrics (Prometheus) and /healthz
+    /// at this HOST:PORT (port 0: any free port, logged at info level).
+    #[arg(long, env = "SIMTALLY_METRICS_ADDR", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -353,8 +357,15 @@ impl Cli {
                         group: a.group.clone(),
                         follow: (!exit_at_end)
                             .then(|| std::time::Duration::from_secs(a.pass_seconds)),
+                        metrics_address: a.metrics_addr.clone(),
                     }),
                 };
+                let following = kafka.as_ref().is_some_and(|k| k.follow.is_some());
+                if a.metrics_addr.is_some() && !following {
+                    return Err("--metrics-addr is for a following Kafka ingest (--brokers \
+                                without --exit-at-end)"
+                        .into());
+                }
                 if kafka.is_none() && !files {
                     return Err(
                         "nothing to ingest: give --usage FILE and/or --events FILE, or --brokers"

@@ -12,6 +12,8 @@
 //! events_topic = "sim-events"      # SIMTALLY_EVENTS_TOPIC
 //! group = "simtally"               # SIMTALLY_GROUP
 //! prices = "prices.toml"           # SIMTALLY_PRICES
+//! pass_seconds = 5                 # SIMTALLY_PASS_SECONDS
+//! metrics_addr = "0.0.0.0:9464"    # SIMTALLY_METRICS_ADDR
 //! ```
 
 use std::ffi::OsString;
@@ -31,6 +33,8 @@ pub struct FileConfig {
     pub events_topic: Option<String>,
     pub group: Option<String>,
     pub prices: Option<String>,
+    pub pass_seconds: Option<u64>,
+    pub metrics_addr: Option<String>,
 }
 
 impl FileConfig {
@@ -55,6 +59,11 @@ impl FileConfig {
         add("SIMTALLY_EVENTS_TOPIC", self.events_topic.clone());
         add("SIMTALLY_GROUP", self.group.clone());
         add("SIMTALLY_PRICES", self.prices.clone());
+        add(
+            "SIMTALLY_PASS_SECONDS",
+            self.pass_seconds.map(|s| s.to_string()),
+        );
+        add("SIMTALLY_METRICS_ADDR", self.metrics_addr.clone());
         out
     }
 }

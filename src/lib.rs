@@ -11,6 +11,7 @@ pub mod attribute;
 pub mod decode;
 pub mod lake;
 pub mod query;
+pub mod serve;
 pub mod sink;
 pub mod source;
 

@@ -122,6 +122,17 @@ fn bad_arguments_and_inputs_fail_with_one_clear_message() {
     assert_clean_failure(
         &simtally(&[
             "ingest",
+            "--usage",
+            "u.ndjson",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ]),
+        2,
+        "--metrics-addr is for a following Kafka ingest",
+    );
+    assert_clean_failure(
+        &simtally(&[
+            "ingest",
             "--brokers",
             "h:1",
             "--exit-at-end",

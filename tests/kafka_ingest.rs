@@ -60,6 +60,7 @@ async fn ingest_topics(lake: &Lake, topics: &Topics) -> RunSummary {
                 topics: topics.clone(),
                 group: "simtally-test".into(),
                 follow: None,
+                metrics_address: None,
             }),
         },
         CancellationToken::new(),
@@ -285,7 +286,12 @@ async fn killed_at_random_points_and_restarted_the_lake_equals_one_clean_run() {
 }
 
 /// A following `ingest` (a member of `group`) with info logs on stderr, piped.
-fn follower(topics: &Topics, group: &str, lake: &std::path::Path) -> std::process::Child {
+fn follower(
+    topics: &Topics,
+    group: &str,
+    lake: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_simtally"))
         .args([
             "ingest",
@@ -303,6 +309,7 @@ fn follower(topics: &Topics, group: &str, lake: &std::path::Path) -> std::proces
             &topics.events,
         ])
         .args(["--log", "simtally=info"])
+        .args(extra)
         .arg("--lake")
         .arg(lake)
         .stdout(std::process::Stdio::piped())
@@ -329,16 +336,31 @@ fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<St
     rx
 }
 
-/// Waits (up to two minutes) for a line containing `needle`.
-fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) {
+/// Waits (up to two minutes) for a line containing `needle`, and returns it.
+fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while std::time::Instant::now() < deadline {
         match lines.recv_timeout(std::time::Duration::from_secs(1)) {
-            Ok(line) if line.contains(needle) => return,
+            Ok(line) if line.contains(needle) => return line,
             _ => {}
         }
     }
     panic!("no '{needle}' within two minutes");
+}
+
+/// An HTTP/1.1 GET over a plain TCP connection: (status line, body).
+fn http_get(address: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
 }
 
 /// Distinct usage record ids in the lake, attributed or quarantined.
@@ -408,11 +430,37 @@ async fn two_followers_in_one_group_one_stopped_midway_give_the_file_result() {
     produce_files(&topics, &halves[..1], std::slice::from_ref(&events)).await;
 
     // A alone takes every partition and commits the first half.
-    let mut a = follower(&topics, &group, &lake_path);
+    let mut a = follower(
+        &topics,
+        &group,
+        &lake_path,
+        &["--metrics-addr", "127.0.0.1:0"],
+    );
     let a_log = stderr_lines(&mut a);
+    let serving = wait_for_line(&a_log, "metrics at http://");
+    let address = serving
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
     wait_for_line(&a_log, "pass committed");
+    let (status, body) = http_get(&address, "/metrics");
+    assert!(status.contains("200"), "{status}");
+    let records: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("simtally_records_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(records, records_in(&lake).await, "{body}");
+    assert!(
+        body.contains("simtally_consumer_lag_messages{topic="),
+        "{body}"
+    );
+    assert_eq!(http_get(&address, "/healthz").1, "ok\n");
     // B joins: the partitions are shared out; then A stops and B takes them all.
-    let mut b = follower(&topics, &group, &lake_path);
+    let mut b = follower(&topics, &group, &lake_path, &[]);
     let b_log = stderr_lines(&mut b);
     wait_for_line(&b_log, "partitions assigned");
     stop(a);

@@ -10,12 +10,14 @@
 //! read a partition; the later commit is refused, its pass is dropped, and the next pass
 //! starts from what the lake holds.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{ingest_sources, open_topics, IngestError, IngestOptions, KafkaIngest};
+use super::{ingest_sources, open_topics, IngestError, IngestOptions, KafkaIngest, Metrics};
 use crate::lake::Lake;
+use crate::serve::serve_operations;
 use crate::source::kafka::{check_co_partitioned, GroupMember};
 use crate::source::ChunkSource;
 
@@ -50,6 +52,18 @@ pub async fn follow(
     shutdown: CancellationToken,
 ) -> Result<FollowSummary, IngestError> {
     let partitions = check_co_partitioned(&kafka.brokers, &kafka.topics).await?;
+    let metrics = Arc::new(Metrics::default());
+    let server_stop = CancellationToken::new();
+    let _stop_server_on_return = server_stop.clone().drop_guard();
+    if let Some(address) = &kafka.metrics_address {
+        let bound = serve_operations(address, metrics.clone(), server_stop)
+            .await
+            .map_err(|e| IngestError::Serve {
+                address: address.clone(),
+                source: e,
+            })?;
+        tracing::info!("metrics at http://{bound}/metrics, health at http://{bound}/healthz");
+    }
     let joining = kafka.clone();
     let member = tokio::task::spawn_blocking(move || {
         GroupMember::join(&joining.brokers, &joining.group, &joining.topics)
@@ -58,7 +72,7 @@ pub async fn follow(
     .map_err(|e| IngestError::Internal(format!("joining the group: {e}")))??;
     tracing::info!(group = %kafka.group, "joined the consumer group");
     let result = passes(
-        lake, options, kafka, partitions, &member, interval, &shutdown,
+        lake, options, kafka, partitions, &member, interval, &shutdown, &metrics,
     )
     .await;
     tokio::task::spawn_blocking(move || member.leave())
@@ -68,6 +82,7 @@ pub async fn follow(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn passes(
     lake: &Lake,
     options: &IngestOptions,
@@ -76,6 +91,7 @@ async fn passes(
     member: &GroupMember,
     interval: Duration,
     shutdown: &CancellationToken,
+    metrics: &Metrics,
 ) -> Result<FollowSummary, IngestError> {
     let mut total = FollowSummary::default();
     while !shutdown.is_cancelled() {
@@ -87,6 +103,7 @@ async fn passes(
                 wait(interval, shutdown).await;
                 continue;
             }
+            metrics.record_lag(events.lags().into_iter().chain(usage.lags()));
             let (events, usage): (Box<dyn ChunkSource>, Box<dyn ChunkSource>) =
                 (Box::new(events), Box::new(usage));
             // A pass is not cancelled by the shutdown: it finishes and commits, then the loop
@@ -94,6 +111,7 @@ async fn passes(
             // simply has not recorded it, and the next start reads it again.)
             match ingest_sources(lake, options, events, usage, CancellationToken::new()).await {
                 Ok(summary) => {
+                    metrics.record_pass(&summary);
                     total.passes += 1;
                     total.records += summary.usage.records;
                     total.duplicates += summary.usage.duplicates;
@@ -109,6 +127,7 @@ async fn passes(
                     }
                 }
                 Err(IngestError::Lake(e)) if e.is_concurrent_commit() => {
+                    metrics.record_dropped_pass();
                     total.passes_dropped += 1;
                     tracing::warn!(
                         partitions = ?owned,

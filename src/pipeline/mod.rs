@@ -7,6 +7,7 @@
 
 pub(crate) mod events;
 mod follow;
+mod metrics;
 mod summary;
 mod usage;
 
@@ -26,6 +27,7 @@ use crate::source::kafka::{check_co_partitioned, resume_app_id, KafkaError, Topi
 use crate::source::{ChunkSource, FileChunks, Input, Replayed, SourceError};
 
 pub use follow::{follow, FollowSummary};
+pub use metrics::Metrics;
 pub use summary::{
     EventCounts, QuarantineTotals, RunRecord, RunSummary, UsageCounts, WorkspaceTotals,
     RUN_RECORD_KEY,
@@ -54,6 +56,8 @@ pub struct KafkaIngest {
     /// Keep consuming as a member of the group, one pass every this often
     /// (`None`: read to the end offsets seen at start, then stop).
     pub follow: Option<std::time::Duration>,
+    /// With `follow`: where to serve `/metrics` and `/healthz` (HOST:PORT).
+    pub metrics_address: Option<String>,
 }
 
 /// Errors of an ingest run. `Source` is usually the user's (a missing file), `Lake` an
@@ -66,6 +70,11 @@ pub enum IngestError {
     Lake(#[from] LakeError),
     #[error(transparent)]
     Kafka(#[from] KafkaError),
+    #[error("cannot serve the metrics endpoint at {address}: {source}")]
+    Serve {
+        address: String,
+        source: std::io::Error,
+    },
     #[error("interrupted: nothing from this run was committed; run it again to ingest")]
     Interrupted,
     #[error("internal error (a bug in simtally): {0}")]

@@ -151,6 +151,14 @@ impl TopicToEnd {
         })
     }
 
+    /// Per partition: messages between where this read starts and the broker's end offset.
+    pub fn lags(&self) -> Vec<(String, i32, i64)> {
+        self.partitions
+            .iter()
+            .map(|p| (self.topic.clone(), p.partition, (p.end - p.start).max(0)))
+            .collect()
+    }
+
     /// Whether any partition has messages past where this read starts (the broker's end
     /// offset may lag its log, but it always passes the start once a later batch exists).
     pub fn has_pending(&self) -> bool {

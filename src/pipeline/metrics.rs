@@ -1,0 +1,193 @@
+//! Counters of a following ingest, for `/metrics` (Prometheus text format).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::RunSummary;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    usage_messages: AtomicU64,
+    event_messages: AtomicU64,
+    records: AtomicU64,
+    slices: AtomicU64,
+    quarantined_slices: AtomicU64,
+    dead_letters: AtomicU64,
+    duplicates: AtomicU64,
+    passes: AtomicU64,
+    passes_dropped: AtomicU64,
+    last_pass_millis: AtomicU64,
+    last_commit_unix_millis: AtomicI64,
+    /// Per (topic, partition): messages not yet in the lake when the last pass started.
+    lag: Mutex<BTreeMap<(String, i32), i64>>,
+}
+
+impl Metrics {
+    pub fn record_pass(&self, summary: &RunSummary) {
+        let add = |counter: &AtomicU64, n: u64| counter.fetch_add(n, Ordering::Relaxed);
+        add(&self.usage_messages, summary.usage.lines);
+        add(&self.event_messages, summary.events.lines);
+        add(&self.records, summary.usage.records);
+        add(&self.slices, summary.usage.slices_attributed);
+        add(
+            &self.quarantined_slices,
+            summary.quarantine.values().map(|q| q.slices).sum(),
+        );
+        add(
+            &self.dead_letters,
+            summary.usage.dead_letters + summary.events.dead_letters,
+        );
+        add(&self.duplicates, summary.usage.duplicates);
+        add(&self.passes, 1);
+        self.last_pass_millis
+            .store(summary.elapsed.as_millis() as u64, Ordering::Relaxed);
+        if !summary.lake_versions.is_empty() {
+            self.last_commit_unix_millis
+                .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        }
+    }
+
+    pub fn record_dropped_pass(&self) {
+        self.passes_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The backlog of each owned partition as a pass starts; partitions no longer owned
+    /// are forgotten.
+    pub fn record_lag(&self, lags: impl IntoIterator<Item = (String, i32, i64)>) {
+        if let Ok(mut lag) = self.lag.lock() {
+            lag.clear();
+            lag.extend(lags.into_iter().map(|(t, p, n)| ((t, p), n)));
+        }
+    }
+
+    /// The Prometheus text exposition of every counter.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let counters = [
+            (
+                "usage_messages_total",
+                "Usage messages read (every line, valid or not).",
+                get(&self.usage_messages),
+            ),
+            (
+                "event_messages_total",
+                "Lifecycle event messages read.",
+                get(&self.event_messages),
+            ),
+            (
+                "records_total",
+                "Usage records written for the first time.",
+                get(&self.records),
+            ),
+            (
+                "slices_total",
+                "Usage slices attributed to a Workspace.",
+                get(&self.slices),
+            ),
+            (
+                "quarantined_slices_total",
+                "Usage slices quarantined (no owner, unknown SIM).",
+                get(&self.quarantined_slices),
+            ),
+            (
+                "dead_letters_total",
+                "Messages that went to dead_letters.",
+                get(&self.dead_letters),
+            ),
+            (
+                "duplicates_total",
+                "Usage messages whose record id was already seen.",
+                get(&self.duplicates),
+            ),
+            ("passes_total", "Passes committed.", get(&self.passes)),
+            (
+                "passes_dropped_total",
+                "Passes dropped because another group member committed first.",
+                get(&self.passes_dropped),
+            ),
+        ];
+        for (name, help, value) in counters {
+            metric(
+                &mut out,
+                name,
+                help,
+                "counter",
+                &[(String::new(), value as f64)],
+            );
+        }
+        let seconds = Duration::from_millis(get(&self.last_pass_millis)).as_secs_f64();
+        metric(
+            &mut out,
+            "last_pass_seconds",
+            "How long the last pass took (read, attribute, write, commit).",
+            "gauge",
+            &[(String::new(), seconds)],
+        );
+        let commit = self.last_commit_unix_millis.load(Ordering::Relaxed) as f64 / 1000.0;
+        metric(
+            &mut out,
+            "last_commit_timestamp_seconds",
+            "When the last pass committed (Unix time; 0: none yet).",
+            "gauge",
+            &[(String::new(), commit)],
+        );
+        let lag: Vec<(String, f64)> = self
+            .lag
+            .lock()
+            .map(|lag| {
+                lag.iter()
+                    .map(|((topic, partition), n)| {
+                        (
+                            format!("{{topic=\"{topic}\",partition=\"{partition}\"}}"),
+                            *n as f64,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        metric(
+            &mut out,
+            "consumer_lag_messages",
+            "Messages of an owned partition not yet in the lake when the last pass started.",
+            "gauge",
+            &lag,
+        );
+        out
+    }
+}
+
+fn metric(out: &mut String, name: &str, help: &str, kind: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP simtally_{name} {help}");
+    let _ = writeln!(out, "# TYPE simtally_{name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "simtally_{name}{labels} {value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_labelled_lag() {
+        let metrics = Metrics::default();
+        let mut summary = RunSummary::default();
+        summary.usage.lines = 10;
+        summary.usage.records = 7;
+        summary.usage.duplicates = 2;
+        summary.usage.dead_letters = 1;
+        metrics.record_pass(&summary);
+        metrics.record_pass(&summary);
+        metrics.record_lag([("sim-usage".to_owned(), 3, 42)]);
+        let text = metrics.render();
+        assert!(text.contains("simtally_records_total 14\n"), "{text}");
+        assert!(text.contains("simtally_usage_messages_total 20\n"));
+        assert!(text.contains("# TYPE simtally_passes_total counter\nsimtally_passes_total 2\n"));
+        assert!(text
+            .contains("simtally_consumer_lag_messages{topic=\"sim-usage\",partition=\"3\"} 42\n"));
+    }
+}
