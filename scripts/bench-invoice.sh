@@ -9,28 +9,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 records="${1:-1000000}"
 runs="${2:-5}"
-cache="$HOME/.cache/simtally"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
-data="$cache/bench-data/$records"
+source scripts/bench-setup.sh
 work="$cache/bench-invoice"
 prices=testdata/prices.toml
-
-cargo build --release --locked --quiet
-bin="$CARGO_TARGET_DIR/release/simtally"
-if [ ! -x "$cache/venv/bin/python" ]; then
-  python3 -m venv "$cache/venv"
-fi
-"$cache/venv/bin/python" -c 'import duckdb' 2>/dev/null || "$cache/venv/bin/pip" install --quiet duckdb
-if [ ! -f "$data/expected.json" ]; then
-  "$bin" generate --seed 1 --sims 20000 --records "$records" --days 30 --out "$data"
-fi
 
 rm -rf "$work" && mkdir -p "$work"
 "$bin" ingest --no-progress --lake "$work/lake" --usage "$data/usage.ndjson" --events "$data/events.ndjson" > /dev/null
 echo "lake: $(du -sh "$work/lake/usage" | cut -f1) of usage from $records records; machine: $(nproc) cores"
 echo -e "run\tseconds\tpeak_MiB\tcpu_seconds"
 
-measure() { "$cache/venv/bin/python" scripts/measure.py "$@"; }
 for i in $(seq 1 "$runs"); do
   measure "duckdb-$i" "$cache/venv/bin/python" scripts/duckdb_invoice_reference.py "$work/lake" 2026-11 "$work/duckdb.csv"
   measure "simtally-draft-$i" "$bin" invoice --lake "$work/lake" --period 2026-11 --prices "$prices" --out "$work/drafts"

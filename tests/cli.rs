@@ -365,12 +365,15 @@ fn sigterm_stops_an_ingest_without_committing_even_when_it_waits_on_stdin() {
         .exists());
 }
 
-#[test]
-fn invoice_issue_and_reconcile_from_the_command_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake").display().to_string();
-    let out_dir = dir.path().join("invoices").display().to_string();
-    let prices = common::testdata("prices.toml").display().to_string();
+/// Paths of a lake holding the reference fixture, an invoice directory and the price list.
+struct Billable {
+    lake: String,
+    out_dir: String,
+    prices: String,
+}
+
+fn billable_fixture(dir: &std::path::Path) -> Billable {
+    let lake = dir.join("lake").display().to_string();
     let fixture = shared_fixture("sample-1");
     let (usage, events) = (fixture.join("usage.ndjson"), fixture.join("events.ndjson"));
     let ingest = simtally(&[
@@ -384,6 +387,21 @@ fn invoice_issue_and_reconcile_from_the_command_line() {
         events.to_str().unwrap(),
     ]);
     assert!(ingest.status.success(), "{}", stderr(&ingest));
+    Billable {
+        lake,
+        out_dir: dir.join("invoices").display().to_string(),
+        prices: common::testdata("prices.toml").display().to_string(),
+    }
+}
+
+#[test]
+fn invoice_issue_and_reconcile_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let Billable {
+        lake,
+        out_dir,
+        prices,
+    } = billable_fixture(dir.path());
 
     let invoice = |extra: &[&str]| {
         let mut args = vec![
@@ -470,22 +488,11 @@ fn invoice_issue_and_reconcile_from_the_command_line() {
 #[test]
 fn an_issue_killed_between_its_commits_bills_nothing_and_runs_again() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake").display().to_string();
-    let out_dir = dir.path().join("invoices").display().to_string();
-    let prices = common::testdata("prices.toml").display().to_string();
-    let fixture = shared_fixture("sample-1");
-    let (usage, events) = (fixture.join("usage.ndjson"), fixture.join("events.ndjson"));
-    let ingest = simtally(&[
-        "ingest",
-        "--lake",
-        &lake,
-        "--no-progress",
-        "--usage",
-        usage.to_str().unwrap(),
-        "--events",
-        events.to_str().unwrap(),
-    ]);
-    assert!(ingest.status.success(), "{}", stderr(&ingest));
+    let Billable {
+        lake,
+        out_dir,
+        prices,
+    } = billable_fixture(dir.path());
     let args = [
         "invoice", "--lake", &lake, "--period", "2026-11", "--prices", &prices, "--out", &out_dir,
         "--issue",
