@@ -1,12 +1,12 @@
 //! Composes each Workspace's invoice for a period: usage, SIM fees, allowances, and the
 //! adjustments that sealed earlier periods have gathered since they were issued.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use arrow::array::RecordBatch;
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::activity::{Activity, SimEvent};
+use super::activity::{Activity, ChargeableSim, SimEvent};
 use super::document::{
     AdjustmentKind, AdjustmentLine, AllowanceLine, Invoice, InvoiceStatus, SimFeeLine,
     TariffApplied,
@@ -196,6 +196,15 @@ impl Biller<'_> {
         Ok((invoice, late))
     }
 
+    /// The SIMs ACTIVATED in the window's Workspace at any instant of it.
+    fn chargeable(&self, window: &Window) -> Vec<ChargeableSim> {
+        self.activity.chargeable(
+            window.workspace,
+            window.start.timestamp_micros(),
+            window.end.timestamp_micros(),
+        )
+    }
+
     /// The SIM fee and allowance lines of the SIMs ACTIVATED in the window; a price of zero
     /// bills nothing and lists nothing.
     fn fees(
@@ -203,11 +212,7 @@ impl Biller<'_> {
         window: &Window,
         tariff: &TariffApplied,
     ) -> (Vec<SimFeeLine>, Vec<AllowanceLine>) {
-        let sims = self.activity.chargeable(
-            window.workspace,
-            window.start.timestamp_micros(),
-            window.end.timestamp_micros(),
-        );
+        let sims = self.chargeable(window);
         let fees = if tariff.sim_fee.is_zero() {
             Vec::new()
         } else {
@@ -285,66 +290,56 @@ impl Biller<'_> {
     }
 
     fn fee_adjustments(&self, original: &Invoice, window: &Window) -> Vec<AdjustmentLine> {
-        let (fees_now, allowances_now) = self.fees(window, &original.tariff);
-        let mut lines = Vec::new();
+        let sims = self.chargeable(window);
+        let tariff = &original.tariff;
         let kinds = [
             (
                 AdjustmentKind::SimFee,
                 "SIM fee",
-                original.tariff.sim_fee,
-                original
+                tariff.sim_fee,
+                &original
                     .sim_fees
                     .iter()
-                    .map(|l| l.iccid.clone())
-                    .collect::<Vec<_>>(),
-                fees_now
-                    .iter()
-                    .map(|l| (l.iccid.clone(), l.activated_at.clone()))
+                    .map(|l| &l.iccid)
                     .collect::<Vec<_>>(),
             ),
             (
                 AdjustmentKind::Allowance,
                 "Data allowance",
-                original.tariff.allowance_fee,
-                original
-                    .allowances
-                    .iter()
-                    .map(|l| l.iccid.clone())
-                    .collect(),
-                allowances_now
-                    .iter()
-                    .map(|l| (l.iccid.clone(), l.activated_at.clone()))
-                    .collect(),
+                tariff.allowance_fee,
+                &original.allowances.iter().map(|l| &l.iccid).collect(),
             ),
         ];
-        for (kind, label, price, issued, now) in kinds {
-            let billed = self.billed_sims(original, kind, issued);
-            let now: BTreeMap<String, String> = now.into_iter().collect();
-            for (iccid, activated_at) in &now {
-                if !billed.contains(iccid) {
-                    lines.push(AdjustmentLine {
-                        period: original.period.clone(),
-                        kind,
-                        reference: iccid.clone(),
-                        description: format!(
-                            "{label}: SIM ACTIVATED from {activated_at}, known after the period was issued"
-                        ),
-                        currency: original.tariff.currency.clone(),
-                        amount: price,
-                    });
-                }
+        let mut lines = Vec::new();
+        for (kind, label, price, on_original) in kinds {
+            // As in `fees`: a price of zero bills nothing.
+            let now: &[ChargeableSim] = if price.is_zero() { &[] } else { &sims };
+            let billed = self.billed_sims(original, kind, on_original);
+            let line = |iccid: &str, description: String, amount| AdjustmentLine {
+                period: original.period.clone(),
+                kind,
+                reference: iccid.to_owned(),
+                description,
+                currency: tariff.currency.clone(),
+                amount,
+            };
+            for sim in now.iter().filter(|s| !billed.contains(&s.iccid)) {
+                let activated_at = micros_to_text(sim.activated_at);
+                lines.push(line(
+                    &sim.iccid,
+                    format!("{label}: SIM ACTIVATED from {activated_at}, known after the period was issued"),
+                    price,
+                ));
             }
-            for iccid in billed.iter().filter(|i| !now.contains_key(*i)) {
-                lines.push(AdjustmentLine {
-                    period: original.period.clone(),
-                    kind,
-                    reference: iccid.clone(),
-                    description: format!(
-                        "{label} withdrawn: later events show the SIM was not ACTIVATED here"
-                    ),
-                    currency: original.tariff.currency.clone(),
-                    amount: -price,
-                });
+            for iccid in billed
+                .iter()
+                .filter(|i| !now.iter().any(|s| &s.iccid == *i))
+            {
+                lines.push(line(
+                    iccid,
+                    format!("{label} withdrawn: later events show the SIM was not ACTIVATED here"),
+                    -price,
+                ));
             }
         }
         lines
@@ -356,9 +351,9 @@ impl Biller<'_> {
         &self,
         original: &Invoice,
         kind: AdjustmentKind,
-        on_original: Vec<String>,
+        on_original: &[&String],
     ) -> BTreeSet<String> {
-        let mut billed: BTreeSet<String> = on_original.into_iter().collect();
+        let mut billed: BTreeSet<String> = on_original.iter().map(|i| (*i).clone()).collect();
         let later = self
             .issued
             .iter()
