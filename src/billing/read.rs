@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
-use arrow::compute::cast;
 use arrow::datatypes::{DataType, Decimal128Type, Int16Type, Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::prelude::SessionContext;
@@ -14,7 +13,7 @@ use super::document::{Invoice, LakeVersions, UsageLine};
 use super::period::utc_days_covering;
 use super::BillingError;
 use crate::attribute::SequencedEvent;
-use crate::lake::{Lake, LakeError, LakeTable};
+use crate::lake::{utf8_column, Lake, LakeError, LakeTable};
 use crate::pipeline::events::{events_from_batches, STORED_EVENT_COLUMNS};
 
 /// A Workspace's slice of time: usage slices starting in [start, end) belong to it.
@@ -327,9 +326,7 @@ fn corrupt(table: LakeTable, detail: String) -> BillingError {
 
 /// A string column as plain Utf8 (scans may hand back Utf8View).
 fn text(table: LakeTable, batch: &RecordBatch, i: usize) -> Result<StringArray, BillingError> {
-    let utf8 = cast(batch.column(i), &DataType::Utf8)
-        .map_err(|e| corrupt(table, format!("column {i}: {e}")))?;
-    Ok(utf8.as_string::<i32>().clone())
+    utf8_column(batch, i).map_err(|detail| corrupt(table, detail))
 }
 
 fn optional(col: &StringArray, row: usize) -> Option<String> {

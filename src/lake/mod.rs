@@ -31,6 +31,13 @@ pub fn crash_point(table: &str) {
     }
 }
 
+/// Column `i` of `batch` as plain UTF-8 strings: scans may hand strings back as Utf8View.
+pub fn utf8_column(batch: &RecordBatch, i: usize) -> Result<arrow::array::StringArray, String> {
+    let utf8 = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8)
+        .map_err(|e| format!("column {i}: {e}"))?;
+    Ok(utf8.as_string::<i32>().clone())
+}
+
 /// The tables simtally writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LakeTable {
@@ -213,10 +220,8 @@ impl Lake {
     ) -> Result<Vec<LakeTable>, LakeError> {
         let mut found = Vec::new();
         for table in LakeTable::ALL {
-            if let Some(delta) = self.open(table).await? {
-                register(ctx, &format!("{prefix}{}", table.name()), &delta)
-                    .await
-                    .map_err(|e| self.delta_error(table, e))?;
+            let name = format!("{prefix}{}", table.name());
+            if self.register_table(ctx, table, &name).await?.is_some() {
                 found.push(table);
             }
         }
@@ -299,15 +304,10 @@ impl Lake {
             .await?;
         let mut keys = HashSet::new();
         for batch in rows {
-            let col = batch.column(0);
-            let values =
-                arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).map_err(|e| {
-                    LakeError::Corrupt {
-                        table: table.name(),
-                        detail: e.to_string(),
-                    }
-                })?;
-            let values = values.as_string::<i32>();
+            let values = utf8_column(&batch, 0).map_err(|detail| LakeError::Corrupt {
+                table: table.name(),
+                detail,
+            })?;
             keys.extend(
                 (0..values.len())
                     .filter(|&i| values.is_valid(i))

@@ -1,15 +1,13 @@
 use std::collections::HashSet;
 
-use arrow::array::{Array, AsArray, RecordBatch, StringArray};
-use arrow::compute::cast;
-use arrow::datatypes::DataType;
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 
 use super::{EventCounts, IngestError};
 use crate::attribute::{OwnershipBook, SequencedEvent};
 use crate::decode::decode_event;
 use crate::domain::{EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId};
-use crate::lake::{Lake, LakeError, LakeTable, TableAppender};
+use crate::lake::{utf8_column, Lake, LakeError, LakeTable, TableAppender};
 use crate::sink::{DeadLetter, EventRows};
 use crate::source::{Chunk, ChunkSource, SourceError};
 
@@ -163,12 +161,7 @@ pub(crate) fn events_from_batches(batches: &[RecordBatch]) -> Result<Vec<Sequenc
 }
 
 fn events_from_batch(batch: &RecordBatch) -> Result<Vec<SequencedEvent>, String> {
-    // Scans may hand strings back as Utf8View; read them all as plain Utf8.
-    let text = |i: usize| -> Result<StringArray, String> {
-        let utf8 =
-            cast(batch.column(i), &DataType::Utf8).map_err(|e| format!("column {i}: {e}"))?;
-        Ok(utf8.as_string::<i32>().clone())
-    };
+    let text = |i: usize| utf8_column(batch, i);
     let int = |i: usize| {
         batch
             .column(i)
