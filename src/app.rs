@@ -42,9 +42,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     match config {
         Config::Ingest { lake, options } => match options.kafka.clone() {
             Some(kafka) if kafka.follow.is_some() => {
-                let interval = kafka.follow.unwrap_or_default();
                 let lake = Lake::new(lake);
-                let summary = follow(&lake, &options, &kafka, interval, shutdown).await?;
+                let summary = follow(&lake, &options, &kafka, shutdown).await?;
                 println!("{summary}");
             }
             _ => {

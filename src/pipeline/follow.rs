@@ -21,6 +21,9 @@ use crate::serve::serve_operations;
 use crate::source::kafka::{check_co_partitioned, GroupMember};
 use crate::source::ChunkSource;
 
+/// Used when `KafkaIngest::follow` is not set (the CLI always sets it).
+const DEFAULT_PASS_INTERVAL: Duration = Duration::from_secs(5);
+
 /// What a following ingest did until it was stopped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FollowSummary {
@@ -42,13 +45,12 @@ impl std::fmt::Display for FollowSummary {
     }
 }
 
-/// Runs passes every `interval` until `shutdown`; then finishes the pass under way (so it
+/// Runs passes every `kafka.follow` until `shutdown`; then finishes the pass under way (so it
 /// commits) and leaves the group.
 pub async fn follow(
     lake: &Lake,
     options: &IngestOptions,
     kafka: &KafkaIngest,
-    interval: Duration,
     shutdown: CancellationToken,
 ) -> Result<FollowSummary, IngestError> {
     let partitions = check_co_partitioned(&kafka.brokers, &kafka.topics).await?;
@@ -72,7 +74,7 @@ pub async fn follow(
     .map_err(|e| IngestError::Internal(format!("joining the group: {e}")))??;
     tracing::info!(group = %kafka.group, "joined the consumer group");
     let result = passes(
-        lake, options, kafka, partitions, &member, interval, &shutdown, &metrics,
+        lake, options, kafka, partitions, &member, &shutdown, &metrics,
     )
     .await;
     tokio::task::spawn_blocking(move || member.leave())
@@ -82,17 +84,16 @@ pub async fn follow(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn passes(
     lake: &Lake,
     options: &IngestOptions,
     kafka: &KafkaIngest,
     partitions: i32,
     member: &GroupMember,
-    interval: Duration,
     shutdown: &CancellationToken,
     metrics: &Metrics,
 ) -> Result<FollowSummary, IngestError> {
+    let interval = kafka.follow.unwrap_or(DEFAULT_PASS_INTERVAL);
     let mut total = FollowSummary::default();
     while !shutdown.is_cancelled() {
         let owned = member.owned();
