@@ -81,10 +81,12 @@ impl<const SCALE: u32> Fixed<SCALE> {
                 max_scale: SCALE,
             });
         }
-        let units = normalized.mantissa() * 10i128.pow(SCALE - normalized.scale());
-        if units.unsigned_abs() >= 10u128.pow(MAX_DIGITS) {
-            return Err(AmountError::OutOfRange(decimal.to_string()));
-        }
+        // A 96-bit mantissa times 10^SCALE can exceed i128: that is out of range too.
+        let units = normalized
+            .mantissa()
+            .checked_mul(10i128.pow(SCALE - normalized.scale()))
+            .filter(|units| units.unsigned_abs() < 10u128.pow(MAX_DIGITS))
+            .ok_or_else(|| AmountError::OutOfRange(decimal.to_string()))?;
         Ok(Fixed(units))
     }
 }
@@ -194,6 +196,11 @@ mod tests {
         ));
         assert!(matches!(
             Volume::parse("10000000000000000000"),
+            Err(AmountError::OutOfRange(_))
+        ));
+        // Once overflowed the multiplication to 10 decimal places instead of being refused.
+        assert!(matches!(
+            Money::parse("2E28"),
             Err(AmountError::OutOfRange(_))
         ));
     }
