@@ -88,7 +88,7 @@ fn stages(c: &mut Criterion) {
                         events: vec![Input::File(events.clone())],
                         progress: false,
                         threads: 0,
-                        kafka: None,
+                        ..IngestOptions::default()
                     },
                     CancellationToken::new(),
                 ))

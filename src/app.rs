@@ -221,6 +221,7 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
             progress: true,
             threads: 0,
             kafka: None,
+            link_limits: Default::default(),
         },
         shutdown,
     )

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::billing::{InvoiceOptions, Period};
 use crate::config::{parse_date, Config, DEFAULT_LAKE};
+use crate::directory::{LinkLimits, OrganizationLimit};
 use crate::domain::WorkspaceId;
 use crate::generate::GenerateOptions;
 use crate::lake::{LakeError, LakeLocation};
@@ -271,6 +272,15 @@ pub struct IngestArgs {
     /// at this HOST:PORT (port 0: any free port, logged at info level).
     #[arg(long, env = "SIMTALLY_METRICS_ADDR", value_name = "HOST:PORT")]
     pub metrics_addr: Option<String>,
+    /// Let organization ORG link N Workspaces instead of 3 (the Pro package); repeat for
+    /// more organizations. A `workspaces_linked` event over the limit becomes a dead letter.
+    #[arg(
+        long = "link-limit",
+        value_name = "ORG=N",
+        env = "SIMTALLY_LINK_LIMITS",
+        value_delimiter = ','
+    )]
+    pub link_limits: Vec<OrganizationLimit>,
 }
 
 #[derive(Debug, Args)]
@@ -389,6 +399,10 @@ impl Cli {
                         progress: !a.no_progress,
                         threads: a.threads,
                         kafka,
+                        link_limits: a
+                            .link_limits
+                            .iter()
+                            .fold(LinkLimits::default(), |limits, l| limits.with(*l)),
                     },
                 }
             }
@@ -412,6 +426,7 @@ impl Cli {
                     progress: false,
                     threads: a.threads,
                     kafka: None,
+                    link_limits: LinkLimits::default(),
                 },
             },
             Command::Lake(LakeCommand::Compact(lake)) => Config::Compact {

@@ -14,6 +14,7 @@
 //! prices = "prices.toml"           # SIMTALLY_PRICES
 //! pass_seconds = 5                 # SIMTALLY_PASS_SECONDS
 //! metrics_addr = "0.0.0.0:9464"    # SIMTALLY_METRICS_ADDR
+//! link_limits = ["7=5"]            # SIMTALLY_LINK_LIMITS
 //! ```
 
 use std::ffi::OsString;
@@ -35,6 +36,7 @@ pub struct FileConfig {
     pub prices: Option<String>,
     pub pass_seconds: Option<u64>,
     pub metrics_addr: Option<String>,
+    pub link_limits: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -64,6 +66,10 @@ impl FileConfig {
             self.pass_seconds.map(|s| s.to_string()),
         );
         add("SIMTALLY_METRICS_ADDR", self.metrics_addr.clone());
+        add(
+            "SIMTALLY_LINK_LIMITS",
+            self.link_limits.as_ref().map(|l| l.join(",")),
+        );
         out
     }
 }

@@ -9,6 +9,7 @@ pub mod domain;
 
 pub mod attribute;
 pub mod decode;
+pub mod directory;
 pub mod lake;
 pub mod query;
 pub mod serve;

@@ -62,6 +62,7 @@ async fn ingest_topics(lake: &Lake, topics: &Topics) -> RunSummary {
                 follow: None,
                 metrics_address: None,
             }),
+            ..IngestOptions::default()
         },
         CancellationToken::new(),
     )

@@ -20,7 +20,7 @@ fn options() -> IngestOptions {
         events: Vec::new(),
         progress: false,
         threads: 2,
-        kafka: None,
+        ..IngestOptions::default()
     }
 }
 

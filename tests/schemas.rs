@@ -28,6 +28,14 @@ fn lifecycle_event_examples_decode() {
 }
 
 #[test]
+fn directory_event_examples_decode() {
+    for example in examples("directory-event.schema.json") {
+        simtally::decode::decode_directory_event(example.as_bytes())
+            .unwrap_or_else(|e| panic!("{example}: {e}"));
+    }
+}
+
+#[test]
 fn the_invoice_example_is_an_invoice_whose_totals_are_its_lines() {
     for example in examples("invoice.schema.json") {
         let invoice: simtally::billing::Invoice =

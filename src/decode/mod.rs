@@ -1,12 +1,14 @@
 //! decode: raw bytes from a source -> validated domain values, or a [`Rejection`] that says
 //! exactly what was wrong. Nothing here panics on input.
 
+mod directory;
 mod event;
 mod fast;
 mod rejection;
 mod scan;
 mod usage;
 
+pub use directory::{decode_any_event, decode_directory_event, IncomingEvent};
 pub use event::decode_event;
 pub use rejection::{Reason, Rejection};
 pub use usage::decode_usage;

@@ -25,6 +25,8 @@ pub enum Reason {
     AlreadyRegistered,
     TransferSourceNotOwner,
     TransferToSameWorkspace,
+    UnknownRole,
+    DirectoryRule,
 }
 
 impl Reason {
@@ -51,6 +53,8 @@ impl Reason {
             Reason::AlreadyRegistered => "already_registered",
             Reason::TransferSourceNotOwner => "transfer_source_not_owner",
             Reason::TransferToSameWorkspace => "transfer_to_same_workspace",
+            Reason::UnknownRole => "unknown_role",
+            Reason::DirectoryRule => "directory_rule",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! valid by construction, so the layers after `decode` never re-check it.
 
 mod amount;
+mod directory;
 mod event;
 mod iccid;
 mod ids;
@@ -10,6 +11,9 @@ mod time;
 mod usage;
 
 pub use amount::{AmountError, Fixed, Money, Volume};
+pub use directory::{
+    DirectoryChange, DirectoryEvent, OrganizationId, Role, UserId, DIRECTORY_EVENT_TYPES,
+};
 pub use event::{EventKind, LifecycleEvent, SimStatus};
 pub use iccid::{Iccid, IccidError};
 pub use ids::{RecordId, WorkspaceId};

@@ -34,6 +34,7 @@ const LOW_CARDINALITY_COLUMNS: &[&str] = &[
     "status",
     "period",
     "invoice_id",
+    "role",
 ];
 const UNIQUE_COLUMNS: &[&str] = &[
     "record_id",

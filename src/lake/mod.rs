@@ -47,16 +47,20 @@ pub enum LakeTable {
     SimEvents,
     Invoices,
     BilledSlices,
+    Workspaces,
+    Memberships,
 }
 
 impl LakeTable {
-    pub const ALL: [LakeTable; 6] = [
+    pub const ALL: [LakeTable; 8] = [
         LakeTable::Usage,
         LakeTable::Quarantine,
         LakeTable::DeadLetters,
         LakeTable::SimEvents,
         LakeTable::Invoices,
         LakeTable::BilledSlices,
+        LakeTable::Workspaces,
+        LakeTable::Memberships,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +71,8 @@ impl LakeTable {
             LakeTable::SimEvents => "sim_events",
             LakeTable::Invoices => "invoices",
             LakeTable::BilledSlices => "billed_slices",
+            LakeTable::Workspaces => "workspaces",
+            LakeTable::Memberships => "memberships",
         }
     }
 
@@ -78,6 +84,8 @@ impl LakeTable {
             LakeTable::SimEvents => schema::SIM_EVENTS.clone(),
             LakeTable::Invoices => schema::INVOICES.clone(),
             LakeTable::BilledSlices => schema::BILLED_SLICES.clone(),
+            LakeTable::Workspaces => schema::WORKSPACES.clone(),
+            LakeTable::Memberships => schema::MEMBERSHIPS.clone(),
         }
     }
 

@@ -79,6 +79,39 @@ pub static SIM_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// `workspaces`: the history of Workspaces: every accepted `workspace_created`,
+/// `workspaces_linked` and `workspace_unlinked` event, in arrival order (`seq`).
+pub static WORKSPACES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("event_type", DataType::Utf8, false),
+        Field::new("event_time", timestamp_type(), false),
+        Field::new("workspace_id", DataType::Int64, false),
+        Field::new("organization_id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("seq", DataType::Int64, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("ingested_at", timestamp_type(), false),
+    ]))
+});
+
+/// `memberships`: the history of roles: every accepted `role_granted`, `role_revoked` and
+/// `superadmin_assigned` event, in arrival order (`seq`, shared with `workspaces`).
+pub static MEMBERSHIPS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("event_type", DataType::Utf8, false),
+        Field::new("event_time", timestamp_type(), false),
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new("workspace_id", DataType::Int64, true),
+        Field::new("organization_id", DataType::Int64, true),
+        Field::new("role", DataType::Utf8, true),
+        Field::new("seq", DataType::Int64, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("ingested_at", timestamp_type(), false),
+    ]))
+});
+
 /// `invoices`: every issued invoice, as its JSON document; never changed once written.
 pub static INVOICES: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![

@@ -5,10 +5,13 @@ use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 
 use super::{EventCounts, IngestError};
 use crate::attribute::{OwnershipBook, SequencedEvent};
-use crate::decode::decode_event;
-use crate::domain::{EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId};
+use crate::decode::{decode_any_event, IncomingEvent};
+use crate::directory::{load_directory, LinkLimits};
+use crate::domain::{
+    DirectoryEvent, EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId,
+};
 use crate::lake::{utf8_column, Lake, LakeError, LakeTable, TableAppender};
-use crate::sink::{DeadLetter, EventRows};
+use crate::sink::{DeadLetter, DirectoryRows, EventRows};
 use crate::source::{Chunk, ChunkSource, SourceError};
 
 pub(super) struct EventPass {
@@ -16,6 +19,8 @@ pub(super) struct EventPass {
     /// Where the next run resumes, to be recorded with the run's last commit.
     pub resume_points: Vec<(String, i64)>,
     pub appender: TableAppender,
+    /// `workspaces` and `memberships`, in that order.
+    pub directory_appenders: [TableAppender; 2],
     pub dead_letters: Vec<DeadLetter>,
     pub counts: EventCounts,
 }
@@ -26,14 +31,29 @@ struct Arrival {
     payload: Vec<u8>,
 }
 
+/// Where one ingest run's events go.
+pub(super) struct EventTargets<'a> {
+    pub appender: TableAppender,
+    pub directory_appenders: [TableAppender; 2],
+    pub link_limits: LinkLimits,
+    pub dead_letters_in_lake: &'a HashSet<String>,
+}
+
 pub(super) async fn run(
     lake: &Lake,
-    mut appender: TableAppender,
+    targets: EventTargets<'_>,
     source: Box<dyn ChunkSource>,
-    dead_letters_in_lake: &HashSet<String>,
     now: UtcMillis,
 ) -> Result<EventPass, IngestError> {
+    let EventTargets {
+        mut appender,
+        mut directory_appenders,
+        link_limits,
+        dead_letters_in_lake,
+    } = targets;
     let stored = load_stored_events(lake).await?;
+    let mut directory = load_directory(lake, link_limits).await?;
+    let mut directory_arrivals = Vec::new();
     let mut known_ids: HashSet<String> = stored.iter().map(|e| e.event.event_id.clone()).collect();
     let mut next_seq = stored.iter().map(|e| e.seq).max().map_or(0, |s| s + 1);
     let mut counts = EventCounts::default();
@@ -54,9 +74,18 @@ pub(super) async fn run(
                 continue;
             }
             let source = format!("{name}{line}");
-            match decode_event(bytes) {
-                Ok(event) if !known_ids.insert(event.event_id.clone()) => counts.duplicates += 1,
-                Ok(event) => {
+            match decode_any_event(bytes) {
+                Ok(IncomingEvent::Directory(event)) => {
+                    if directory.event_ids.insert(event.event_id.clone()) {
+                        directory_arrivals.push((event, source, bytes.to_vec()));
+                    } else {
+                        counts.duplicates += 1;
+                    }
+                }
+                Ok(IncomingEvent::Sim(event)) if !known_ids.insert(event.event_id.clone()) => {
+                    counts.duplicates += 1
+                }
+                Ok(IncomingEvent::Sim(event)) => {
                     arrivals.insert(
                         next_seq,
                         Arrival {
@@ -98,6 +127,13 @@ pub(super) async fn run(
                 "an event accepted earlier conflicts with events that arrived since"),
         }
     }
+    let directory_rows = apply_directory_events(
+        &mut directory,
+        directory_arrivals,
+        now,
+        &mut counts,
+        &mut dead_letters,
+    );
     dead_letters.retain(|d| !dead_letters_in_lake.contains(&d.source));
 
     let mut rows = EventRows::new(now);
@@ -111,13 +147,56 @@ pub(super) async fn run(
     if !rows.is_empty() {
         appender.write(rows.finish()).await?;
     }
+    let (workspace_rows, membership_rows) = directory_rows.finish();
+    for (appender, batch) in directory_appenders
+        .iter_mut()
+        .zip([workspace_rows, membership_rows])
+    {
+        if batch.num_rows() > 0 {
+            appender.write(batch).await?;
+        }
+    }
     Ok(EventPass {
         book,
         resume_points,
         appender,
+        directory_appenders,
         dead_letters,
         counts,
     })
+}
+
+/// Applies the new directory events to the directory, earliest first (arrival order among
+/// equal timestamps), and numbers the accepted ones on from the stored ones: replaying by
+/// that number later gives the directory these checks saw.
+fn apply_directory_events(
+    stored: &mut crate::directory::StoredDirectory,
+    mut arrivals: Vec<(DirectoryEvent, String, Vec<u8>)>,
+    now: UtcMillis,
+    counts: &mut EventCounts,
+    dead_letters: &mut Vec<DeadLetter>,
+) -> DirectoryRows {
+    arrivals.sort_by_key(|(event, _, _)| event.at);
+    let mut rows = DirectoryRows::new(now);
+    for (event, source, payload) in arrivals {
+        match stored.directory.apply(&event.change) {
+            Ok(()) => {
+                rows.append(&event, stored.next_seq, &source);
+                stored.next_seq += 1;
+                counts.accepted += 1;
+                counts.directory += 1;
+            }
+            Err(rejection) => {
+                counts.dead_letters += 1;
+                dead_letters.push(DeadLetter {
+                    source,
+                    rejection,
+                    payload,
+                });
+            }
+        }
+    }
+    rows
 }
 
 /// Every chunk of the source, read off the async runtime (a Kafka source blocks on the

@@ -21,6 +21,7 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use deltalake::kernel::Transaction;
 
+use crate::directory::LinkLimits;
 use crate::domain::UtcMillis;
 use crate::lake::{crash_point, Lake, LakeError, LakeTable};
 use crate::source::kafka::{check_co_partitioned, resume_app_id, KafkaError, TopicToEnd, Topics};
@@ -44,6 +45,8 @@ pub struct IngestOptions {
     pub threads: usize,
     /// Read the Kafka topics instead of `usage` and `events`.
     pub kafka: Option<KafkaIngest>,
+    /// How many Workspaces each organization may link.
+    pub link_limits: LinkLimits,
 }
 
 /// A Kafka read: to the end offsets seen at start (`ingest --brokers --exit-at-end`), or
@@ -184,6 +187,10 @@ pub async fn ingest_sources(
     // commit by another writer after this point makes this run's commit conflict, and one
     // before it is seen in the keys read below. So a run never writes what it did not see.
     let events_appender = lake.appender(LakeTable::SimEvents).await?;
+    let directory_appenders = [
+        lake.appender(LakeTable::Workspaces).await?,
+        lake.appender(LakeTable::Memberships).await?,
+    ];
     let usage_appenders = [
         lake.appender(LakeTable::Usage).await?,
         lake.appender(LakeTable::Quarantine).await?,
@@ -192,14 +199,13 @@ pub async fn ingest_sources(
     let dead_letters_in_lake: Arc<HashSet<String>> =
         Arc::new(lake.string_keys(LakeTable::DeadLetters, "source").await?);
 
-    let event_pass = events::run(
-        lake,
-        events_appender,
-        events_source,
-        &dead_letters_in_lake,
-        now,
-    )
-    .await?;
+    let targets = events::EventTargets {
+        appender: events_appender,
+        directory_appenders,
+        link_limits: options.link_limits.clone(),
+        dead_letters_in_lake: &dead_letters_in_lake,
+    };
+    let event_pass = events::run(lake, targets, events_source, now).await?;
     tracing::info!(
         sims = event_pass.book.sim_count(),
         accepted = event_pass.counts.accepted,
@@ -231,8 +237,15 @@ pub async fn ingest_sources(
     let mut summary = usage_pass.summary;
     summary.events = event_pass.counts;
     let events_written = event_pass.appender.rows() as u64;
+    let [workspaces_appender, memberships_appender] = event_pass.directory_appenders;
+    let (workspaces_written, memberships_written) = (
+        workspaces_appender.rows() as u64,
+        memberships_appender.rows() as u64,
+    );
     let record = RunRecord::new(&summary, |table| match table {
         "sim_events" => events_written,
+        "workspaces" => workspaces_written,
+        "memberships" => memberships_written,
         _ => usage_pass
             .appenders
             .iter()
@@ -260,6 +273,16 @@ pub async fn ingest_sources(
             .map(|v| ("sim_events", v)),
     );
     crash_point("sim_events");
+    for (name, appender) in [
+        ("workspaces", workspaces_appender),
+        ("memberships", memberships_appender),
+    ] {
+        let txns = fence(appender.rows());
+        summary
+            .lake_versions
+            .extend(appender.commit(txns).await?.map(|v| (name, v)));
+        crash_point(name);
+    }
     for (name, mut appender) in usage_pass.appenders {
         let txns = match name {
             "usage" => {

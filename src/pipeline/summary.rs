@@ -53,6 +53,8 @@ pub struct EventCounts {
     pub lines: u64,
     pub blank: u64,
     pub accepted: u64,
+    /// Of `accepted`, the directory events (Workspaces, links, roles).
+    pub directory: u64,
     pub duplicates: u64,
     pub dead_letters: u64,
 }
@@ -85,6 +87,10 @@ pub struct RunRecord {
     pub written_quarantine: u64,
     pub written_dead_letters: u64,
     pub written_sim_events: u64,
+    #[serde(default)]
+    pub written_workspaces: u64,
+    #[serde(default)]
+    pub written_memberships: u64,
 }
 
 impl RunRecord {
@@ -105,6 +111,8 @@ impl RunRecord {
             written_quarantine: written("quarantine"),
             written_dead_letters: written("dead_letters"),
             written_sim_events: written("sim_events"),
+            written_workspaces: written("workspaces"),
+            written_memberships: written("memberships"),
         }
     }
 
@@ -113,6 +121,8 @@ impl RunRecord {
             + self.written_quarantine
             + self.written_dead_letters
             + self.written_sim_events
+            + self.written_workspaces
+            + self.written_memberships
             > 0
     }
 
@@ -165,8 +175,8 @@ impl fmt::Display for RunSummary {
         let e = &self.events;
         writeln!(
             f,
-            "event lines      {:>12}  ({} accepted, {} duplicates, {} dead letters, {} blank)",
-            e.lines, e.accepted, e.duplicates, e.dead_letters, e.blank
+            "event lines      {:>12}  ({} accepted, of which {} directory; {} duplicates, {} dead letters, {} blank)",
+            e.lines, e.accepted, e.directory, e.duplicates, e.dead_letters, e.blank
         )?;
         writeln!(f, "volume           {:>24}", u.total_volume.to_string())?;
         writeln!(f, "cost             {:>24}", u.total_cost.to_string())?;

@@ -2,11 +2,13 @@
 //! Arrow record batches in the lake's schemas, ready for the lake writer.
 
 mod dead_letters;
+mod directory;
 mod events;
 mod partitioned;
 mod slices;
 
 pub use dead_letters::{DeadLetter, DeadLetterRows};
+pub use directory::DirectoryRows;
 pub use events::EventRows;
 pub use partitioned::{PartitionedBatches, UsagePartition};
 pub use slices::{QuarantineRows, UsageRows};

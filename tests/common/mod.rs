@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 
+pub mod access;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -37,7 +38,7 @@ pub async fn ingest_files(lake: &Lake, usage: &[PathBuf], events: &[PathBuf]) ->
             events: events.iter().cloned().map(Input::File).collect(),
             progress: false,
             threads: 2,
-            kafka: None,
+            ..IngestOptions::default()
         },
         CancellationToken::new(),
     )

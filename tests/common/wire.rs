@@ -23,3 +23,39 @@ pub fn status(id: &str, at: &str, iccid: &str, workspace: i64, status: &str) -> 
         r#"{{"event_id": "{id}", "type": "sim_status_changed", "timestamp": "{at}", "iccid": "{iccid}", "workspace_id": {workspace}, "status": "{status}"}}"#
     )
 }
+
+fn directory_event(id: &str, at: &str, kind: &str, fields: &str) -> String {
+    format!(r#"{{"event_id": "{id}", "type": "{kind}", "timestamp": "{at}", {fields}}}"#)
+}
+
+pub fn workspace_created(id: &str, at: &str, workspace: i64, organization: i64) -> String {
+    let fields = format!(
+        r#""workspace_id": {workspace}, "name": "Workspace {workspace}", "organization_id": {organization}"#
+    );
+    directory_event(id, at, "workspace_created", &fields)
+}
+
+pub fn linked(id: &str, at: &str, organization: i64, workspace: i64) -> String {
+    let fields = format!(r#""organization_id": {organization}, "workspace_id": {workspace}"#);
+    directory_event(id, at, "workspaces_linked", &fields)
+}
+
+pub fn unlinked(id: &str, at: &str, organization: i64, workspace: i64) -> String {
+    let fields = format!(r#""organization_id": {organization}, "workspace_id": {workspace}"#);
+    directory_event(id, at, "workspace_unlinked", &fields)
+}
+
+pub fn granted(id: &str, at: &str, user: &str, workspace: i64, role: &str) -> String {
+    let fields = format!(r#""user_id": "{user}", "workspace_id": {workspace}, "role": "{role}""#);
+    directory_event(id, at, "role_granted", &fields)
+}
+
+pub fn revoked(id: &str, at: &str, user: &str, workspace: i64) -> String {
+    let fields = format!(r#""user_id": "{user}", "workspace_id": {workspace}"#);
+    directory_event(id, at, "role_revoked", &fields)
+}
+
+pub fn superadmin(id: &str, at: &str, organization: i64, user: &str) -> String {
+    let fields = format!(r#""organization_id": {organization}, "user_id": "{user}""#);
+    directory_event(id, at, "superadmin_assigned", &fields)
+}
