@@ -32,6 +32,10 @@ pub enum RunError {
     Kafka(#[from] KafkaError),
     #[error(transparent)]
     Billing(#[from] BillingError),
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
+    #[error("the server stopped: {0}")]
+    Served(std::io::Error),
     #[error("the books of {0} do not balance (see the mismatches above)")]
     NotBalanced(Period),
     #[error("the run summary does not account for every input line (a bug in simtally):\n{0}")]
@@ -121,6 +125,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             if !books.balances() {
                 return Err(RunError::NotBalanced(period));
             }
+        }
+        Config::Serve { lake, options } => {
+            let server = crate::serve::start(Lake::new(lake), &options, shutdown).await?;
+            // On stdout, so scripts that start the server on port 0 can find it.
+            println!("simtally serve: listening on http://{}", server.address);
+            server
+                .task
+                .await
+                .map_err(|e| RunError::Served(std::io::Error::other(e)))?
+                .map_err(RunError::Served)?;
         }
         Config::Produce(options) => {
             let (usage, events) = (options.topics.usage.clone(), options.topics.events.clone());

@@ -13,7 +13,8 @@ use crate::domain::WorkspaceId;
 use crate::generate::GenerateOptions;
 use crate::lake::{LakeError, LakeLocation};
 use crate::pipeline::{IngestOptions, KafkaIngest};
-use crate::query::{OutputFormat, Scope};
+use crate::query::{OutputFormat, QueryLimits, Scope};
+use crate::serve::{AuthOptions, ServeOptions};
 use crate::source::kafka::{ProduceOptions, Topics};
 use crate::source::Input;
 
@@ -96,6 +97,50 @@ pub enum Command {
     /// ingest run accounts for each input line; every issued invoice equals its lines.
     /// Prints what differs and exits non-zero on any mismatch.
     Reconcile(ReconcileArgs),
+    /// Serve the lake to people and tools, each seeing only the Workspaces they can access:
+    /// an HTTP API (reports, ad-hoc SQL as JSON, CSV or Arrow; OpenAPI at /openapi.json),
+    /// /healthz and /metrics. Callers send `Authorization: Bearer <JWT>` from your identity
+    /// provider; `sub` is the user id the directory events name.
+    ///
+    /// Example: simtally serve --lake ./lake --jwt-secret-file secret.txt --addr 127.0.0.1:8080
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub lake: LakeArg,
+    /// Where to listen (HOST:PORT; port 0 picks a free one, printed at start).
+    #[arg(long, env = "SIMTALLY_SERVE_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// File holding the HS256 secret (at least 32 bytes) that users' tokens are signed with.
+    #[arg(long, env = "SIMTALLY_JWT_SECRET_FILE", value_name = "FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// File holding the identity provider's RS256 public key (PEM), instead of a secret.
+    #[arg(long, env = "SIMTALLY_JWT_PUBLIC_KEY_FILE", value_name = "FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Refuse tokens whose `iss` is not this.
+    #[arg(long, env = "SIMTALLY_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Refuse tokens whose `aud` does not include this.
+    #[arg(long, env = "SIMTALLY_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// File holding a separate HS256 secret for operators' tokens: they see every Workspace
+    /// and the quarantine and dead_letters tables.
+    #[arg(long, env = "SIMTALLY_OPERATOR_SECRET_FILE", value_name = "FILE")]
+    pub operator_secret_file: Option<PathBuf>,
+    /// The most rows one answer may have.
+    #[arg(long, env = "SIMTALLY_MAX_ROWS", default_value_t = 100_000)]
+    pub max_rows: usize,
+    /// The longest a query may run, in seconds.
+    #[arg(long, env = "SIMTALLY_QUERY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub query_timeout: u64,
+    /// Memory one query's sorts, joins and aggregates may use, in MiB.
+    #[arg(long, env = "SIMTALLY_QUERY_MEMORY_MB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    pub query_memory_mb: u64,
+    /// Threads that run queries (default: one per core).
+    #[arg(long, env = "SIMTALLY_THREADS", default_value_t = 0)]
+    pub threads: usize,
 }
 
 #[derive(Debug, Args)]
@@ -406,6 +451,26 @@ impl Cli {
                     },
                 }
             }
+            Command::Serve(a) => Config::Serve {
+                lake: a.lake.location().map_err(lake_err)?,
+                options: ServeOptions {
+                    address: a.addr,
+                    auth: AuthOptions {
+                        hs256_secret_file: a.jwt_secret_file,
+                        rs256_public_key_file: a.jwt_public_key_file,
+                        issuer: a.jwt_issuer,
+                        audience: a.jwt_audience,
+                        operator_secret_file: a.operator_secret_file,
+                    },
+                    limits: QueryLimits {
+                        max_rows: a.max_rows,
+                        timeout: std::time::Duration::from_secs(a.query_timeout),
+                        memory_bytes: usize::try_from(a.query_memory_mb.saturating_mul(1 << 20))
+                            .unwrap_or(usize::MAX),
+                    },
+                    query_threads: a.threads,
+                },
+            },
             Command::Produce(a) => {
                 if a.usage.is_empty() && a.events.is_empty() {
                     return Err("nothing to produce: give --usage FILE and/or --events FILE".into());

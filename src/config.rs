@@ -60,6 +60,10 @@ pub enum Config {
         retain: std::time::Duration,
         dry_run: bool,
     },
+    Serve {
+        lake: LakeLocation,
+        options: crate::serve::ServeOptions,
+    },
 }
 
 /// Parses `YYYY-MM-DD` for `--from`/`--to`/`--start`.

@@ -3,10 +3,14 @@
 
 mod format;
 mod reports;
+mod scoped;
 mod session;
 
 pub use format::{write_batches, OutputFormat};
 pub use reports::{Report, REPORTS};
+pub use scoped::{
+    check_read_only, run_limited, scoped_session, Audience, QueryLimits, QueryResult, MEMBER_VIEWS,
+};
 pub use session::{open_session, run_report, run_sql, Scope};
 
 /// Errors of the query layer: `Sql` and `Scope` are the user's to fix, `Lake` an outside
@@ -23,6 +27,12 @@ pub enum QueryError {
     Scope(String),
     #[error("cannot write the result: {0}")]
     Output(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the result has more than {0} rows; add a LIMIT or narrow the query")]
+    TooManyRows(usize),
+    #[error("the query ran longer than {}s; narrow it (fewer Workspaces or days)", .0.as_secs())]
+    Timeout(std::time::Duration),
 }
 
 impl From<datafusion::error::DataFusionError> for QueryError {

@@ -18,6 +18,18 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// ` AND ...` conditions on `usage_date`, or nothing.
+    pub(super) fn date_condition(&self) -> String {
+        let mut out = String::new();
+        if let Some(from) = self.from {
+            out.push_str(&format!(" AND usage_date >= DATE '{from}'"));
+        }
+        if let Some(to) = self.to {
+            out.push_str(&format!(" AND usage_date <= DATE '{to}'"));
+        }
+        out
+    }
+
     fn usage_filter(&self) -> String {
         let mut conditions = Vec::new();
         if !self.workspaces.is_empty() {

@@ -1,5 +1,10 @@
-//! serve: HTTP endpoints. For now the operations endpoints of a following ingest:
-//! `/metrics` (Prometheus text format) and `/healthz`.
+//! serve: the HTTP endpoints. `simtally serve` answers the access-scoped API (see [`api`]);
+//! a following ingest serves its operations endpoints, `/metrics` and `/healthz`.
+
+mod api;
+mod auth;
+mod executor;
+mod respond;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,8 +16,76 @@ use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::Metrics;
+pub use api::OPENAPI;
+pub use auth::{AuthOptions, Authenticator, Caller};
 
+use crate::lake::Lake;
+use crate::pipeline::Metrics;
+use crate::query::QueryLimits;
+
+/// What `simtally serve` needs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub address: String,
+    pub auth: AuthOptions,
+    pub limits: QueryLimits,
+    /// Threads of the query runtime; 0 means one per core.
+    pub query_threads: usize,
+}
+
+/// Errors that stop the server from starting: all the user's to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("token keys: {0}")]
+    Key(String),
+    #[error("cannot start the query runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// A server that is listening: where, and how it ends.
+pub struct RunningServer {
+    pub address: SocketAddr,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds the API's address and serves it until `shutdown`.
+pub async fn start(
+    lake: Lake,
+    options: &ServeOptions,
+    shutdown: CancellationToken,
+) -> Result<RunningServer, ServeError> {
+    let threads = match options.query_threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let state = Arc::new(api::ApiState {
+        lake,
+        auth: Authenticator::new(&options.auth)?,
+        limits: options.limits,
+        executor: executor::QueryExecutor::new(threads).map_err(ServeError::Runtime)?,
+        counters: api::ApiCounters::default(),
+    });
+    let bind_error = |source| ServeError::Bind {
+        address: options.address.clone(),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(&options.address)
+        .await
+        .map_err(bind_error)?;
+    let address = listener.local_addr().map_err(bind_error)?;
+    let router = api::router(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    });
+    Ok(RunningServer { address, task })
+}
 /// Binds `address` and serves `/metrics` and `/healthz` until `shutdown`. Returns the bound
 /// address (useful with port 0).
 pub async fn serve_operations(

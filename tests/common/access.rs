@@ -54,11 +54,27 @@ pub fn refused_lines() -> Vec<String> {
     ]
 }
 
+/// One SIM per Workspace, and one more that moves from 101 to 201 (without usage).
 pub fn sim_lines() -> Vec<String> {
-    WORKSPACES
+    let mut lines: Vec<String> = WORKSPACES
         .iter()
         .map(|ws| wire::registered(&format!("s-{ws}"), "2026-10-01T00:00:00Z", &iccid(*ws), *ws))
-        .collect()
+        .collect();
+    let moving = iccid(999);
+    lines.push(wire::registered(
+        "s-moving",
+        "2026-10-01T00:00:00Z",
+        &moving,
+        101,
+    ));
+    lines.push(wire::transferred(
+        "s-moved",
+        "2026-10-04T00:00:00Z",
+        &moving,
+        101,
+        201,
+    ));
+    lines
 }
 
 pub fn usage_lines() -> Vec<String> {

@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 
 pub mod access;
+pub mod server;
 pub mod wire;
 
 use std::path::PathBuf;

@@ -1,0 +1,362 @@
+//! The HTTP API: `/v1/workspaces`, `/v1/reports`, `/v1/reports/{name}`, `/v1/query`, the
+//! OpenAPI document, `/healthz` and `/metrics`. Every data answer goes through
+//! [`scoped_session`], so no endpoint can reach a Workspace its caller cannot access.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{Authenticator, Caller};
+use super::executor::QueryExecutor;
+use super::respond::{json_response, result_response, ApiError, ResultFormat};
+use crate::directory::{load_directory, Directory, LinkLimits};
+use crate::domain::WorkspaceId;
+use crate::lake::Lake;
+use crate::query::{
+    run_limited, scoped_session, Audience, QueryLimits, QueryResult, Report, Scope, REPORTS,
+};
+
+/// The OpenAPI 3.1 document of this API.
+pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
+
+pub struct ApiState {
+    pub lake: Lake,
+    pub auth: Authenticator,
+    pub limits: QueryLimits,
+    pub executor: QueryExecutor,
+    pub counters: ApiCounters,
+}
+
+/// Requests answered, by status class, for `/metrics`.
+#[derive(Default)]
+pub struct ApiCounters {
+    ok: AtomicU64,
+    client_errors: AtomicU64,
+    server_errors: AtomicU64,
+    queries: AtomicU64,
+}
+
+impl ApiCounters {
+    fn count(&self, status: StatusCode) {
+        let counter = match status.as_u16() {
+            500.. => &self.server_errors,
+            400.. => &self.client_errors,
+            _ => &self.ok,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "# HELP simtally_api_requests_total API requests answered, by status class.\n\
+             # TYPE simtally_api_requests_total counter\n\
+             simtally_api_requests_total{{class=\"2xx\"}} {}\n\
+             simtally_api_requests_total{{class=\"4xx\"}} {}\n\
+             simtally_api_requests_total{{class=\"5xx\"}} {}\n\
+             # HELP simtally_api_queries_total Queries and reports run.\n\
+             # TYPE simtally_api_queries_total counter\n\
+             simtally_api_queries_total {}\n",
+            get(&self.ok),
+            get(&self.client_errors),
+            get(&self.server_errors),
+            get(&self.queries),
+        )
+    }
+}
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/v1/workspaces", get(list_workspaces))
+        .route("/v1/reports", get(list_reports))
+        .route("/v1/reports/{name}", get(run_named_report))
+        .route("/v1/query", post(run_query))
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; see /openapi.json",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_responses,
+        ))
+        .with_state(state)
+}
+
+async fn count_responses(
+    State(state): State<Arc<ApiState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    state.counters.count(response.status());
+    response
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.counters.render(),
+    )
+}
+
+/// The caller and what they may see now (the directory is read for every request, so a
+/// revoked role takes effect at once).
+async fn audience_of(
+    state: &ApiState,
+    headers: &HeaderMap,
+) -> Result<(Caller, Directory, Audience), ApiError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let caller = state.auth.caller(authorization)?;
+    let directory = load_directory(&state.lake, LinkLimits::unbounded())
+        .await
+        .map_err(|e| ApiError::from(crate::query::QueryError::Lake(e)))?
+        .directory;
+    let audience = match &caller {
+        Caller::Operator(_) => Audience::Operator,
+        Caller::Member(user) => Audience::Member(directory.access(user)),
+    };
+    Ok((caller, directory, audience))
+}
+
+async fn list_workspaces(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (caller, directory, audience) = audience_of(&state, &headers).await?;
+    let workspaces: Vec<_> = directory
+        .workspaces()
+        .filter(|(id, _)| audience.can_access(*id))
+        .map(|(id, entry)| {
+            let role = match &audience {
+                Audience::Member(access) => access.get(&id).map(|r| r.as_str()),
+                Audience::Operator => None,
+            };
+            json!({
+                "workspace_id": id.get(),
+                "name": entry.name,
+                "organization_id": entry.organization.get(),
+                "linked_organization_id": entry.linked_to.map(|o| o.get()),
+                "role": role,
+            })
+        })
+        .collect();
+    let user = match caller {
+        Caller::Member(user) => user.to_string(),
+        Caller::Operator(name) => name,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"user_id": user, "workspaces": workspaces}),
+    ))
+}
+
+async fn list_reports(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    audience_of(&state, &headers).await?;
+    let reports: Vec<_> = REPORTS
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "description": r.description(),
+                "min_workspaces": r.min_workspaces(),
+            })
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "reports": reports }),
+    ))
+}
+
+/// `workspace_id` (repeated, or comma-separated), `from`, `to`.
+#[derive(Debug, Default)]
+struct ReportParams {
+    workspaces: Vec<WorkspaceId>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+}
+
+impl ReportParams {
+    fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let mut params = ReportParams::default();
+        let date = |value: &str, key: &str| {
+            NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
+                ApiError::bad_request(format!("{key}: '{value}' is not a date (YYYY-MM-DD)"))
+            })
+        };
+        for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match key.as_ref() {
+                "workspace_id" => {
+                    for id in value.split(',').filter(|s| !s.trim().is_empty()) {
+                        params
+                            .workspaces
+                            .push(id.parse().map_err(|e| {
+                                ApiError::bad_request(format!("workspace_id: {e}"))
+                            })?);
+                    }
+                }
+                "from" => params.from = Some(date(&value, "from")?),
+                "to" => params.to = Some(date(&value, "to")?),
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown parameter '{other}'; use workspace_id, from, to"
+                    )))
+                }
+            }
+        }
+        if let (Some(from), Some(to)) = (params.from, params.to) {
+            if from > to {
+                return Err(ApiError::bad_request(format!(
+                    "from {from} is after to {to}"
+                )));
+            }
+        }
+        Ok(params)
+    }
+}
+
+/// The Workspaces a request covers: those asked for, each of which must be accessible, or
+/// else all the caller can access (for an operator: none listed, meaning all).
+fn requested_workspaces(
+    asked: &[WorkspaceId],
+    audience: &Audience,
+) -> Result<Vec<WorkspaceId>, ApiError> {
+    if let Some(denied) = asked.iter().find(|w| !audience.can_access(**w)) {
+        return Err(ApiError::forbidden(format!(
+            "you have no access to Workspace {denied}"
+        )));
+    }
+    if !asked.is_empty() {
+        let unique: BTreeSet<WorkspaceId> = asked.iter().copied().collect();
+        return Ok(unique.into_iter().collect());
+    }
+    Ok(match audience {
+        Audience::Member(access) => access.keys().copied().collect(),
+        // Operators see every Workspace in the lake, directory or not: no list means all.
+        Audience::Operator => Vec::new(),
+    })
+}
+
+async fn run_named_report(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let format = ResultFormat::negotiate(&headers)?;
+    let (_, directory, audience) = audience_of(&state, &headers).await?;
+    let report = Report::find(&name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_report",
+            format!("unknown report '{name}'; GET /v1/reports lists them"),
+        )
+    })?;
+    let params = ReportParams::parse(query.as_deref())?;
+    let workspaces = requested_workspaces(&params.workspaces, &audience)?;
+    let needed = report.min_workspaces();
+    let everything = workspaces.is_empty() && audience == Audience::Operator;
+    if needed > 1 && workspaces.len() < needed && !everything {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_few_workspaces",
+            format!(
+                "report '{}' combines {needed} or more Workspaces; {} given or accessible",
+                report.name,
+                workspaces.len()
+            ),
+        ));
+    }
+    let scope = Scope {
+        workspaces,
+        from: params.from,
+        to: params.to,
+    };
+    let result = execute(&state, directory, audience, scope, report.sql.to_owned()).await?;
+    result_response(&result.batches, result.schema, format)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryRequest {
+    sql: String,
+    #[serde(default)]
+    workspace_id: Vec<i64>,
+}
+
+async fn run_query(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let format = ResultFormat::negotiate(&headers)?;
+    let (_, directory, audience) = audience_of(&state, &headers).await?;
+    let request: QueryRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body must be JSON like {{\"sql\": \"SELECT ...\"}}: {e}"
+        ))
+    })?;
+    let asked = request
+        .workspace_id
+        .iter()
+        .map(|id| {
+            WorkspaceId::new(*id).ok_or_else(|| {
+                ApiError::bad_request(format!("workspace_id {id} is not a positive integer"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let workspaces = match asked.is_empty() {
+        true => Vec::new(),
+        false => requested_workspaces(&asked, &audience)?,
+    };
+    let scope = Scope {
+        workspaces,
+        ..Scope::default()
+    };
+    let result = execute(&state, directory, audience, scope, request.sql).await?;
+    result_response(&result.batches, result.schema, format)
+}
+
+/// Opens the caller's session and runs `sql` in it, on the query runtime.
+async fn execute(
+    state: &Arc<ApiState>,
+    directory: Directory,
+    audience: Audience,
+    scope: Scope,
+    sql: String,
+) -> Result<QueryResult, ApiError> {
+    state.counters.queries.fetch_add(1, Ordering::Relaxed);
+    let (lake, limits) = (state.lake.clone(), state.limits);
+    state
+        .executor
+        .run(async move {
+            let ctx = scoped_session(&lake, &directory, &audience, &scope, &limits).await?;
+            Ok(run_limited(&ctx, &sql, &limits).await?)
+        })
+        .await
+}

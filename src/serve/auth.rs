@@ -1,0 +1,168 @@
+//! Who is calling: a bearer JWT from the customer's identity provider (`sub` is the user
+//! id), or an operator token signed with a separate key.
+
+use std::path::Path;
+
+use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use super::ServeError;
+use crate::domain::UserId;
+
+/// How tokens are checked. Keys are read once at start; their bytes never reach a log.
+#[derive(Clone, Debug, Default)]
+pub struct AuthOptions {
+    /// HS256: the shared secret, in a file.
+    pub hs256_secret_file: Option<std::path::PathBuf>,
+    /// RS256: the identity provider's public key (PEM), in a file.
+    pub rs256_public_key_file: Option<std::path::PathBuf>,
+    /// Tokens with `iss` other than this are refused (when set).
+    pub issuer: Option<String>,
+    /// Tokens without this `aud` are refused (when set).
+    pub audience: Option<String>,
+    /// HS256 secret of operator tokens (they may see quarantine and dead letters).
+    pub operator_secret_file: Option<std::path::PathBuf>,
+}
+
+/// The caller of one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Member(UserId),
+    Operator(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token: send `Authorization: Bearer <token>`")]
+    Missing,
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+}
+
+struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl Verifier {
+    fn subject(&self, token: &str) -> Result<String, jsonwebtoken::errors::Error> {
+        decode::<Claims>(token, &self.key, &self.validation).map(|data| data.claims.sub)
+    }
+}
+
+pub struct Authenticator {
+    members: Verifier,
+    operators: Option<Verifier>,
+}
+
+fn read_key(path: &Path, what: &str) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path).map_err(|e| ServeError::Key(format!("{what} {}: {e}", path.display())))
+}
+
+fn validation(algorithm: Algorithm, options: &AuthOptions) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    if let Some(issuer) = &options.issuer {
+        validation.set_issuer(&[issuer]);
+    }
+    match &options.audience {
+        Some(audience) => validation.set_audience(&[audience]),
+        None => validation.validate_aud = false,
+    }
+    validation
+}
+
+/// An HS256 secret read from a file; a trailing newline (`echo secret > file`) is not part
+/// of it.
+fn read_secret(path: &Path, what: &str) -> Result<Vec<u8>, ServeError> {
+    let mut secret = read_key(path, what)?;
+    secret.truncate(secret.trim_ascii_end().len());
+    if secret.len() < 32 {
+        return Err(ServeError::Key(format!(
+            "{what} {}: an HS256 secret needs at least 32 bytes",
+            path.display()
+        )));
+    }
+    Ok(secret)
+}
+
+fn secret_key(secret: &[u8], what: &str) -> Result<DecodingKey, ServeError> {
+    DecodingKey::from_secret(secret).map_err(|e| ServeError::Key(format!("{what}: {e}")))
+}
+
+impl Authenticator {
+    pub fn new(options: &AuthOptions) -> Result<Self, ServeError> {
+        let operator_secret = match &options.operator_secret_file {
+            Some(path) => Some(read_secret(path, "--operator-secret-file")?),
+            None => None,
+        };
+        let members = match (&options.hs256_secret_file, &options.rs256_public_key_file) {
+            (Some(path), None) => {
+                let secret = read_secret(path, "--jwt-secret-file")?;
+                if operator_secret.as_ref() == Some(&secret) {
+                    return Err(ServeError::Key(
+                        "the operator secret must differ from the users' secret, or every \
+                         user's token would be an operator's"
+                            .into(),
+                    ));
+                }
+                Verifier {
+                    key: secret_key(&secret, "--jwt-secret-file")?,
+                    validation: validation(Algorithm::HS256, options),
+                }
+            }
+            (None, Some(path)) => Verifier {
+                key: DecodingKey::from_rsa_pem(&read_key(path, "--jwt-public-key-file")?).map_err(
+                    |e| ServeError::Key(format!("--jwt-public-key-file {}: {e}", path.display())),
+                )?,
+                validation: validation(Algorithm::RS256, options),
+            },
+            _ => {
+                return Err(ServeError::Key(
+                    "give exactly one of --jwt-secret-file (HS256) and --jwt-public-key-file \
+                     (RS256) to verify users' tokens"
+                        .into(),
+                ))
+            }
+        };
+        let operators = match operator_secret {
+            Some(secret) => Some(Verifier {
+                key: secret_key(&secret, "--operator-secret-file")?,
+                validation: validation(Algorithm::HS256, &AuthOptions::default()),
+            }),
+            None => None,
+        };
+        Ok(Authenticator { members, operators })
+    }
+
+    /// The caller named by an `Authorization` header value.
+    pub fn caller(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
+        let token = authorization
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or(AuthError::Missing)?;
+        self.caller_of_token(token)
+    }
+
+    /// The caller a bare token names (the Postgres endpoint receives it as the password).
+    pub fn caller_of_token(&self, token: &str) -> Result<Caller, AuthError> {
+        if let Some(operators) = &self.operators {
+            if let Ok(subject) = operators.subject(token) {
+                return Ok(Caller::Operator(subject));
+            }
+        }
+        let subject = self
+            .members
+            .subject(token)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        UserId::parse(&subject)
+            .map(Caller::Member)
+            .map_err(|e| AuthError::Invalid(format!("sub: {e}")))
+    }
+}
