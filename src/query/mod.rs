@@ -9,7 +9,7 @@ mod session;
 pub use format::{write_batches, OutputFormat};
 pub use reports::{Report, REPORTS};
 pub use scoped::{
-    check_read_only, run_limited, scoped_session, Audience, QueryLimits, QueryResult, MEMBER_VIEWS,
+    check_read_only, run_limited, scoped_session, QueryLimits, QueryResult, Viewer, MEMBER_VIEWS,
 };
 pub use session::{open_session, run_report, run_sql, Scope};
 

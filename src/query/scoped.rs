@@ -1,37 +1,53 @@
-//! Sessions for people who may see only some Workspaces. The lake's tables are registered
-//! in a private session; the caller's session holds only views over them, filtered to the
-//! Workspaces the caller can access, so there is no name, schema or function in it through
-//! which SQL could reach anything else.
+//! Sessions for people who may see only some Workspaces. A caller's session holds four
+//! tables and nothing else: `usage`, `ownership`, `sim_events`, `workspaces` (operators
+//! also get `quarantine` and `dead_letters`). Each is a [`ScopedView`]: every time a query
+//! scans it, it reads who may see what from the directory *then*, opens the lake's current
+//! version in a private session, and hands back only those Workspaces' rows. So there is no
+//! name, schema or function in the caller's session through which SQL could reach anything
+//! else, and a revoked role or an unlink takes effect on the next scan, even for a
+//! statement prepared before it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::MemTable;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{cast, col, SessionConfig, SessionContext};
 use futures::StreamExt;
 
 use super::{QueryError, Scope};
-use crate::directory::Directory;
-use crate::domain::{Role, WorkspaceId};
+use crate::directory::{load_directory, Directory, LinkLimits};
+use crate::domain::{Role, UserId, WorkspaceId};
 use crate::lake::schema::OWNERSHIP_VIEW_SQL;
 use crate::lake::{Lake, LakeTable};
 
 /// Who is asking.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Audience {
+pub enum Viewer {
     /// A service operator: every Workspace, and quarantine and dead letters too.
     Operator,
-    /// A person: the Workspaces they can access now, with their role in each.
-    Member(BTreeMap<WorkspaceId, Role>),
+    /// A person: the Workspaces they can access at the moment of each scan.
+    Member(UserId),
 }
 
-impl Audience {
-    pub fn can_access(&self, workspace: WorkspaceId) -> bool {
+impl Viewer {
+    /// The Workspaces this viewer may see in `directory`, with their role (`None`: all, for
+    /// an operator).
+    pub fn access(
+        &self,
+        directory: &Directory,
+    ) -> Option<std::collections::BTreeMap<WorkspaceId, Role>> {
         match self {
-            Audience::Operator => true,
-            Audience::Member(access) => access.contains_key(&workspace),
+            Viewer::Operator => None,
+            Viewer::Member(user) => Some(directory.access(user)),
         }
     }
 }
@@ -44,7 +60,7 @@ pub const MEMBER_VIEWS: [&str; 4] = ["usage", "ownership", "sim_events", "worksp
 pub struct QueryLimits {
     pub max_rows: usize,
     pub timeout: std::time::Duration,
-    /// Memory for one query's operators (sorts, joins, aggregates).
+    /// Memory for the operators (sorts, joins, aggregates) of all running queries.
     pub memory_bytes: usize,
 }
 
@@ -58,146 +74,155 @@ impl Default for QueryLimits {
     }
 }
 
-/// A session for `audience`, narrowed further to `scope` (its Workspaces must all be
-/// accessible; the caller checks, and an inaccessible one here would see nothing anyway).
-pub async fn scoped_session(
-    lake: &Lake,
-    directory: &Directory,
-    audience: &Audience,
-    scope: &Scope,
-    limits: &QueryLimits,
-) -> Result<SessionContext, QueryError> {
-    let runtime = Arc::new(
-        datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-            .with_memory_limit(limits.memory_bytes, 1.0)
-            .build()?,
-    );
-    let private = SessionContext::new_with_config_rt(SessionConfig::new(), runtime.clone());
-    let found = lake.register_tables(&private, "").await?;
-    let visible: Option<BTreeSet<WorkspaceId>> = match audience {
-        Audience::Operator if scope.workspaces.is_empty() => None,
-        Audience::Operator => Some(scope.workspaces.iter().copied().collect()),
-        Audience::Member(access) if scope.workspaces.is_empty() => {
-            Some(access.keys().copied().collect())
-        }
-        Audience::Member(access) => Some(
-            scope
-                .workspaces
-                .iter()
-                .copied()
-                .filter(|w| access.contains_key(w))
-                .collect(),
-        ),
-    };
-    let ctx = SessionContext::new_with_config_rt(member_config(), runtime);
-    let filter = WorkspaceFilter(visible);
-    let dates = scope.date_condition();
-    let usage_sql = match audience {
-        Audience::Operator => "SELECT * FROM usage".to_owned(),
-        // Where a row came from (file names, topic offsets) is the operator's business.
-        Audience::Member(_) => format!("SELECT {} FROM usage", usage_columns_without_source()),
-    };
-    let views = [
-        (
-            "usage",
-            LakeTable::Usage,
-            format!(
-                "{usage_sql} WHERE {}{dates}",
-                filter.condition("workspace_id")
-            ),
-        ),
-        (
-            "sim_events",
-            LakeTable::SimEvents,
-            sim_events_sql(&filter, audience),
-        ),
-        (
-            "ownership",
-            LakeTable::SimEvents,
-            format!(
-                "SELECT * FROM ({OWNERSHIP_VIEW_SQL}) WHERE {}",
-                filter.condition("workspace_id")
-            ),
-        ),
-    ];
-    for (name, table, sql) in views {
-        if found.contains(&table) {
-            ctx.register_table(name, private.sql(&sql).await?.into_view())?;
-        } else {
-            let schema = private_schema(table, name);
-            ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
-        }
+impl QueryLimits {
+    /// The runtime all scoped sessions share: one memory pool, and the object stores the
+    /// lake registers, so a plan made in one session runs in another.
+    pub fn runtime(&self) -> Result<Arc<RuntimeEnv>, QueryError> {
+        Ok(Arc::new(
+            datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .with_memory_limit(self.memory_bytes, 1.0)
+                .build()?,
+        ))
     }
-    ctx.register_table(
-        "workspaces",
-        workspaces_table(directory, audience, &filter)?,
-    )?;
-    if *audience == Audience::Operator {
-        for table in [LakeTable::Quarantine, LakeTable::DeadLetters] {
-            if found.contains(&table) {
-                let all = private
-                    .sql(&format!("SELECT * FROM {}", table.name()))
-                    .await?;
-                ctx.register_table(table.name(), all.into_view())?;
-            }
-        }
+}
+
+/// A session for `viewer`, narrowed to `scope` (Workspaces and dates). Does no I/O: the
+/// views read the lake when they are scanned.
+pub fn scoped_session(
+    lake: &Lake,
+    viewer: &Viewer,
+    scope: &Scope,
+    runtime: Arc<RuntimeEnv>,
+) -> Result<SessionContext, QueryError> {
+    let ctx = SessionContext::new_with_config_rt(member_config(), runtime.clone());
+    let mut kinds = vec![
+        ViewKind::Usage,
+        ViewKind::SimEvents,
+        ViewKind::Ownership,
+        ViewKind::Workspaces,
+    ];
+    if *viewer == Viewer::Operator {
+        kinds.extend([ViewKind::Quarantine, ViewKind::DeadLetters]);
+    }
+    for kind in kinds {
+        let view = ScopedView {
+            kind,
+            viewer: viewer.clone(),
+            scope: scope.clone(),
+            lake: lake.clone(),
+            runtime: runtime.clone(),
+            schema: kind.schema(viewer),
+        };
+        ctx.register_table(kind.name(), Arc::new(view))?;
     }
     Ok(ctx)
 }
 
-/// No `information_schema`, no URL tables: the session knows the views and nothing else.
+/// No `information_schema`, no URL tables: the session knows its views and nothing else.
 fn member_config() -> SessionConfig {
     SessionConfig::new()
         .with_information_schema(false)
         .with_default_catalog_and_schema("simtally", "public")
 }
 
-/// The schema a missing table's empty stand-in gets (the ownership view has its own).
-fn private_schema(table: LakeTable, name: &str) -> SchemaRef {
-    if name == "ownership" {
-        let ts = crate::lake::schema::timestamp_type();
-        return Arc::new(Schema::new(vec![
-            Field::new("iccid", DataType::Utf8, false),
-            Field::new("workspace_id", DataType::Int64, true),
-            Field::new("valid_from", ts.clone(), false),
-            Field::new("valid_to", ts, true),
-        ]));
-    }
-    table.schema()
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ViewKind {
+    Usage,
+    SimEvents,
+    Ownership,
+    Workspaces,
+    Quarantine,
+    DeadLetters,
 }
 
-fn usage_columns_without_source() -> String {
-    crate::lake::schema::USAGE
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .filter(|name| *name != "source")
-        .collect::<Vec<_>>()
-        .join(", ")
+impl ViewKind {
+    fn name(self) -> &'static str {
+        match self {
+            ViewKind::Usage => "usage",
+            ViewKind::SimEvents => "sim_events",
+            ViewKind::Ownership => "ownership",
+            ViewKind::Workspaces => "workspaces",
+            ViewKind::Quarantine => "quarantine",
+            ViewKind::DeadLetters => "dead_letters",
+        }
+    }
+
+    /// The lake table the view reads (`None`: the directory).
+    fn table(self) -> Option<LakeTable> {
+        match self {
+            ViewKind::Usage => Some(LakeTable::Usage),
+            ViewKind::SimEvents | ViewKind::Ownership => Some(LakeTable::SimEvents),
+            ViewKind::Workspaces => None,
+            ViewKind::Quarantine => Some(LakeTable::Quarantine),
+            ViewKind::DeadLetters => Some(LakeTable::DeadLetters),
+        }
+    }
+
+    fn schema(self, viewer: &Viewer) -> SchemaRef {
+        let Some(table) = self.table() else {
+            return workspaces_schema();
+        };
+        if self == ViewKind::Ownership {
+            let ts = crate::lake::schema::timestamp_type();
+            return Arc::new(Schema::new(vec![
+                Field::new("iccid", DataType::Utf8, true),
+                Field::new("workspace_id", DataType::Int64, true),
+                Field::new("valid_from", ts.clone(), true),
+                Field::new("valid_to", ts, true),
+            ]));
+        }
+        let schema = nullable(table.schema());
+        match self {
+            // Where a row came from (file names, topic offsets) is the operator's business.
+            ViewKind::Usage | ViewKind::SimEvents if *viewer != Viewer::Operator => {
+                Arc::new(Schema::new(
+                    schema
+                        .fields()
+                        .iter()
+                        .filter(|f| f.name() != "source")
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                ))
+            }
+            _ => schema,
+        }
+    }
 }
 
-/// Events that touch a visible Workspace; the other side of a transfer, when it is not
-/// visible, shows as NULL.
-fn sim_events_sql(filter: &WorkspaceFilter, audience: &Audience) -> String {
-    if *audience == Audience::Operator && filter.0.is_none() {
-        return "SELECT * FROM sim_events".to_owned();
+fn nullable(schema: SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn workspaces_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("workspace_id", DataType::Int64, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("organization_id", DataType::Int64, true),
+        Field::new("linked_organization_id", DataType::Int64, true),
+        Field::new("role", DataType::Utf8, true),
+    ]))
+}
+
+/// One of a caller's tables; see the module documentation.
+struct ScopedView {
+    kind: ViewKind,
+    viewer: Viewer,
+    scope: Scope,
+    lake: Lake,
+    runtime: Arc<RuntimeEnv>,
+    schema: SchemaRef,
+}
+
+impl fmt::Debug for ScopedView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ScopedView({}, {:?})", self.kind.name(), self.viewer)
     }
-    let masked = |column: &str| {
-        format!(
-            "CASE WHEN {} THEN {column} END AS {column}",
-            filter.condition(column)
-        )
-    };
-    format!(
-        "SELECT event_id, event_type, event_time, iccid, {}, {}, {}, status, seq, ingested_at \
-         FROM sim_events WHERE {} OR {} OR {}",
-        masked("workspace_id"),
-        masked("source_workspace_id"),
-        masked("target_workspace_id"),
-        filter.condition("workspace_id"),
-        filter.condition("source_workspace_id"),
-        filter.condition("target_workspace_id"),
-    )
 }
 
 /// `None`: every Workspace.
@@ -220,49 +245,198 @@ impl WorkspaceFilter {
     }
 }
 
-/// The Workspaces the audience sees, with the caller's role in each (NULL for operators).
-fn workspaces_table(
-    directory: &Directory,
-    audience: &Audience,
-    filter: &WorkspaceFilter,
-) -> Result<Arc<MemTable>, QueryError> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("workspace_id", DataType::Int64, false),
-        Field::new("name", DataType::Utf8, false),
-        Field::new("organization_id", DataType::Int64, false),
-        Field::new("linked_organization_id", DataType::Int64, true),
-        Field::new("role", DataType::Utf8, true),
-    ]));
-    let role_of = |workspace: WorkspaceId| match audience {
-        Audience::Operator => None,
-        Audience::Member(access) => access.get(&workspace).map(|r| r.as_str()),
-    };
-    let rows: Vec<_> = directory
-        .workspaces()
-        .filter(|(id, _)| filter.shows(*id) && audience.can_access(*id))
-        .collect();
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(Int64Array::from_iter_values(
-                rows.iter().map(|(id, _)| id.get()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|(_, e)| e.name.as_str()),
-            )),
-            Arc::new(Int64Array::from_iter_values(
-                rows.iter().map(|(_, e)| e.organization.get()),
-            )),
-            Arc::new(Int64Array::from_iter(
-                rows.iter().map(|(_, e)| e.linked_to.map(|o| o.get())),
-            )),
-            Arc::new(StringArray::from_iter(
-                rows.iter().map(|(id, _)| role_of(*id)),
-            )),
-        ],
-    )
-    .map_err(datafusion::error::DataFusionError::from)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+impl ScopedView {
+    /// What the viewer may see now: their access intersected with the scope's Workspaces.
+    fn visible(&self, directory: &Directory) -> WorkspaceFilter {
+        let narrowed: Option<BTreeSet<WorkspaceId>> = (!self.scope.workspaces.is_empty())
+            .then(|| self.scope.workspaces.iter().copied().collect());
+        WorkspaceFilter(match (self.viewer.access(directory), narrowed) {
+            (None, narrowed) => narrowed,
+            (Some(access), None) => Some(access.into_keys().collect()),
+            (Some(access), Some(narrowed)) => Some(
+                narrowed
+                    .into_iter()
+                    .filter(|w| access.contains_key(w))
+                    .collect(),
+            ),
+        })
+    }
+
+    /// The view's query over the private session's tables.
+    fn view_sql(&self, filter: &WorkspaceFilter) -> String {
+        let columns = |names: Vec<&str>| names.join(", ");
+        let names = |schema: &SchemaRef| -> Vec<String> {
+            schema.fields().iter().map(|f| f.name().clone()).collect()
+        };
+        match self.kind {
+            ViewKind::Usage => format!(
+                "SELECT {} FROM usage WHERE {}{}",
+                names(&self.schema).join(", "),
+                filter.condition("workspace_id"),
+                self.scope.date_condition()
+            ),
+            ViewKind::SimEvents => {
+                let masked = |column: &str| {
+                    format!(
+                        "CASE WHEN {} THEN {column} END AS {column}",
+                        filter.condition(column)
+                    )
+                };
+                let picked: Vec<String> = names(&self.schema)
+                    .into_iter()
+                    .map(|name| match name.as_str() {
+                        "workspace_id" | "source_workspace_id" | "target_workspace_id" => {
+                            masked(&name)
+                        }
+                        _ => name,
+                    })
+                    .collect();
+                format!(
+                    "SELECT {} FROM sim_events WHERE {} OR {} OR {}",
+                    picked.join(", "),
+                    filter.condition("workspace_id"),
+                    filter.condition("source_workspace_id"),
+                    filter.condition("target_workspace_id"),
+                )
+            }
+            ViewKind::Ownership => format!(
+                "SELECT {} FROM ({OWNERSHIP_VIEW_SQL}) WHERE {}",
+                columns(vec!["iccid", "workspace_id", "valid_from", "valid_to"]),
+                filter.condition("workspace_id")
+            ),
+            ViewKind::Quarantine | ViewKind::DeadLetters | ViewKind::Workspaces => {
+                format!("SELECT * FROM {}", self.kind.name())
+            }
+        }
+    }
+
+    fn workspaces_batch(
+        &self,
+        directory: &Directory,
+        filter: &WorkspaceFilter,
+    ) -> DfResult<RecordBatch> {
+        let access = self.viewer.access(directory);
+        let rows: Vec<_> = directory
+            .workspaces()
+            .filter(|(id, _)| filter.shows(*id))
+            .filter(|(id, _)| access.as_ref().is_none_or(|a| a.contains_key(id)))
+            .collect();
+        let role = |id: &WorkspaceId| access.as_ref().and_then(|a| a.get(id)).map(|r| r.as_str());
+        Ok(RecordBatch::try_new(
+            self.schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|(id, _)| id.get()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|(_, e)| e.name.as_str()),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|(_, e)| e.organization.get()),
+                )),
+                Arc::new(Int64Array::from_iter(
+                    rows.iter().map(|(_, e)| e.linked_to.map(|o| o.get())),
+                )),
+                Arc::new(StringArray::from_iter(rows.iter().map(|(id, _)| role(id)))),
+            ],
+        )?)
+    }
+
+    /// A private session holding the lake's current version (or, for `workspaces`, the
+    /// directory), never seen by the caller.
+    async fn private_session(
+        &self,
+        directory: &Directory,
+        filter: &WorkspaceFilter,
+    ) -> DfResult<Option<SessionContext>> {
+        let config = SessionConfig::new().set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        );
+        let private = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        match self.kind.table() {
+            Some(table) => {
+                let found = self
+                    .lake
+                    .register_table(&private, table, table.name())
+                    .await
+                    .map_err(external)?;
+                Ok(found.map(|_| private))
+            }
+            None => {
+                let batch = self.workspaces_batch(directory, filter)?;
+                private.register_table(
+                    "workspaces",
+                    Arc::new(MemTable::try_new(self.schema.clone(), vec![vec![batch]])?),
+                )?;
+                Ok(Some(private))
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for ScopedView {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Applied here to prune partitions, and again above the scan.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let projected = match projection {
+            Some(indices) => Arc::new(self.schema.project(indices)?),
+            None => self.schema.clone(),
+        };
+        let directory = match self.viewer {
+            Viewer::Operator if self.kind != ViewKind::Workspaces => Directory::default(),
+            _ => {
+                load_directory(&self.lake, LinkLimits::unbounded())
+                    .await
+                    .map_err(external)?
+                    .directory
+            }
+        };
+        let filter = self.visible(&directory);
+        let Some(private) = self.private_session(&directory, &filter).await? else {
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        };
+        let mut frame = private.sql(&self.view_sql(&filter)).await?;
+        for condition in filters {
+            frame = frame.filter(condition.clone())?;
+        }
+        // The declared types, whatever the scan produced (Utf8View, dictionaries).
+        let columns: Vec<Expr> = projected
+            .fields()
+            .iter()
+            .map(|f| cast(col(format!("\"{}\"", f.name())), f.data_type().clone()).alias(f.name()))
+            .collect();
+        frame = frame.select(columns)?;
+        if let Some(limit) = limit {
+            frame = frame.limit(0, Some(limit))?;
+        }
+        frame.create_physical_plan().await
+    }
 }
 
 /// A query's rows, with their schema (known even when there are none).

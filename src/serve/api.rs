@@ -23,7 +23,7 @@ use crate::directory::{load_directory, Directory, LinkLimits};
 use crate::domain::WorkspaceId;
 use crate::lake::Lake;
 use crate::query::{
-    run_limited, scoped_session, Audience, QueryLimits, QueryResult, Report, Scope, REPORTS,
+    run_limited, scoped_session, QueryLimits, QueryResult, Report, Scope, Viewer, REPORTS,
 };
 
 /// The OpenAPI 3.1 document of this API.
@@ -33,6 +33,7 @@ pub struct ApiState {
     pub lake: Lake,
     pub auth: Authenticator,
     pub limits: QueryLimits,
+    pub runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     pub executor: QueryExecutor,
     pub counters: ApiCounters,
 }
@@ -119,12 +120,19 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
     )
 }
 
+/// What a caller may see now: every Workspace (an operator) or these, with their role.
+type Access = Option<std::collections::BTreeMap<WorkspaceId, crate::domain::Role>>;
+
+fn can_access(access: &Access, workspace: WorkspaceId) -> bool {
+    access.as_ref().is_none_or(|a| a.contains_key(&workspace))
+}
+
 /// The caller and what they may see now (the directory is read for every request, so a
 /// revoked role takes effect at once).
 async fn audience_of(
     state: &ApiState,
     headers: &HeaderMap,
-) -> Result<(Caller, Directory, Audience), ApiError> {
+) -> Result<(Caller, Directory, Viewer, Access), ApiError> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -133,26 +141,24 @@ async fn audience_of(
         .await
         .map_err(|e| ApiError::from(crate::query::QueryError::Lake(e)))?
         .directory;
-    let audience = match &caller {
-        Caller::Operator(_) => Audience::Operator,
-        Caller::Member(user) => Audience::Member(directory.access(user)),
+    let viewer = match &caller {
+        Caller::Operator(_) => Viewer::Operator,
+        Caller::Member(user) => Viewer::Member(user.clone()),
     };
-    Ok((caller, directory, audience))
+    let access = viewer.access(&directory);
+    Ok((caller, directory, viewer, access))
 }
 
 async fn list_workspaces(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (caller, directory, audience) = audience_of(&state, &headers).await?;
+    let (caller, directory, _, access) = audience_of(&state, &headers).await?;
     let workspaces: Vec<_> = directory
         .workspaces()
-        .filter(|(id, _)| audience.can_access(*id))
+        .filter(|(id, _)| can_access(&access, *id))
         .map(|(id, entry)| {
-            let role = match &audience {
-                Audience::Member(access) => access.get(&id).map(|r| r.as_str()),
-                Audience::Operator => None,
-            };
+            let role = access.as_ref().and_then(|a| a.get(&id)).map(|r| r.as_str());
             json!({
                 "workspace_id": id.get(),
                 "name": entry.name,
@@ -244,9 +250,9 @@ impl ReportParams {
 /// else all the caller can access (for an operator: none listed, meaning all).
 fn requested_workspaces(
     asked: &[WorkspaceId],
-    audience: &Audience,
+    access: &Access,
 ) -> Result<Vec<WorkspaceId>, ApiError> {
-    if let Some(denied) = asked.iter().find(|w| !audience.can_access(**w)) {
+    if let Some(denied) = asked.iter().find(|w| !can_access(access, **w)) {
         return Err(ApiError::forbidden(format!(
             "you have no access to Workspace {denied}"
         )));
@@ -255,10 +261,10 @@ fn requested_workspaces(
         let unique: BTreeSet<WorkspaceId> = asked.iter().copied().collect();
         return Ok(unique.into_iter().collect());
     }
-    Ok(match audience {
-        Audience::Member(access) => access.keys().copied().collect(),
+    Ok(match access {
+        Some(access) => access.keys().copied().collect(),
         // Operators see every Workspace in the lake, directory or not: no list means all.
-        Audience::Operator => Vec::new(),
+        None => Vec::new(),
     })
 }
 
@@ -269,7 +275,7 @@ async fn run_named_report(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let format = ResultFormat::negotiate(&headers)?;
-    let (_, directory, audience) = audience_of(&state, &headers).await?;
+    let (_, _, viewer, access) = audience_of(&state, &headers).await?;
     let report = Report::find(&name).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -278,9 +284,9 @@ async fn run_named_report(
         )
     })?;
     let params = ReportParams::parse(query.as_deref())?;
-    let workspaces = requested_workspaces(&params.workspaces, &audience)?;
+    let workspaces = requested_workspaces(&params.workspaces, &access)?;
     let needed = report.min_workspaces();
-    let everything = workspaces.is_empty() && audience == Audience::Operator;
+    let everything = workspaces.is_empty() && access.is_none();
     if needed > 1 && workspaces.len() < needed && !everything {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -297,7 +303,7 @@ async fn run_named_report(
         from: params.from,
         to: params.to,
     };
-    let result = execute(&state, directory, audience, scope, report.sql.to_owned()).await?;
+    let result = execute(&state, viewer, scope, report.sql.to_owned()).await?;
     result_response(&result.batches, result.schema, format)
 }
 
@@ -315,7 +321,7 @@ async fn run_query(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let format = ResultFormat::negotiate(&headers)?;
-    let (_, directory, audience) = audience_of(&state, &headers).await?;
+    let (_, _, viewer, access) = audience_of(&state, &headers).await?;
     let request: QueryRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "the body must be JSON like {{\"sql\": \"SELECT ...\"}}: {e}"
@@ -332,30 +338,29 @@ async fn run_query(
         .collect::<Result<Vec<_>, _>>()?;
     let workspaces = match asked.is_empty() {
         true => Vec::new(),
-        false => requested_workspaces(&asked, &audience)?,
+        false => requested_workspaces(&asked, &access)?,
     };
     let scope = Scope {
         workspaces,
         ..Scope::default()
     };
-    let result = execute(&state, directory, audience, scope, request.sql).await?;
+    let result = execute(&state, viewer, scope, request.sql).await?;
     result_response(&result.batches, result.schema, format)
 }
 
 /// Opens the caller's session and runs `sql` in it, on the query runtime.
 async fn execute(
     state: &Arc<ApiState>,
-    directory: Directory,
-    audience: Audience,
+    viewer: Viewer,
     scope: Scope,
     sql: String,
 ) -> Result<QueryResult, ApiError> {
     state.counters.queries.fetch_add(1, Ordering::Relaxed);
-    let (lake, limits) = (state.lake.clone(), state.limits);
+    let (lake, limits, runtime) = (state.lake.clone(), state.limits, state.runtime.clone());
     state
         .executor
         .run(async move {
-            let ctx = scoped_session(&lake, &directory, &audience, &scope, &limits).await?;
+            let ctx = scoped_session(&lake, &viewer, &scope, runtime)?;
             Ok(run_limited(&ctx, &sql, &limits).await?)
         })
         .await

@@ -67,6 +67,10 @@ pub async fn start(
         lake,
         auth: Authenticator::new(&options.auth)?,
         limits: options.limits,
+        runtime: options
+            .limits
+            .runtime()
+            .map_err(|e| ServeError::Runtime(std::io::Error::other(e)))?,
         executor: executor::QueryExecutor::new(threads).map_err(ServeError::Runtime)?,
         counters: api::ApiCounters::default(),
     });
