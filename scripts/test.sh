@@ -2,7 +2,7 @@
 # The README's test command: everything the tests need, then the tests.
 # Works on a fresh machine with the Rust toolchain and Python 3; safe to run again.
 # It starts, for the length of the run, an S3 server (moto, from PyPI) and a Kafka-protocol
-# broker (tansu, from crates.io) on loopback.
+# broker (tansu, from crates.io) on loopback, and installs psql if it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +54,20 @@ stop_services() {
   scripts/broker.sh stop
 }
 
+# psql, the real client of the Postgres-protocol tests (Debian's postgresql-client).
+postgres_client() {
+  command -v psql >/dev/null && return
+  if command -v apt-get >/dev/null; then
+    echo "installing psql (postgresql-client) for the Postgres endpoint tests" >&2
+    $(command -v sudo || true) apt-get install -y -qq postgresql-client >/dev/null
+  else
+    echo "error: psql is needed for the Postgres endpoint tests; install postgresql-client" >&2
+    exit 1
+  fi
+}
+
 mkdir -p "$CARGO_TARGET_DIR"
+postgres_client
 python_tools
 trap stop_services EXIT
 start_s3

@@ -130,6 +130,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             let server = crate::serve::start(Lake::new(lake), &options, shutdown).await?;
             // On stdout, so scripts that start the server on port 0 can find it.
             println!("simtally serve: listening on http://{}", server.address);
+            if let Some(postgres) = server.postgres_address {
+                println!("simtally serve: Postgres protocol on {postgres}");
+            }
             server
                 .task
                 .await

@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// Where to listen (HOST:PORT; port 0 picks a free one, printed at start).
     #[arg(long, env = "SIMTALLY_SERVE_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
+    /// Also serve the Postgres wire protocol here (HOST:PORT), for psql and BI tools: the
+    /// user name is free, the password is the token.
+    #[arg(long, env = "SIMTALLY_POSTGRES_ADDR", value_name = "HOST:PORT")]
+    pub postgres_addr: Option<String>,
     /// File holding the HS256 secret (at least 32 bytes) that users' tokens are signed with.
     #[arg(long, env = "SIMTALLY_JWT_SECRET_FILE", value_name = "FILE")]
     pub jwt_secret_file: Option<PathBuf>,
@@ -455,6 +459,7 @@ impl Cli {
                 lake: a.lake.location().map_err(lake_err)?,
                 options: ServeOptions {
                     address: a.addr,
+                    postgres_address: a.postgres_addr,
                     auth: AuthOptions {
                         hs256_secret_file: a.jwt_secret_file,
                         rs256_public_key_file: a.jwt_public_key_file,

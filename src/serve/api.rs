@@ -31,7 +31,7 @@ pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
 
 pub struct ApiState {
     pub lake: Lake,
-    pub auth: Authenticator,
+    pub auth: Arc<Authenticator>,
     pub limits: QueryLimits,
     pub runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     pub executor: QueryExecutor,

@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod executor;
+mod postgres;
 mod respond;
 
 use std::net::SocketAddr;
@@ -27,6 +28,8 @@ use crate::query::QueryLimits;
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     pub address: String,
+    /// Where to serve the Postgres wire protocol (HOST:PORT), if at all.
+    pub postgres_address: Option<String>,
     pub auth: AuthOptions,
     pub limits: QueryLimits,
     /// Threads of the query runtime; 0 means one per core.
@@ -50,6 +53,7 @@ pub enum ServeError {
 /// A server that is listening: where, and how it ends.
 pub struct RunningServer {
     pub address: SocketAddr,
+    pub postgres_address: Option<SocketAddr>,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -63,14 +67,30 @@ pub async fn start(
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
+    let auth = Arc::new(Authenticator::new(&options.auth)?);
+    let runtime = options
+        .limits
+        .runtime()
+        .map_err(|e| ServeError::Runtime(std::io::Error::other(e)))?;
+    let postgres_address = match &options.postgres_address {
+        Some(address) => Some(
+            postgres::start_postgres(
+                address,
+                lake.clone(),
+                auth.clone(),
+                runtime.clone(),
+                options.limits.timeout,
+                shutdown.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let state = Arc::new(api::ApiState {
         lake,
-        auth: Authenticator::new(&options.auth)?,
+        auth,
         limits: options.limits,
-        runtime: options
-            .limits
-            .runtime()
-            .map_err(|e| ServeError::Runtime(std::io::Error::other(e)))?,
+        runtime,
         executor: executor::QueryExecutor::new(threads).map_err(ServeError::Runtime)?,
         counters: api::ApiCounters::default(),
     });
@@ -88,7 +108,11 @@ pub async fn start(
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
     });
-    Ok(RunningServer { address, task })
+    Ok(RunningServer {
+        address,
+        postgres_address,
+        task,
+    })
 }
 /// Binds `address` and serves `/metrics` and `/healthz` until `shutdown`. Returns the bound
 /// address (useful with port 0).

@@ -14,6 +14,7 @@ pub const OPERATOR_SECRET: &str = "operators-secret-kept-apart-from-users-012345
 
 pub struct TestServer {
     pub base: String,
+    pub postgres: std::net::SocketAddr,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
 }
@@ -52,6 +53,7 @@ pub async fn serve(lake: &Lake, dir: &Path, limits: QueryLimits) -> TestServer {
     std::fs::write(&operator_secret, OPERATOR_SECRET).unwrap();
     let options = ServeOptions {
         address: "127.0.0.1:0".into(),
+        postgres_address: Some("127.0.0.1:0".into()),
         auth: AuthOptions {
             hs256_secret_file: Some(user_secret),
             operator_secret_file: Some(operator_secret),
@@ -66,6 +68,9 @@ pub async fn serve(lake: &Lake, dir: &Path, limits: QueryLimits) -> TestServer {
         .expect("the server starts");
     TestServer {
         base: format!("http://{}", server.address),
+        postgres: server
+            .postgres_address
+            .expect("the Postgres endpoint listens"),
         client: reqwest::Client::new(),
         shutdown,
     }

@@ -1,0 +1,370 @@
+//! The Postgres wire protocol endpoint, for psql and BI tools (Grafana, Metabase, Superset).
+//! The password is the caller's token; every statement runs in a fresh session of the
+//! caller's scoped views (see [`scoped_session`]), through datafusion-postgres.
+
+use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::pgwire;
+use datafusion_postgres::{DfSessionService, QueryHook};
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
+    DefaultServerParameterProvider, StartupHandler,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::startup::Authentication;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio_util::sync::CancellationToken;
+
+use super::auth::{Authenticator, Caller};
+use super::ServeError;
+use crate::lake::Lake;
+use crate::query::{scoped_session, Scope, Viewer};
+
+/// Who a connection authenticated as; kept where `SET` cannot reach (unlike the
+/// connection's metadata, which `SET name = value` writes).
+struct AuthenticatedViewer(Viewer);
+
+fn permission_denied(message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_owned(),
+        "42501".to_owned(), // insufficient_privilege
+        message,
+    )))
+}
+
+/// Asks for a password and takes it as a token.
+struct TokenStartup {
+    auth: Arc<Authenticator>,
+    statement_timeout: std::time::Duration,
+}
+
+#[async_trait]
+impl StartupHandler for TokenStartup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::CleartextPassword,
+                    ))
+                    .await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(password) => {
+                let token = password.into_password()?.password;
+                let user = client.metadata().get("user").cloned().unwrap_or_default();
+                let viewer = match self.auth.caller_of_token(&token) {
+                    Ok(Caller::Member(id)) => Viewer::Member(id),
+                    Ok(Caller::Operator(_)) => Viewer::Operator,
+                    Err(e) => {
+                        tracing::info!(%user, "Postgres login refused: {e}");
+                        return Err(PgWireError::InvalidPassword(user));
+                    }
+                };
+                client
+                    .session_extensions()
+                    .insert(AuthenticatedViewer(viewer));
+                // The server's limit, unless the client sets a shorter one.
+                client.metadata_mut().insert(
+                    "statement_timeout_ms".to_owned(),
+                    self.statement_timeout.as_millis().to_string(),
+                );
+                finish_authentication(client, &DefaultServerParameterProvider::default()).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Refuses every statement but queries and the session chatter clients send (SET, SHOW,
+/// transactions, cursors).
+struct ReadOnly;
+
+impl ReadOnly {
+    fn check(statement: &Statement) -> Option<PgWireResult<()>> {
+        use Statement as S;
+        match statement {
+            S::Query(_)
+            | S::Set(_)
+            | S::ShowVariable { .. }
+            | S::StartTransaction { .. }
+            | S::Commit { .. }
+            | S::Rollback { .. }
+            | S::Declare { .. }
+            | S::Fetch { .. }
+            | S::Close { .. } => None,
+            _ => Some(Err(permission_denied(
+                "only queries are allowed (no DDL, DML, COPY or EXPLAIN)".to_owned(),
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl QueryHook for ReadOnly {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::check(statement).map(|r| r.map(|()| Response::EmptyQuery))
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        Self::check(statement).map(|r| r.map(|()| unreachable_plan()))
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _logical_plan: &LogicalPlan,
+        _params: &ParamValues,
+        _session_context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::check(statement).map(|r| r.map(|()| Response::EmptyQuery))
+    }
+}
+
+/// `check` only ever returns errors; this satisfies the type of its `Ok` arm.
+fn unreachable_plan() -> LogicalPlan {
+    LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+        produce_one_row: false,
+        schema: Arc::new(datafusion::common::DFSchema::empty()),
+    })
+}
+
+/// Runs each statement in a session of the connection's viewer.
+struct ScopedService {
+    lake: Lake,
+    runtime: Arc<RuntimeEnv>,
+    /// For the parser calls that need no session (result and parameter types).
+    plain: Arc<DfSessionService>,
+}
+
+impl ScopedService {
+    fn service_for<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<DfSessionService> {
+        let viewer = client
+            .session_extensions()
+            .get::<AuthenticatedViewer>()
+            .ok_or_else(|| permission_denied("not authenticated".to_owned()))?;
+        let ctx = scoped_session(
+            &self.lake,
+            &viewer.0,
+            &Scope::default(),
+            self.runtime.clone(),
+        )
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        setup_pg_catalog(&ctx, "simtally", EmptyContextProvider)
+            .map_err(|e| PgWireError::ApiError(e))?;
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(ReadOnly),
+            Arc::new(CursorStatementHook),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
+        Ok(DfSessionService::new_with_hooks(Arc::new(ctx), hooks))
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for ScopedService {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let service = self.service_for(client)?;
+        SimpleQueryHandler::do_query(&service, client, query).await
+    }
+}
+
+type DfStatement = (String, Option<(Statement, LogicalPlan)>);
+
+/// Plans each statement in a session of the connection's viewer.
+struct ScopedParser {
+    service: Arc<ScopedService>,
+}
+
+#[async_trait]
+impl QueryParser for ScopedParser {
+    type Statement = DfStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let service = self.service.service_for(client)?;
+        service.query_parser().parse_sql(client, sql, types).await
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.service.plain.query_parser().get_parameter_types(stmt)
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.service
+            .plain
+            .query_parser()
+            .get_result_schema(stmt, column_format)
+    }
+}
+
+struct ScopedExtended {
+    service: Arc<ScopedService>,
+    parser: Arc<ScopedParser>,
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for ScopedExtended {
+    type Statement = DfStatement;
+    type QueryParser = ScopedParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let service = self.service.service_for(client)?;
+        ExtendedQueryHandler::do_query(&service, client, portal, max_rows).await
+    }
+}
+
+struct Handlers {
+    startup: Arc<TokenStartup>,
+    simple: Arc<ScopedService>,
+    extended: Arc<ScopedExtended>,
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.simple.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.extended.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+}
+
+/// Binds `address` and serves the Postgres protocol until `shutdown`.
+pub async fn start_postgres(
+    address: &str,
+    lake: Lake,
+    auth: Arc<Authenticator>,
+    runtime: Arc<RuntimeEnv>,
+    statement_timeout: std::time::Duration,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, ServeError> {
+    let bind_error = |source| ServeError::Bind {
+        address: address.to_owned(),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    let simple = Arc::new(ScopedService {
+        lake,
+        runtime,
+        plain: Arc::new(DfSessionService::new(Arc::new(SessionContext::new()))),
+    });
+    let handlers = Arc::new(Handlers {
+        startup: Arc::new(TokenStartup {
+            auth,
+            statement_timeout,
+        }),
+        simple: simple.clone(),
+        extended: Arc::new(ScopedExtended {
+            service: simple.clone(),
+            parser: Arc::new(ScopedParser { service: simple }),
+        }),
+    });
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((socket, peer)) => {
+                    let handlers = handlers.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await
+                        {
+                            tracing::info!(%peer, "Postgres connection ended: {e}");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!("Postgres endpoint: accepting a connection: {e}"),
+            }
+        }
+    });
+    Ok(bound)
+}
