@@ -16,13 +16,18 @@ if [ ! -d ../shared/fixtures/sample-1 ]; then
   echo "      Check out simtally beside the shared/ folder (as CI does)." >&2
 fi
 
-# One virtualenv for the Python tools of the scripts (moto here, DuckDB for the benchmark).
+# One virtualenv for the Python tools of the scripts (moto and schemathesis here, DuckDB for
+# the benchmark).
 python_tools() {
   if [ ! -x "$cache/venv/bin/python" ]; then
     python3 -m venv "$cache/venv"
   fi
   "$cache/venv/bin/python" -c 'import moto.server' 2>/dev/null ||
     "$cache/venv/bin/pip" install --quiet "moto[server]==5.*"
+  # schemathesis: requests generated from the OpenAPI document against the live server.
+  [ -x "$cache/venv/bin/schemathesis" ] ||
+    "$cache/venv/bin/pip" install --quiet "schemathesis==4.32.*"
+  export SIMTALLY_TEST_SCHEMATHESIS="$cache/venv/bin/schemathesis"
 }
 
 # An S3 API on a free loopback port with one bucket; the tests find it through
