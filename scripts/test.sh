@@ -2,7 +2,8 @@
 # The README's test command: everything the tests need, then the tests.
 # Works on a fresh machine with the Rust toolchain and Python 3; safe to run again.
 # It starts, for the length of the run, an S3 server (moto, from PyPI) and a Kafka-protocol
-# broker (tansu, from crates.io) on loopback, and installs psql if it is missing.
+# broker (tansu, from crates.io) on loopback, and installs psql and Chromium (Debian) if
+# they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,20 +60,24 @@ stop_services() {
   scripts/broker.sh stop
 }
 
-# psql, the real client of the Postgres-protocol tests (Debian's postgresql-client).
-postgres_client() {
-  command -v psql >/dev/null && return
+# Debian packages the tests drive: psql (the Postgres endpoint's real client) and headless
+# Chromium (the dashboard page).
+debian_package() {
+  local command="$1" package="$2"
+  command -v "$command" >/dev/null && return
   if command -v apt-get >/dev/null; then
-    echo "installing psql (postgresql-client) for the Postgres endpoint tests" >&2
-    $(command -v sudo || true) apt-get install -y -qq postgresql-client >/dev/null
+    echo "installing $package (Debian) for the tests" >&2
+    $(command -v sudo || true) apt-get install -y -qq "$package" >/dev/null
   else
-    echo "error: psql is needed for the Postgres endpoint tests; install postgresql-client" >&2
+    echo "error: the tests need $command; install the package $package" >&2
     exit 1
   fi
 }
 
 mkdir -p "$CARGO_TARGET_DIR"
-postgres_client
+debian_package psql postgresql-client
+debian_package chromium chromium
+export SIMTALLY_TEST_CHROMIUM="$(command -v chromium)"
 python_tools
 trap stop_services EXIT
 start_s3

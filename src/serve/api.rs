@@ -83,6 +83,18 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/reports/{name}", get(run_named_report))
         .route("/v1/query", post(run_query))
         .route("/openapi.json", get(openapi))
+        .route(
+            "/",
+            get(|| dashboard_file("text/html; charset=utf-8", DASHBOARD_HTML)),
+        )
+        .route(
+            "/dashboard.js",
+            get(|| dashboard_file("text/javascript; charset=utf-8", DASHBOARD_JS)),
+        )
+        .route(
+            "/dashboard.css",
+            get(|| dashboard_file("text/css; charset=utf-8", DASHBOARD_CSS)),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .fallback(|| async {
@@ -107,6 +119,25 @@ async fn count_responses(
     let response = next.run(request).await;
     state.counters.count(response.status());
     response
+}
+
+const DASHBOARD_HTML: &str = include_str!("dashboard/index.html");
+const DASHBOARD_JS: &str = include_str!("dashboard/dashboard.js");
+const DASHBOARD_CSS: &str = include_str!("dashboard/dashboard.css");
+/// The page loads nothing from elsewhere and runs no inline script.
+const DASHBOARD_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn dashboard_file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, DASHBOARD_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        body,
+    )
 }
 
 async fn openapi() -> impl IntoResponse {

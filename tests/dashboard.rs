@@ -1,0 +1,90 @@
+//! The dashboard page in headless Chromium (Debian's package; scripts/test.sh installs it):
+//! signed in with a token, it draws each Workspace's usage per day and the centralized
+//! totals, with no error on the page's console.
+
+mod common;
+
+use std::process::Command;
+
+use common::access::write_fixture;
+use common::server::{serve, token};
+use common::{ingest_files, local_lake};
+use simtally::query::QueryLimits;
+
+fn chromium() -> String {
+    std::env::var("SIMTALLY_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// The page's DOM after its scripts ran, and what Chromium logged.
+fn render(url: &str, screenshot: &std::path::Path) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    let common_flags = [
+        "--headless".to_owned(),
+        "--no-sandbox".to_owned(),
+        "--disable-gpu".to_owned(),
+        "--disable-quic".to_owned(),
+        "--no-first-run".to_owned(),
+        "--disable-background-networking".to_owned(),
+        "--disable-component-update".to_owned(),
+        "--disable-sync".to_owned(),
+        "--enable-logging=stderr".to_owned(),
+        "--v=0".to_owned(),
+        format!("--user-data-dir={}", profile.path().display()),
+        "--window-size=1200,1400".to_owned(),
+        "--virtual-time-budget=10000".to_owned(),
+    ];
+    let run = |extra: &str| {
+        Command::new(chromium())
+            .args(&common_flags)
+            .arg(extra)
+            .arg(url)
+            .output()
+            .unwrap_or_else(|e| panic!("{} runs (scripts/test.sh installs it): {e}", chromium()))
+    };
+    let dom = run("--dump-dom");
+    run(&format!("--screenshot={}", screenshot.display()));
+    (
+        String::from_utf8_lossy(&dom.stdout).into_owned(),
+        String::from_utf8_lossy(&dom.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_draws_charts_and_centralized_totals_without_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (usage, events) = write_fixture(dir.path());
+    ingest_files(&lake, &[usage], &[events]).await;
+    let server = serve(&lake, dir.path(), QueryLimits::default()).await;
+
+    let url = format!("{}/#token={}", server.base, token("adam"));
+    let screenshot = std::env::temp_dir().join("simtally-dashboard.png");
+    let (dom, log) = tokio::task::spawn_blocking(move || render(&url, &screenshot))
+        .await
+        .unwrap();
+
+    // Adam administers 101 and 102: two bars a day (2 days) in each chart.
+    for chart in ["cost-chart", "data-chart"] {
+        let start = dom.find(&format!("id=\"{chart}\"")).expect(chart);
+        let section = &dom[start..];
+        let section = &section[..section.find("</svg>").expect("a chart is drawn")];
+        for ws in ["101", "102"] {
+            assert_eq!(
+                section.matches(&format!("data-workspace=\"{ws}\"")).count(),
+                2,
+                "{chart}: {section}"
+            );
+        }
+        assert!(!section.contains("data-workspace=\"201\""));
+    }
+    let table = &dom[dom.find("id=\"centralized\"").unwrap()..];
+    assert_eq!(table.matches("class=\"combined\"").count(), 2, "{table}");
+    // The combined cost of 2026-10-02: 1.01 + 1.02.
+    assert!(table.contains("2.03"), "{table}");
+    assert!(
+        dom.contains("<pre id=\"errors\" hidden=\"\"></pre>"),
+        "page errors: {dom}"
+    );
+    assert!(!log.contains("Uncaught"), "{log}");
+    assert!(!log.contains(":ERROR:CONSOLE"), "{log}");
+}
