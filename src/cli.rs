@@ -14,7 +14,7 @@ use crate::generate::GenerateOptions;
 use crate::lake::{LakeError, LakeLocation};
 use crate::pipeline::{IngestOptions, KafkaIngest};
 use crate::query::{OutputFormat, QueryLimits, Scope};
-use crate::serve::{AuthOptions, ServeOptions};
+use crate::serve::{AuthOptions, EventsTopic, ServeOptions};
 use crate::source::kafka::{ProduceOptions, Topics};
 use crate::source::Input;
 
@@ -145,6 +145,13 @@ pub struct ServeArgs {
     /// Threads that run queries (default: one per core).
     #[arg(long, env = "SIMTALLY_THREADS", default_value_t = 0)]
     pub threads: usize,
+    /// Kafka brokers (HOST:PORT[,...]) that SIM transfer requests publish their events to;
+    /// without them, transfer requests can only be dry runs.
+    #[arg(long, env = "SIMTALLY_BROKERS")]
+    pub brokers: Option<String>,
+    /// The topic SIM transfer requests publish to (the one `ingest` reads events from).
+    #[arg(long, env = "SIMTALLY_EVENTS_TOPIC", default_value = "sim-events")]
+    pub events_topic: String,
 }
 
 #[derive(Debug, Args)]
@@ -474,6 +481,10 @@ impl Cli {
                             .unwrap_or(usize::MAX),
                     },
                     query_threads: a.threads,
+                    events_topic: a.brokers.map(|brokers| EventsTopic {
+                        brokers,
+                        topic: a.events_topic,
+                    }),
                 },
             },
             Command::Produce(a) => {

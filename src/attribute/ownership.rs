@@ -118,6 +118,17 @@ impl OwnershipBook {
                 // before a registration is `no_owner`, not `unknown_sim`.
                 self.timelines.entry(event.iccid).or_default();
             }
+            EventKind::Attached { .. } | EventKind::Detached { .. } => {
+                if current.is_none() {
+                    return Err(Rejection::new(
+                        Reason::UnregisteredSim,
+                        format!(
+                            "SIM {} has no owner at {}: it cannot be put into or taken out of a device",
+                            event.iccid, event.at
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }

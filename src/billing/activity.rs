@@ -27,8 +27,9 @@ pub enum Change {
     Status { workspace: i64, activated: bool },
 }
 
-impl From<&SequencedEvent> for SimEvent {
-    fn from(stored: &SequencedEvent) -> Self {
+impl SimEvent {
+    /// The events billing looks at: ownership and status (not devices).
+    pub fn from_stored(stored: &SequencedEvent) -> Option<Self> {
         let event = &stored.event;
         let change = match event.kind {
             EventKind::Registered { workspace } => Change::Registered {
@@ -42,14 +43,15 @@ impl From<&SequencedEvent> for SimEvent {
                 workspace: workspace.get(),
                 activated: status == SimStatus::Activated,
             },
+            EventKind::Attached { .. } | EventKind::Detached { .. } => return None,
         };
-        SimEvent {
+        Some(SimEvent {
             event_id: event.event_id.clone(),
             iccid: event.iccid.to_string(),
             at: event.at.micros(),
             seq: stored.seq,
             change,
-        }
+        })
     }
 }
 

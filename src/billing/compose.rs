@@ -41,7 +41,7 @@ pub(super) async fn compose(
         .events()
         .await?
         .iter()
-        .map(SimEvent::from)
+        .filter_map(SimEvent::from_stored)
         .collect();
     let biller = Biller {
         prices,

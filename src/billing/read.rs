@@ -112,7 +112,10 @@ impl LakeSnapshot {
             LakeTable::BilledSlices => self.has_billed && self.has_invoices,
             LakeTable::Invoices => self.has_invoices,
             LakeTable::SimEvents => self.versions.sim_events.is_some(),
-            LakeTable::DeadLetters | LakeTable::Workspaces | LakeTable::Memberships => false,
+            LakeTable::DeadLetters
+            | LakeTable::Workspaces
+            | LakeTable::Memberships
+            | LakeTable::TransferLog => false,
         }
     }
 

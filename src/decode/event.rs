@@ -3,7 +3,9 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::{check_is_object, rejection_from_serde, Reason, Rejection};
-use crate::domain::{EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId};
+use crate::domain::{
+    DeviceId, EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId,
+};
 
 /// All event types share one flat shape; which fields are required depends on `type`.
 #[derive(Deserialize)]
@@ -24,6 +26,8 @@ struct WireEvent<'a> {
     target_workspace_id: Option<i64>,
     #[serde(borrow, default)]
     status: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    device_id: Option<Cow<'a, str>>,
 }
 
 /// Decodes and validates one SIM lifecycle event.
@@ -68,10 +72,16 @@ pub fn decode_event(bytes: &[u8]) -> Result<LifecycleEvent, Rejection> {
                 status,
             }
         }
+        "sim_attached" => EventKind::Attached {
+            device: device(wire.device_id.as_deref())?,
+        },
+        "sim_detached" => EventKind::Detached {
+            device: device(wire.device_id.as_deref())?,
+        },
         other => {
             return Err(Rejection::new(
                 Reason::UnknownEventType,
-                format!("type '{other}' is not a SIM lifecycle event"),
+                format!("type '{other}' is not a SIM lifecycle or directory event"),
             ))
         }
     };
@@ -81,6 +91,14 @@ pub fn decode_event(bytes: &[u8]) -> Result<LifecycleEvent, Rejection> {
         iccid,
         kind,
     })
+}
+
+fn device(value: Option<&str>) -> Result<DeviceId, Rejection> {
+    let text = value.ok_or_else(|| {
+        Rejection::new(Reason::MissingField, "missing field `device_id`".to_owned())
+    })?;
+    DeviceId::parse(text)
+        .map_err(|e| Rejection::new(Reason::InvalidField, format!("device_id: {e}")))
 }
 
 fn workspace(value: Option<i64>, field: &str) -> Result<WorkspaceId, Rejection> {

@@ -32,6 +32,35 @@ impl SimStatus {
     }
 }
 
+/// The device a SIM is attached to, as the connectivity platform names it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceId(String);
+
+impl DeviceId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let length = text.chars().count();
+        if length == 0 || length > Self::MAX_LEN || text.chars().any(char::is_control) {
+            return Err(format!(
+                "a device id has 1 to {} printable characters",
+                Self::MAX_LEN
+            ));
+        }
+        Ok(DeviceId(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum EventKind {
     Registered {
@@ -45,6 +74,14 @@ pub enum EventKind {
         workspace: WorkspaceId,
         status: SimStatus,
     },
+    /// The SIM was put into a device (the device belongs to the SIM's Workspace).
+    Attached {
+        device: DeviceId,
+    },
+    /// The SIM was taken out of a device, which stays where it is.
+    Detached {
+        device: DeviceId,
+    },
 }
 
 impl EventKind {
@@ -54,6 +91,8 @@ impl EventKind {
             EventKind::Registered { .. } => "sim_registered",
             EventKind::Transferred { .. } => "sim_transferred",
             EventKind::StatusChanged { .. } => "sim_status_changed",
+            EventKind::Attached { .. } => "sim_attached",
+            EventKind::Detached { .. } => "sim_detached",
         }
     }
 }

@@ -345,6 +345,9 @@ fn event_json(e: &SequencedEvent) -> String {
                 status.as_str()
             )
         }
+        EventKind::Attached { device } | EventKind::Detached { device } => {
+            format!(r#"{head}, "device_id": "{device}"}}"#)
+        }
     }
 }
 

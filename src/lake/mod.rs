@@ -49,10 +49,11 @@ pub enum LakeTable {
     BilledSlices,
     Workspaces,
     Memberships,
+    TransferLog,
 }
 
 impl LakeTable {
-    pub const ALL: [LakeTable; 8] = [
+    pub const ALL: [LakeTable; 9] = [
         LakeTable::Usage,
         LakeTable::Quarantine,
         LakeTable::DeadLetters,
@@ -61,6 +62,7 @@ impl LakeTable {
         LakeTable::BilledSlices,
         LakeTable::Workspaces,
         LakeTable::Memberships,
+        LakeTable::TransferLog,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +75,7 @@ impl LakeTable {
             LakeTable::BilledSlices => "billed_slices",
             LakeTable::Workspaces => "workspaces",
             LakeTable::Memberships => "memberships",
+            LakeTable::TransferLog => "transfer_log",
         }
     }
 
@@ -86,6 +89,7 @@ impl LakeTable {
             LakeTable::BilledSlices => schema::BILLED_SLICES.clone(),
             LakeTable::Workspaces => schema::WORKSPACES.clone(),
             LakeTable::Memberships => schema::MEMBERSHIPS.clone(),
+            LakeTable::TransferLog => schema::TRANSFER_LOG.clone(),
         }
     }
 
@@ -126,6 +130,8 @@ pub enum LakeError {
     },
     #[error("table {table} has an unexpected layout: {detail}")]
     Corrupt { table: &'static str, detail: String },
+    #[error("internal error (a bug in simtally): {0}")]
+    Internal(String),
 }
 
 impl LakeError {

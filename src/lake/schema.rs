@@ -76,6 +76,7 @@ pub static SIM_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("seq", DataType::Int64, false),
         Field::new("source", DataType::Utf8, false),
         Field::new("ingested_at", timestamp_type(), false),
+        Field::new("device_id", DataType::Utf8, true),
     ]))
 });
 
@@ -109,6 +110,20 @@ pub static MEMBERSHIPS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("seq", DataType::Int64, false),
         Field::new("source", DataType::Utf8, false),
         Field::new("ingested_at", timestamp_type(), false),
+    ]))
+});
+
+/// `transfer_log`: SIM transfer requests accepted for publishing, and when their events
+/// were published. An accepted request without a `published` row is published again (its
+/// event ids make the repeat harmless).
+pub static TRANSFER_LOG: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("request_id", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("at", timestamp_type(), false),
+        Field::new("user_id", DataType::Utf8, true),
+        Field::new("target_workspace_id", DataType::Int64, true),
+        Field::new("events", DataType::Utf8, true),
     ]))
 });
 

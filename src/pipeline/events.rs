@@ -8,7 +8,7 @@ use crate::attribute::{OwnershipBook, SequencedEvent};
 use crate::decode::{decode_any_event, IncomingEvent};
 use crate::directory::{load_directory, LinkLimits};
 use crate::domain::{
-    DirectoryEvent, EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId,
+    DeviceId, DirectoryEvent, EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId,
 };
 use crate::lake::{utf8_column, Lake, LakeError, LakeTable, TableAppender};
 use crate::sink::{DeadLetter, DirectoryRows, EventRows};
@@ -214,7 +214,7 @@ fn read_all(
 
 /// The columns [`events_from_batches`] reads, in its order.
 pub(crate) const STORED_EVENT_COLUMNS: &str = "event_id, event_type, event_time, iccid, \
-     workspace_id, source_workspace_id, target_workspace_id, status, seq";
+     workspace_id, source_workspace_id, target_workspace_id, status, seq, device_id";
 
 /// The events already in the lake, as the ownership book needs them.
 pub(crate) async fn load_stored_events(lake: &Lake) -> Result<Vec<SequencedEvent>, LakeError> {
@@ -248,6 +248,14 @@ fn events_from_batch(batch: &RecordBatch) -> Result<Vec<SequencedEvent>, String>
             .ok_or(format!("column {i} is not BIGINT"))
     };
     let (ids, types, iccids, statuses) = (&text(0)?, &text(1)?, &text(3)?, &text(7)?);
+    let devices = &text(9)?;
+    let device = |row: usize| {
+        devices
+            .is_valid(row)
+            .then(|| DeviceId::parse(devices.value(row)).ok())
+            .flatten()
+            .ok_or(format!("row {row}: missing device"))
+    };
     let times = batch
         .column(2)
         .as_primitive_opt::<TimestampMicrosecondType>()
@@ -273,6 +281,12 @@ fn events_from_batch(batch: &RecordBatch) -> Result<Vec<SequencedEvent>, String>
                     workspace: workspace(ws, row)?,
                     status: SimStatus::parse(statuses.value(row))
                         .ok_or(format!("row {row}: unknown status"))?,
+                },
+                "sim_attached" => EventKind::Attached {
+                    device: device(row)?,
+                },
+                "sim_detached" => EventKind::Detached {
+                    device: device(row)?,
                 },
                 other => return Err(format!("row {row}: unknown event type {other}")),
             };

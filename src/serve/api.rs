@@ -30,6 +30,7 @@ use crate::query::{
 pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
 
 pub struct ApiState {
+    pub events_topic: Option<super::transfers::EventsTopic>,
     pub lake: Lake,
     pub auth: Arc<Authenticator>,
     pub limits: QueryLimits,
@@ -82,6 +83,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/reports", get(list_reports))
         .route("/v1/reports/{name}", get(run_named_report))
         .route("/v1/query", post(run_query))
+        .route(
+            "/v1/sim-transfers",
+            post(super::transfers::request_transfer),
+        )
         .route("/openapi.json", get(openapi))
         .route(
             "/",
@@ -152,7 +157,7 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
 }
 
 /// What a caller may see now: every Workspace (an operator) or these, with their role.
-type Access = Option<std::collections::BTreeMap<WorkspaceId, crate::domain::Role>>;
+pub(super) type Access = Option<std::collections::BTreeMap<WorkspaceId, crate::domain::Role>>;
 
 fn can_access(access: &Access, workspace: WorkspaceId) -> bool {
     access.as_ref().is_none_or(|a| a.contains_key(&workspace))
@@ -160,7 +165,7 @@ fn can_access(access: &Access, workspace: WorkspaceId) -> bool {
 
 /// The caller and what they may see now (the directory is read for every request, so a
 /// revoked role takes effect at once).
-async fn audience_of(
+pub(super) async fn audience_of(
     state: &ApiState,
     headers: &HeaderMap,
 ) -> Result<(Caller, Directory, Viewer, Access), ApiError> {

@@ -6,6 +6,7 @@ mod auth;
 mod executor;
 mod postgres;
 mod respond;
+mod transfers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use api::OPENAPI;
 pub use auth::{AuthOptions, Authenticator, Caller};
+pub use transfers::EventsTopic;
 
 use crate::lake::Lake;
 use crate::pipeline::Metrics;
@@ -34,6 +36,8 @@ pub struct ServeOptions {
     pub limits: QueryLimits,
     /// Threads of the query runtime; 0 means one per core.
     pub query_threads: usize,
+    /// Where SIM transfer requests publish their events (none: dry runs only).
+    pub events_topic: Option<EventsTopic>,
 }
 
 /// Errors that stop the server from starting: all the user's to fix.
@@ -86,7 +90,16 @@ pub async fn start(
         ),
         None => None,
     };
+    if let Some(topic) = &options.events_topic {
+        transfers::spawn_retries(
+            lake.clone(),
+            topic.clone(),
+            std::time::Duration::from_secs(10),
+            shutdown.clone(),
+        );
+    }
     let state = Arc::new(api::ApiState {
+        events_topic: options.events_topic.clone(),
         lake,
         auth,
         limits: options.limits,

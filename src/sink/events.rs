@@ -19,6 +19,7 @@ pub struct EventRows {
     seq: Int64Builder,
     source: StringBuilder,
     ingested_at: TimestampMicrosecondBuilder,
+    device_id: StringBuilder,
     ingested_at_value: i64,
     len: usize,
 }
@@ -38,6 +39,7 @@ impl EventRows {
             seq: Int64Builder::new(),
             source: StringBuilder::new(),
             ingested_at: ts(),
+            device_id: StringBuilder::new(),
             ingested_at_value: ingested_at.micros(),
             len: 0,
         }
@@ -57,7 +59,14 @@ impl EventRows {
             EventKind::StatusChanged { workspace, status } => {
                 (Some(workspace.get()), None, None, Some(status.as_str()))
             }
+            EventKind::Attached { .. } | EventKind::Detached { .. } => (None, None, None, None),
         };
+        self.device_id.append_option(match &e.kind {
+            EventKind::Attached { device } | EventKind::Detached { device } => {
+                Some(device.as_str())
+            }
+            _ => None,
+        });
         self.workspace_id.append_option(workspace);
         self.source_workspace_id.append_option(from);
         self.target_workspace_id.append_option(to);
@@ -92,6 +101,7 @@ impl EventRows {
                 Arc::new(self.seq.finish()),
                 Arc::new(self.source.finish()),
                 Arc::new(self.ingested_at.finish()),
+                Arc::new(self.device_id.finish()),
             ],
         )
         .unwrap_or_else(|e| unreachable!("event builders follow the schema: {e}"))

@@ -47,6 +47,16 @@ pub fn operator_token() -> String {
 }
 
 pub async fn serve(lake: &Lake, dir: &Path, limits: QueryLimits) -> TestServer {
+    serve_with_events(lake, dir, limits, None).await
+}
+
+/// As [`serve`], publishing SIM transfer events to `events_topic`.
+pub async fn serve_with_events(
+    lake: &Lake,
+    dir: &Path,
+    limits: QueryLimits,
+    events_topic: Option<simtally::serve::EventsTopic>,
+) -> TestServer {
     let user_secret = dir.join("user-secret.txt");
     let operator_secret = dir.join("operator-secret.txt");
     std::fs::write(&user_secret, format!("{USER_SECRET}\n")).unwrap();
@@ -61,6 +71,7 @@ pub async fn serve(lake: &Lake, dir: &Path, limits: QueryLimits) -> TestServer {
         },
         limits,
         query_threads: 2,
+        events_topic,
     };
     let shutdown = CancellationToken::new();
     let server = start(lake.clone(), &options, shutdown.clone())
@@ -132,6 +143,16 @@ impl TestServer {
         let request = self
             .client
             .post(format!("{}/v1/query", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        self.send(request).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: serde_json::Value) -> Answer {
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
             .bearer_auth(token)
             .header("content-type", "application/json")
             .body(body.to_string());

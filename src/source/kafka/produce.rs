@@ -133,6 +133,54 @@ fn send_all(options: &ProduceOptions) -> Result<ProduceSummary, KafkaError> {
     producer
         .flush(Duration::from_secs(60))
         .map_err(|source| client_error(&options.brokers, source))?;
+    let sent = summary.usage_messages + summary.event_messages;
+    check_deliveries(&producer, &options.brokers, sent)?;
+    Ok(summary)
+}
+
+/// Sends `messages` ((key, payload)) to `topic` and waits until the broker has every one.
+/// Idempotent: a retry inside librdkafka never writes a message twice.
+pub async fn publish(
+    brokers: &str,
+    topic: &str,
+    messages: Vec<(String, Vec<u8>)>,
+) -> Result<(), KafkaError> {
+    let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || send_and_wait(&brokers, &topic, &messages))
+        .await
+        .map_err(|e| KafkaError::Internal(format!("producer thread: {e}")))?
+}
+
+fn send_and_wait(
+    brokers: &str,
+    topic: &str,
+    messages: &[(String, Vec<u8>)],
+) -> Result<(), KafkaError> {
+    let producer: BaseProducer<Deliveries> = client_config(brokers)
+        .set("enable.idempotence", "true")
+        // A person waits on this: an unreachable broker fails in seconds (the outbox
+        // publishes again later).
+        .set("message.timeout.ms", "10000")
+        .create_with_context(Deliveries::default())
+        .map_err(|source| client_error(brokers, source))?;
+    for (key, payload) in messages {
+        let record = BaseRecord::to(topic)
+            .key(key.as_str())
+            .payload(payload.as_slice());
+        send_one(&producer, record)?;
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .map_err(|source| client_error(brokers, source))?;
+    check_deliveries(&producer, brokers, messages.len() as u64)
+}
+
+/// Fails if librdkafka reported any message as not delivered.
+fn check_deliveries(
+    producer: &BaseProducer<Deliveries>,
+    brokers: &str,
+    sent: u64,
+) -> Result<(), KafkaError> {
     let (failed, first) = producer
         .context()
         .failures
@@ -141,13 +189,13 @@ fn send_all(options: &ProduceOptions) -> Result<ProduceSummary, KafkaError> {
         .map_err(|_| KafkaError::Internal("delivery counter poisoned".into()))?;
     if failed > 0 {
         return Err(KafkaError::Delivery {
-            brokers: options.brokers.clone(),
-            sent: summary.usage_messages + summary.event_messages,
+            brokers: brokers.to_owned(),
+            sent,
             failed,
             first: first.unwrap_or_default(),
         });
     }
-    Ok(summary)
+    Ok(())
 }
 
 fn send_file(

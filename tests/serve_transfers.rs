@@ -1,0 +1,350 @@
+//! SIM transfer requests over HTTP: every rule, dry runs, all-or-nothing real runs, and a
+//! real run's events, ingested from Kafka, moving the SIM's later usage to the target.
+
+mod common;
+
+use chrono::{Duration, SecondsFormat, Utc};
+use common::access::{self, write_fixture};
+use common::server::{operator_token, serve_with_events, token, TestServer};
+use common::{ingest_files, local_lake, wire};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use simtally::lake::Lake;
+use simtally::pipeline::{ingest, IngestOptions, KafkaIngest};
+use simtally::query::QueryLimits;
+use simtally::serve::EventsTopic;
+use simtally::source::kafka::{produce, ProduceOptions, Topics};
+use simtally::source::Input;
+use simtally::transfer::outbox;
+use tokio_util::sync::CancellationToken;
+
+/// SIMs of Workspace 101 beside the access fixture's: idle, activated, in a device, deleted.
+const IDLE: &str = "8988303000000007001";
+const ACTIVE: &str = "8988303000000007002";
+const IN_DEVICE: &str = "8988303000000007003";
+const DELETED: &str = "8988303000000007004";
+
+fn device_event(id: &str, iccid: &str) -> String {
+    format!(
+        r#"{{"event_id": "{id}", "type": "sim_attached", "timestamp": "2026-10-01T02:00:00Z", "iccid": "{iccid}", "device_id": "tracker-1"}}"#
+    )
+}
+
+fn sim_lines() -> Vec<String> {
+    let at = "2026-10-01T00:00:00Z";
+    let later = "2026-10-01T01:00:00Z";
+    let mut lines: Vec<String> = [IDLE, ACTIVE, IN_DEVICE, DELETED]
+        .iter()
+        .enumerate()
+        .map(|(n, iccid)| wire::registered(&format!("m-{n}"), at, iccid, 101))
+        .collect();
+    lines.push(wire::status("m-act", later, ACTIVE, 101, "ACTIVATED"));
+    lines.push(wire::status("m-del", later, DELETED, 101, "DELETED"));
+    lines.push(device_event("m-dev", IN_DEVICE));
+    lines
+}
+
+async fn world(events_topic: Option<EventsTopic>) -> (tempfile::TempDir, Lake, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (usage, events) = write_fixture(dir.path());
+    let more = access::write(&dir.path().join("sims.ndjson"), &sim_lines());
+    ingest_files(&lake, &[usage], &[events, more]).await;
+    let server = serve_with_events(&lake, dir.path(), QueryLimits::default(), events_topic).await;
+    (dir, lake, server)
+}
+
+async fn transfer(server: &TestServer, user: &str, body: Value) -> (StatusCode, Value) {
+    let answer = server.post("/v1/sim-transfers", &token(user), body).await;
+    (answer.status, answer.json())
+}
+
+fn codes(answer: &Value) -> Vec<(String, Value)> {
+    answer["sims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let iccid = s["iccid"].as_str().unwrap().to_owned();
+            match s["error"]["code"].as_str() {
+                Some(code) => (iccid, json!(code)),
+                None => (iccid, s["events"].clone()),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_says_what_would_happen_to_each_sim() {
+    let (_dir, _lake, server) = world(None).await;
+    let (status, answer) = transfer(
+        &server,
+        "adam",
+        json!({"iccids": [IDLE, ACTIVE, IN_DEVICE, DELETED, "8988303000000000201"], "target_workspace_id": 102}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["dry_run"], true);
+    assert_eq!(answer["accepted"], false);
+    assert_eq!(answer["published"], false);
+    assert_eq!(
+        codes(&answer),
+        vec![
+            (IDLE.to_owned(), json!(["sim_transferred"])),
+            (
+                ACTIVE.to_owned(),
+                json!(["sim_transferred", "sim_status_changed"])
+            ),
+            (IN_DEVICE.to_owned(), json!("attached_to_device")),
+            (DELETED.to_owned(), json!("deleted_sim")),
+            // Workspace 201's SIM: Adam cannot see it, so it is unknown to him.
+            ("8988303000000000201".to_owned(), json!("unknown_sim")),
+        ]
+    );
+    let (_, detached) = transfer(
+        &server,
+        "adam",
+        json!({"iccids": [IN_DEVICE], "target_workspace_id": 102, "auto_detach_devices": true}),
+    )
+    .await;
+    assert_eq!(
+        codes(&detached),
+        vec![(
+            IN_DEVICE.to_owned(),
+            json!(["sim_detached", "sim_transferred"])
+        )]
+    );
+    assert_eq!(detached["sims"][0]["device_id"], "tracker-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_administrators_and_superadmins_of_both_workspaces_move_sims() {
+    let (_dir, _lake, server) = world(None).await;
+    let idle = |target: i64| json!({"iccids": [IDLE], "target_workspace_id": target});
+    // Olga only observes 101; Adam has no role in 201; Sara only observes 201.
+    for (user, target) in [("olga", 101), ("olga", 102), ("adam", 201), ("sara", 201)] {
+        let (status, answer) = transfer(&server, user, idle(target)).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{user} -> {target}: {answer}"
+        );
+    }
+    // The source counts too: Olga's Workspace 101 SIM, asked for by Adam into 102, is fine;
+    // Sara (SuperAdmin of 101-103) may move it to 103.
+    let (status, answer) = transfer(&server, "sara", idle(103)).await;
+    assert_eq!(
+        (status, answer["accepted"].clone()),
+        (StatusCode::OK, json!(true)),
+        "{answer}"
+    );
+    let answer = server
+        .post("/v1/sim-transfers", &operator_token(), idle(102))
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_checked_whole() {
+    let (_dir, _lake, server) = world(None).await;
+    for body in [
+        json!({"target_workspace_id": 102}),
+        json!({"iccids": [IDLE], "iccid_range": {"first": IDLE, "last": IDLE}, "target_workspace_id": 102}),
+        json!({"iccid_range": {"first": "8988303000000000000", "last": "8988303000000009999"}, "target_workspace_id": 102}),
+        json!({"iccids": [IDLE], "target_workspace_id": 0}),
+        json!({"iccids": [IDLE], "target_workspace_id": 102, "surprise": true}),
+    ] {
+        let (status, answer) = transfer(&server, "adam", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+    }
+    let range =
+        json!({"iccid_range": {"first": IDLE, "last": DELETED}, "target_workspace_id": 102});
+    let (status, answer) = transfer(&server, "adam", range).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["sims"].as_array().unwrap().len(), 4);
+    // A real run with one SIM that cannot move moves none.
+    let refused = json!({"iccids": [IDLE, DELETED], "target_workspace_id": 102, "dry_run": false});
+    let (status, answer) = transfer(&server, "adam", refused).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["published"], false);
+    // Without brokers the server cannot publish, and says so.
+    let real = json!({"iccids": [IDLE], "target_workspace_id": 102, "dry_run": false});
+    let answer = server.post("/v1/sim-transfers", &token("adam"), real).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.error_code(), "events_topic_unavailable");
+}
+
+fn brokers() -> String {
+    std::env::var("SIMTALLY_TEST_BROKERS").expect(
+        "SIMTALLY_TEST_BROKERS is not set: run scripts/test.sh (it starts a broker), \
+         or point it at one",
+    )
+}
+
+async fn ingest_kafka(lake: &Lake, topics: &Topics) -> simtally::pipeline::RunSummary {
+    let options = IngestOptions {
+        threads: 2,
+        kafka: Some(KafkaIngest {
+            brokers: brokers(),
+            topics: topics.clone(),
+            group: "simtally-transfer-test".into(),
+            follow: None,
+            metrics_address: None,
+        }),
+        ..IngestOptions::default()
+    };
+    ingest(lake, options, CancellationToken::new())
+        .await
+        .expect("ingest from Kafka succeeds")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_run_moves_the_sims_later_usage_to_the_target() {
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    let topics = Topics {
+        usage: format!("transfer-usage-{tag}"),
+        events: format!("transfer-events-{tag}"),
+    };
+    let created = ProduceOptions {
+        brokers: brokers(),
+        topics: topics.clone(),
+        usage: Vec::new(),
+        events: Vec::new(),
+        partitions: 2,
+    };
+    produce(created.clone())
+        .await
+        .expect("the topics are created");
+    let (dir, lake, server) = world(Some(EventsTopic {
+        brokers: brokers(),
+        topic: topics.events.clone(),
+    }))
+    .await;
+
+    // Refused whole: nothing reaches the topic.
+    let refused = json!({"iccids": [IDLE, DELETED], "target_workspace_id": 102, "dry_run": false});
+    assert_eq!(
+        transfer(&server, "adam", refused).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    let before = Utc::now();
+    let real = json!({
+        "iccids": [IDLE, ACTIVE, IN_DEVICE],
+        "target_workspace_id": 102,
+        "dry_run": false,
+        "auto_detach_devices": true,
+    });
+    let (status, answer) = transfer(&server, "adam", real).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["published"], true);
+
+    // Usage of the idle SIM an hour before and an hour after the move.
+    let at = |offset: Duration| (before + offset).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let usage = access::write(
+        &dir.path().join("after.ndjson"),
+        &[
+            wire::usage(
+                9001,
+                IDLE,
+                &at(Duration::hours(-1)),
+                &at(Duration::minutes(-50)),
+                "3.00",
+            ),
+            wire::usage(
+                9002,
+                IDLE,
+                &at(Duration::hours(1)),
+                &at(Duration::minutes(70)),
+                "5.00",
+            ),
+        ],
+    );
+    produce(ProduceOptions {
+        usage: vec![Input::File(usage)],
+        ..created
+    })
+    .await
+    .unwrap();
+    let summary = ingest_kafka(&lake, &topics).await;
+    // IDLE: transferred; ACTIVE: transferred + suspended; IN_DEVICE: detached + transferred.
+    assert_eq!(summary.events.accepted, 5, "{summary}");
+    assert_eq!(summary.events.dead_letters, 0, "{summary}");
+
+    let rows = server
+        .sql(
+            &token("adam"),
+            &format!("SELECT workspace_id, CAST(SUM(cost) AS VARCHAR) AS cost FROM usage WHERE iccid = '{IDLE}' GROUP BY workspace_id ORDER BY workspace_id"),
+        )
+        .await
+        .json();
+    assert_eq!(
+        rows,
+        json!([
+            {"workspace_id": 101, "cost": "3.0000000000"},
+            {"workspace_id": 102, "cost": "5.0000000000"}
+        ])
+    );
+    // The SIM is now 102's: moving it again is planned from there.
+    let (_, again) = transfer(
+        &server,
+        "adam",
+        json!({"iccids": [ACTIVE], "target_workspace_id": 101}),
+    )
+    .await;
+    assert_eq!(again["sims"][0]["source_workspace_id"], 102, "{again}");
+    assert_eq!(again["sims"][0]["status"], "SUSPENDED", "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_accepted_while_the_broker_is_away_is_published_later_once() {
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    let topics = Topics {
+        usage: format!("outbox-usage-{tag}"),
+        events: format!("outbox-events-{tag}"),
+    };
+    produce(ProduceOptions {
+        brokers: brokers(),
+        topics: topics.clone(),
+        usage: Vec::new(),
+        events: Vec::new(),
+        partitions: 1,
+    })
+    .await
+    .expect("the topics are created");
+    // Nothing listens on port 1.
+    let away = EventsTopic {
+        brokers: "127.0.0.1:1".into(),
+        topic: topics.events.clone(),
+    };
+    let (_dir, lake, server) = world(Some(away)).await;
+    let real = json!({"iccids": [IDLE, ACTIVE], "target_workspace_id": 102, "dry_run": false});
+    let (status, answer) = transfer(&server, "adam", real).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(
+        (answer["accepted"].clone(), answer["published"].clone()),
+        (json!(true), json!(false))
+    );
+    assert_eq!(outbox::pending(&lake).await.unwrap().len(), 1);
+
+    let published = outbox::publish_pending(&lake, &brokers(), &topics.events)
+        .await
+        .unwrap();
+    assert_eq!(published, [answer["request_id"].as_str().unwrap()]);
+    assert!(outbox::pending(&lake).await.unwrap().is_empty());
+    assert!(outbox::publish_pending(&lake, &brokers(), &topics.events)
+        .await
+        .unwrap()
+        .is_empty());
+    // IDLE: transferred; ACTIVE: transferred + suspended.
+    let summary = ingest_kafka(&lake, &topics).await;
+    assert_eq!(summary.events.accepted, 3, "{summary}");
+}
