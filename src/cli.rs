@@ -38,8 +38,10 @@ pub struct Cli {
     pub log: String,
 
     /// A TOML configuration file (keys: lake, log, threads, brokers, usage_topic,
-    /// events_topic, group, pass_seconds, metrics_addr, prices). Precedence: flags, then
-    /// SIMTALLY_* variables, then the file, then the defaults.
+    /// events_topic, group, pass_seconds, metrics_addr, prices, link_limits, serve_addr,
+    /// postgres_addr, jwt_secret_file, jwt_public_key_file, jwt_issuer, jwt_audience,
+    /// operator_secret_file, max_rows, query_timeout). Precedence: flags, then SIMTALLY_*
+    /// variables, then the file, then the defaults.
     #[arg(long, global = true, env = "SIMTALLY_CONFIG", value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
 
@@ -55,8 +57,9 @@ pub enum Command {
     /// Every input line ends up attributed, quarantined (no owner / unknown SIM), counted as
     /// a duplicate, or in `dead_letters` with a reason; the summary accounts for each.
     Ingest(IngestArgs),
-    /// Run ad-hoc SQL over the lake. Tables: usage, quarantine, dead_letters, sim_events,
-    /// ownership.
+    /// Run ad-hoc SQL over the whole lake, as its operator. Tables: usage, quarantine,
+    /// dead_letters, sim_events, ownership, workspaces, memberships, invoices,
+    /// billed_slices, transfer_log. (`simtally serve` gives people their Workspaces only.)
     ///
     /// Example: simtally query "SELECT workspace_id, SUM(cost) FROM usage GROUP BY 1"
     Query(QueryArgs),

@@ -15,6 +15,15 @@
 //! pass_seconds = 5                 # SIMTALLY_PASS_SECONDS
 //! metrics_addr = "0.0.0.0:9464"    # SIMTALLY_METRICS_ADDR
 //! link_limits = ["7=5"]            # SIMTALLY_LINK_LIMITS
+//! serve_addr = "0.0.0.0:8080"      # SIMTALLY_SERVE_ADDR
+//! postgres_addr = "0.0.0.0:5433"   # SIMTALLY_POSTGRES_ADDR
+//! jwt_secret_file = "/run/secrets/jwt"        # SIMTALLY_JWT_SECRET_FILE
+//! jwt_public_key_file = "/etc/simtally/idp.pem" # SIMTALLY_JWT_PUBLIC_KEY_FILE
+//! jwt_issuer = "https://sso.example.com"      # SIMTALLY_JWT_ISSUER
+//! jwt_audience = "simtally"                   # SIMTALLY_JWT_AUDIENCE
+//! operator_secret_file = "/run/secrets/ops"   # SIMTALLY_OPERATOR_SECRET_FILE
+//! max_rows = 100000                # SIMTALLY_MAX_ROWS
+//! query_timeout = 30               # SIMTALLY_QUERY_TIMEOUT
 //! ```
 
 use std::ffi::OsString;
@@ -37,6 +46,15 @@ pub struct FileConfig {
     pub pass_seconds: Option<u64>,
     pub metrics_addr: Option<String>,
     pub link_limits: Option<Vec<String>>,
+    pub serve_addr: Option<String>,
+    pub postgres_addr: Option<String>,
+    pub jwt_secret_file: Option<String>,
+    pub jwt_public_key_file: Option<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub operator_secret_file: Option<String>,
+    pub max_rows: Option<u64>,
+    pub query_timeout: Option<u64>,
 }
 
 impl FileConfig {
@@ -69,6 +87,24 @@ impl FileConfig {
         add(
             "SIMTALLY_LINK_LIMITS",
             self.link_limits.as_ref().map(|l| l.join(",")),
+        );
+        add("SIMTALLY_SERVE_ADDR", self.serve_addr.clone());
+        add("SIMTALLY_POSTGRES_ADDR", self.postgres_addr.clone());
+        add("SIMTALLY_JWT_SECRET_FILE", self.jwt_secret_file.clone());
+        add(
+            "SIMTALLY_JWT_PUBLIC_KEY_FILE",
+            self.jwt_public_key_file.clone(),
+        );
+        add("SIMTALLY_JWT_ISSUER", self.jwt_issuer.clone());
+        add("SIMTALLY_JWT_AUDIENCE", self.jwt_audience.clone());
+        add(
+            "SIMTALLY_OPERATOR_SECRET_FILE",
+            self.operator_secret_file.clone(),
+        );
+        add("SIMTALLY_MAX_ROWS", self.max_rows.map(|n| n.to_string()));
+        add(
+            "SIMTALLY_QUERY_TIMEOUT",
+            self.query_timeout.map(|n| n.to_string()),
         );
         out
     }

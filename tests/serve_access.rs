@@ -368,3 +368,21 @@ async fn results_over_the_row_limit_are_refused_with_a_clear_error() {
         .unwrap()
         .contains("more than 3 rows"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_past_the_time_limit_is_stopped_with_a_clear_error() {
+    // No query over the lake finishes within a nanosecond: it has files to read.
+    let w = world(QueryLimits {
+        timeout: std::time::Duration::from_nanos(1),
+        ..QueryLimits::default()
+    })
+    .await;
+    let answer = w.server.sql(&token("sara"), "SELECT * FROM usage").await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.text()
+    );
+    assert_eq!(answer.error_code(), "query_timeout");
+}

@@ -66,14 +66,20 @@ fn read_key(path: &Path, what: &str) -> Result<Vec<u8>, ServeError> {
 
 fn validation(algorithm: Algorithm, options: &AuthOptions) -> Validation {
     let mut validation = Validation::new(algorithm);
-    validation.set_required_spec_claims(&["exp", "sub"]);
+    // A configured issuer or audience must be present, not only right when present.
+    let mut required = vec!["exp", "sub"];
     if let Some(issuer) = &options.issuer {
         validation.set_issuer(&[issuer]);
+        required.push("iss");
     }
     match &options.audience {
-        Some(audience) => validation.set_audience(&[audience]),
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
         None => validation.validate_aud = false,
     }
+    validation.set_required_spec_claims(&required);
     validation
 }
 
@@ -164,5 +170,91 @@ impl Authenticator {
         UserId::parse(&subject)
             .map(Caller::Member)
             .map_err(|e| AuthError::Invalid(format!("sub: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+
+    fn testdata(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/jwt")
+            .join(name)
+    }
+
+    fn rs256_token(claims: serde_json::Value) -> String {
+        let private = std::fs::read(testdata("rs256-private.pem")).unwrap();
+        let key = EncodingKey::from_rsa_pem(&private).unwrap();
+        encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap()
+    }
+
+    fn rs256_options() -> AuthOptions {
+        AuthOptions {
+            rs256_public_key_file: Some(testdata("rs256-public.pem")),
+            issuer: Some("https://sso.example.com".into()),
+            audience: Some("simtally".into()),
+            ..AuthOptions::default()
+        }
+    }
+
+    #[test]
+    fn rs256_tokens_of_the_identity_provider_name_the_user() {
+        let auth = Authenticator::new(&rs256_options()).unwrap();
+        let exp = chrono::Utc::now().timestamp() + 600;
+        let good = rs256_token(serde_json::json!({
+            "sub": "olga@example.com", "exp": exp,
+            "iss": "https://sso.example.com", "aud": "simtally",
+        }));
+        assert_eq!(
+            auth.caller(Some(&format!("Bearer {good}"))).unwrap(),
+            Caller::Member(UserId::parse("olga@example.com").unwrap())
+        );
+        let wrong_issuer = rs256_token(serde_json::json!({
+            "sub": "olga@example.com", "exp": exp,
+            "iss": "https://elsewhere.example.com", "aud": "simtally",
+        }));
+        assert!(auth.caller_of_token(&wrong_issuer).is_err());
+        let no_audience = rs256_token(serde_json::json!({
+            "sub": "olga@example.com", "exp": exp, "iss": "https://sso.example.com",
+        }));
+        assert!(auth.caller_of_token(&no_audience).is_err());
+        // An HS256 token signed with the public key's bytes (the classic confusion) fails.
+        let public = std::fs::read(testdata("rs256-public.pem")).unwrap();
+        let confused = encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub": "olga", "exp": exp, "iss": "https://sso.example.com", "aud": "simtally"}),
+            &EncodingKey::from_secret(&public).unwrap(),
+        )
+        .unwrap();
+        assert!(auth.caller_of_token(&confused).is_err());
+    }
+
+    #[test]
+    fn keys_are_checked_at_start() {
+        assert!(Authenticator::new(&AuthOptions::default()).is_err());
+        let both = AuthOptions {
+            hs256_secret_file: Some(testdata("rs256-public.pem")),
+            ..rs256_options()
+        };
+        assert!(Authenticator::new(&both).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short");
+        std::fs::write(&short, "too-short").unwrap();
+        let error = Authenticator::new(&AuthOptions {
+            hs256_secret_file: Some(short),
+            ..AuthOptions::default()
+        })
+        .err()
+        .unwrap();
+        assert!(error.to_string().contains("32 bytes"), "{error}");
+        let missing = Authenticator::new(&AuthOptions {
+            hs256_secret_file: Some(dir.path().join("nowhere")),
+            ..AuthOptions::default()
+        })
+        .err()
+        .unwrap();
+        assert!(missing.to_string().contains("nowhere"), "{missing}");
     }
 }
