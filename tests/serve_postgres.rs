@@ -118,6 +118,8 @@ async fn psql_cannot_leave_the_scope() {
         "SELECT * FROM dead_letters",
         "SELECT * FROM memberships",
         "SELECT * FROM read_parquet('lake/usage')",
+        "SELECT * FROM information_schema.tables",
+        "SELECT * FROM datafusion.public.usage",
         "SELECT pg_read_file('/etc/passwd')",
         "COPY (SELECT * FROM usage) TO '/tmp/simtally-pg-escape.csv'",
         "CREATE EXTERNAL TABLE raw STORED AS PARQUET LOCATION 'lake/usage'",
