@@ -3,7 +3,6 @@
 
 mod common;
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use simtally::billing::{invoice, InvoiceOptions};
@@ -20,9 +19,7 @@ type Sim = (u64, Vec<(u64, usize)>);
 type Record = (usize, u64, u64, i64, u8);
 
 fn at(seconds: u64) -> String {
-    let start = DateTime::parse_from_rfc3339("2026-10-20T00:00:00Z").unwrap();
-    (start.with_timezone(&Utc) + Duration::seconds(seconds as i64))
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+    common::wire::seconds_after_start(seconds)
 }
 
 fn iccid(sim: usize) -> String {

@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use simtally::domain::WorkspaceId;
@@ -16,9 +15,7 @@ use common::wire::{registered, transferred, usage};
 const WORKSPACES: [i64; 5] = [101, 102, 103, 104, 105];
 
 fn at(seconds: u64) -> String {
-    let start = DateTime::parse_from_rfc3339("2026-10-20T00:00:00Z").unwrap();
-    (start.with_timezone(&Utc) + Duration::seconds(seconds as i64))
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+    common::wire::seconds_after_start(seconds)
 }
 
 fn iccid(sim: usize) -> String {

@@ -12,6 +12,15 @@ use simtally::pipeline::{ingest, IngestOptions};
 use simtally::source::Input;
 use tokio_util::sync::CancellationToken;
 
+/// Rows in `workspaces` and `memberships`.
+async fn history_rows(lake: &Lake) -> Vec<Vec<String>> {
+    rows(
+        lake,
+        "SELECT (SELECT COUNT(*) FROM workspaces) AS w, (SELECT COUNT(*) FROM memberships) AS m",
+    )
+    .await
+}
+
 async fn access_of(lake: &Lake, user: &str) -> Vec<(i64, Role)> {
     let stored = load_directory(lake, LinkLimits::default()).await.unwrap();
     stored
@@ -52,11 +61,7 @@ async fn directory_events_are_kept_and_rule_breakers_dead_lettered() {
         "{letters:?}"
     );
 
-    let history = rows(
-        &lake,
-        "SELECT (SELECT COUNT(*) FROM workspaces) AS w, (SELECT COUNT(*) FROM memberships) AS m",
-    )
-    .await;
+    let history = history_rows(&lake).await;
     assert_eq!(history, vec![vec!["8".to_string(), "5".to_string()]]);
 
     assert_eq!(access_of(&lake, "olga").await, vec![(101, Role::Observer)]);
@@ -77,11 +82,7 @@ async fn directory_events_are_kept_and_rule_breakers_dead_lettered() {
     // Again: every event is a duplicate and the history does not grow.
     let again = ingest_files(&lake, &[usage], &[events]).await;
     assert_eq!(again.events.accepted, 0);
-    let history_again = rows(
-        &lake,
-        "SELECT (SELECT COUNT(*) FROM workspaces) AS w, (SELECT COUNT(*) FROM memberships) AS m",
-    )
-    .await;
+    let history_again = history_rows(&lake).await;
     assert_eq!(history_again, history);
 }
 

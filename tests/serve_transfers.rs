@@ -198,27 +198,33 @@ async fn ingest_kafka(lake: &Lake, topics: &Topics) -> simtally::pipeline::RunSu
         .expect("ingest from Kafka succeeds")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_run_moves_the_sims_later_usage_to_the_target() {
+/// New topics of this test's own, created on the broker; and how to produce into them.
+async fn fresh_topics(prefix: &str, partitions: i32) -> (Topics, ProduceOptions) {
     let tag = format!(
         "{}-{}",
         std::process::id(),
         Utc::now().timestamp_nanos_opt().unwrap_or_default()
     );
     let topics = Topics {
-        usage: format!("transfer-usage-{tag}"),
-        events: format!("transfer-events-{tag}"),
+        usage: format!("{prefix}-usage-{tag}"),
+        events: format!("{prefix}-events-{tag}"),
     };
     let created = ProduceOptions {
         brokers: brokers(),
         topics: topics.clone(),
         usage: Vec::new(),
         events: Vec::new(),
-        partitions: 2,
+        partitions,
     };
     produce(created.clone())
         .await
         .expect("the topics are created");
+    (topics, created)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_run_moves_the_sims_later_usage_to_the_target() {
+    let (topics, created) = fresh_topics("transfer", 2).await;
     let (dir, lake, server) = world(Some(EventsTopic {
         brokers: brokers(),
         topic: topics.events.clone(),
@@ -302,24 +308,7 @@ async fn a_real_run_moves_the_sims_later_usage_to_the_target() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_accepted_while_the_broker_is_away_is_published_later_once() {
-    let tag = format!(
-        "{}-{}",
-        std::process::id(),
-        Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    );
-    let topics = Topics {
-        usage: format!("outbox-usage-{tag}"),
-        events: format!("outbox-events-{tag}"),
-    };
-    produce(ProduceOptions {
-        brokers: brokers(),
-        topics: topics.clone(),
-        usage: Vec::new(),
-        events: Vec::new(),
-        partitions: 1,
-    })
-    .await
-    .expect("the topics are created");
+    let (topics, _) = fresh_topics("outbox", 1).await;
     // Nothing listens on port 1.
     let away = EventsTopic {
         brokers: "127.0.0.1:1".into(),

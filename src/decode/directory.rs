@@ -2,10 +2,10 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{check_is_object, decode_event, rejection_from_serde, Reason, Rejection};
+use super::{decode_event, event_instant, parse_object, workspace_field, Reason, Rejection};
 use crate::domain::{
-    DirectoryChange, DirectoryEvent, LifecycleEvent, OrganizationId, Role, UserId, UtcMillis,
-    WorkspaceId, DIRECTORY_EVENT_TYPES,
+    DirectoryChange, DirectoryEvent, LifecycleEvent, OrganizationId, Role, UserId, WorkspaceId,
+    DIRECTORY_EVENT_TYPES,
 };
 
 /// A line of the events topic: SIM lifecycle and directory events travel together.
@@ -58,18 +58,8 @@ struct WireDirectoryEvent<'a> {
 /// Decodes and validates the shape of one directory event; whether it may happen (limits,
 /// SuperAdmin rules) is the directory's to decide.
 pub fn decode_directory_event(bytes: &[u8]) -> Result<DirectoryEvent, Rejection> {
-    let wire: WireDirectoryEvent = match serde_json::from_slice(bytes) {
-        Ok(wire) => wire,
-        Err(e) => {
-            check_is_object(bytes)?;
-            return Err(rejection_from_serde(&e));
-        }
-    };
-    if wire.event_id.is_empty() {
-        return Err(invalid("event_id is empty".to_owned()));
-    }
-    let at = UtcMillis::parse_rfc3339(&wire.timestamp)
-        .map_err(|e| Rejection::new(Reason::InvalidTimestamp, format!("timestamp: {e}")))?;
+    let wire: WireDirectoryEvent = parse_object(bytes)?;
+    let at = event_instant(&wire.event_id, &wire.timestamp)?;
     let change = match wire.kind.as_ref() {
         "workspace_created" => DirectoryChange::WorkspaceCreated {
             workspace: workspace(wire.workspace_id)?,
@@ -120,13 +110,7 @@ fn invalid(detail: String) -> Rejection {
 }
 
 fn workspace(value: Option<i64>) -> Result<WorkspaceId, Rejection> {
-    let id = value.ok_or_else(|| missing("workspace_id"))?;
-    WorkspaceId::new(id).ok_or_else(|| {
-        Rejection::new(
-            Reason::InvalidWorkspace,
-            format!("workspace_id {id} is not a positive integer"),
-        )
-    })
+    workspace_field(value, "workspace_id")
 }
 
 fn organization(value: Option<i64>) -> Result<OrganizationId, Rejection> {

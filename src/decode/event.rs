@@ -2,10 +2,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{check_is_object, rejection_from_serde, Reason, Rejection};
-use crate::domain::{
-    DeviceId, EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId,
-};
+use super::{event_instant, parse_object, workspace_field, Reason, Rejection};
+use crate::domain::{DeviceId, EventKind, Iccid, LifecycleEvent, SimStatus, WorkspaceId};
 
 /// All event types share one flat shape; which fields are required depends on `type`.
 #[derive(Deserialize)]
@@ -32,21 +30,8 @@ struct WireEvent<'a> {
 
 /// Decodes and validates one SIM lifecycle event.
 pub fn decode_event(bytes: &[u8]) -> Result<LifecycleEvent, Rejection> {
-    let wire: WireEvent = match serde_json::from_slice(bytes) {
-        Ok(wire) => wire,
-        Err(e) => {
-            check_is_object(bytes)?;
-            return Err(rejection_from_serde(&e));
-        }
-    };
-    if wire.event_id.is_empty() {
-        return Err(Rejection::new(
-            Reason::InvalidField,
-            "event_id is empty".to_owned(),
-        ));
-    }
-    let at = UtcMillis::parse_rfc3339(&wire.timestamp)
-        .map_err(|e| Rejection::new(Reason::InvalidTimestamp, format!("timestamp: {e}")))?;
+    let wire: WireEvent = parse_object(bytes)?;
+    let at = event_instant(&wire.event_id, &wire.timestamp)?;
     let iccid = Iccid::parse(&wire.iccid)
         .map_err(|e| Rejection::new(Reason::InvalidIccid, format!("iccid: {e}")))?;
     let kind = match wire.kind.as_ref() {
@@ -102,14 +87,7 @@ fn device(value: Option<&str>) -> Result<DeviceId, Rejection> {
 }
 
 fn workspace(value: Option<i64>, field: &str) -> Result<WorkspaceId, Rejection> {
-    let id = value
-        .ok_or_else(|| Rejection::new(Reason::MissingField, format!("missing field `{field}`")))?;
-    WorkspaceId::new(id).ok_or_else(|| {
-        Rejection::new(
-            Reason::InvalidWorkspace,
-            format!("{field} {id} is not a positive integer"),
-        )
-    })
+    workspace_field(value, field)
 }
 
 #[cfg(test)]

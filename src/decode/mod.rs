@@ -26,6 +26,41 @@ fn rejection_from_serde(err: &serde_json::Error) -> Rejection {
     Rejection::new(reason, message)
 }
 
+/// Parses a JSON object into `T`, or says why the bytes are not one.
+fn parse_object<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Rejection> {
+    serde_json::from_slice(bytes).map_err(|e| match check_is_object(bytes) {
+        Err(not_an_object) => not_an_object,
+        Ok(()) => rejection_from_serde(&e),
+    })
+}
+
+/// What every event has: a non-empty `event_id` and the instant it happened.
+fn event_instant(event_id: &str, timestamp: &str) -> Result<crate::domain::UtcMillis, Rejection> {
+    if event_id.is_empty() {
+        return Err(Rejection::new(
+            Reason::InvalidField,
+            "event_id is empty".to_owned(),
+        ));
+    }
+    crate::domain::UtcMillis::parse_rfc3339(timestamp)
+        .map_err(|e| Rejection::new(Reason::InvalidTimestamp, format!("timestamp: {e}")))
+}
+
+/// A required Workspace id field.
+fn workspace_field(
+    value: Option<i64>,
+    field: &str,
+) -> Result<crate::domain::WorkspaceId, Rejection> {
+    let id = value
+        .ok_or_else(|| Rejection::new(Reason::MissingField, format!("missing field `{field}`")))?;
+    crate::domain::WorkspaceId::new(id).ok_or_else(|| {
+        Rejection::new(
+            Reason::InvalidWorkspace,
+            format!("{field} {id} is not a positive integer"),
+        )
+    })
+}
+
 /// JSON that is valid but not an object (`[]`, `3`) gets its own reason, not "not JSON".
 fn check_is_object(bytes: &[u8]) -> Result<(), Rejection> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());

@@ -59,3 +59,11 @@ pub fn superadmin(id: &str, at: &str, organization: i64, user: &str) -> String {
     let fields = format!(r#""organization_id": {organization}, "user_id": "{user}""#);
     directory_event(id, at, "superadmin_assigned", &fields)
 }
+
+/// The RFC 3339 instant `seconds` after 2026-10-20T00:00:00Z (the property tests' clock).
+pub fn seconds_after_start(seconds: u64) -> String {
+    use chrono::{DateTime, Duration, SecondsFormat, Utc};
+    let start = DateTime::parse_from_rfc3339("2026-10-20T00:00:00Z").unwrap();
+    (start.with_timezone(&Utc) + Duration::seconds(seconds as i64))
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
