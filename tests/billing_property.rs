@@ -97,17 +97,10 @@ proptest! {
         let events = events(&sims);
         tokio::runtime::Runtime::new().unwrap().block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let write = |name: &str, lines: &[String]| {
-                let path = dir.path().join(name);
-                std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-                path
-            };
-            let (u, e) = (write("usage.ndjson", &lines), write("events.ndjson", &events));
             let prices = dir.path().join("prices.toml");
             std::fs::write(&prices, "[[tariff]]\nname = \"default\"\neffective_from = \"2026-01-01\"\n\
                 currency = \"EUR\"\nsim_fee = \"1\"\nallowance_fee = \"0\"\nallowance_volume_mb = \"0\"\n").unwrap();
-            let lake = common::local_lake(&dir);
-            common::ingest_files(&lake, &[u], &[e]).await;
+            let lake = common::lake_of_lines(&dir, &lines, &events).await;
             let quarantined = common::rows(&lake, "SELECT CAST(COALESCE(SUM(cost), 0) AS VARCHAR) FROM quarantine").await;
             let quarantined = Decimal::from_str_exact(&quarantined[0][0]).unwrap();
 

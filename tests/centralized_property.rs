@@ -120,14 +120,7 @@ proptest! {
             .collect();
         tokio::runtime::Runtime::new().unwrap().block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let write = |name: &str, lines: &[String]| {
-                let path = dir.path().join(name);
-                std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-                path
-            };
-            let (u, e) = (write("usage.ndjson", &lines), write("events.ndjson", &events));
-            let lake = common::local_lake(&dir);
-            common::ingest_files(&lake, &[u], &[e]).await;
+            let lake = common::lake_of_lines(&dir, &lines, &events).await;
             let runtime = QueryLimits::default().runtime().unwrap();
 
             let centralized = report(&lake, "centralized", &chosen, &runtime).await;

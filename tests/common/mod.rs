@@ -47,6 +47,20 @@ pub async fn ingest_files(lake: &Lake, usage: &[PathBuf], events: &[PathBuf]) ->
     .expect("ingest succeeds")
 }
 
+/// Writes `usage` and `events` lines as NDJSON files into `dir` and ingests them into a lake
+/// there.
+pub async fn lake_of_lines(dir: &tempfile::TempDir, usage: &[String], events: &[String]) -> Lake {
+    let write = |name: &str, lines: &[String]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
+    };
+    let (u, e) = (write("usage.ndjson", usage), write("events.ndjson", events));
+    let lake = local_lake(dir);
+    ingest_files(&lake, &[u], &[e]).await;
+    lake
+}
+
 /// Runs SQL over the whole lake and renders every cell as text (decimals keep every digit).
 pub async fn rows(lake: &Lake, sql: &str) -> Vec<Vec<String>> {
     let ctx = open_session(lake, &Scope::default()).await.unwrap();
