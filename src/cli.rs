@@ -101,9 +101,11 @@ pub enum Command {
     /// Prints what differs and exits non-zero on any mismatch.
     Reconcile(ReconcileArgs),
     /// Serve the lake to people and tools, each seeing only the Workspaces they can access:
-    /// an HTTP API (reports, ad-hoc SQL as JSON, CSV or Arrow; OpenAPI at /openapi.json),
-    /// /healthz and /metrics. Callers send `Authorization: Bearer <JWT>` from your identity
-    /// provider; `sub` is the user id the directory events name.
+    /// an HTTP API (reports, ad-hoc SQL as JSON, CSV or Arrow, SIM transfer requests;
+    /// OpenAPI at /openapi.json), a dashboard at /, the Postgres wire protocol
+    /// (--postgres-addr), /healthz and /metrics. Callers send `Authorization: Bearer <JWT>`
+    /// from your identity provider (over Postgres: the token as password); `sub` is the user
+    /// id the directory events name.
     ///
     /// Example: simtally serve --lake ./lake --jwt-secret-file secret.txt --addr 127.0.0.1:8080
     Serve(ServeArgs),
