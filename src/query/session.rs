@@ -31,26 +31,18 @@ impl Scope {
     }
 
     fn usage_filter(&self) -> String {
-        let mut conditions = Vec::new();
-        if !self.workspaces.is_empty() {
-            let ids: Vec<String> = self
-                .workspaces
-                .iter()
-                .map(|w| w.get().to_string())
-                .collect();
-            conditions.push(format!("workspace_id IN ({})", ids.join(", ")));
-        }
-        if let Some(from) = self.from {
-            conditions.push(format!("usage_date >= DATE '{from}'"));
-        }
-        if let Some(to) = self.to {
-            conditions.push(format!("usage_date <= DATE '{to}'"));
-        }
-        if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        }
+        let workspaces = match self.workspaces.is_empty() {
+            true => "TRUE".to_owned(),
+            false => {
+                let ids: Vec<String> = self
+                    .workspaces
+                    .iter()
+                    .map(|w| w.get().to_string())
+                    .collect();
+                format!("workspace_id IN ({})", ids.join(", "))
+            }
+        };
+        format!(" WHERE {workspaces}{}", self.date_condition())
     }
 }
 
