@@ -116,7 +116,7 @@ impl StartupHandler for TokenStartup {
 struct ReadOnly;
 
 impl ReadOnly {
-    fn check(statement: &Statement) -> Option<PgWireResult<()>> {
+    fn refusal(statement: &Statement) -> Option<PgWireError> {
         use Statement as S;
         match statement {
             S::Query(_)
@@ -128,9 +128,9 @@ impl ReadOnly {
             | S::Declare { .. }
             | S::Fetch { .. }
             | S::Close { .. } => None,
-            _ => Some(Err(permission_denied(
+            _ => Some(permission_denied(
                 "only queries are allowed (no DDL, DML, COPY or EXPLAIN)".to_owned(),
-            ))),
+            )),
         }
     }
 }
@@ -143,7 +143,7 @@ impl QueryHook for ReadOnly {
         _session_context: &SessionContext,
         _client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        Self::check(statement).map(|r| r.map(|()| Response::EmptyQuery))
+        Self::refusal(statement).map(Err)
     }
 
     async fn handle_extended_parse_query(
@@ -152,7 +152,7 @@ impl QueryHook for ReadOnly {
         _session_context: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
-        Self::check(statement).map(|r| r.map(|()| unreachable_plan()))
+        Self::refusal(statement).map(Err)
     }
 
     async fn handle_extended_query(
@@ -163,16 +163,8 @@ impl QueryHook for ReadOnly {
         _session_context: &SessionContext,
         _client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        Self::check(statement).map(|r| r.map(|()| Response::EmptyQuery))
+        Self::refusal(statement).map(Err)
     }
-}
-
-/// `check` only ever returns errors; this satisfies the type of its `Ok` arm.
-fn unreachable_plan() -> LogicalPlan {
-    LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
-        produce_one_row: false,
-        schema: Arc::new(datafusion::common::DFSchema::empty()),
-    })
 }
 
 /// Runs each statement in a session of the connection's viewer.
