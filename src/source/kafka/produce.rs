@@ -261,7 +261,13 @@ struct SimKey<'a> {
 struct EventKey<'a> {
     #[serde(borrow)]
     iccid: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
 }
+
+/// The key of every directory event: one partition keeps them in order, which their rules
+/// depend on (a role granted in a Workspace needs the Workspace first).
+pub const DIRECTORY_KEY: &str = "directory";
 
 /// The ICCID of a usage record (`sim.iccid`), if the line has one.
 fn usage_key(line: &[u8]) -> Option<String> {
@@ -269,10 +275,17 @@ fn usage_key(line: &[u8]) -> Option<String> {
     key.sim?.iccid.map(Cow::into_owned)
 }
 
-/// The ICCID of a lifecycle event, if the line has one.
+/// The ICCID of a lifecycle event, [`DIRECTORY_KEY`] for a directory event, or none.
 fn event_key(line: &[u8]) -> Option<String> {
     let key: EventKey = serde_json::from_slice(line).ok()?;
-    key.iccid.map(Cow::into_owned)
+    let directory = key
+        .kind
+        .is_some_and(|k| crate::domain::DIRECTORY_EVENT_TYPES.contains(&k.as_ref()));
+    match key.iccid {
+        Some(iccid) => Some(iccid.into_owned()),
+        None if directory => Some(DIRECTORY_KEY.to_owned()),
+        None => None,
+    }
 }
 
 #[cfg(test)]
@@ -285,6 +298,8 @@ mod tests {
         assert_eq!(usage_key(usage).as_deref(), Some("8988303000010001867"));
         let event = br#"{"event_id": "e", "iccid": "8988303000010001868"}"#;
         assert_eq!(event_key(event).as_deref(), Some("8988303000010001868"));
+        let directory = br#"{"event_id": "d", "type": "role_granted", "workspace_id": 101}"#;
+        assert_eq!(event_key(directory).as_deref(), Some(DIRECTORY_KEY));
         assert_eq!(usage_key(b"{not json"), None);
         assert_eq!(usage_key(br#"{"sim": 5}"#), None);
     }
