@@ -422,6 +422,45 @@ async fn late_data_for_a_sealed_period_never_changes_it_and_is_billed_once_later
 }
 
 #[tokio::test]
+async fn a_late_transfer_after_the_seal_moves_billed_usage_by_a_reversal_adjustment() {
+    let mut books = Books::new();
+    let mut events = activated_in_a();
+    events.push(registered("e20", "2026-10-01T00:00:00Z", SIM3, B));
+    let record = usage(
+        4,
+        SIM,
+        "2026-11-25T00:00:00Z",
+        "2026-11-25T01:00:00Z",
+        "2.0000000000",
+    );
+    books.ingest(&[record], &events).await;
+    let issued = books.issue("2026-11").await;
+    assert_eq!(usage_total(of(&issued, A).unwrap()), d("2"));
+
+    // The SIM had moved to B on 20 November; the transfer arrives after the seal.
+    books
+        .ingest(&[], &[transferred("e3", "2026-11-20T00:00:00Z", SIM, A, B)])
+        .await;
+    assert!(books.balances("2026-11").await);
+    // B had nothing in November when A's month was sealed, so its November is still open
+    // and bills the moved usage as usage; A's sealed November gives it back next month.
+    let november = books.draft("2026-11").await;
+    assert_eq!(usage_total(of(&november, A).unwrap()), d("2"), "sealed");
+    assert_eq!(usage_total(of(&november, B).unwrap()), d("2"));
+    let dec = books.issue("2026-12").await;
+    let a_usage: Vec<(String, Decimal)> = of(&dec, A)
+        .unwrap()
+        .adjustments
+        .iter()
+        .filter(|l| l.kind == AdjustmentKind::Usage)
+        .map(|l| (l.reference.clone(), l.amount))
+        .collect();
+    // Slice 0 was billed to A; slice 1 is its reversal (slice 2, B's, is B's November).
+    assert_eq!(a_usage, [("4/1".to_owned(), d("-2"))]);
+    assert!(books.balances("2026-12").await);
+}
+
+#[tokio::test]
 async fn a_draft_computed_twice_from_the_same_versions_is_byte_identical() {
     let mut books = Books::new();
     let records = [usage(

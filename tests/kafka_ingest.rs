@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{ingest_files, local_lake, rows, shared_fixture};
+use common::{ingest_files, local_lake, rows, shared_fixture, split_sample_events};
 use simtally::lake::Lake;
 use simtally::pipeline::{ingest, IngestOptions, KafkaIngest, RunSummary};
 use simtally::source::kafka::{produce, ProduceOptions, Topics};
@@ -132,6 +132,43 @@ async fn usage_before_its_events_gives_the_file_result_exactly_once() {
         .map(|r| vec![r[0].clone(), (r[1].parse::<u64>().unwrap() * 2).to_string()])
         .collect();
     assert_eq!(after[2], doubled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_first_or_late_by_hours_give_the_file_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let file_lake = local_lake(&dir);
+    ingest_files(&file_lake, &[sample("usage")], &[sample("events")]).await;
+    let expected = totals(&file_lake).await;
+    let (before_transfers, from_transfers) = split_sample_events(dir.path());
+
+    // Every event on the topic before any usage.
+    let topics = unique_topics();
+    produce_files(&topics, &[], &[sample("events")]).await;
+    produce_files(&topics, &[sample("usage")], &[]).await;
+    let events_first_dir = tempfile::tempdir().unwrap();
+    let events_first = local_lake(&events_first_dir);
+    ingest_topics(&events_first, &topics).await;
+    assert_eq!(totals(&events_first).await, expected);
+
+    // The transfers arrive after the usage they affect was ingested (a producer that was
+    // down for hours): the next run writes corrections.
+    let topics = unique_topics();
+    produce_files(&topics, &[sample("usage")], &[before_transfers]).await;
+    let late_dir = tempfile::tempdir().unwrap();
+    let late = local_lake(&late_dir);
+    let first = ingest_topics(&late, &topics).await;
+    assert_eq!(first.corrections.records, 0);
+    assert_ne!(
+        totals(&late).await,
+        expected,
+        "usage went to the owners before the transfers"
+    );
+    produce_files(&topics, &[], &[from_transfers]).await;
+    let second = ingest_topics(&late, &topics).await;
+    assert!(second.corrections.records > 0, "{second}");
+    assert_eq!(second.usage.lines, 0);
+    assert_eq!(totals(&late).await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

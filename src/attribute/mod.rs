@@ -1,11 +1,13 @@
 //! attribute: decides, for every usage record, which Workspace owned the SIM during each
 //! part of the record, and cuts the record's amounts exactly at ownership boundaries.
 
+mod correct;
 mod dedup;
 mod ownership;
 mod slice;
 mod split;
 
+pub use correct::{correct, live_slices, Correction, CorruptRecord, StoredRecord, StoredSlice};
 pub use dedup::{fingerprint, Deduplicator, Seen};
 pub use ownership::{OwnershipBook, SequencedEvent, Tenure, Timeline};
 pub use slice::{attribute, Destination, QuarantineReason, Slice};

@@ -10,6 +10,15 @@ pub enum QuarantineReason {
 }
 
 impl QuarantineReason {
+    /// Reads the lake's `reason` column back.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "no_owner" => Some(QuarantineReason::NoOwner),
+            "unknown_sim" => Some(QuarantineReason::UnknownSim),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             QuarantineReason::NoOwner => "no_owner",

@@ -13,6 +13,7 @@ use super::document::{Invoice, LakeVersions, UsageLine};
 use super::period::utc_days_covering;
 use super::BillingError;
 use crate::attribute::SequencedEvent;
+use crate::lake::schema::counted_slices_sql;
 use crate::lake::{utf8_column, Lake, LakeError, LakeTable};
 use crate::pipeline::events::{events_from_batches, STORED_EVENT_COLUMNS};
 
@@ -194,9 +195,10 @@ impl LakeSnapshot {
         let sql = format!(
             "SELECT traffic_type, operator_name, mcc, mnc, currency, \
                     COUNT(DISTINCT record_id), COUNT(*), SUM(volume_total), SUM(cost) \
-             FROM usage WHERE {} \
+             FROM {} WHERE {} \
              GROUP BY traffic_type, operator_name, mcc, mnc, currency \
              ORDER BY traffic_type, operator_name, mcc, mnc, currency",
+            counted_slices_sql("usage"),
             window.usage_condition()
         );
         let mut lines = Vec::new();

@@ -22,6 +22,15 @@ impl TrafficType {
         }
     }
 
+    /// Reads the lake's `traffic_type` column back.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "data" => Some(TrafficType::Data),
+            "sms" => Some(TrafficType::Sms),
+            _ => None,
+        }
+    }
+
     /// The value of the lake's `traffic_type` column.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,6 +73,11 @@ pub struct Volumes {
 
 impl Volumes {
     /// `None` if either part is negative.
+    pub const ZERO: Volumes = Volumes {
+        rx: Volume::ZERO,
+        tx: Volume::ZERO,
+    };
+
     pub fn new(rx: Volume, tx: Volume) -> Option<Self> {
         (!rx.is_negative() && !tx.is_negative()).then_some(Volumes { rx, tx })
     }

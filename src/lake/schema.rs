@@ -34,6 +34,11 @@ fn slice_columns() -> Vec<Field> {
         Field::new("imsi", DataType::Utf8, true),
         Field::new("source", DataType::Utf8, false),
         Field::new("ingested_at", timestamp_type(), false),
+        // Set on rows written to correct earlier ones after a late lifecycle event: the
+        // ids of the events that caused it. NULL on a record's first attribution.
+        Field::new("correction", DataType::Utf8, true),
+        // On a reversal row: the slice (of the same record) whose amounts it cancels.
+        Field::new("reverses_slice", DataType::Int16, true),
     ]
 }
 
@@ -149,6 +154,20 @@ pub static BILLED_SLICES: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("invoice_id", DataType::Utf8, false),
     ]))
 });
+
+/// The rows of `table` (`usage` or `quarantine`, or a view of one) that count: every
+/// stored slice except reversals and the slices they cancel. A corrected record then shows
+/// only its slices under the ownership known now, exactly as a batch ingest would have
+/// written them, so counts of records and slices agree as well as sums. (Sums agree over
+/// the stored rows too: a reversal and the slice it cancels add up to zero.)
+pub fn counted_slices_sql(table: &str) -> String {
+    format!(
+        "(SELECT * FROM {table} WHERE reverses_slice IS NULL) AS counted \
+         LEFT ANTI JOIN (SELECT record_id AS reversed_record, reverses_slice AS reversed_slice \
+         FROM {table} WHERE reverses_slice IS NOT NULL) AS reversed \
+         ON counted.record_id = reversed.reversed_record AND counted.slice = reversed.reversed_slice"
+    )
+}
 
 /// `ownership`: who owned which SIM when, derived from `sim_events` (only accepted events
 /// are stored, so the view needs no validation logic). `valid_to` is null while open.

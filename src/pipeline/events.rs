@@ -1,4 +1,4 @@
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
@@ -16,6 +16,9 @@ use crate::source::{Chunk, ChunkSource, SourceError};
 
 pub(super) struct EventPass {
     pub book: OwnershipBook,
+    /// Every SIM named by an ownership event read in this pass (new or already stored),
+    /// with those events' ids: their stored usage is checked against the book.
+    pub touched: TouchedSims,
     /// Where the next run resumes, to be recorded with the run's last commit.
     pub resume_points: Vec<(String, i64)>,
     pub appender: TableAppender,
@@ -24,6 +27,9 @@ pub(super) struct EventPass {
     pub dead_letters: Vec<DeadLetter>,
     pub counts: EventCounts,
 }
+
+/// SIMs whose stored usage may need correcting, with the ids of the events that name them.
+pub(super) type TouchedSims = BTreeMap<Iccid, BTreeSet<String>>;
 
 /// A new event with where it came from, until it is accepted or rejected.
 struct Arrival {
@@ -57,6 +63,7 @@ pub(super) async fn run(
     let mut known_ids: HashSet<String> = stored.iter().map(|e| e.event.event_id.clone()).collect();
     let mut next_seq = stored.iter().map(|e| e.seq).max().map_or(0, |s| s + 1);
     let mut counts = EventCounts::default();
+    let mut touched = TouchedSims::new();
     let mut dead_letters = Vec::new();
     let mut arrivals = std::collections::HashMap::new();
     let mut all = stored;
@@ -82,10 +89,14 @@ pub(super) async fn run(
                         counts.duplicates += 1;
                     }
                 }
+                // An event read again (a producer's retry, or a run that stopped between its
+                // commits) still names its SIM: the corrections it caused may not be written.
                 Ok(IncomingEvent::Sim(event)) if !known_ids.insert(event.event_id.clone()) => {
+                    touch(&mut touched, &event);
                     counts.duplicates += 1
                 }
                 Ok(IncomingEvent::Sim(event)) => {
+                    touch(&mut touched, &event);
                     arrivals.insert(
                         next_seq,
                         Arrival {
@@ -158,12 +169,28 @@ pub(super) async fn run(
     }
     Ok(EventPass {
         book,
+        touched,
         resume_points,
         appender,
         directory_appenders,
         dead_letters,
         counts,
     })
+}
+
+/// Notes the SIM of an event that can change who owned it, or whether it is known.
+fn touch(touched: &mut TouchedSims, event: &LifecycleEvent) {
+    match event.kind {
+        EventKind::Attached { .. } | EventKind::Detached { .. } => {}
+        EventKind::Registered { .. }
+        | EventKind::Transferred { .. }
+        | EventKind::StatusChanged { .. } => {
+            touched
+                .entry(event.iccid)
+                .or_default()
+                .insert(event.event_id.clone());
+        }
+    }
 }
 
 /// Applies the new directory events to the directory, earliest first (arrival order among

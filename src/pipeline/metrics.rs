@@ -17,6 +17,8 @@ pub struct Metrics {
     quarantined_slices: AtomicU64,
     dead_letters: AtomicU64,
     duplicates: AtomicU64,
+    corrected_records: AtomicU64,
+    correction_rows: AtomicU64,
     passes: AtomicU64,
     passes_dropped: AtomicU64,
     last_pass_millis: AtomicU64,
@@ -41,6 +43,8 @@ impl Metrics {
             summary.usage.dead_letters + summary.events.dead_letters,
         );
         add(&self.duplicates, summary.usage.duplicates);
+        add(&self.corrected_records, summary.corrections.records);
+        add(&self.correction_rows, summary.corrections.rows);
         add(&self.passes, 1);
         self.last_pass_millis
             .store(summary.elapsed.as_millis() as u64, Ordering::Relaxed);
@@ -102,6 +106,16 @@ impl Metrics {
                 "duplicates_total",
                 "Usage messages whose record id was already seen.",
                 get(&self.duplicates),
+            ),
+            (
+                "corrected_records_total",
+                "Stored records re-attributed after a late transfer or registration.",
+                get(&self.corrected_records),
+            ),
+            (
+                "correction_rows_total",
+                "Correction rows written (reversals and re-attributed slices).",
+                get(&self.correction_rows),
             ),
             ("passes_total", "Passes committed.", get(&self.passes)),
             (
@@ -180,12 +194,16 @@ mod tests {
         summary.usage.records = 7;
         summary.usage.duplicates = 2;
         summary.usage.dead_letters = 1;
+        summary.corrections.records = 3;
+        summary.corrections.rows = 9;
         metrics.record_pass(&summary);
         metrics.record_pass(&summary);
         metrics.record_lag([("sim-usage".to_owned(), 3, 42)]);
         let text = metrics.render();
         assert!(text.contains("simtally_records_total 14\n"), "{text}");
         assert!(text.contains("simtally_usage_messages_total 20\n"));
+        assert!(text.contains("simtally_corrected_records_total 6\n"));
+        assert!(text.contains("simtally_correction_rows_total 18\n"));
         assert!(text.contains("# TYPE simtally_passes_total counter\nsimtally_passes_total 2\n"));
         assert!(text
             .contains("simtally_consumer_lag_messages{topic=\"sim-usage\",partition=\"3\"} 42\n"));

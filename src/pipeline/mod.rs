@@ -5,6 +5,7 @@
 //! and attribute them in parallel, and one collector restores input order, de-duplicates
 //! and builds Arrow batches that the async lake writer encodes to Parquet.
 
+mod corrections;
 pub(crate) mod events;
 mod follow;
 mod metrics;
@@ -27,6 +28,7 @@ use crate::lake::{crash_point, Lake, LakeError, LakeTable};
 use crate::source::kafka::{check_co_partitioned, resume_app_id, KafkaError, TopicToEnd, Topics};
 use crate::source::{ChunkSource, FileChunks, Input, Replayed, SourceError};
 
+pub use corrections::CorrectionCounts;
 pub use follow::{follow, FollowSummary};
 pub use metrics::Metrics;
 pub use summary::{
@@ -205,19 +207,20 @@ pub async fn ingest_sources(
         link_limits: options.link_limits.clone(),
         dead_letters_in_lake: &dead_letters_in_lake,
     };
-    let event_pass = events::run(lake, targets, events_source, now).await?;
+    let mut event_pass = events::run(lake, targets, events_source, now).await?;
     tracing::info!(
         sims = event_pass.book.sim_count(),
         accepted = event_pass.counts.accepted,
         "ownership book ready"
     );
 
-    let usage_pass = usage::run(
+    let book = Arc::new(std::mem::take(&mut event_pass.book));
+    let mut usage_pass = usage::run(
         lake,
         usage_appenders,
         options,
         usage_source,
-        Arc::new(event_pass.book),
+        book.clone(),
         dead_letters_in_lake,
         event_pass.dead_letters,
         now,
@@ -233,9 +236,13 @@ pub async fn ingest_sources(
         "usage read and written; committing"
     );
 
+    let corrected = corrections::correction_rows(lake, book, &event_pass.touched, now).await?;
+    write_corrections(&mut usage_pass.appenders, &corrected).await?;
+
     // Events first: usage never refers to an ownership the lake cannot explain.
     let mut summary = usage_pass.summary;
     summary.events = event_pass.counts;
+    summary.corrections = corrected.counts;
     let events_written = event_pass.appender.rows() as u64;
     let [workspaces_appender, memberships_appender] = event_pass.directory_appenders;
     let (workspaces_written, memberships_written) = (
@@ -305,6 +312,33 @@ pub async fn ingest_sources(
     summary.elapsed = started.elapsed();
     tracing::info!(seconds = summary.elapsed.as_secs_f64(), "committed");
     Ok(summary)
+}
+
+/// Appends the correction rows to the pass's `usage` and `quarantine` writers, so that they
+/// are committed with the pass (and recorded in its run record).
+async fn write_corrections(
+    appenders: &mut [(&'static str, crate::lake::TableAppender)],
+    rows: &corrections::CorrectionRows,
+) -> Result<(), IngestError> {
+    for (name, appender) in appenders.iter_mut() {
+        match *name {
+            "usage" => {
+                for (partition, batch) in &rows.usage {
+                    let values = usage::partition_values(partition);
+                    appender
+                        .write_partition(std::slice::from_ref(batch), &values)
+                        .await?;
+                }
+            }
+            "quarantine" => {
+                if let Some(batch) = &rows.quarantine {
+                    appender.write(batch.clone()).await?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Offers every dead letter in the lake to the pipeline again, under its original

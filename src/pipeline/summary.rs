@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use super::CorrectionCounts;
 use crate::domain::{Money, Volume};
 
 /// Per Workspace: distinct records with a slice there, slices, and exact sums.
@@ -91,6 +92,12 @@ pub struct RunRecord {
     pub written_workspaces: u64,
     #[serde(default)]
     pub written_memberships: u64,
+    /// Stored records this run re-attributed, and the rows (of `written_usage` and
+    /// `written_quarantine`) that did it.
+    #[serde(default)]
+    pub corrected_records: u64,
+    #[serde(default)]
+    pub correction_rows: u64,
 }
 
 impl RunRecord {
@@ -113,6 +120,8 @@ impl RunRecord {
             written_sim_events: written("sim_events"),
             written_workspaces: written("workspaces"),
             written_memberships: written("memberships"),
+            corrected_records: summary.corrections.records,
+            correction_rows: summary.corrections.rows,
         }
     }
 
@@ -143,6 +152,8 @@ impl RunRecord {
 pub struct RunSummary {
     pub usage: UsageCounts,
     pub events: EventCounts,
+    /// Rows written to correct usage stored by earlier runs (late transfers, registrations).
+    pub corrections: CorrectionCounts,
     pub workspaces: BTreeMap<i64, WorkspaceTotals>,
     pub quarantine: BTreeMap<&'static str, QuarantineTotals>,
     pub lake_versions: Vec<(&'static str, i64)>,
@@ -178,6 +189,13 @@ impl fmt::Display for RunSummary {
             "event lines      {:>12}  ({} accepted, of which {} directory; {} duplicates, {} dead letters, {} blank)",
             e.lines, e.accepted, e.directory, e.duplicates, e.dead_letters, e.blank
         )?;
+        if self.corrections.records > 0 {
+            writeln!(
+                f,
+                "corrections      {:>12}  stored records re-attributed ({} rows: reversals and new slices)",
+                self.corrections.records, self.corrections.rows
+            )?;
+        }
         writeln!(f, "volume           {:>24}", u.total_volume.to_string())?;
         writeln!(f, "cost             {:>24}", u.total_cost.to_string())?;
         if !self.workspaces.is_empty() {

@@ -26,7 +26,7 @@ use futures::StreamExt;
 use super::{QueryError, Scope};
 use crate::directory::{load_directory, Directory, LinkLimits};
 use crate::domain::{Role, UserId, WorkspaceId};
-use crate::lake::schema::OWNERSHIP_VIEW_SQL;
+use crate::lake::schema::{counted_slices_sql, OWNERSHIP_VIEW_SQL};
 use crate::lake::{Lake, LakeTable};
 
 /// Who is asking.
@@ -274,8 +274,9 @@ impl ScopedView {
         };
         match self.kind {
             ViewKind::Usage => format!(
-                "SELECT {} FROM usage WHERE {}{}",
+                "SELECT {} FROM {} WHERE {}{}",
                 names(&self.schema).join(", "),
+                counted_slices_sql("usage"),
                 filter.condition("workspace_id"),
                 self.scope.date_condition()
             ),
@@ -308,7 +309,10 @@ impl ScopedView {
                 columns(vec!["iccid", "workspace_id", "valid_from", "valid_to"]),
                 filter.condition("workspace_id")
             ),
-            ViewKind::Quarantine | ViewKind::DeadLetters | ViewKind::Workspaces => {
+            ViewKind::Quarantine => {
+                format!("SELECT counted.* FROM {}", counted_slices_sql("quarantine"))
+            }
+            ViewKind::DeadLetters | ViewKind::Workspaces => {
                 format!("SELECT * FROM {}", self.kind.name())
             }
         }

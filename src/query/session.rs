@@ -5,7 +5,7 @@ use datafusion::prelude::SessionContext;
 
 use super::{QueryError, Report};
 use crate::domain::WorkspaceId;
-use crate::lake::schema::OWNERSHIP_VIEW_SQL;
+use crate::lake::schema::{counted_slices_sql, OWNERSHIP_VIEW_SQL};
 use crate::lake::{Lake, LakeError, LakeTable};
 
 /// Which part of the lake a query sees: some Workspaces (all when empty) and a date range
@@ -47,7 +47,9 @@ impl Scope {
 }
 
 /// A session in which `usage`, `sim_events`, `ownership` (and, unscoped, `quarantine` and
-/// `dead_letters`) are views over the lake, limited to `scope`.
+/// `dead_letters`) are views over the lake, limited to `scope`. `usage` and `quarantine`
+/// show the slices that count; `usage_ledger` and `quarantine_ledger` every stored row,
+/// correction reversals included.
 pub async fn open_session(lake: &Lake, scope: &Scope) -> Result<SessionContext, QueryError> {
     let ctx = SessionContext::new();
     let found = lake.register_tables(&ctx, "raw_").await?;
@@ -60,10 +62,25 @@ pub async fn open_session(lake: &Lake, scope: &Scope) -> Result<SessionContext, 
             LakeTable::Usage => scope.usage_filter(),
             _ => String::new(),
         };
-        ctx.sql(&format!(
-            "CREATE VIEW {name} AS SELECT * FROM raw_{name}{filter}"
-        ))
-        .await?;
+        match table {
+            LakeTable::Usage | LakeTable::Quarantine => {
+                let counted = counted_slices_sql(&format!("raw_{name}"));
+                ctx.sql(&format!(
+                    "CREATE VIEW {name} AS SELECT counted.* FROM {counted}{filter}"
+                ))
+                .await?;
+                ctx.sql(&format!(
+                    "CREATE VIEW {name}_ledger AS SELECT * FROM raw_{name}{filter}"
+                ))
+                .await?;
+            }
+            _ => {
+                ctx.sql(&format!(
+                    "CREATE VIEW {name} AS SELECT * FROM raw_{name}{filter}"
+                ))
+                .await?;
+            }
+        }
         if table == LakeTable::SimEvents {
             ctx.sql(&format!("CREATE VIEW ownership AS {OWNERSHIP_VIEW_SQL}"))
                 .await?;

@@ -11,7 +11,7 @@ pub use dead_letters::{DeadLetter, DeadLetterRows};
 pub use directory::DirectoryRows;
 pub use events::EventRows;
 pub use partitioned::{PartitionedBatches, UsagePartition};
-pub use slices::{QuarantineRows, UsageRows};
+pub use slices::{CorrectionMark, QuarantineRows, UsageRows};
 
 /// Rows per record batch handed to the writer: large enough for good Parquet pages, small
 /// enough to keep memory flat.

@@ -22,6 +22,15 @@ fn timestamp_builder(rows: usize) -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC")
 }
 
+/// What marks a row as a correction of rows written earlier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorrectionMark {
+    /// The ids of the late lifecycle events that caused the correction.
+    pub cause: String,
+    /// On a reversal: the slice it cancels.
+    pub reverses_slice: Option<i16>,
+}
+
 /// The columns `usage` and `quarantine` share.
 struct SliceColumns {
     usage_date: Date32Builder,
@@ -43,6 +52,8 @@ struct SliceColumns {
     imsi: StringBuilder,
     source: StringBuilder,
     ingested_at: TimestampMicrosecondBuilder,
+    correction: StringBuilder,
+    reverses_slice: Int16Builder,
     ingested_at_value: i64,
     len: usize,
 }
@@ -73,12 +84,24 @@ impl SliceColumns {
             imsi: text(15),
             source: text(32),
             ingested_at: timestamp_builder(rows),
+            correction: StringBuilder::with_capacity(rows, 0),
+            reverses_slice: Int16Builder::with_capacity(rows),
             ingested_at_value: ingested_at.micros(),
             len: 0,
         }
     }
 
     fn append(&mut self, record: &UsageRecord, slice: &Slice, source: &str) {
+        self.append_marked(record, slice, source, None);
+    }
+
+    fn append_marked(
+        &mut self,
+        record: &UsageRecord,
+        slice: &Slice,
+        source: &str,
+        mark: Option<&CorrectionMark>,
+    ) {
         self.usage_date.append_value(slice.start.utc_days());
         self.record_id.append_value(record.id.0);
         self.slice.append_value(slice.index);
@@ -101,6 +124,10 @@ impl SliceColumns {
         self.imsi.append_option(record.imsi.as_deref());
         self.source.append_value(source);
         self.ingested_at.append_value(self.ingested_at_value);
+        self.correction
+            .append_option(mark.map(|m| m.cause.as_str()));
+        self.reverses_slice
+            .append_option(mark.and_then(|m| m.reverses_slice));
         self.len += 1;
     }
 
@@ -126,6 +153,8 @@ impl SliceColumns {
             Arc::new(self.imsi.finish()),
             Arc::new(self.source.finish()),
             Arc::new(self.ingested_at.finish()),
+            Arc::new(self.correction.finish()),
+            Arc::new(self.reverses_slice.finish()),
         ]
     }
 }
@@ -153,6 +182,20 @@ impl UsageRows {
     ) {
         self.workspace_id.append_value(workspace.get());
         self.columns.append(record, slice, source);
+    }
+
+    /// As `append`, for a row that corrects earlier ones.
+    pub fn append_correction(
+        &mut self,
+        workspace: WorkspaceId,
+        record: &UsageRecord,
+        slice: &Slice,
+        source: &str,
+        mark: &CorrectionMark,
+    ) {
+        self.workspace_id.append_value(workspace.get());
+        self.columns
+            .append_marked(record, slice, source, Some(mark));
     }
 
     pub fn len(&self) -> usize {
@@ -193,6 +236,20 @@ impl QuarantineRows {
         source: &str,
     ) {
         self.columns.append(record, slice, source);
+        self.reason.append_value(reason.as_str());
+    }
+
+    /// As `append`, for a row that corrects earlier ones.
+    pub fn append_correction(
+        &mut self,
+        reason: QuarantineReason,
+        record: &UsageRecord,
+        slice: &Slice,
+        source: &str,
+        mark: &CorrectionMark,
+    ) {
+        self.columns
+            .append_marked(record, slice, source, Some(mark));
         self.reason.append_value(reason.as_str());
     }
 

@@ -4,7 +4,7 @@ pub mod access;
 pub mod server;
 pub mod wire;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use arrow::util::display::array_value_to_string;
@@ -81,4 +81,29 @@ pub fn to_strings(batches: &[RecordBatch]) -> Vec<Vec<String>> {
         }
     }
     out
+}
+
+/// The sample's events split at its first transfer, in two files: the events before it
+/// (registrations and status changes) and the events from it on.
+pub fn split_sample_events(dir: &Path) -> (PathBuf, PathBuf) {
+    let text = std::fs::read_to_string(shared_fixture("sample-1/events.ndjson")).unwrap();
+    let (mut registrations, mut later) = (String::new(), String::new());
+    for line in text.lines() {
+        let transfer_seen = !later.is_empty();
+        if line.contains("\"sim_transferred\"") || transfer_seen {
+            later.push_str(line);
+            later.push('\n');
+        } else {
+            registrations.push_str(line);
+            registrations.push('\n');
+        }
+    }
+    assert!(
+        later.contains("sim_transferred"),
+        "the sample has transfers"
+    );
+    let (first, second) = (dir.join("registrations.ndjson"), dir.join("later.ndjson"));
+    std::fs::write(&first, registrations).unwrap();
+    std::fs::write(&second, later).unwrap();
+    (first, second)
 }

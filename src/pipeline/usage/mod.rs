@@ -84,14 +84,9 @@ pub(super) async fn run(
     while let Some(output) = rx.recv().await {
         match output {
             Output::Usage(partition, pieces) => {
-                let values = [
-                    (
-                        "workspace_id",
-                        PartitionValue::Long(partition.workspace.get()),
-                    ),
-                    ("usage_date", PartitionValue::Date(partition.usage_date)),
-                ];
-                usage.write_partition(&pieces, &values).await?
+                usage
+                    .write_partition(&pieces, &partition_values(&partition))
+                    .await?
             }
             Output::Quarantine(pieces) => quarantine.write_pieces(&pieces).await?,
             Output::DeadLetters(batch) => dead.write(batch).await?,
@@ -109,6 +104,17 @@ pub(super) async fn run(
             ("usage", usage),
         ],
     })
+}
+
+/// The `usage` table's partition columns' values for `partition`.
+pub(super) fn partition_values(partition: &UsagePartition) -> [(&'static str, PartitionValue); 2] {
+    [
+        (
+            "workspace_id",
+            PartitionValue::Long(partition.workspace.get()),
+        ),
+        ("usage_date", PartitionValue::Date(partition.usage_date)),
+    ]
 }
 
 /// About how many records the inputs hold, from their sizes (stdin counts as none). Usage

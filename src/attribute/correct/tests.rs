@@ -1,0 +1,234 @@
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::attribute::{QuarantineReason, SequencedEvent};
+use crate::domain::{
+    Currency, EventKind, Iccid, LifecycleEvent, RecordId, TrafficType, WorkspaceId,
+};
+
+fn ws(id: i64) -> WorkspaceId {
+    WorkspaceId::new(id).unwrap()
+}
+
+fn iccid() -> Iccid {
+    Iccid::parse("8988303000010000216").unwrap()
+}
+
+/// Registration at the first instant, then transfers; `owners[i]` owns from `instants[i]`.
+fn events(tenures: &[(i64, i64)]) -> Vec<SequencedEvent> {
+    let mut previous = None;
+    tenures
+        .iter()
+        .enumerate()
+        .map(|(i, &(at, owner))| {
+            let kind = match previous {
+                None => EventKind::Registered {
+                    workspace: ws(owner),
+                },
+                Some(source) => EventKind::Transferred {
+                    source: ws(source),
+                    target: ws(owner),
+                },
+            };
+            previous = Some(owner);
+            SequencedEvent {
+                seq: i as i64,
+                event: LifecycleEvent {
+                    event_id: format!("e{i}"),
+                    at: UtcMillis::from_millis(at),
+                    iccid: iccid(),
+                    kind,
+                },
+            }
+        })
+        .collect()
+}
+
+fn book_of(events: &[SequencedEvent]) -> OwnershipBook {
+    OwnershipBook::build(events.to_vec()).0
+}
+
+fn record(start: i64, end: i64, rx: i128, tx: i128, cost: i128) -> UsageRecord {
+    UsageRecord {
+        id: RecordId(7),
+        traffic_type: TrafficType::Data,
+        start: UtcMillis::from_millis(start),
+        end: UtcMillis::from_millis(end),
+        iccid: iccid(),
+        imsi: None,
+        operator: None,
+        volume: Volumes::new(Volume::from_units(rx), Volume::from_units(tx)).unwrap(),
+        cost: Money::from_units(cost),
+        currency: Currency::parse("EUR").unwrap(),
+    }
+}
+
+fn stored(slice: &Slice, reverses: Option<i16>) -> StoredSlice {
+    StoredSlice {
+        slice: slice.index,
+        destination: slice.destination,
+        start: slice.start,
+        end: slice.end,
+        rx: slice.rx,
+        tx: slice.tx,
+        cost: slice.cost,
+        reverses,
+    }
+}
+
+/// The record as first written, with the events known then.
+fn written(record: &UsageRecord, book: &OwnershipBook) -> StoredRecord {
+    StoredRecord {
+        record: record.clone(),
+        source: "usage.ndjson:1".into(),
+        slices: attribute(record, book)
+            .iter()
+            .map(|s| stored(s, None))
+            .collect(),
+    }
+}
+
+fn apply(record: &mut StoredRecord, correction: &Correction) {
+    for (reversal, cancels) in &correction.reversals {
+        record.slices.push(stored(reversal, Some(*cancels)));
+    }
+    record
+        .slices
+        .extend(correction.slices.iter().map(|s| stored(s, None)));
+}
+
+/// What finance sums: amounts per destination over every row, reversals included.
+fn sums(
+    slices: impl IntoIterator<Item = (Destination, i128, i128, i128)>,
+) -> BTreeMap<String, (i128, i128, i128)> {
+    let mut out: BTreeMap<String, (i128, i128, i128)> = BTreeMap::new();
+    for (destination, rx, tx, cost) in slices {
+        let entry = out.entry(format!("{destination:?}")).or_default();
+        entry.0 += rx;
+        entry.1 += tx;
+        entry.2 += cost;
+    }
+    out.retain(|_, v| *v != (0, 0, 0));
+    out
+}
+
+fn stored_sums(record: &StoredRecord) -> BTreeMap<String, (i128, i128, i128)> {
+    sums(
+        record
+            .slices
+            .iter()
+            .map(|s| (s.destination, s.rx.units(), s.tx.units(), s.cost.units())),
+    )
+}
+
+fn batch_sums(record: &UsageRecord, book: &OwnershipBook) -> BTreeMap<String, (i128, i128, i128)> {
+    sums(
+        attribute(record, book)
+            .iter()
+            .map(|s| (s.destination, s.rx.units(), s.tx.units(), s.cost.units())),
+    )
+}
+
+#[test]
+fn a_late_transfer_reverses_the_old_slice_and_adds_both_sides() {
+    let all = events(&[(0, 101), (1000, 102)]);
+    let mut row = written(&record(500, 1500, 10, 0, 100), &book_of(&all[..1]));
+    let correction = correct(&row, &book_of(&all))
+        .unwrap()
+        .expect("a correction");
+    assert_eq!(correction.reversals.len(), 1);
+    assert_eq!(correction.reversals[0].1, 0);
+    assert_eq!(correction.reversals[0].0.cost, Money::from_units(-100));
+    let numbers: Vec<i16> = correction.slices.iter().map(|s| s.index).collect();
+    assert_eq!(numbers, vec![2, 3]);
+    apply(&mut row, &correction);
+    assert_eq!(stored_sums(&row), batch_sums(&row.record, &book_of(&all)));
+    assert_eq!(correct(&row, &book_of(&all)).unwrap(), None);
+}
+
+#[test]
+fn a_late_registration_releases_the_quarantined_record() {
+    let all = events(&[(0, 101)]);
+    let mut row = written(&record(500, 1500, 10, 5, 100), &OwnershipBook::default());
+    assert_eq!(
+        row.slices[0].destination,
+        Destination::Quarantine(QuarantineReason::UnknownSim)
+    );
+    let correction = correct(&row, &book_of(&all))
+        .unwrap()
+        .expect("a correction");
+    apply(&mut row, &correction);
+    let expected = BTreeMap::from([(
+        format!("{:?}", Destination::Workspace(ws(101))),
+        (10, 5, 100),
+    )]);
+    assert_eq!(stored_sums(&row), expected);
+}
+
+#[test]
+fn rows_that_reverse_everything_are_refused_as_corrupt() {
+    let row = StoredRecord {
+        record: record(0, 10, 1, 1, 1),
+        source: "usage.ndjson:1".into(),
+        slices: vec![StoredSlice {
+            slice: 1,
+            destination: Destination::Workspace(ws(101)),
+            start: UtcMillis::from_millis(0),
+            end: UtcMillis::from_millis(10),
+            rx: Volume::from_units(-1),
+            tx: Volume::from_units(-1),
+            cost: Money::from_units(-1),
+            reverses: Some(1),
+        }],
+    };
+    assert!(correct(&row, &OwnershipBook::default()).is_err());
+}
+
+fn arbitrary_tenures() -> impl Strategy<Value = Vec<(i64, i64)>> {
+    prop::collection::btree_set(0i64..10_000, 1..6)
+        .prop_flat_map(|instants| {
+            let n = instants.len();
+            (Just(instants), prop::collection::vec(101i64..104, n))
+        })
+        .prop_map(|(instants, owners)| {
+            let mut out: Vec<(i64, i64)> = Vec::new();
+            for (at, w) in instants.into_iter().zip(owners) {
+                if out.last().is_none_or(|&(_, prev)| prev != w) {
+                    out.push((at, w));
+                }
+            }
+            out
+        })
+}
+
+proptest! {
+    /// Events arrive in up to three rounds, each after usage was written with the events
+    /// known then: after each round's corrections, every sum per destination equals the
+    /// attribution with the events known so far, and correcting again changes nothing.
+    #[test]
+    fn corrections_after_each_late_round_give_the_batch_sums(
+        tenures in arbitrary_tenures(),
+        rounds in prop::collection::vec(0usize..3, 6),
+        start in 0i64..10_000, len in 0i64..5_000,
+        rx in 0i128..10_000_000_000, tx in 0i128..10_000_000_000, cost in 0i128..100_000_000_000,
+    ) {
+        let all = events(&tenures);
+        let known_by = |round: usize| -> Vec<SequencedEvent> {
+            all.iter().enumerate().filter(|(i, _)| rounds[*i] <= round).map(|(_, e)| e.clone()).collect()
+        };
+        let usage = record(start, start + len, rx, tx, cost);
+        let mut row = written(&usage, &OwnershipBook::default());
+        for round in 0..3 {
+            let book = book_of(&known_by(round));
+            if let Some(correction) = correct(&row, &book).unwrap() {
+                apply(&mut row, &correction);
+            }
+            prop_assert_eq!(stored_sums(&row), batch_sums(&usage, &book));
+            prop_assert_eq!(correct(&row, &book).unwrap(), None);
+            let numbers: std::collections::HashSet<i16> = row.slices.iter().map(|s| s.slice).collect();
+            prop_assert_eq!(numbers.len(), row.slices.len(), "slice numbers are unique per record");
+        }
+    }
+}

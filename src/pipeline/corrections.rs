@@ -1,0 +1,278 @@
+//! Correction rows for usage already in the lake whose SIM's ownership this pass changed:
+//! a transfer or registration that arrived after the usage it affects (events late by
+//! hours on Kafka, or an events file ingested after the usage). See `attribute::correct`.
+//!
+//! Every SIM named by an ownership event read in this pass is checked, including events
+//! read before: a run that stopped after committing its events but before its corrections
+//! reads those events again (their position was not recorded), and the check finds the
+//! corrections still missing. A check that finds nothing to change writes nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Decimal128Type, Int16Type, Int64Type, TimestampMicrosecondType};
+
+use super::events::TouchedSims;
+use super::IngestError;
+use crate::attribute::{
+    correct, Correction, Destination, OwnershipBook, QuarantineReason, StoredRecord, StoredSlice,
+};
+use crate::domain::{
+    Currency, Iccid, Money, Operator, RecordId, Text, TrafficType, UsageRecord, UtcMillis, Volume,
+    Volumes, WorkspaceId,
+};
+use crate::lake::schema::{MONEY_TYPE, VOLUME_TYPE};
+use crate::lake::{utf8_column, Lake, LakeError, LakeTable};
+use crate::sink::{CorrectionMark, QuarantineRows, UsagePartition, UsageRows};
+
+/// ICCIDs per query: keeps each statement's IN list a reasonable size.
+const ICCIDS_PER_QUERY: usize = 2_000;
+
+/// The columns read from both tables, in the order [`stored_records`] expects.
+const COLUMNS: &str = "record_id, slice, iccid, traffic_type, start_time, end_time, \
+     volume_rx, volume_tx, cost, currency, operator_name, mcc, mnc, country_name, imsi, \
+     source, reverses_slice";
+
+/// What correcting one pass's SIMs wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CorrectionCounts {
+    /// Records whose stored slices changed owner (or left or entered quarantine).
+    pub records: u64,
+    /// Rows written: reversals plus new slices.
+    pub rows: u64,
+}
+
+/// Rows to append: `usage` per partition, and `quarantine`.
+#[derive(Default)]
+pub(super) struct CorrectionRows {
+    pub usage: Vec<(UsagePartition, RecordBatch)>,
+    pub quarantine: Option<RecordBatch>,
+    pub counts: CorrectionCounts,
+}
+
+/// The correction rows that make the stored usage of `touched` SIMs agree with `book`.
+pub(super) async fn correction_rows(
+    lake: &Lake,
+    book: Arc<OwnershipBook>,
+    touched: &TouchedSims,
+    now: UtcMillis,
+) -> Result<CorrectionRows, IngestError> {
+    if touched.is_empty() {
+        return Ok(CorrectionRows::default());
+    }
+    let iccids: Vec<&Iccid> = touched.keys().collect();
+    let mut batches = Vec::new();
+    for table in [LakeTable::Usage, LakeTable::Quarantine] {
+        let destination = match table {
+            LakeTable::Usage => "workspace_id, CAST(NULL AS VARCHAR) AS reason",
+            _ => "CAST(NULL AS BIGINT) AS workspace_id, reason",
+        };
+        for group in iccids.chunks(ICCIDS_PER_QUERY) {
+            let list: Vec<String> = group.iter().map(|i| format!("'{}'", i.as_str())).collect();
+            let sql = format!(
+                "SELECT {COLUMNS}, {destination} FROM t WHERE iccid IN ({})",
+                list.join(", ")
+            );
+            batches.extend(
+                lake.select(table, &sql)
+                    .await?
+                    .into_iter()
+                    .map(|b| (table, b)),
+            );
+        }
+    }
+    if batches.is_empty() {
+        return Ok(CorrectionRows::default());
+    }
+    let causes: BTreeMap<Iccid, String> = touched
+        .iter()
+        .map(|(iccid, ids)| (*iccid, ids.iter().cloned().collect::<Vec<_>>().join(",")))
+        .collect();
+    tokio::task::spawn_blocking(move || build_rows(&batches, &book, &causes, now))
+        .await
+        .map_err(|e| IngestError::Internal(format!("computing corrections: {e}")))?
+}
+
+fn build_rows(
+    batches: &[(LakeTable, RecordBatch)],
+    book: &OwnershipBook,
+    causes: &BTreeMap<Iccid, String>,
+    now: UtcMillis,
+) -> Result<CorrectionRows, IngestError> {
+    let mut records = BTreeMap::new();
+    for (table, batch) in batches {
+        stored_records(batch, &mut records).map_err(|detail| LakeError::Corrupt {
+            table: table.name(),
+            detail,
+        })?;
+    }
+    let mut usage: BTreeMap<UsagePartition, UsageRows> = BTreeMap::new();
+    let mut quarantine = QuarantineRows::with_capacity(now, 0);
+    let mut counts = CorrectionCounts::default();
+    for stored in records.values() {
+        let correction = correct(stored, book).map_err(|e| LakeError::Corrupt {
+            table: LakeTable::Usage.name(),
+            detail: e.to_string(),
+        })?;
+        let Some(correction) = correction else {
+            continue;
+        };
+        let cause = causes
+            .get(&stored.record.iccid)
+            .cloned()
+            .unwrap_or_default();
+        counts.records += 1;
+        counts.rows += correction.rows() as u64;
+        append(
+            &correction,
+            &stored.source,
+            &cause,
+            now,
+            &mut usage,
+            &mut quarantine,
+        );
+    }
+    Ok(CorrectionRows {
+        usage: usage
+            .into_iter()
+            .map(|(partition, mut rows)| (partition, rows.finish()))
+            .collect(),
+        quarantine: (!quarantine.is_empty()).then(|| quarantine.finish()),
+        counts,
+    })
+}
+
+fn append(
+    correction: &Correction,
+    source: &str,
+    cause: &str,
+    now: UtcMillis,
+    usage: &mut BTreeMap<UsagePartition, UsageRows>,
+    quarantine: &mut QuarantineRows,
+) {
+    let reversals = correction
+        .reversals
+        .iter()
+        .map(|(slice, cancels)| (slice, Some(*cancels)));
+    let slices = correction.slices.iter().map(|slice| (slice, None));
+    for (slice, reverses_slice) in reversals.chain(slices) {
+        let mark = CorrectionMark {
+            cause: cause.to_owned(),
+            reverses_slice,
+        };
+        match slice.destination {
+            Destination::Workspace(workspace) => {
+                let partition = UsagePartition {
+                    workspace,
+                    usage_date: slice.start.utc_days(),
+                };
+                usage
+                    .entry(partition)
+                    .or_insert_with(|| UsageRows::with_capacity(now, 0))
+                    .append_correction(workspace, &correction.record, slice, source, &mark);
+            }
+            Destination::Quarantine(reason) => {
+                quarantine.append_correction(reason, &correction.record, slice, source, &mark)
+            }
+        }
+    }
+}
+
+/// Adds the rows of `batch` ([`COLUMNS`], then workspace_id and reason) to their records.
+fn stored_records(
+    batch: &RecordBatch,
+    records: &mut BTreeMap<i64, StoredRecord>,
+) -> Result<(), String> {
+    let text = |i: usize| utf8_column(batch, i);
+    let typed =
+        |i: usize, to: &DataType| cast(batch.column(i), to).map_err(|e| format!("column {i}: {e}"));
+    let ids = typed(0, &DataType::Int64)?;
+    let slices = typed(1, &DataType::Int16)?;
+    let reverses = typed(16, &DataType::Int16)?;
+    let workspaces = typed(17, &DataType::Int64)?;
+    let (starts, ends) = (batch.column(4), batch.column(5));
+    let (rx, tx, cost) = (
+        typed(6, &VOLUME_TYPE)?,
+        typed(7, &VOLUME_TYPE)?,
+        typed(8, &MONEY_TYPE)?,
+    );
+    let (iccids, kinds, currencies) = (text(2)?, text(3)?, text(9)?);
+    let (op_names, mccs, mncs, countries, imsis) =
+        (text(10)?, text(11)?, text(12)?, text(13)?, text(14)?);
+    let (sources, reasons) = (text(15)?, text(18)?);
+    let ids = ids.as_primitive::<Int64Type>();
+    let slices = slices.as_primitive::<Int16Type>();
+    let reverses = reverses.as_primitive::<Int16Type>();
+    let workspaces = workspaces.as_primitive::<Int64Type>();
+    let micros = |column: &Arc<dyn Array>, row: usize| -> Result<UtcMillis, String> {
+        column
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .map(|c| UtcMillis::from_millis(c.value(row).div_euclid(1000)))
+            .ok_or_else(|| "a time column is not a timestamp".to_owned())
+    };
+    let units =
+        |column: &Arc<dyn Array>, row: usize| column.as_primitive::<Decimal128Type>().value(row);
+    let optional = |column: &arrow::array::StringArray, row: usize| {
+        column.is_valid(row).then(|| Text::new(column.value(row)))
+    };
+    for row in 0..batch.num_rows() {
+        let id = ids.value(row);
+        let destination = if workspaces.is_valid(row) {
+            Destination::Workspace(
+                WorkspaceId::new(workspaces.value(row))
+                    .ok_or(format!("record {id}: bad Workspace"))?,
+            )
+        } else {
+            Destination::Quarantine(
+                QuarantineReason::from_name(reasons.value(row))
+                    .ok_or(format!("record {id}: unknown quarantine reason"))?,
+            )
+        };
+        let slice = StoredSlice {
+            slice: slices.value(row),
+            destination,
+            start: micros(starts, row)?,
+            end: micros(ends, row)?,
+            rx: Volume::from_units(units(&rx, row)),
+            tx: Volume::from_units(units(&tx, row)),
+            cost: Money::from_units(units(&cost, row)),
+            reverses: reverses.is_valid(row).then(|| reverses.value(row)),
+        };
+        if let Some(record) = records.get_mut(&id) {
+            record.slices.push(slice);
+            continue;
+        }
+        let operator = Operator {
+            name: optional(&op_names, row),
+            mnc: optional(&mncs, row),
+            mcc: optional(&mccs, row),
+            country_name: optional(&countries, row),
+        };
+        let record = UsageRecord {
+            id: RecordId(id),
+            traffic_type: TrafficType::from_name(kinds.value(row))
+                .ok_or(format!("record {id}: unknown traffic type"))?,
+            start: slice.start,
+            end: slice.end,
+            iccid: Iccid::parse(iccids.value(row)).map_err(|e| format!("record {id}: {e}"))?,
+            imsi: optional(&imsis, row),
+            operator: (operator != Operator::default()).then_some(operator),
+            // Recomputed from the live slices by `correct`.
+            volume: Volumes::ZERO,
+            cost: Money::ZERO,
+            currency: Currency::parse(currencies.value(row))
+                .ok_or(format!("record {id}: bad currency"))?,
+        };
+        records.insert(
+            id,
+            StoredRecord {
+                record,
+                source: sources.value(row).to_owned(),
+                slices: vec![slice],
+            },
+        );
+    }
+    Ok(())
+}
