@@ -38,7 +38,7 @@ pub struct Cli {
     pub log: String,
 
     /// A TOML configuration file (keys: lake, log, threads, brokers, usage_topic,
-    /// events_topic, group, pass_seconds, metrics_addr, prices, link_limits, serve_addr,
+    /// events_topic, group, pass_seconds, metrics_addr, dead_letter_topic, prices, link_limits, serve_addr,
     /// postgres_addr, jwt_secret_file, jwt_public_key_file, jwt_issuer, jwt_audience,
     /// operator_secret_file, max_rows, query_timeout). Precedence: flags, then SIMTALLY_*
     /// variables, then the file, then the defaults.
@@ -333,6 +333,16 @@ pub struct IngestArgs {
     /// at this HOST:PORT (port 0: any free port, logged at info level).
     #[arg(long, env = "SIMTALLY_METRICS_ADDR", value_name = "HOST:PORT")]
     pub metrics_addr: Option<String>,
+    /// With --brokers: also send each new dead letter to this topic (its original key and
+    /// bytes, with headers simtally-source, simtally-reason, simtally-detail), besides the
+    /// `dead_letters` table. Sent before the pass commits, so at least once.
+    #[arg(
+        long,
+        env = "SIMTALLY_DEAD_LETTER_TOPIC",
+        value_name = "TOPIC",
+        requires = "brokers"
+    )]
+    pub dead_letter_topic: Option<String>,
     /// Let organization ORG link N Workspaces instead of 3 (the Pro package); repeat for
     /// more organizations. A `workspaces_linked` event over the limit becomes a dead letter.
     #[arg(
@@ -429,6 +439,7 @@ impl Cli {
                         follow: (!exit_at_end)
                             .then(|| std::time::Duration::from_secs(a.pass_seconds)),
                         metrics_address: a.metrics_addr.clone(),
+                        dead_letter_topic: a.dead_letter_topic.clone(),
                     }),
                 };
                 let following = kafka.as_ref().is_some_and(|k| k.follow.is_some());

@@ -14,6 +14,7 @@
 //! prices = "prices.toml"           # SIMTALLY_PRICES
 //! pass_seconds = 5                 # SIMTALLY_PASS_SECONDS
 //! metrics_addr = "0.0.0.0:9464"    # SIMTALLY_METRICS_ADDR
+//! dead_letter_topic = "sim-dead-letters" # SIMTALLY_DEAD_LETTER_TOPIC
 //! link_limits = ["7=5"]            # SIMTALLY_LINK_LIMITS
 //! serve_addr = "0.0.0.0:8080"      # SIMTALLY_SERVE_ADDR
 //! postgres_addr = "0.0.0.0:5433"   # SIMTALLY_POSTGRES_ADDR
@@ -45,6 +46,7 @@ pub struct FileConfig {
     pub prices: Option<String>,
     pub pass_seconds: Option<u64>,
     pub metrics_addr: Option<String>,
+    pub dead_letter_topic: Option<String>,
     pub link_limits: Option<Vec<String>>,
     pub serve_addr: Option<String>,
     pub postgres_addr: Option<String>,
@@ -84,6 +86,7 @@ impl FileConfig {
             self.pass_seconds.map(|s| s.to_string()),
         );
         add("SIMTALLY_METRICS_ADDR", self.metrics_addr.clone());
+        add("SIMTALLY_DEAD_LETTER_TOPIC", self.dead_letter_topic.clone());
         add(
             "SIMTALLY_LINK_LIMITS",
             self.link_limits.as_ref().map(|l| l.join(",")),

@@ -5,6 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::kafka::{brokers, create_topic, read_all, unique};
 use common::{ingest_files, local_lake, rows, shared_fixture, split_sample_events};
 use simtally::lake::Lake;
 use simtally::pipeline::{ingest, IngestOptions, KafkaIngest, RunSummary};
@@ -12,22 +13,10 @@ use simtally::source::kafka::{produce, ProduceOptions, Topics};
 use simtally::source::Input;
 use tokio_util::sync::CancellationToken;
 
-fn brokers() -> String {
-    std::env::var("SIMTALLY_TEST_BROKERS").expect(
-        "SIMTALLY_TEST_BROKERS is not set: run scripts/test.sh (it starts a broker), \
-         or point it at one",
-    )
-}
-
 fn unique_topics() -> Topics {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let tag = format!("{}-{nanos}", std::process::id());
     Topics {
-        usage: format!("usage-{tag}"),
-        events: format!("events-{tag}"),
+        usage: unique("usage"),
+        events: unique("events"),
     }
 }
 
@@ -48,6 +37,14 @@ async fn produce_files(topics: &Topics, usage: &[PathBuf], events: &[PathBuf]) {
 }
 
 async fn ingest_topics(lake: &Lake, topics: &Topics) -> RunSummary {
+    ingest_topics_with(lake, topics, None).await
+}
+
+async fn ingest_topics_with(
+    lake: &Lake,
+    topics: &Topics,
+    dead_letter_topic: Option<String>,
+) -> RunSummary {
     ingest(
         lake,
         IngestOptions {
@@ -61,6 +58,7 @@ async fn ingest_topics(lake: &Lake, topics: &Topics) -> RunSummary {
                 group: "simtally-test".into(),
                 follow: None,
                 metrics_address: None,
+                dead_letter_topic,
             }),
             ..IngestOptions::default()
         },
@@ -172,23 +170,32 @@ async fn events_first_or_late_by_hours_give_the_file_result() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_carry_topic_partition_and_offset() {
+async fn dead_letters_carry_topic_partition_offset_and_key_and_reach_the_dead_letter_topic() {
     let topics = unique_topics();
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.ndjson");
-    std::fs::write(&bad, "not json\n{\"id\": 1}\n").unwrap();
+    // Unkeyed (no ICCID to key it by), and keyed by its ICCID but missing fields.
+    let keyed = r#"{"id": 1, "sim": {"iccid": "8988303000010000117"}}"#;
+    std::fs::write(&bad, format!("not json\n{keyed}\n")).unwrap();
     produce_files(&topics, &[bad], &[sample("events")]).await;
+    let dead_letter_topic = unique("dead-letters");
+    create_topic(&dead_letter_topic, 1).await;
 
     let lake = local_lake(&dir);
-    let summary = ingest_topics(&lake, &topics).await;
+    let summary = ingest_topics_with(&lake, &topics, Some(dead_letter_topic.clone())).await;
     assert_eq!(summary.usage.dead_letters, 2);
-    let sources = rows(
+    assert_eq!(summary.unsent_dead_letters, 0);
+    let stored = rows(
         &lake,
-        "SELECT source, reason FROM dead_letters WHERE payload IN (X'6e6f74206a736f6e', X'7b226964223a20317d') ORDER BY reason",
+        &format!(
+            "SELECT source, reason, CAST(key AS VARCHAR) FROM dead_letters \
+             WHERE source LIKE '{}/%' ORDER BY reason",
+            topics.usage
+        ),
     )
     .await;
-    assert_eq!(sources.len(), 2, "{sources:?}");
-    for row in &sources {
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    for row in &stored {
         let parts: Vec<&str> = row[0].split('/').collect();
         assert_eq!(parts.len(), 3, "{}", row[0]);
         assert_eq!(parts[0], topics.usage);
@@ -198,6 +205,50 @@ async fn dead_letters_carry_topic_partition_and_offset() {
             row[0]
         );
     }
+    let keys: Vec<(&str, &str)> = stored
+        .iter()
+        .map(|r| (r[1].as_str(), r[2].as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("missing_field", "8988303000010000117"), ("not_json", "")]
+    );
+
+    // The same letters on the dead-letter topic: original key and bytes, reason in headers.
+    let sent = read_all(&brokers(), &dead_letter_topic, 2);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let header = |m: &common::kafka::ReadMessage, name: &str| {
+        m.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    let mut seen: Vec<_> = sent
+        .iter()
+        .map(|m| {
+            let source = header(m, "simtally-source").unwrap_or_default();
+            let stored_source = stored.iter().any(|r| r[0] == source);
+            (
+                m.key.clone(),
+                m.payload.clone(),
+                header(m, "simtally-reason"),
+                stored_source,
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (None, b"not json".to_vec(), Some("not_json".into()), true),
+            (
+                Some(b"8988303000010000117".to_vec()),
+                keyed.as_bytes().to_vec(),
+                Some("missing_field".into()),
+                true
+            ),
+        ]
+    );
 }
 
 /// A generated data set (events with transfers inside records, duplicates, bad lines).

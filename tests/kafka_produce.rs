@@ -4,55 +4,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
+use common::kafka::{brokers, read_all, unique};
 use common::shared_fixture;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError as RdKafkaError;
-use rdkafka::message::Message;
 use simtally::source::kafka::{check_co_partitioned, produce, ProduceOptions, Topics};
 use simtally::source::Input;
-
-fn brokers() -> String {
-    std::env::var("SIMTALLY_TEST_BROKERS").expect(
-        "SIMTALLY_TEST_BROKERS is not set: run scripts/test.sh (it starts a broker), \
-         or point it at one",
-    )
-}
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{nanos}", std::process::id())
-}
-
-/// Every message of `topic` from the start: (key, payload), in no particular order.
-fn read_all(brokers: &str, topic: &str, expected: usize) -> Vec<(Option<String>, Vec<u8>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("test-reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while out.len() < expected && std::time::Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => out.push((
-                m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                m.payload().unwrap_or_default().to_vec(),
-            )),
-            Some(Err(RdKafkaError::PartitionEOF(_))) | None => {}
-            Some(Err(e)) => panic!("consuming {topic}: {e}"),
-        }
-    }
-    out
-}
 
 fn non_blank_lines(path: &std::path::Path) -> Vec<Vec<u8>> {
     std::fs::read(path)
@@ -97,20 +53,21 @@ async fn every_line_arrives_once_keyed_by_its_iccid() {
             counts
         };
         assert_eq!(
-            count(&mut got.iter().map(|(_, p)| p.clone())),
+            count(&mut got.iter().map(|m| m.payload.clone())),
             count(&mut lines.into_iter()),
             "{topic}: the payloads are the lines, each exactly once"
         );
-        for (key, payload) in &got {
-            if let Some(key) = key {
-                let text = String::from_utf8_lossy(payload);
+        for message in &got {
+            if let Some(key) = &message.key {
+                let key = String::from_utf8_lossy(key);
+                let text = String::from_utf8_lossy(&message.payload);
                 assert!(
                     text.contains(&format!("\"{key}\"")),
                     "key {key} not in {text}"
                 );
             }
         }
-        assert!(got.iter().filter(|(k, _)| k.is_some()).count() * 10 > got.len() * 9);
+        assert!(got.iter().filter(|m| m.key.is_some()).count() * 10 > got.len() * 9);
     }
 }
 

@@ -5,6 +5,7 @@ mod common;
 
 use chrono::{Duration, SecondsFormat, Utc};
 use common::access::{self, write_fixture};
+use common::kafka::brokers;
 use common::server::{operator_token, serve_with_events, token, TestServer};
 use common::{ingest_files, local_lake, wire};
 use reqwest::StatusCode;
@@ -174,13 +175,6 @@ async fn requests_are_checked_whole() {
     assert_eq!(answer.error_code(), "events_topic_unavailable");
 }
 
-fn brokers() -> String {
-    std::env::var("SIMTALLY_TEST_BROKERS").expect(
-        "SIMTALLY_TEST_BROKERS is not set: run scripts/test.sh (it starts a broker), \
-         or point it at one",
-    )
-}
-
 async fn ingest_kafka(lake: &Lake, topics: &Topics) -> simtally::pipeline::RunSummary {
     let options = IngestOptions {
         threads: 2,
@@ -190,6 +184,7 @@ async fn ingest_kafka(lake: &Lake, topics: &Topics) -> simtally::pipeline::RunSu
             group: "simtally-transfer-test".into(),
             follow: None,
             metrics_address: None,
+            dead_letter_topic: None,
         }),
         ..IngestOptions::default()
     };

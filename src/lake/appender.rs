@@ -232,6 +232,7 @@ mod tests {
                 source: format!("t:{n}"),
                 rejection: Rejection::new(Reason::NotJson, "x".into()),
                 payload: vec![b'x'],
+                key: None,
             });
         }
         rows.finish()

@@ -64,6 +64,8 @@ pub static DEAD_LETTERS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("detail", DataType::Utf8, false),
         Field::new("payload", DataType::Binary, false),
         Field::new("received_at", timestamp_type(), false),
+        // The Kafka message's key (null for file lines and keyless messages).
+        Field::new("key", DataType::Binary, true),
     ]))
 });
 

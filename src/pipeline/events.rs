@@ -35,6 +35,7 @@ pub(super) type TouchedSims = BTreeMap<Iccid, BTreeSet<String>>;
 struct Arrival {
     source: String,
     payload: Vec<u8>,
+    key: Option<Vec<u8>>,
 }
 
 /// Where one ingest run's events go.
@@ -81,10 +82,16 @@ pub(super) async fn run(
                 continue;
             }
             let source = format!("{name}{line}");
+            let key = chunk.keys.get(line).map(<[u8]>::to_vec);
             match decode_any_event(bytes) {
                 Ok(IncomingEvent::Directory(event)) => {
                     if directory.event_ids.insert(event.event_id.clone()) {
-                        directory_arrivals.push((event, source, bytes.to_vec()));
+                        let arrival = Arrival {
+                            source,
+                            payload: bytes.to_vec(),
+                            key,
+                        };
+                        directory_arrivals.push((event, arrival));
                     } else {
                         counts.duplicates += 1;
                     }
@@ -102,6 +109,7 @@ pub(super) async fn run(
                         Arrival {
                             source,
                             payload: bytes.to_vec(),
+                            key,
                         },
                     );
                     all.push(SequencedEvent {
@@ -116,6 +124,7 @@ pub(super) async fn run(
                         source,
                         rejection,
                         payload: bytes.to_vec(),
+                        key,
                     });
                 }
             }
@@ -132,6 +141,7 @@ pub(super) async fn run(
                     source: arrival.source.clone(),
                     rejection,
                     payload: arrival.payload.clone(),
+                    key: arrival.key.clone(),
                 });
             }
             None => tracing::warn!(event_id = %event.event.event_id, %rejection,
@@ -198,14 +208,19 @@ fn touch(touched: &mut TouchedSims, event: &LifecycleEvent) {
 /// that number later gives the directory these checks saw.
 fn apply_directory_events(
     stored: &mut crate::directory::StoredDirectory,
-    mut arrivals: Vec<(DirectoryEvent, String, Vec<u8>)>,
+    mut arrivals: Vec<(DirectoryEvent, Arrival)>,
     now: UtcMillis,
     counts: &mut EventCounts,
     dead_letters: &mut Vec<DeadLetter>,
 ) -> DirectoryRows {
-    arrivals.sort_by_key(|(event, _, _)| event.at);
+    arrivals.sort_by_key(|(event, _)| event.at);
     let mut rows = DirectoryRows::new(now);
-    for (event, source, payload) in arrivals {
+    for (event, arrival) in arrivals {
+        let Arrival {
+            source,
+            payload,
+            key,
+        } = arrival;
         match stored.directory.apply(&event.change) {
             Ok(()) => {
                 rows.append(&event, stored.next_seq, &source);
@@ -219,6 +234,7 @@ fn apply_directory_events(
                     source,
                     rejection,
                     payload,
+                    key,
                 });
             }
         }

@@ -19,6 +19,7 @@ pub struct Metrics {
     duplicates: AtomicU64,
     corrected_records: AtomicU64,
     correction_rows: AtomicU64,
+    unsent_dead_letters: AtomicU64,
     passes: AtomicU64,
     passes_dropped: AtomicU64,
     last_pass_millis: AtomicU64,
@@ -45,6 +46,7 @@ impl Metrics {
         add(&self.duplicates, summary.usage.duplicates);
         add(&self.corrected_records, summary.corrections.records);
         add(&self.correction_rows, summary.corrections.rows);
+        add(&self.unsent_dead_letters, summary.unsent_dead_letters);
         add(&self.passes, 1);
         self.last_pass_millis
             .store(summary.elapsed.as_millis() as u64, Ordering::Relaxed);
@@ -116,6 +118,11 @@ impl Metrics {
                 "correction_rows_total",
                 "Correction rows written (reversals and re-attributed slices).",
                 get(&self.correction_rows),
+            ),
+            (
+                "dead_letter_topic_failures_total",
+                "Dead letters that could not be sent to the dead-letter topic (they are in the table).",
+                get(&self.unsent_dead_letters),
             ),
             ("passes_total", "Passes committed.", get(&self.passes)),
             (

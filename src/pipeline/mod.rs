@@ -6,6 +6,7 @@
 //! and builds Arrow batches that the async lake writer encodes to Parquet.
 
 mod corrections;
+mod dead_letter_topic;
 pub(crate) mod events;
 mod follow;
 mod metrics;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use deltalake::kernel::Transaction;
@@ -63,6 +64,8 @@ pub struct KafkaIngest {
     pub follow: Option<std::time::Duration>,
     /// With `follow`: where to serve `/metrics` and `/healthz` (HOST:PORT).
     pub metrics_address: Option<String>,
+    /// Where new dead letters are also sent, if anywhere.
+    pub dead_letter_topic: Option<String>,
 }
 
 /// Errors of an ingest run. `Source` is usually the user's (a missing file), `Lake` an
@@ -243,6 +246,14 @@ pub async fn ingest_sources(
     let mut summary = usage_pass.summary;
     summary.events = event_pass.counts;
     summary.corrections = corrected.counts;
+    if let Some((brokers, topic)) = options.kafka.as_ref().and_then(|k| {
+        k.dead_letter_topic
+            .as_ref()
+            .map(|topic| (k.brokers.as_str(), topic))
+    }) {
+        summary.unsent_dead_letters =
+            dead_letter_topic::send(brokers, topic, &usage_pass.dead_letters).await;
+    }
     let events_written = event_pass.appender.rows() as u64;
     let [workspaces_appender, memberships_appender] = event_pass.directory_appenders;
     let (workspaces_written, memberships_written) = (
@@ -350,7 +361,7 @@ pub async fn replay_dead_letters(
     shutdown: CancellationToken,
 ) -> Result<RunSummary, IngestError> {
     let batches = lake
-        .select(LakeTable::DeadLetters, "SELECT source, payload FROM t")
+        .select(LakeTable::DeadLetters, "SELECT source, payload, key FROM t")
         .await?;
     let mut letters = Vec::new();
     for batch in &batches {
@@ -360,9 +371,16 @@ pub async fn replay_dead_letters(
         };
         let sources = as_type(0, &DataType::Utf8)?;
         let payloads = as_type(1, &DataType::Binary)?;
+        let keys = as_type(2, &DataType::Binary)?;
         let (sources, payloads) = (sources.as_string::<i32>(), payloads.as_binary::<i32>());
+        let keys = keys.as_binary::<i32>();
         for row in 0..batch.num_rows() {
-            letters.push((sources.value(row).to_owned(), payloads.value(row).to_vec()));
+            let key = keys.is_valid(row).then(|| keys.value(row).to_vec());
+            letters.push((
+                sources.value(row).to_owned(),
+                key,
+                payloads.value(row).to_vec(),
+            ));
         }
     }
     let events = Box::new(FileChunks::new(Vec::new()));

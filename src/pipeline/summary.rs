@@ -154,6 +154,8 @@ pub struct RunSummary {
     pub events: EventCounts,
     /// Rows written to correct usage stored by earlier runs (late transfers, registrations).
     pub corrections: CorrectionCounts,
+    /// Dead letters that could not be sent to the dead-letter topic (they are in the table).
+    pub unsent_dead_letters: u64,
     pub workspaces: BTreeMap<i64, WorkspaceTotals>,
     pub quarantine: BTreeMap<&'static str, QuarantineTotals>,
     pub lake_versions: Vec<(&'static str, i64)>,

@@ -14,6 +14,8 @@ pub struct DeadLetter {
     pub rejection: Rejection,
     /// The input exactly as received.
     pub payload: Vec<u8>,
+    /// The Kafka message's key, if it had one.
+    pub key: Option<Vec<u8>>,
 }
 
 /// Rows of the `dead_letters` table.
@@ -23,6 +25,7 @@ pub struct DeadLetterRows {
     detail: StringBuilder,
     payload: BinaryBuilder,
     received_at: TimestampMicrosecondBuilder,
+    key: BinaryBuilder,
     received_at_value: i64,
     len: usize,
 }
@@ -35,6 +38,7 @@ impl DeadLetterRows {
             detail: StringBuilder::new(),
             payload: BinaryBuilder::new(),
             received_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            key: BinaryBuilder::new(),
             received_at_value: received_at.micros(),
             len: 0,
         }
@@ -46,6 +50,7 @@ impl DeadLetterRows {
         self.detail.append_value(&letter.rejection.detail);
         self.payload.append_value(&letter.payload);
         self.received_at.append_value(self.received_at_value);
+        self.key.append_option(letter.key.as_deref());
         self.len += 1;
     }
 
@@ -67,6 +72,7 @@ impl DeadLetterRows {
                 Arc::new(self.detail.finish()),
                 Arc::new(self.payload.finish()),
                 Arc::new(self.received_at.finish()),
+                Arc::new(self.key.finish()),
             ],
         )
         .unwrap_or_else(|e| unreachable!("dead letter builders follow the schema: {e}"))

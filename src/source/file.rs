@@ -103,6 +103,34 @@ pub struct Chunk {
     /// For messages: each one's offset and the end of its bytes in `data` (a message may
     /// itself contain newlines). `None` for lines.
     pub messages: Option<Vec<(u64, usize)>>,
+    /// For messages: their keys (a dead letter keeps its message's key).
+    pub keys: MessageKeys,
+}
+
+/// The keys of a chunk's messages, by offset, in one buffer (a key per message would be an
+/// allocation per message).
+#[derive(Debug, Default)]
+pub struct MessageKeys {
+    bytes: Vec<u8>,
+    /// (offset, end of the key in `bytes`), offsets ascending; keyless messages left out.
+    ends: Vec<(u64, usize)>,
+}
+
+impl MessageKeys {
+    /// Adds the key of the message at `offset`, which follows every offset added before.
+    pub fn push(&mut self, offset: u64, key: Option<&[u8]>) {
+        if let Some(key) = key {
+            self.bytes.extend_from_slice(key);
+            self.ends.push((offset, self.bytes.len()));
+        }
+    }
+
+    /// The key of the message at `offset`, if it had one.
+    pub fn get(&self, offset: u64) -> Option<&[u8]> {
+        let index = self.ends.binary_search_by_key(&offset, |(o, _)| *o).ok()?;
+        let start = index.checked_sub(1).map_or(0, |i| self.ends[i].1);
+        self.bytes.get(start..self.ends[index].1)
+    }
 }
 
 impl Chunk {
@@ -111,15 +139,17 @@ impl Chunk {
             first_line,
             data,
             messages: None,
+            keys: MessageKeys::default(),
         }
     }
 
     /// Messages laid end to end in `data`, each given as (offset, end in `data`).
-    pub fn of_messages(data: Vec<u8>, messages: Vec<(u64, usize)>) -> Self {
+    pub fn of_messages(data: Vec<u8>, messages: Vec<(u64, usize)>, keys: MessageKeys) -> Self {
         Chunk {
             first_line: messages.first().map_or(0, |(offset, _)| *offset),
             data,
             messages: Some(messages),
+            keys,
         }
     }
 
@@ -304,7 +334,15 @@ mod tests {
     #[test]
     fn messages_keep_their_offsets_and_inner_newlines() {
         let data = b"{\"a\":\n1}{}\r\n".to_vec();
-        let chunk = Chunk::of_messages(data, vec![(40, 8), (41, 10), (45, 12)]);
+        let mut keys = MessageKeys::default();
+        keys.push(40, Some(b"k40"));
+        keys.push(41, None);
+        keys.push(45, Some(b"key45"));
+        let chunk = Chunk::of_messages(data, vec![(40, 8), (41, 10), (45, 12)], keys);
+        assert_eq!(chunk.keys.get(40), Some(&b"k40"[..]));
+        assert_eq!(chunk.keys.get(41), None);
+        assert_eq!(chunk.keys.get(45), Some(&b"key45"[..]));
+        assert_eq!(chunk.keys.get(44), None);
         let got: Vec<(u64, &[u8])> = chunk.records().collect();
         let want: Vec<(u64, &[u8])> = vec![(40, b"{\"a\":\n1}"), (41, b"{}"), (45, b"\r\n")];
         assert_eq!(got, want);

@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 
 pub mod access;
+pub mod kafka;
 pub mod server;
 pub mod wire;
 

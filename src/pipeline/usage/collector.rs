@@ -16,6 +16,7 @@ use crate::decode::{Reason, Rejection};
 use crate::domain::UtcMillis;
 use crate::pipeline::{IngestError, QuarantineTotals, RunSummary};
 use crate::sink::{DeadLetter, DeadLetterRows, PartitionedBatches, BATCH_ROWS, USAGE_BUFFER_ROWS};
+use crate::source::MessageKeys;
 
 /// What the collector needs to know about the lake to keep re-ingest idempotent.
 pub(super) struct AlreadyInLake {
@@ -92,6 +93,7 @@ impl Collector {
                 source: format!("{input_name}{}", line.line),
                 rejection: line.rejection,
                 payload: chunk.data[line.span].to_vec(),
+                key: chunk.keys.get(line.line).map(<[u8]>::to_vec),
             });
         }
         let usage_rows = chunk.usage.batch.num_rows();
@@ -99,7 +101,8 @@ impl Collector {
         let mut usage_dropped = Dropped(None);
         let mut quarantine_dropped = Dropped(None);
         for record in &chunk.records {
-            let (keep_usage, keep_quarantine) = self.decide(input_name, &chunk.data, record);
+            let (keep_usage, keep_quarantine) =
+                self.decide(input_name, (&chunk.data, &chunk.keys), record);
             let usage_slices = &chunk.usage.slices[record.usage.clone()];
             let quarantine_slices = &chunk.quarantine.slices[record.quarantine.clone()];
             if keep_usage {
@@ -127,7 +130,12 @@ impl Collector {
     }
 
     /// Whether the record's usage and quarantine rows are written; counts it either way.
-    fn decide(&mut self, input_name: &str, data: &[u8], record: &RecordRows) -> (bool, bool) {
+    fn decide(
+        &mut self,
+        input_name: &str,
+        (data, keys): (&[u8], &MessageKeys),
+        record: &RecordRows,
+    ) -> (bool, bool) {
         let counts = &mut self.summary.usage;
         match self
             .dedup
@@ -151,6 +159,7 @@ impl Collector {
                         ),
                     ),
                     payload: data[record.span.clone()].to_vec(),
+                    key: keys.get(record.line).map(<[u8]>::to_vec),
                 };
                 self.dead_letter(letter);
                 return (false, false);

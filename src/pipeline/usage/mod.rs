@@ -28,6 +28,8 @@ pub(super) struct UsagePass {
     pub resume_points: Vec<(String, i64)>,
     /// Written but not yet committed, in commit order.
     pub appenders: Vec<(&'static str, TableAppender)>,
+    /// The dead letters written, kept when they also go to a dead-letter topic.
+    pub dead_letters: Vec<RecordBatch>,
 }
 
 /// What the collector hands the lake writer.
@@ -56,6 +58,11 @@ pub(super) async fn run(
         dead_letters: dead_letters_in_lake,
     };
 
+    let keep_dead_letters = options
+        .kafka
+        .as_ref()
+        .is_some_and(|k| k.dead_letter_topic.is_some());
+    let mut dead_letters = Vec::new();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Output>(64);
     let threads = match options.threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -89,7 +96,12 @@ pub(super) async fn run(
                     .await?
             }
             Output::Quarantine(pieces) => quarantine.write_pieces(&pieces).await?,
-            Output::DeadLetters(batch) => dead.write(batch).await?,
+            Output::DeadLetters(batch) => {
+                if keep_dead_letters {
+                    dead_letters.push(batch.clone());
+                }
+                dead.write(batch).await?
+            }
         }
     }
     let (summary, resume_points) = collector
@@ -103,6 +115,7 @@ pub(super) async fn run(
             ("quarantine", quarantine),
             ("usage", usage),
         ],
+        dead_letters,
     })
 }
 

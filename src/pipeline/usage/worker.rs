@@ -14,7 +14,7 @@ use crate::attribute::{
 use crate::decode::{decode_usage, Rejection};
 use crate::domain::{Money, RecordId, UsageRecord, UtcMillis, Volume, WorkspaceId};
 use crate::sink::{QuarantineRows, UsagePartition, UsageRows};
-use crate::source::Chunk;
+use crate::source::{Chunk, MessageKeys};
 
 pub(super) struct Work {
     pub seq: u64,
@@ -27,6 +27,8 @@ pub(super) struct DecodedChunk {
     pub seq: u64,
     pub input: usize,
     pub data: Vec<u8>,
+    /// The messages' keys (for their dead letters).
+    pub keys: MessageKeys,
     pub lines: u64,
     pub blank: u64,
     /// Valid records, in input order.
@@ -135,6 +137,7 @@ impl Worker<'_> {
             seq,
             input,
             data: chunk.data,
+            keys: chunk.keys,
             lines,
             blank,
             records,

@@ -15,7 +15,7 @@ use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaError;
-use crate::source::{Chunk, ChunkSource, SourceError};
+use crate::source::{Chunk, ChunkSource, MessageKeys, SourceError};
 
 /// Chunks are cut at about this many bytes, like file chunks.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -56,6 +56,7 @@ struct PartitionRead {
     at_end: bool,
     data: Vec<u8>,
     messages: Vec<(u64, usize)>,
+    keys: MessageKeys,
 }
 
 impl PartitionRead {
@@ -72,7 +73,8 @@ impl PartitionRead {
         }
         let data = std::mem::take(&mut self.data);
         let messages = std::mem::take(&mut self.messages);
-        Some(Chunk::of_messages(data, messages))
+        let keys = std::mem::take(&mut self.keys);
+        Some(Chunk::of_messages(data, messages, keys))
     }
 }
 
@@ -141,6 +143,7 @@ impl TopicToEnd {
                 at_end: false,
                 data: Vec::new(),
                 messages: Vec::new(),
+                keys: MessageKeys::default(),
             });
         }
         consumer.assign(&assignment).map_err(client_error)?;
@@ -216,6 +219,7 @@ impl TopicToEnd {
         read.data
             .extend_from_slice(message.payload().unwrap_or_default());
         read.messages.push((offset as u64, read.data.len()));
+        read.keys.push(offset as u64, message.key());
         read.next = offset + 1;
         Ok(true)
     }

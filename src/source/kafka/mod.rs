@@ -9,7 +9,7 @@ mod topics;
 
 pub use consume::{resume_app_id, TopicToEnd};
 pub use group::GroupMember;
-pub use produce::{produce, publish, ProduceOptions, ProduceSummary};
+pub use produce::{produce, publish, publish_messages, Outgoing, ProduceOptions, ProduceSummary};
 pub use topics::check_co_partitioned;
 
 /// Topic names; the defaults are the documented ones.

@@ -6,6 +6,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 use serde::Deserialize;
@@ -145,17 +146,38 @@ pub async fn publish(
     topic: &str,
     messages: Vec<(String, Vec<u8>)>,
 ) -> Result<(), KafkaError> {
+    let messages = messages
+        .into_iter()
+        .map(|(key, payload)| Outgoing {
+            key: Some(key.into_bytes()),
+            payload,
+            headers: Vec::new(),
+        })
+        .collect();
+    publish_messages(brokers, topic, messages).await
+}
+
+/// A message to send: its key (if any), payload and headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// As [`publish`], for messages with any keys and with headers.
+pub async fn publish_messages(
+    brokers: &str,
+    topic: &str,
+    messages: Vec<Outgoing>,
+) -> Result<(), KafkaError> {
     let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
     tokio::task::spawn_blocking(move || send_and_wait(&brokers, &topic, &messages))
         .await
         .map_err(|e| KafkaError::Internal(format!("producer thread: {e}")))?
 }
 
-fn send_and_wait(
-    brokers: &str,
-    topic: &str,
-    messages: &[(String, Vec<u8>)],
-) -> Result<(), KafkaError> {
+fn send_and_wait(brokers: &str, topic: &str, messages: &[Outgoing]) -> Result<(), KafkaError> {
     let producer: BaseProducer<Deliveries> = client_config(brokers)
         .set("enable.idempotence", "true")
         // A person waits on this: an unreachable broker fails in seconds (the outbox
@@ -163,10 +185,20 @@ fn send_and_wait(
         .set("message.timeout.ms", "10000")
         .create_with_context(Deliveries::default())
         .map_err(|source| client_error(brokers, source))?;
-    for (key, payload) in messages {
-        let record = BaseRecord::to(topic)
-            .key(key.as_str())
-            .payload(payload.as_slice());
+    for message in messages {
+        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+        for (name, value) in &message.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value.as_slice()),
+            });
+        }
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+            .payload(message.payload.as_slice())
+            .headers(headers);
+        if let Some(key) = &message.key {
+            record = record.key(key.as_slice());
+        }
         send_one(&producer, record)?;
     }
     producer
@@ -224,9 +256,9 @@ fn send_file(
 }
 
 /// Sends one message, waiting while librdkafka's local queue is full.
-fn send_one(
+fn send_one<K: rdkafka::message::ToBytes + ?Sized>(
     producer: &BaseProducer<Deliveries>,
-    mut record: BaseRecord<'_, str, [u8]>,
+    mut record: BaseRecord<'_, K, [u8]>,
 ) -> Result<(), KafkaError> {
     loop {
         match producer.send(record) {
