@@ -239,6 +239,7 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
             threads: 0,
             kafka: None,
             link_limits: Default::default(),
+            dedup_window_days: None,
         },
         shutdown,
     )

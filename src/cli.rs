@@ -12,7 +12,7 @@ use crate::directory::{LinkLimits, OrganizationLimit};
 use crate::domain::WorkspaceId;
 use crate::generate::GenerateOptions;
 use crate::lake::{LakeError, LakeLocation};
-use crate::pipeline::{IngestOptions, KafkaIngest};
+use crate::pipeline::{IngestOptions, KafkaIngest, DEFAULT_WINDOW_DAYS};
 use crate::query::{OutputFormat, QueryLimits, Scope};
 use crate::serve::{AuthOptions, EventsTopic, ServeOptions};
 use crate::source::kafka::{ProduceOptions, Topics};
@@ -38,7 +38,8 @@ pub struct Cli {
     pub log: String,
 
     /// A TOML configuration file (keys: lake, log, threads, brokers, usage_topic,
-    /// events_topic, group, pass_seconds, metrics_addr, dead_letter_topic, prices, link_limits, serve_addr,
+    /// events_topic, group, pass_seconds, metrics_addr, dead_letter_topic, dedup_window_days,
+    /// prices, link_limits, serve_addr,
     /// postgres_addr, jwt_secret_file, jwt_public_key_file, jwt_issuer, jwt_audience,
     /// operator_secret_file, max_rows, query_timeout). Precedence: flags, then SIMTALLY_*
     /// variables, then the file, then the defaults.
@@ -343,6 +344,11 @@ pub struct IngestArgs {
         requires = "brokers"
     )]
     pub dead_letter_topic: Option<String>,
+    /// Days of event time (back from the latest usage date in the lake) whose record ids are
+    /// kept in memory to recognize re-deliveries. An older record is still recognized: its
+    /// day's ids are read from the lake when it arrives. Only memory depends on this.
+    #[arg(long, env = "SIMTALLY_DEDUP_WINDOW_DAYS", value_name = "DAYS", default_value_t = DEFAULT_WINDOW_DAYS)]
+    pub dedup_window_days: u32,
     /// Let organization ORG link N Workspaces instead of 3 (the Pro package); repeat for
     /// more organizations. A `workspaces_linked` event over the limit becomes a dead letter.
     #[arg(
@@ -475,6 +481,7 @@ impl Cli {
                             .link_limits
                             .iter()
                             .fold(LinkLimits::default(), |limits, l| limits.with(*l)),
+                        dedup_window_days: Some(a.dedup_window_days),
                     },
                 }
             }
@@ -524,6 +531,7 @@ impl Cli {
                     threads: a.threads,
                     kafka: None,
                     link_limits: LinkLimits::default(),
+                    dedup_window_days: None,
                 },
             },
             Command::Lake(LakeCommand::Compact(lake)) => Config::Compact {

@@ -15,6 +15,7 @@
 //! pass_seconds = 5                 # SIMTALLY_PASS_SECONDS
 //! metrics_addr = "0.0.0.0:9464"    # SIMTALLY_METRICS_ADDR
 //! dead_letter_topic = "sim-dead-letters" # SIMTALLY_DEAD_LETTER_TOPIC
+//! dedup_window_days = 7            # SIMTALLY_DEDUP_WINDOW_DAYS
 //! link_limits = ["7=5"]            # SIMTALLY_LINK_LIMITS
 //! serve_addr = "0.0.0.0:8080"      # SIMTALLY_SERVE_ADDR
 //! postgres_addr = "0.0.0.0:5433"   # SIMTALLY_POSTGRES_ADDR
@@ -47,6 +48,7 @@ pub struct FileConfig {
     pub pass_seconds: Option<u64>,
     pub metrics_addr: Option<String>,
     pub dead_letter_topic: Option<String>,
+    pub dedup_window_days: Option<u32>,
     pub link_limits: Option<Vec<String>>,
     pub serve_addr: Option<String>,
     pub postgres_addr: Option<String>,
@@ -87,6 +89,10 @@ impl FileConfig {
         );
         add("SIMTALLY_METRICS_ADDR", self.metrics_addr.clone());
         add("SIMTALLY_DEAD_LETTER_TOPIC", self.dead_letter_topic.clone());
+        add(
+            "SIMTALLY_DEDUP_WINDOW_DAYS",
+            self.dedup_window_days.map(|d| d.to_string()),
+        );
         add(
             "SIMTALLY_LINK_LIMITS",
             self.link_limits.as_ref().map(|l| l.join(",")),

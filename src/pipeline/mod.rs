@@ -36,6 +36,7 @@ pub use summary::{
     EventCounts, QuarantineTotals, RunRecord, RunSummary, UsageCounts, WorkspaceTotals,
     RUN_RECORD_KEY,
 };
+pub use usage::DEFAULT_WINDOW_DAYS;
 
 /// What one `ingest` run reads.
 #[derive(Clone, Debug, Default)]
@@ -50,6 +51,9 @@ pub struct IngestOptions {
     pub kafka: Option<KafkaIngest>,
     /// How many Workspaces each organization may link.
     pub link_limits: LinkLimits,
+    /// Days of event time whose record ids are held in memory for de-duplication (default
+    /// [`DEFAULT_WINDOW_DAYS`]); older records are checked against the lake day by day.
+    pub dedup_window_days: Option<u32>,
 }
 
 /// A Kafka read: to the end offsets seen at start (`ingest --brokers --exit-at-end`), or

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 
+use super::known::KnownRecords;
 use super::worker::{DecodedChunk, RecordRows, SliceRow, UsageBlock};
 use super::Output;
 use crate::attribute::{Deduplicator, Seen};
@@ -20,8 +21,7 @@ use crate::source::MessageKeys;
 
 /// What the collector needs to know about the lake to keep re-ingest idempotent.
 pub(super) struct AlreadyInLake {
-    pub usage: HashSet<i64>,
-    pub quarantine: HashSet<i64>,
+    pub records: KnownRecords,
     pub dead_letters: Arc<HashSet<String>>,
 }
 
@@ -101,6 +101,7 @@ impl Collector {
         let mut usage_dropped = Dropped(None);
         let mut quarantine_dropped = Dropped(None);
         for record in &chunk.records {
+            self.in_lake.records.cover(record.start_day)?;
             let (keep_usage, keep_quarantine) =
                 self.decide(input_name, (&chunk.data, &chunk.keys), record);
             let usage_slices = &chunk.usage.slices[record.usage.clone()];
@@ -166,9 +167,9 @@ impl Collector {
             }
         }
         let id = record.id.0;
-        let keep_usage = !record.usage.is_empty() && !self.in_lake.usage.contains(&id);
-        let keep_quarantine =
-            !record.quarantine.is_empty() && !self.in_lake.quarantine.contains(&id);
+        let known = &self.in_lake.records;
+        let keep_usage = !record.usage.is_empty() && !known.usage.contains(&id);
+        let keep_quarantine = !record.quarantine.is_empty() && !known.quarantine.contains(&id);
         let counts = &mut self.summary.usage;
         if !keep_usage && !keep_quarantine {
             counts.duplicates += 1;

@@ -3,6 +3,7 @@
 //! order (de-duplication, idempotency) and the async lake writer encodes Parquet.
 
 mod collector;
+mod known;
 mod worker;
 
 use std::collections::{BTreeMap, HashSet};
@@ -16,10 +17,12 @@ use tokio_util::sync::CancellationToken;
 use super::{IngestError, IngestOptions, RunSummary};
 use crate::attribute::OwnershipBook;
 use crate::domain::UtcMillis;
-use crate::lake::{Lake, LakeTable, PartitionValue, TableAppender};
+use crate::lake::{Lake, PartitionValue, TableAppender};
 use crate::sink::{DeadLetter, UsagePartition};
 use crate::source::{ChunkSource, Input, SourceError};
 use collector::{AlreadyInLake, Collector};
+use known::KnownRecords;
+pub use known::DEFAULT_WINDOW_DAYS;
 use worker::{DecodedChunk, Work, Worker};
 
 pub(super) struct UsagePass {
@@ -52,9 +55,11 @@ pub(super) async fn run(
     now: UtcMillis,
     shutdown: CancellationToken,
 ) -> Result<UsagePass, IngestError> {
+    let window = options
+        .dedup_window_days
+        .unwrap_or(known::DEFAULT_WINDOW_DAYS);
     let in_lake = AlreadyInLake {
-        usage: lake.int64_keys(LakeTable::Usage, "record_id").await?,
-        quarantine: lake.int64_keys(LakeTable::Quarantine, "record_id").await?,
+        records: KnownRecords::load(lake, window).await?,
         dead_letters: dead_letters_in_lake,
     };
 

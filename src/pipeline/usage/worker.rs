@@ -51,6 +51,8 @@ pub(super) struct RecordRows {
     pub line: u64,
     /// The line within the chunk: a conflicting duplicate's dead letter carries it.
     pub span: Range<usize>,
+    /// The UTC day the record starts on (days since 1970-01-01).
+    pub start_day: i32,
     pub volume_total: Volume,
     pub cost: Money,
     /// Indexes into `UsageBlock::slices`.
@@ -233,6 +235,7 @@ impl<'a> ChunkRows<'a> {
             fingerprint: fingerprint(record),
             line,
             span,
+            start_day: record.start.utc_days(),
             volume_total: record.volume.total(),
             cost: record.cost,
             usage: usage_start..self.usage_slices.len(),

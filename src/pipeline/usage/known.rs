@@ -1,0 +1,171 @@
+//! The record ids already in the lake, for idempotent ingest, held for a window of event
+//! time instead of for all history: the ids of records that start within `window_days` of
+//! the latest `usage_date` in the lake are loaded when a pass starts; a record older than
+//! that (a late delivery, or a replay) has its day's ids loaded when it is first seen. A
+//! record's first slice always starts at the record's start, so its id is among the ids of
+//! that day in `usage` or `quarantine` if it is in the lake at all. Memory then follows the
+//! window (and the days late records touch), not the age of the lake, and nothing old is
+//! ever written twice.
+
+use std::collections::HashSet;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{Date32Type, Int64Type};
+
+use crate::lake::{Lake, LakeError, LakeTable};
+
+/// The default window: a week of event time.
+pub const DEFAULT_WINDOW_DAYS: u32 = 7;
+
+pub(crate) struct KnownRecords {
+    pub usage: HashSet<i64>,
+    pub quarantine: HashSet<i64>,
+    /// Days before this one are loaded on demand (`None`: everything is loaded).
+    loaded_from: Option<i32>,
+    loaded_days: HashSet<i32>,
+    lake: Lake,
+    runtime: tokio::runtime::Handle,
+}
+
+impl KnownRecords {
+    /// The ids of the last `window_days` days of event time in the lake.
+    pub async fn load(lake: &Lake, window_days: u32) -> Result<Self, LakeError> {
+        let latest = latest_day(lake).await?;
+        let loaded_from = latest.map(|day| day - window_days as i32);
+        let condition = loaded_from.map_or(String::new(), |day| {
+            format!(" WHERE usage_date >= {}", date_literal(day))
+        });
+        let (usage, quarantine) = ids(lake, &condition).await?;
+        Ok(KnownRecords {
+            usage,
+            quarantine,
+            loaded_from,
+            loaded_days: HashSet::new(),
+            lake: lake.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Makes sure the ids of records starting on `day` (days since 1970-01-01) are known.
+    /// Blocks on the lake when they must be loaded: call it off the async runtime.
+    pub fn cover(&mut self, day: i32) -> Result<(), LakeError> {
+        match self.loaded_from {
+            Some(from) if day < from && self.loaded_days.insert(day) => {
+                let condition = format!(" WHERE usage_date = {}", date_literal(day));
+                let (usage, quarantine) = self.runtime.block_on(ids(&self.lake, &condition))?;
+                self.usage.extend(usage);
+                self.quarantine.extend(quarantine);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The latest `usage_date` in `usage` or `quarantine`, if either has rows.
+async fn latest_day(lake: &Lake) -> Result<Option<i32>, LakeError> {
+    let mut latest = None;
+    for table in [LakeTable::Usage, LakeTable::Quarantine] {
+        for batch in lake.select(table, "SELECT MAX(usage_date) FROM t").await? {
+            let days = batch
+                .column(0)
+                .as_primitive_opt::<Date32Type>()
+                .ok_or_else(|| LakeError::Corrupt {
+                    table: table.name(),
+                    detail: "usage_date is not a DATE".into(),
+                })?;
+            latest = latest.max(days.iter().flatten().max());
+        }
+    }
+    Ok(latest)
+}
+
+async fn ids(lake: &Lake, condition: &str) -> Result<(HashSet<i64>, HashSet<i64>), LakeError> {
+    let mut out = [HashSet::new(), HashSet::new()];
+    for (table, set) in [LakeTable::Usage, LakeTable::Quarantine]
+        .into_iter()
+        .zip(&mut out)
+    {
+        let sql = format!("SELECT DISTINCT record_id FROM t{condition}");
+        for batch in lake.select(table, &sql).await? {
+            let column = batch
+                .column(0)
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| LakeError::Corrupt {
+                    table: table.name(),
+                    detail: "record_id is not BIGINT".into(),
+                })?;
+            set.extend(column.iter().flatten());
+        }
+    }
+    let [usage, quarantine] = out;
+    Ok((usage, quarantine))
+}
+
+fn date_literal(day: i32) -> String {
+    let date = chrono::DateTime::UNIX_EPOCH
+        .date_naive()
+        .checked_add_signed(chrono::Duration::days(i64::from(day)))
+        .unwrap_or_default();
+    format!("DATE '{date}'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lake::LakeLocation;
+    use crate::pipeline::{ingest, IngestOptions};
+    use crate::source::Input;
+    use tokio_util::sync::CancellationToken;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn holds_the_window_and_loads_older_days_when_asked() {
+        let fixture =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sample-1");
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(LakeLocation::parse(&dir.path().display().to_string()).unwrap());
+        let options = IngestOptions {
+            usage: vec![Input::File(fixture.join("usage.ndjson"))],
+            events: vec![Input::File(fixture.join("events.ndjson"))],
+            threads: 2,
+            ..IngestOptions::default()
+        };
+        ingest(&lake, options, CancellationToken::new())
+            .await
+            .unwrap();
+        let all = KnownRecords::load(&lake, 10_000).await.unwrap();
+        let latest_only = KnownRecords::load(&lake, 0).await.unwrap();
+        let held = |k: &KnownRecords| k.usage.len() + k.quarantine.len();
+        assert!(
+            held(&latest_only) < held(&all),
+            "the window holds fewer ids"
+        );
+
+        let days: Vec<i32> = all
+            .lake
+            .select(
+                LakeTable::Usage,
+                "SELECT DISTINCT CAST(usage_date AS INT) FROM t",
+            )
+            .await
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_primitive::<arrow::datatypes::Int32Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        let mut lazy = latest_only;
+        tokio::task::spawn_blocking(move || {
+            for day in days {
+                lazy.cover(day).unwrap();
+            }
+            assert_eq!(lazy.usage, all.usage);
+            assert!(lazy.quarantine.is_subset(&all.quarantine));
+        })
+        .await
+        .unwrap();
+    }
+}
