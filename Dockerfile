@@ -1,0 +1,24 @@
+# simtally in a container, for docker-compose.yml (Kafka, MinIO, simtally).
+# Build: docker build -t simtally .   Run: docker run --rm simtally --help
+FROM rust:1-bookworm AS build
+# librdkafka is built from the rdkafka crate's bundled source (make, a C compiler, zlib).
+RUN apt-get update && apt-get install -y --no-install-recommends cmake zlib1g-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src src
+COPY sql sql
+COPY schemas schemas
+COPY benches benches
+COPY examples examples
+COPY testdata testdata
+RUN cargo build --release --locked --bin simtally
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 simtally
+COPY --from=build /src/target/release/simtally /usr/local/bin/simtally
+USER simtally
+ENTRYPOINT ["simtally"]
+CMD ["--help"]
