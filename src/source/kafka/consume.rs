@@ -82,24 +82,6 @@ pub struct TopicToEnd {
     consumer: BaseConsumer<QuietAtEnd>,
     topic: String,
     partitions: Vec<PartitionRead>,
-    /// How much one read may take before it stops where it is (`None`: no limit).
-    budget: Option<ReadBudget>,
-    taken: ReadBudget,
-}
-
-/// A limit on one read of a topic: it stops after this many messages or bytes, and the
-/// next read goes on from there. Keeps a pass over a large backlog from holding everything
-/// until one commit at the end.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReadBudget {
-    pub messages: u64,
-    pub bytes: u64,
-}
-
-impl ReadBudget {
-    fn exhausted_by(&self, taken: &ReadBudget) -> bool {
-        taken.messages >= self.messages || taken.bytes >= self.bytes
-    }
 }
 
 impl TopicToEnd {
@@ -169,27 +151,7 @@ impl TopicToEnd {
             consumer,
             topic: topic.to_owned(),
             partitions: reads,
-            budget: None,
-            taken: ReadBudget::default(),
         })
-    }
-
-    /// Stops this read after `budget` (see [`ReadBudget`]).
-    pub fn with_budget(mut self, budget: ReadBudget) -> Self {
-        self.budget = Some(budget);
-        self
-    }
-
-    /// Whether the messages waiting (by the end offsets seen at start) exceed the budget, so
-    /// that this read will stop before the end.
-    pub fn exceeds_budget(&self) -> bool {
-        let waiting: i64 = self.lags().iter().map(|(_, _, n)| n).sum();
-        self.budget
-            .is_some_and(|b| u64::try_from(waiting).unwrap_or(0) > b.messages)
-    }
-
-    fn spent(&self) -> bool {
-        self.budget.is_some_and(|b| b.exhausted_by(&self.taken))
     }
 
     /// Per partition: messages between where this read starts and the broker's end offset.
@@ -223,11 +185,10 @@ impl TopicToEnd {
 
     /// A gathered chunk that is full, or of a partition that reached its end.
     fn ready_chunk(&mut self) -> Option<(usize, Chunk)> {
-        let spent = self.spent();
         self.partitions
             .iter_mut()
             .enumerate()
-            .filter(|(_, p)| p.done() || p.data.len() >= CHUNK_BYTES || spent)
+            .filter(|(_, p)| p.done() || p.data.len() >= CHUNK_BYTES)
             .find_map(|(index, p)| p.take_chunk().map(|chunk| (index, chunk)))
     }
 
@@ -259,8 +220,6 @@ impl TopicToEnd {
             .extend_from_slice(message.payload().unwrap_or_default());
         read.messages.push((offset as u64, read.data.len()));
         read.keys.push(offset as u64, message.key());
-        self.taken.messages += 1;
-        self.taken.bytes += message.payload_len() as u64;
         read.next = offset + 1;
         Ok(true)
     }
@@ -280,7 +239,7 @@ impl ChunkSource for TopicToEnd {
             if let Some(ready) = self.ready_chunk() {
                 return Ok(Some(ready));
             }
-            if self.spent() || self.partitions.iter().all(PartitionRead::done) {
+            if self.partitions.iter().all(PartitionRead::done) {
                 return Ok(None);
             }
             if self.poll_once()? {
