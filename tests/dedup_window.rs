@@ -26,7 +26,10 @@ async fn records_older_than_the_window_are_still_duplicates() {
         .await
         .unwrap();
     let days = rows(&lake, "SELECT COUNT(DISTINCT usage_date) FROM usage").await;
-    assert!(days[0][0].parse::<u32>().unwrap() > 1, "the sample spans days");
+    assert!(
+        days[0][0].parse::<u32>().unwrap() > 1,
+        "the sample spans days"
+    );
     let sums = "SELECT workspace_id, COUNT(*), SUM(cost) FROM usage GROUP BY 1 ORDER BY 1";
     let before = rows(&lake, sums).await;
 
