@@ -57,7 +57,7 @@ pub struct CorruptRecord {
 }
 
 /// The slices that count: neither reversals nor reversed.
-pub fn live_slices(slices: &[StoredSlice]) -> Vec<&StoredSlice> {
+fn live_slices(slices: &[StoredSlice]) -> Vec<&StoredSlice> {
     let reversed: HashSet<i16> = slices.iter().filter_map(|s| s.reverses).collect();
     let mut live: Vec<&StoredSlice> = slices
         .iter()

@@ -6,8 +6,10 @@ mod dedup;
 mod ownership;
 mod slice;
 mod split;
+#[cfg(test)]
+mod testing;
 
-pub use correct::{correct, live_slices, Correction, CorruptRecord, StoredRecord, StoredSlice};
+pub use correct::{correct, Correction, CorruptRecord, StoredRecord, StoredSlice};
 pub use dedup::{fingerprint, Deduplicator, Seen};
 pub use ownership::{OwnershipBook, SequencedEvent, Tenure, Timeline};
 pub use slice::{attribute, Destination, QuarantineReason, Slice};

@@ -128,56 +128,16 @@ fn pieces(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attribute::testing::{arbitrary_tenures, record, tenure_events, ws};
     use crate::attribute::Tenure;
-    use crate::domain::{
-        Currency, EventKind, Iccid, LifecycleEvent, RecordId, TrafficType, Volumes,
-    };
     use proptest::prelude::*;
-
-    fn ws(id: i64) -> WorkspaceId {
-        WorkspaceId::new(id).unwrap()
-    }
-
-    fn iccid() -> Iccid {
-        Iccid::parse("8988303000010000216").unwrap()
-    }
 
     fn book(tenures: &[(i64, i64)]) -> OwnershipBook {
         let mut book = OwnershipBook::default();
-        let mut owner = None;
-        for (i, &(at, w)) in tenures.iter().enumerate() {
-            let kind = match owner {
-                None => EventKind::Registered { workspace: ws(w) },
-                Some(source) => EventKind::Transferred {
-                    source,
-                    target: ws(w),
-                },
-            };
-            owner = Some(ws(w));
-            book.apply(&LifecycleEvent {
-                event_id: format!("e{i}"),
-                at: UtcMillis::from_millis(at),
-                iccid: iccid(),
-                kind,
-            })
-            .unwrap();
+        for event in tenure_events(tenures) {
+            book.apply(&event.event).unwrap();
         }
         book
-    }
-
-    fn record(start: i64, end: i64, rx: i128, tx: i128, cost: i128) -> UsageRecord {
-        UsageRecord {
-            id: RecordId(1),
-            traffic_type: TrafficType::Data,
-            start: UtcMillis::from_millis(start),
-            end: UtcMillis::from_millis(end),
-            iccid: iccid(),
-            imsi: None,
-            operator: None,
-            volume: Volumes::new(Volume::from_units(rx), Volume::from_units(tx)).unwrap(),
-            cost: Money::from_units(cost),
-            currency: Currency::parse("EUR").unwrap(),
-        }
     }
 
     #[test]
@@ -234,27 +194,10 @@ mod tests {
         assert_eq!(unknown[0].index, 0);
     }
 
-    fn arbitrary_timeline() -> impl Strategy<Value = Vec<(i64, i64)>> {
-        prop::collection::btree_set(0i64..10_000, 0..6)
-            .prop_flat_map(|instants| {
-                let n = instants.len();
-                (Just(instants), prop::collection::vec(101i64..104, n))
-            })
-            .prop_map(|(instants, owners)| {
-                let mut out: Vec<(i64, i64)> = Vec::new();
-                for (at, w) in instants.into_iter().zip(owners) {
-                    if out.last().is_none_or(|&(_, prev)| prev != w) {
-                        out.push((at, w));
-                    }
-                }
-                out
-            })
-    }
-
     proptest! {
         #[test]
         fn slices_conserve_amounts_never_overlap_and_follow_boundaries(
-            tenures in arbitrary_timeline(),
+            tenures in arbitrary_tenures(0),
             start in 0i64..10_000, len in 0i64..5_000,
             rx in 0i128..10_000_000_000, tx in 0i128..10_000_000_000, cost in 0i128..100_000_000_000,
         ) {

@@ -72,12 +72,12 @@ pub struct Volumes {
 }
 
 impl Volumes {
-    /// `None` if either part is negative.
     pub const ZERO: Volumes = Volumes {
         rx: Volume::ZERO,
         tx: Volume::ZERO,
     };
 
+    /// `None` if either part is negative.
     pub fn new(rx: Volume, tx: Volume) -> Option<Self> {
         (!rx.is_negative() && !tx.is_negative()).then_some(Volumes { rx, tx })
     }

@@ -281,14 +281,16 @@ impl Lake {
             .collect())
     }
 
-    /// Distinct values of an Int64 column, for idempotent re-ingest.
+    /// Distinct values of an Int64 column, for idempotent re-ingest; `filter` is empty or a
+    /// ` WHERE ...` clause.
     pub async fn int64_keys(
         &self,
         table: LakeTable,
         column: &str,
+        filter: &str,
     ) -> Result<HashSet<i64>, LakeError> {
         let rows = self
-            .select(table, &format!("SELECT DISTINCT {column} FROM t"))
+            .select(table, &format!("SELECT DISTINCT {column} FROM t{filter}"))
             .await?;
         let mut keys = HashSet::new();
         for batch in rows {

@@ -157,11 +157,12 @@ fn append(
         .iter()
         .map(|(slice, cancels)| (slice, Some(*cancels)));
     let slices = correction.slices.iter().map(|slice| (slice, None));
+    let mut mark = CorrectionMark {
+        cause: cause.to_owned(),
+        reverses_slice: None,
+    };
     for (slice, reverses_slice) in reversals.chain(slices) {
-        let mark = CorrectionMark {
-            cause: cause.to_owned(),
-            reverses_slice,
-        };
+        mark.reverses_slice = reverses_slice;
         match slice.destination {
             Destination::Workspace(workspace) => {
                 let partition = UsagePartition {

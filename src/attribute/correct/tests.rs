@@ -3,66 +3,11 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::attribute::testing::{arbitrary_tenures, record, tenure_events, ws};
 use crate::attribute::{QuarantineReason, SequencedEvent};
-use crate::domain::{
-    Currency, EventKind, Iccid, LifecycleEvent, RecordId, TrafficType, WorkspaceId,
-};
-
-fn ws(id: i64) -> WorkspaceId {
-    WorkspaceId::new(id).unwrap()
-}
-
-fn iccid() -> Iccid {
-    Iccid::parse("8988303000010000216").unwrap()
-}
-
-/// Registration at the first instant, then transfers; `owners[i]` owns from `instants[i]`.
-fn events(tenures: &[(i64, i64)]) -> Vec<SequencedEvent> {
-    let mut previous = None;
-    tenures
-        .iter()
-        .enumerate()
-        .map(|(i, &(at, owner))| {
-            let kind = match previous {
-                None => EventKind::Registered {
-                    workspace: ws(owner),
-                },
-                Some(source) => EventKind::Transferred {
-                    source: ws(source),
-                    target: ws(owner),
-                },
-            };
-            previous = Some(owner);
-            SequencedEvent {
-                seq: i as i64,
-                event: LifecycleEvent {
-                    event_id: format!("e{i}"),
-                    at: UtcMillis::from_millis(at),
-                    iccid: iccid(),
-                    kind,
-                },
-            }
-        })
-        .collect()
-}
 
 fn book_of(events: &[SequencedEvent]) -> OwnershipBook {
     OwnershipBook::build(events.to_vec()).0
-}
-
-fn record(start: i64, end: i64, rx: i128, tx: i128, cost: i128) -> UsageRecord {
-    UsageRecord {
-        id: RecordId(7),
-        traffic_type: TrafficType::Data,
-        start: UtcMillis::from_millis(start),
-        end: UtcMillis::from_millis(end),
-        iccid: iccid(),
-        imsi: None,
-        operator: None,
-        volume: Volumes::new(Volume::from_units(rx), Volume::from_units(tx)).unwrap(),
-        cost: Money::from_units(cost),
-        currency: Currency::parse("EUR").unwrap(),
-    }
 }
 
 fn stored(slice: &Slice, reverses: Option<i16>) -> StoredSlice {
@@ -133,7 +78,7 @@ fn batch_sums(record: &UsageRecord, book: &OwnershipBook) -> BTreeMap<String, (i
 
 #[test]
 fn a_late_transfer_reverses_the_old_slice_and_adds_both_sides() {
-    let all = events(&[(0, 101), (1000, 102)]);
+    let all = tenure_events(&[(0, 101), (1000, 102)]);
     let mut row = written(&record(500, 1500, 10, 0, 100), &book_of(&all[..1]));
     let correction = correct(&row, &book_of(&all))
         .unwrap()
@@ -150,7 +95,7 @@ fn a_late_transfer_reverses_the_old_slice_and_adds_both_sides() {
 
 #[test]
 fn a_late_registration_releases_the_quarantined_record() {
-    let all = events(&[(0, 101)]);
+    let all = tenure_events(&[(0, 101)]);
     let mut row = written(&record(500, 1500, 10, 5, 100), &OwnershipBook::default());
     assert_eq!(
         row.slices[0].destination,
@@ -186,35 +131,18 @@ fn rows_that_reverse_everything_are_refused_as_corrupt() {
     assert!(correct(&row, &OwnershipBook::default()).is_err());
 }
 
-fn arbitrary_tenures() -> impl Strategy<Value = Vec<(i64, i64)>> {
-    prop::collection::btree_set(0i64..10_000, 1..6)
-        .prop_flat_map(|instants| {
-            let n = instants.len();
-            (Just(instants), prop::collection::vec(101i64..104, n))
-        })
-        .prop_map(|(instants, owners)| {
-            let mut out: Vec<(i64, i64)> = Vec::new();
-            for (at, w) in instants.into_iter().zip(owners) {
-                if out.last().is_none_or(|&(_, prev)| prev != w) {
-                    out.push((at, w));
-                }
-            }
-            out
-        })
-}
-
 proptest! {
     /// Events arrive in up to three rounds, each after usage was written with the events
     /// known then: after each round's corrections, every sum per destination equals the
     /// attribution with the events known so far, and correcting again changes nothing.
     #[test]
     fn corrections_after_each_late_round_give_the_batch_sums(
-        tenures in arbitrary_tenures(),
+        tenures in arbitrary_tenures(1),
         rounds in prop::collection::vec(0usize..3, 6),
         start in 0i64..10_000, len in 0i64..5_000,
         rx in 0i128..10_000_000_000, tx in 0i128..10_000_000_000, cost in 0i128..100_000_000_000,
     ) {
-        let all = events(&tenures);
+        let all = tenure_events(&tenures);
         let known_by = |round: usize| -> Vec<SequencedEvent> {
             all.iter().enumerate().filter(|(i, _)| rounds[*i] <= round).map(|(_, e)| e.clone()).collect()
         };

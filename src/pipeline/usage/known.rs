@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 
 use arrow::array::AsArray;
-use arrow::datatypes::{Date32Type, Int64Type};
+use arrow::datatypes::Date32Type;
 
 use crate::lake::{Lake, LakeError, LakeTable};
 
@@ -81,25 +81,12 @@ async fn latest_day(lake: &Lake) -> Result<Option<i32>, LakeError> {
 }
 
 async fn ids(lake: &Lake, condition: &str) -> Result<(HashSet<i64>, HashSet<i64>), LakeError> {
-    let mut out = [HashSet::new(), HashSet::new()];
-    for (table, set) in [LakeTable::Usage, LakeTable::Quarantine]
-        .into_iter()
-        .zip(&mut out)
-    {
-        let sql = format!("SELECT DISTINCT record_id FROM t{condition}");
-        for batch in lake.select(table, &sql).await? {
-            let column = batch
-                .column(0)
-                .as_primitive_opt::<Int64Type>()
-                .ok_or_else(|| LakeError::Corrupt {
-                    table: table.name(),
-                    detail: "record_id is not BIGINT".into(),
-                })?;
-            set.extend(column.iter().flatten());
-        }
-    }
-    let [usage, quarantine] = out;
-    Ok((usage, quarantine))
+    Ok((
+        lake.int64_keys(LakeTable::Usage, "record_id", condition)
+            .await?,
+        lake.int64_keys(LakeTable::Quarantine, "record_id", condition)
+            .await?,
+    ))
 }
 
 fn date_literal(day: i32) -> String {
