@@ -15,7 +15,7 @@ use crate::lake::{LakeError, LakeLocation};
 use crate::pipeline::{IngestOptions, KafkaIngest, DEFAULT_WINDOW_DAYS};
 use crate::query::{OutputFormat, QueryLimits, Scope};
 use crate::serve::{AuthOptions, EventsTopic, ServeOptions};
-use crate::source::kafka::{ProduceOptions, Topics};
+use crate::source::kafka::{ProduceOptions, ReadBudget, Topics};
 use crate::source::Input;
 
 /// simtally attributes SIM usage to the Workspace that owned each SIM at that instant,
@@ -38,10 +38,10 @@ pub struct Cli {
     pub log: String,
 
     /// A TOML configuration file (keys: lake, log, threads, brokers, usage_topic,
-    /// events_topic, group, pass_seconds, metrics_addr, dead_letter_topic, dedup_window_days,
-    /// prices, link_limits, serve_addr,
-    /// postgres_addr, jwt_secret_file, jwt_public_key_file, jwt_issuer, jwt_audience,
-    /// operator_secret_file, max_rows, query_timeout). Precedence: flags, then SIMTALLY_*
+    /// events_topic, group, pass_seconds, pass_max_records, pass_max_mib, metrics_addr,
+    /// dead_letter_topic, dedup_window_days, prices, link_limits, serve_addr, postgres_addr,
+    /// jwt_secret_file, jwt_public_key_file, jwt_issuer, jwt_audience, operator_secret_file,
+    /// max_rows, query_timeout). Precedence: flags, then SIMTALLY_*
     /// variables, then the file, then the defaults.
     #[arg(long, global = true, env = "SIMTALLY_CONFIG", value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
@@ -330,6 +330,15 @@ pub struct IngestArgs {
     /// partitions to their end and commit; what arrives is queryable within about this long.
     #[arg(long, env = "SIMTALLY_PASS_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub pass_seconds: u64,
+    /// With --brokers and without --exit-at-end: a pass commits after reading at most this
+    /// many usage messages (or --pass-max-mib), and the next starts at once; this bounds a
+    /// pass's memory and time when a backlog has built up.
+    #[arg(long, env = "SIMTALLY_PASS_MAX_RECORDS", default_value_t = 250_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pass_max_records: u64,
+    /// With --brokers and without --exit-at-end: a pass commits after reading at most this
+    /// many MiB of usage messages (or --pass-max-records).
+    #[arg(long, env = "SIMTALLY_PASS_MAX_MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pass_max_mib: u64,
     /// With --brokers and without --exit-at-end: serve /metrics (Prometheus) and /healthz
     /// at this HOST:PORT (port 0: any free port, logged at info level).
     #[arg(long, env = "SIMTALLY_METRICS_ADDR", value_name = "HOST:PORT")]
@@ -446,6 +455,10 @@ impl Cli {
                             .then(|| std::time::Duration::from_secs(a.pass_seconds)),
                         metrics_address: a.metrics_addr.clone(),
                         dead_letter_topic: a.dead_letter_topic.clone(),
+                        pass_budget: (!exit_at_end).then_some(ReadBudget {
+                            messages: a.pass_max_records,
+                            bytes: a.pass_max_mib.saturating_mul(1 << 20),
+                        }),
                     }),
                 };
                 let following = kafka.as_ref().is_some_and(|k| k.follow.is_some());

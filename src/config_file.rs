@@ -13,6 +13,8 @@
 //! group = "simtally"               # SIMTALLY_GROUP
 //! prices = "prices.toml"           # SIMTALLY_PRICES
 //! pass_seconds = 5                 # SIMTALLY_PASS_SECONDS
+//! pass_max_records = 250000        # SIMTALLY_PASS_MAX_RECORDS
+//! pass_max_mib = 128               # SIMTALLY_PASS_MAX_MIB
 //! metrics_addr = "0.0.0.0:9464"    # SIMTALLY_METRICS_ADDR
 //! dead_letter_topic = "sim-dead-letters" # SIMTALLY_DEAD_LETTER_TOPIC
 //! dedup_window_days = 7            # SIMTALLY_DEDUP_WINDOW_DAYS
@@ -46,6 +48,8 @@ pub struct FileConfig {
     pub group: Option<String>,
     pub prices: Option<String>,
     pub pass_seconds: Option<u64>,
+    pub pass_max_records: Option<u64>,
+    pub pass_max_mib: Option<u64>,
     pub metrics_addr: Option<String>,
     pub dead_letter_topic: Option<String>,
     pub dedup_window_days: Option<u32>,
@@ -86,6 +90,14 @@ impl FileConfig {
         add(
             "SIMTALLY_PASS_SECONDS",
             self.pass_seconds.map(|s| s.to_string()),
+        );
+        add(
+            "SIMTALLY_PASS_MAX_RECORDS",
+            self.pass_max_records.map(|n| n.to_string()),
+        );
+        add(
+            "SIMTALLY_PASS_MAX_MIB",
+            self.pass_max_mib.map(|n| n.to_string()),
         );
         add("SIMTALLY_METRICS_ADDR", self.metrics_addr.clone());
         add("SIMTALLY_DEAD_LETTER_TOPIC", self.dead_letter_topic.clone());

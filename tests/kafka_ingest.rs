@@ -59,6 +59,7 @@ async fn ingest_topics_with(
                 follow: None,
                 metrics_address: None,
                 dead_letter_topic,
+                pass_budget: None,
             }),
             ..IngestOptions::default()
         },
@@ -548,14 +549,25 @@ async fn two_followers_in_one_group_one_stopped_midway_give_the_file_result() {
         "{body}"
     );
     assert_eq!(http_get(&address, "/healthz").1, "ok\n");
-    // B joins: the partitions are shared out; then A stops and B takes them all.
-    let mut b = follower(&topics, &group, &lake_path, &[]);
+    // B joins: the partitions are shared out; then A stops and B takes them all. B commits
+    // after every 2,000 messages or so, so the second half takes it several passes.
+    let mut b = follower(&topics, &group, &lake_path, &["--pass-max-records", "2000"]);
     let b_log = stderr_lines(&mut b);
     wait_for_line(&b_log, "partitions assigned");
     stop(a);
     produce_files(&topics, &halves[1..], &[]).await;
     wait_for_records(&lake, all_records).await;
     stop(b);
+    // The log's reader ends with the process, so this sees every line.
+    let b_passes = b_log
+        .iter()
+        .filter(|l| l.contains("pass committed"))
+        .count();
+    assert!(
+        b_passes >= 3,
+        "{b_passes} passes for {} messages",
+        second.len()
+    );
 
     assert_eq!(records_in(&lake).await, all_records);
     assert_eq!(totals(&lake).await, totals(&reference).await);

@@ -185,6 +185,7 @@ async fn ingest_kafka(lake: &Lake, topics: &Topics) -> simtally::pipeline::RunSu
             follow: None,
             metrics_address: None,
             dead_letter_topic: None,
+            pass_budget: None,
         }),
         ..IngestOptions::default()
     };

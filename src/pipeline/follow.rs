@@ -98,7 +98,13 @@ async fn passes(
     while !shutdown.is_cancelled() {
         let owned = member.owned();
         if !owned.is_empty() {
-            let (events, usage) = open_topics(lake, kafka, partitions, Some(owned.clone())).await?;
+            let (events, mut usage) =
+                open_topics(lake, kafka, partitions, Some(owned.clone())).await?;
+            if let Some(budget) = kafka.pass_budget {
+                usage = usage.with_budget(budget);
+            }
+            // A backlog larger than one pass's budget: the next pass starts at once.
+            let backlog = usage.exceeds_budget();
             // An idle pass would still load every key from the lake: skip it.
             if !events.has_pending() && !usage.has_pending() {
                 wait(interval, shutdown).await;
@@ -136,6 +142,9 @@ async fn passes(
                     );
                 }
                 Err(e) => return Err(e),
+            }
+            if backlog {
+                continue;
             }
         }
         wait(interval, shutdown).await;

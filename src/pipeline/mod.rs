@@ -26,7 +26,9 @@ use deltalake::kernel::Transaction;
 use crate::directory::LinkLimits;
 use crate::domain::UtcMillis;
 use crate::lake::{crash_point, Lake, LakeError, LakeTable};
-use crate::source::kafka::{check_co_partitioned, resume_app_id, KafkaError, TopicToEnd, Topics};
+use crate::source::kafka::{
+    check_co_partitioned, resume_app_id, KafkaError, ReadBudget, TopicToEnd, Topics,
+};
 use crate::source::{ChunkSource, FileChunks, Input, Replayed, SourceError};
 
 pub use corrections::CorrectionCounts;
@@ -70,6 +72,9 @@ pub struct KafkaIngest {
     pub metrics_address: Option<String>,
     /// Where new dead letters are also sent, if anywhere.
     pub dead_letter_topic: Option<String>,
+    /// With `follow`: how much usage one pass reads at most before it commits (the next
+    /// pass goes on at once).
+    pub pass_budget: Option<ReadBudget>,
 }
 
 /// Errors of an ingest run. `Source` is usually the user's (a missing file), `Lake` an

@@ -54,9 +54,64 @@ struct PartitionRead {
     end: i64,
     /// The consumer reported reaching the end of the partition after the last message.
     at_end: bool,
+    /// Checks that the broker resumed where asked (see [`ResumeCheck`]).
+    resume: ResumeCheck,
     data: Vec<u8>,
     messages: Vec<(u64, usize)>,
     keys: MessageKeys,
+}
+
+/// Kafka answers a fetch from an offset inside a record batch with that whole batch, and the
+/// client skips what lies before the offset. Some brokers (tansu 0.6) answer with the *next*
+/// batch instead, silently dropping the rest of the one asked for; a pass that stopped
+/// mid-batch would then lose messages. So the first message after a resume must not lie past
+/// the resume point: if it does, the read seeks back further (doubling the distance, down to
+/// the partition's first offset) until a batch that covers the resume point arrives.
+#[derive(Debug)]
+struct ResumeCheck {
+    /// The partition's first offset: no message can be missing before it.
+    low: i64,
+    /// How far before the resume point the last seek went (0: not yet).
+    lookback: i64,
+    /// A message at or before the resume point arrived (or nothing can lie before it).
+    confirmed: bool,
+}
+
+/// What to do with the first messages read after a resume.
+#[derive(Debug, PartialEq, Eq)]
+enum ResumeStep {
+    /// The read is where it should be: take the message (if not before the resume point).
+    Take,
+    /// The broker skipped past the resume point: drop the message, seek back to this offset.
+    SeekBack(i64),
+}
+
+impl ResumeCheck {
+    const FIRST_LOOKBACK: i64 = 1024;
+
+    fn new(low: i64, resume: i64) -> Self {
+        ResumeCheck {
+            low,
+            lookback: 0,
+            confirmed: resume <= low,
+        }
+    }
+
+    fn step(&mut self, resume: i64, offset: i64) -> ResumeStep {
+        if self.confirmed || offset <= resume {
+            self.confirmed = true;
+            return ResumeStep::Take;
+        }
+        let earliest_asked = resume - self.lookback;
+        if earliest_asked <= self.low {
+            // Read from the very first offset and still past the resume point: a real gap
+            // (compaction, transaction markers), not a skipped batch.
+            self.confirmed = true;
+            return ResumeStep::Take;
+        }
+        self.lookback = (self.lookback * 2).max(Self::FIRST_LOOKBACK);
+        ResumeStep::SeekBack((resume - self.lookback).max(self.low))
+    }
 }
 
 impl PartitionRead {
@@ -82,6 +137,24 @@ pub struct TopicToEnd {
     consumer: BaseConsumer<QuietAtEnd>,
     topic: String,
     partitions: Vec<PartitionRead>,
+    /// How much one read may take before it stops where it is (`None`: no limit).
+    budget: Option<ReadBudget>,
+    taken: ReadBudget,
+}
+
+/// A limit on one read of a topic: it stops after this many messages or bytes, and the
+/// next read goes on from there. Keeps a pass over a large backlog from holding everything
+/// until one commit at the end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadBudget {
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+impl ReadBudget {
+    fn exhausted_by(&self, taken: &ReadBudget) -> bool {
+        taken.messages >= self.messages || taken.bytes >= self.bytes
+    }
 }
 
 impl TopicToEnd {
@@ -141,6 +214,7 @@ impl TopicToEnd {
                 next,
                 end: high,
                 at_end: false,
+                resume: ResumeCheck::new(low, next),
                 data: Vec::new(),
                 messages: Vec::new(),
                 keys: MessageKeys::default(),
@@ -151,7 +225,27 @@ impl TopicToEnd {
             consumer,
             topic: topic.to_owned(),
             partitions: reads,
+            budget: None,
+            taken: ReadBudget::default(),
         })
+    }
+
+    /// Stops this read after `budget` (see [`ReadBudget`]).
+    pub fn with_budget(mut self, budget: ReadBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Whether the messages waiting (by the end offsets seen at start) exceed the budget, so
+    /// that this read will stop before the end.
+    pub fn exceeds_budget(&self) -> bool {
+        let waiting: i64 = self.lags().iter().map(|(_, _, n)| n).sum();
+        self.budget
+            .is_some_and(|b| u64::try_from(waiting).unwrap_or(0) > b.messages)
+    }
+
+    fn spent(&self) -> bool {
+        self.budget.is_some_and(|b| b.exhausted_by(&self.taken))
     }
 
     /// Per partition: messages between where this read starts and the broker's end offset.
@@ -185,10 +279,11 @@ impl TopicToEnd {
 
     /// A gathered chunk that is full, or of a partition that reached its end.
     fn ready_chunk(&mut self) -> Option<(usize, Chunk)> {
+        let spent = self.spent();
         self.partitions
             .iter_mut()
             .enumerate()
-            .filter(|(_, p)| p.done() || p.data.len() >= CHUNK_BYTES)
+            .filter(|(_, p)| p.done() || p.data.len() >= CHUNK_BYTES || spent)
             .find_map(|(index, p)| p.take_chunk().map(|chunk| (index, chunk)))
     }
 
@@ -213,6 +308,24 @@ impl TopicToEnd {
         };
         let read = &mut self.partitions[index];
         read.at_end = false;
+        if let ResumeStep::SeekBack(earlier) = read.resume.step(read.next, offset) {
+            tracing::debug!(
+                topic = %self.topic,
+                partition,
+                resume = read.next,
+                delivered = offset,
+                "the broker skipped past the resume point; seeking back to {earlier}"
+            );
+            self.consumer
+                .seek(
+                    &self.topic,
+                    partition,
+                    Offset::Offset(earlier),
+                    METADATA_WAIT,
+                )
+                .map_err(|e| self.error(partition, earlier, format!("seeking back: {e}")))?;
+            return Ok(true);
+        }
         if offset < read.next {
             return Ok(true);
         }
@@ -220,6 +333,8 @@ impl TopicToEnd {
             .extend_from_slice(message.payload().unwrap_or_default());
         read.messages.push((offset as u64, read.data.len()));
         read.keys.push(offset as u64, message.key());
+        self.taken.messages += 1;
+        self.taken.bytes += message.payload_len() as u64;
         read.next = offset + 1;
         Ok(true)
     }
@@ -239,7 +354,7 @@ impl ChunkSource for TopicToEnd {
             if let Some(ready) = self.ready_chunk() {
                 return Ok(Some(ready));
             }
-            if self.partitions.iter().all(PartitionRead::done) {
+            if self.spent() || self.partitions.iter().all(PartitionRead::done) {
                 return Ok(None);
             }
             if self.poll_once()? {
@@ -266,5 +381,46 @@ impl ChunkSource for TopicToEnd {
             .filter(|p| p.next > p.start)
             .map(|p| (resume_app_id(&self.topic, p.partition), p.next))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ResumeCheck, ResumeStep};
+
+    #[test]
+    fn a_resume_at_the_partition_start_needs_no_check() {
+        let mut check = ResumeCheck::new(0, 0);
+        assert_eq!(check.step(0, 5), ResumeStep::Take);
+    }
+
+    #[test]
+    fn a_broker_that_resumes_where_asked_is_taken_at_once() {
+        let mut check = ResumeCheck::new(0, 500);
+        assert_eq!(check.step(500, 500), ResumeStep::Take);
+        assert_eq!(
+            check.step(501, 700),
+            ResumeStep::Take,
+            "later gaps are not checked"
+        );
+    }
+
+    #[test]
+    fn a_skipped_batch_seeks_back_further_each_time_down_to_the_first_offset() {
+        let mut check = ResumeCheck::new(100, 5000);
+        assert_eq!(check.step(5000, 5100), ResumeStep::SeekBack(3976));
+        assert_eq!(check.step(5000, 5100), ResumeStep::SeekBack(2952));
+        assert_eq!(check.step(5000, 5100), ResumeStep::SeekBack(904));
+        assert_eq!(check.step(5000, 5100), ResumeStep::SeekBack(100));
+        // From the very first offset and still past the resume point: a real gap.
+        assert_eq!(check.step(5000, 5100), ResumeStep::Take);
+    }
+
+    #[test]
+    fn a_batch_that_covers_the_resume_point_ends_the_check() {
+        let mut check = ResumeCheck::new(0, 5000);
+        assert_eq!(check.step(5000, 5100), ResumeStep::SeekBack(3976));
+        assert_eq!(check.step(5000, 4990), ResumeStep::Take);
+        assert_eq!(check.step(5000, 5100), ResumeStep::Take);
     }
 }

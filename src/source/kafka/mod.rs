@@ -7,7 +7,7 @@ mod group;
 mod produce;
 mod topics;
 
-pub use consume::{resume_app_id, TopicToEnd};
+pub use consume::{resume_app_id, ReadBudget, TopicToEnd};
 pub use group::GroupMember;
 pub use produce::{produce, publish, publish_messages, Outgoing, ProduceOptions, ProduceSummary};
 pub use topics::check_co_partitioned;
