@@ -330,13 +330,14 @@ pub struct IngestArgs {
     /// partitions to their end and commit; what arrives is queryable within about this long.
     #[arg(long, env = "SIMTALLY_PASS_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub pass_seconds: u64,
-    /// With --brokers and without --exit-at-end: a pass commits after reading at most this
-    /// many usage messages (or --pass-max-mib), and the next starts at once; this bounds a
-    /// pass's memory and time when a backlog has built up.
+    /// With --brokers: a pass commits after reading at most this many usage messages (or
+    /// --pass-max-mib), and the next starts at once; this bounds a pass's memory and time
+    /// when a backlog has built up (also with --exit-at-end, which runs passes until the
+    /// end offsets seen at start).
     #[arg(long, env = "SIMTALLY_PASS_MAX_RECORDS", default_value_t = 250_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub pass_max_records: u64,
-    /// With --brokers and without --exit-at-end: a pass commits after reading at most this
-    /// many MiB of usage messages (or --pass-max-records).
+    /// With --brokers: a pass commits after reading at most this many MiB of usage messages
+    /// (or --pass-max-records).
     #[arg(long, env = "SIMTALLY_PASS_MAX_MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
     pub pass_max_mib: u64,
     /// With --brokers and without --exit-at-end: serve /metrics (Prometheus) and /healthz
@@ -455,7 +456,7 @@ impl Cli {
                             .then(|| std::time::Duration::from_secs(a.pass_seconds)),
                         metrics_address: a.metrics_addr.clone(),
                         dead_letter_topic: a.dead_letter_topic.clone(),
-                        pass_budget: (!exit_at_end).then_some(ReadBudget {
+                        pass_budget: Some(ReadBudget {
                             messages: a.pass_max_records,
                             bytes: a.pass_max_mib.saturating_mul(1 << 20),
                         }),

@@ -9,7 +9,7 @@ use common::kafka::{brokers, create_topic, read_all, unique};
 use common::{ingest_files, local_lake, rows, shared_fixture, split_sample_events};
 use simtally::lake::Lake;
 use simtally::pipeline::{ingest, IngestOptions, KafkaIngest, RunSummary};
-use simtally::source::kafka::{produce, ProduceOptions, Topics};
+use simtally::source::kafka::{produce, ProduceOptions, ReadBudget, Topics};
 use simtally::source::Input;
 use tokio_util::sync::CancellationToken;
 
@@ -37,13 +37,14 @@ async fn produce_files(topics: &Topics, usage: &[PathBuf], events: &[PathBuf]) {
 }
 
 async fn ingest_topics(lake: &Lake, topics: &Topics) -> RunSummary {
-    ingest_topics_with(lake, topics, None).await
+    ingest_topics_with(lake, topics, None, None).await
 }
 
 async fn ingest_topics_with(
     lake: &Lake,
     topics: &Topics,
     dead_letter_topic: Option<String>,
+    pass_budget: Option<ReadBudget>,
 ) -> RunSummary {
     ingest(
         lake,
@@ -59,7 +60,7 @@ async fn ingest_topics_with(
                 follow: None,
                 metrics_address: None,
                 dead_letter_topic,
-                pass_budget: None,
+                pass_budget,
             }),
             ..IngestOptions::default()
         },
@@ -134,6 +135,35 @@ async fn usage_before_its_events_gives_the_file_result_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_in_bounded_passes_accounts_for_every_message_like_one_pass() {
+    let topics = unique_topics();
+    produce_files(&topics, &[sample("usage")], &[sample("events")]).await;
+
+    let whole_dir = tempfile::tempdir().unwrap();
+    let whole_lake = local_lake(&whole_dir);
+    let whole = ingest_topics(&whole_lake, &topics).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    // Passes of 1,500 messages (of about 6,000): most stop inside a producer's batch, and
+    // the next resumes there.
+    let budget = ReadBudget {
+        messages: 1500,
+        bytes: u64::MAX,
+    };
+    let passes = ingest_topics_with(&lake, &topics, None, Some(budget)).await;
+
+    assert!(whole.usage.lines > 3 * budget.messages, "{:?}", whole.usage);
+    assert!(passes.usage.is_conserved());
+    assert_eq!(passes.usage.lines, whole.usage.lines);
+    assert_eq!(passes.usage.records, whole.usage.records);
+    assert_eq!(passes.usage.duplicates, whole.usage.duplicates);
+    assert_eq!(passes.usage.dead_letters, whole.usage.dead_letters);
+    assert_eq!(passes.workspaces, whole.workspaces);
+    assert_eq!(passes.events, whole.events);
+    assert_eq!(totals(&lake).await, totals(&whole_lake).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_first_or_late_by_hours_give_the_file_result() {
     let dir = tempfile::tempdir().unwrap();
     let file_lake = local_lake(&dir);
@@ -183,7 +213,7 @@ async fn dead_letters_carry_topic_partition_offset_and_key_and_reach_the_dead_le
     create_topic(&dead_letter_topic, 1).await;
 
     let lake = local_lake(&dir);
-    let summary = ingest_topics_with(&lake, &topics, Some(dead_letter_topic.clone())).await;
+    let summary = ingest_topics_with(&lake, &topics, Some(dead_letter_topic.clone()), None).await;
     assert_eq!(summary.usage.dead_letters, 2);
     assert_eq!(summary.unsent_dead_letters, 0);
     let stored = rows(
@@ -309,6 +339,8 @@ async fn killed_at_random_points_and_restarted_the_lake_equals_one_clean_run() {
                 "--brokers",
                 &brokers(),
             ])
+            // Several passes per run, so kills also land between passes.
+            .args(["--pass-max-records", "3000"])
             .args([
                 "--usage-topic",
                 &topics.usage,
@@ -376,13 +408,8 @@ async fn killed_at_random_points_and_restarted_the_lake_equals_one_clean_run() {
 }
 
 /// A following `ingest` (a member of `group`) with info logs on stderr, piped.
-fn follower(
-    topics: &Topics,
-    group: &str,
-    lake: &std::path::Path,
-    extra: &[&str],
-) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_simtally"))
+fn follower(topics: &Topics, group: &str, lake: &std::path::Path, extra: &[&str]) -> Follower {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_simtally"))
         .args([
             "ingest",
             "--brokers",
@@ -402,14 +429,28 @@ fn follower(
         .args(extra)
         .arg("--lake")
         .arg(lake)
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Follower(Some(child))
 }
 
-/// Reads `child`'s stderr on a thread; the receiver gets every line.
-fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+/// A running `ingest` follower, killed if the test fails before it is stopped.
+struct Follower(Option<std::process::Child>);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Reads the follower's stderr on a thread; the receiver gets every line.
+fn stderr_lines(follower: &mut Follower) -> std::sync::mpsc::Receiver<String> {
+    let child = follower.0.as_mut().unwrap();
     use std::io::BufRead;
     let (tx, rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().unwrap();
@@ -477,7 +518,8 @@ async fn wait_for_records(lake: &Lake, count: u64) {
     }
 }
 
-fn stop(mut child: std::process::Child) {
+fn stop(mut follower: Follower) {
+    let mut child = follower.0.take().unwrap();
     let pid = child.id().to_string();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid])

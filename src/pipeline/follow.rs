@@ -103,8 +103,8 @@ async fn passes(
             if let Some(budget) = kafka.pass_budget {
                 usage = usage.with_budget(budget);
             }
-            // A backlog larger than one pass's budget: the next pass starts at once.
-            let backlog = usage.exceeds_budget();
+            // A pass that stops at its budget leaves a backlog: the next starts at once.
+            let backlog = usage.stopped_short();
             // An idle pass would still load every key from the lake: skip it.
             if !events.has_pending() && !usage.has_pending() {
                 wait(interval, shutdown).await;
@@ -143,7 +143,7 @@ async fn passes(
                 }
                 Err(e) => return Err(e),
             }
-            if backlog {
+            if backlog.load(std::sync::atomic::Ordering::Acquire) {
                 continue;
             }
         }

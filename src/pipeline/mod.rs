@@ -7,6 +7,7 @@
 
 mod corrections;
 mod dead_letter_topic;
+mod drain;
 pub(crate) mod events;
 mod follow;
 mod metrics;
@@ -94,6 +95,8 @@ pub enum IngestError {
     },
     #[error("interrupted: nothing from this run was committed; run it again to ingest")]
     Interrupted,
+    #[error("interrupted after {0} committed passes; run it again to ingest the rest")]
+    InterruptedAfterPasses(u64),
     #[error("internal error (a bug in simtally): {0}")]
     Internal(String),
 }
@@ -181,6 +184,9 @@ pub async fn ingest(
 ) -> Result<RunSummary, IngestError> {
     for input in options.usage.iter().chain(&options.events) {
         input.check_readable()?;
+    }
+    if let Some(kafka) = options.kafka.as_ref().filter(|k| k.pass_budget.is_some()) {
+        return drain::drain_topics(lake, &options, kafka, shutdown).await;
     }
     let (events_source, usage_source) = sources(lake, &options).await?;
     ingest_sources(lake, &options, events_source, usage_source, shutdown).await

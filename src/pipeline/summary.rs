@@ -42,6 +42,19 @@ pub struct UsageCounts {
 }
 
 impl UsageCounts {
+    fn absorb(&mut self, pass: &UsageCounts) {
+        self.lines += pass.lines;
+        self.blank += pass.blank;
+        self.records += pass.records;
+        self.duplicates += pass.duplicates;
+        self.already_in_lake += pass.already_in_lake;
+        self.conflicting_duplicates += pass.conflicting_duplicates;
+        self.dead_letters += pass.dead_letters;
+        self.slices_attributed += pass.slices_attributed;
+        self.total_volume += pass.total_volume;
+        self.total_cost += pass.total_cost;
+    }
+
     /// Every non-blank line is accounted for exactly once.
     pub fn is_conserved(&self) -> bool {
         self.lines == self.blank + self.records + self.duplicates + self.dead_letters
@@ -61,6 +74,15 @@ pub struct EventCounts {
 }
 
 impl EventCounts {
+    fn absorb(&mut self, pass: &EventCounts) {
+        self.lines += pass.lines;
+        self.blank += pass.blank;
+        self.accepted += pass.accepted;
+        self.directory += pass.directory;
+        self.duplicates += pass.duplicates;
+        self.dead_letters += pass.dead_letters;
+    }
+
     pub fn is_conserved(&self) -> bool {
         self.lines == self.blank + self.accepted + self.duplicates + self.dead_letters
     }
@@ -160,6 +182,38 @@ pub struct RunSummary {
     pub quarantine: BTreeMap<&'static str, QuarantineTotals>,
     pub lake_versions: Vec<(&'static str, i64)>,
     pub elapsed: Duration,
+}
+
+impl RunSummary {
+    /// Adds a later pass of the same run: counts and totals add up, the lake versions are
+    /// the latest.
+    pub fn absorb(&mut self, pass: RunSummary) {
+        self.usage.absorb(&pass.usage);
+        self.events.absorb(&pass.events);
+        self.corrections.records += pass.corrections.records;
+        self.corrections.rows += pass.corrections.rows;
+        self.unsent_dead_letters += pass.unsent_dead_letters;
+        for (workspace, totals) in pass.workspaces {
+            let sum = self.workspaces.entry(workspace).or_default();
+            sum.records += totals.records;
+            sum.slices += totals.slices;
+            sum.volume_total += totals.volume_total;
+            sum.cost += totals.cost;
+        }
+        for (reason, totals) in pass.quarantine {
+            let sum = self.quarantine.entry(reason).or_default();
+            sum.slices += totals.slices;
+            sum.volume_total += totals.volume_total;
+            sum.cost += totals.cost;
+        }
+        for (table, version) in pass.lake_versions {
+            match self.lake_versions.iter_mut().find(|(t, _)| *t == table) {
+                Some(latest) => latest.1 = version,
+                None => self.lake_versions.push((table, version)),
+            }
+        }
+        self.elapsed += pass.elapsed;
+    }
 }
 
 impl fmt::Display for RunSummary {

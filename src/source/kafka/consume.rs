@@ -5,6 +5,8 @@
 //! librdkafka is only called from the thread that asks for chunks (the pipeline's reader
 //! thread, or a blocking task), never from the async runtime.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -63,10 +65,12 @@ struct PartitionRead {
 
 /// Kafka answers a fetch from an offset inside a record batch with that whole batch, and the
 /// client skips what lies before the offset. Some brokers (tansu 0.6) answer with the *next*
-/// batch instead, silently dropping the rest of the one asked for; a pass that stopped
-/// mid-batch would then lose messages. So the first message after a resume must not lie past
-/// the resume point: if it does, the read seeks back further (doubling the distance, down to
-/// the partition's first offset) until a batch that covers the resume point arrives.
+/// batch instead, silently dropping the rest of the one asked for (or nothing at all, and no
+/// end-of-partition either, if that was the last batch); a pass that stopped mid-batch would
+/// then lose messages. So the first message after a resume must not lie past the resume
+/// point, and silence must end in either a message or the end of the partition: if not, the
+/// read seeks back further (doubling the distance, down to the partition's first offset)
+/// until a batch that covers the resume point arrives.
 #[derive(Debug)]
 struct ResumeCheck {
     /// The partition's first offset: no message can be missing before it.
@@ -97,20 +101,38 @@ impl ResumeCheck {
         }
     }
 
+    /// A message at `offset` arrived for a read that resumes at `resume`.
     fn step(&mut self, resume: i64, offset: i64) -> ResumeStep {
         if self.confirmed || offset <= resume {
             self.confirmed = true;
             return ResumeStep::Take;
         }
-        let earliest_asked = resume - self.lookback;
-        if earliest_asked <= self.low {
-            // Read from the very first offset and still past the resume point: a real gap
-            // (compaction, transaction markers), not a skipped batch.
-            self.confirmed = true;
-            return ResumeStep::Take;
+        match self.further_back(resume) {
+            Some(earlier) => ResumeStep::SeekBack(earlier),
+            None => {
+                // Read from the very first offset and still past the resume point: a real
+                // gap (compaction, transaction markers), not a skipped batch.
+                self.confirmed = true;
+                ResumeStep::Take
+            }
+        }
+    }
+
+    /// Nothing arrived for a while, not even the end of the partition: where to seek back
+    /// to, if anywhere.
+    fn silent(&mut self, resume: i64) -> Option<i64> {
+        if self.confirmed {
+            return None;
+        }
+        self.further_back(resume)
+    }
+
+    fn further_back(&mut self, resume: i64) -> Option<i64> {
+        if resume - self.lookback <= self.low {
+            return None;
         }
         self.lookback = (self.lookback * 2).max(Self::FIRST_LOOKBACK);
-        ResumeStep::SeekBack((resume - self.lookback).max(self.low))
+        Some((resume - self.lookback).max(self.low))
     }
 }
 
@@ -140,6 +162,7 @@ pub struct TopicToEnd {
     /// How much one read may take before it stops where it is (`None`: no limit).
     budget: Option<ReadBudget>,
     taken: ReadBudget,
+    stopped_short: Arc<AtomicBool>,
 }
 
 /// A limit on one read of a topic: it stops after this many messages or bytes, and the
@@ -227,6 +250,7 @@ impl TopicToEnd {
             partitions: reads,
             budget: None,
             taken: ReadBudget::default(),
+            stopped_short: Arc::default(),
         })
     }
 
@@ -236,12 +260,11 @@ impl TopicToEnd {
         self
     }
 
-    /// Whether the messages waiting (by the end offsets seen at start) exceed the budget, so
-    /// that this read will stop before the end.
-    pub fn exceeds_budget(&self) -> bool {
-        let waiting: i64 = self.lags().iter().map(|(_, _, n)| n).sum();
-        self.budget
-            .is_some_and(|b| u64::try_from(waiting).unwrap_or(0) > b.messages)
+    /// A flag that turns true when this read stops because its budget ran out (rather than
+    /// at the end of every partition): then there is more to read at once. Keep it before
+    /// handing the read over.
+    pub fn stopped_short(&self) -> Arc<AtomicBool> {
+        self.stopped_short.clone()
     }
 
     fn spent(&self) -> bool {
@@ -287,6 +310,35 @@ impl TopicToEnd {
             .find_map(|(index, p)| p.take_chunk().map(|chunk| (index, chunk)))
     }
 
+    fn seek(&self, partition: i32, offset: i64) -> Result<(), SourceError> {
+        self.consumer
+            .seek(
+                &self.topic,
+                partition,
+                Offset::Offset(offset),
+                METADATA_WAIT,
+            )
+            .map_err(|e| self.error(partition, offset, format!("seeking back: {e}")))
+    }
+
+    /// After a poll that brought nothing: partitions that should have delivered from their
+    /// resume point but did not seek back (see [`ResumeCheck`]).
+    fn seek_back_where_silent(&mut self) -> Result<(), SourceError> {
+        let mut seeks = Vec::new();
+        // Not by the end offset: the brokers that skip also report it behind their logs.
+        for read in self.partitions.iter_mut().filter(|p| !p.at_end) {
+            if let Some(earlier) = read.resume.silent(read.next) {
+                seeks.push((read.partition, earlier));
+            }
+        }
+        for (partition, earlier) in seeks {
+            tracing::debug!(topic = %self.topic, partition,
+                "nothing arrived from the resume point; seeking back to {earlier}");
+            self.seek(partition, earlier)?;
+        }
+        Ok(())
+    }
+
     /// Polls once; returns whether anything arrived.
     fn poll_once(&mut self) -> Result<bool, SourceError> {
         let Some(result) = self.consumer.poll(Duration::from_millis(500)) else {
@@ -316,14 +368,7 @@ impl TopicToEnd {
                 delivered = offset,
                 "the broker skipped past the resume point; seeking back to {earlier}"
             );
-            self.consumer
-                .seek(
-                    &self.topic,
-                    partition,
-                    Offset::Offset(earlier),
-                    METADATA_WAIT,
-                )
-                .map_err(|e| self.error(partition, earlier, format!("seeking back: {e}")))?;
+            self.seek(partition, earlier)?;
             return Ok(true);
         }
         if offset < read.next {
@@ -354,12 +399,19 @@ impl ChunkSource for TopicToEnd {
             if let Some(ready) = self.ready_chunk() {
                 return Ok(Some(ready));
             }
-            if self.spent() || self.partitions.iter().all(PartitionRead::done) {
+            if self.partitions.iter().all(PartitionRead::done) {
+                return Ok(None);
+            }
+            if self.spent() {
+                self.stopped_short.store(true, Ordering::Release);
                 return Ok(None);
             }
             if self.poll_once()? {
                 last_progress = std::time::Instant::now();
-            } else if last_progress.elapsed() > STALL_LIMIT {
+                continue;
+            }
+            self.seek_back_where_silent()?;
+            if last_progress.elapsed() > STALL_LIMIT {
                 let waiting = self.partitions.iter().find(|p| !p.done());
                 let (partition, offset) = waiting.map_or((-1, -1), |p| (p.partition, p.next));
                 return Err(self.error(
@@ -414,6 +466,19 @@ mod tests {
         assert_eq!(check.step(5000, 5100), ResumeStep::SeekBack(100));
         // From the very first offset and still past the resume point: a real gap.
         assert_eq!(check.step(5000, 5100), ResumeStep::Take);
+    }
+
+    #[test]
+    fn silence_from_the_resume_point_seeks_back_until_a_message_confirms_it() {
+        let mut check = ResumeCheck::new(0, 5000);
+        assert_eq!(check.silent(5000), Some(3976));
+        assert_eq!(check.silent(5000), Some(2952));
+        assert_eq!(check.step(5000, 4000), ResumeStep::Take);
+        assert_eq!(
+            check.silent(5000),
+            None,
+            "confirmed: silence is just a quiet topic"
+        );
     }
 
     #[test]
