@@ -495,9 +495,16 @@ fn http_get(address: &str, path: &str) -> (String, String) {
 }
 
 /// Distinct usage record ids in the lake, attributed or quarantined.
+const RECORDS: &str = "SELECT COUNT(DISTINCT record_id) FROM \
+                       (SELECT record_id FROM usage UNION ALL SELECT record_id FROM quarantine)";
+const SIM_EVENTS: &str = "SELECT COUNT(*) FROM sim_events";
+
 async fn records_in(lake: &Lake) -> u64 {
-    let sql = "SELECT COUNT(DISTINCT record_id) FROM \
-               (SELECT record_id FROM usage UNION ALL SELECT record_id FROM quarantine)";
+    count_in(lake, RECORDS).await
+}
+
+/// The single number `sql` counts (0 while the lake has no tables yet).
+async fn count_in(lake: &Lake, sql: &str) -> u64 {
     match simtally::query::open_session(lake, &simtally::query::Scope::default()).await {
         Ok(ctx) => common::to_strings(&simtally::query::run_sql(&ctx, sql).await.unwrap())[0][0]
             .parse()
@@ -506,15 +513,17 @@ async fn records_in(lake: &Lake) -> u64 {
     }
 }
 
-/// Waits (up to two minutes) until the lake holds `count` records.
-async fn wait_for_records(lake: &Lake, count: u64) {
+/// Waits (up to two minutes) until each query counts at least its number.
+async fn wait_for_counts(lake: &Lake, expected: &[(&str, u64)]) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while records_in(lake).await < count {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the lake never reached {count} records"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for (sql, count) in expected {
+        while count_in(lake, sql).await < *count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lake never reached {count} for {sql}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
     }
 }
 
@@ -544,6 +553,17 @@ async fn two_followers_in_one_group_one_stopped_midway_give_the_file_result() {
     ];
     std::fs::write(&halves[0], first.join("\n") + "\n").unwrap();
     std::fs::write(&halves[1], second.join("\n") + "\n").unwrap();
+    // The events' later half arrives with the later usage: B's passes, which keep the SIM
+    // events from one to the next, must take them in (and correct what they change).
+    let event_text = std::fs::read_to_string(&events).unwrap();
+    let event_lines: Vec<&str> = event_text.lines().collect();
+    let (early, late) = event_lines.split_at(event_lines.len() / 2);
+    let event_halves = [
+        data.path().join("early-events.ndjson"),
+        data.path().join("late-events.ndjson"),
+    ];
+    std::fs::write(&event_halves[0], early.join("\n") + "\n").unwrap();
+    std::fs::write(&event_halves[1], late.join("\n") + "\n").unwrap();
 
     let reference_dir = tempfile::tempdir().unwrap();
     let reference = local_lake(&reference_dir);
@@ -554,12 +574,13 @@ async fn two_followers_in_one_group_one_stopped_midway_give_the_file_result() {
     )
     .await;
     let all_records = records_in(&reference).await;
+    let all_events = count_in(&reference, SIM_EVENTS).await;
 
     let dir = tempfile::tempdir().unwrap();
     let lake = local_lake(&dir);
     let lake_path = dir.path().join("lake");
     let group = format!("group-{}", topics.usage);
-    produce_files(&topics, &halves[..1], std::slice::from_ref(&events)).await;
+    produce_files(&topics, &halves[..1], &event_halves[..1]).await;
 
     // A alone takes every partition and commits the first half.
     let mut a = follower(
@@ -597,11 +618,12 @@ async fn two_followers_in_one_group_one_stopped_midway_give_the_file_result() {
     let b_log = stderr_lines(&mut b);
     wait_for_line(&b_log, "partitions assigned");
     stop(a);
-    produce_files(&topics, &halves[1..], &[]).await;
-    wait_for_records(&lake, all_records).await;
+    produce_files(&topics, &halves[1..], &event_halves[1..]).await;
+    wait_for_counts(&lake, &[(RECORDS, all_records), (SIM_EVENTS, all_events)]).await;
     stop(b);
     // The log's reader ends with the process, so this sees every line.
-    let b_passes = b_log
+    let b_lines: Vec<String> = b_log.iter().collect();
+    let b_passes = b_lines
         .iter()
         .filter(|l| l.contains("pass committed"))
         .count();
@@ -609,6 +631,14 @@ async fn two_followers_in_one_group_one_stopped_midway_give_the_file_result() {
         b_passes >= 3,
         "{b_passes} passes for {} messages",
         second.len()
+    );
+    let b_loads = b_lines
+        .iter()
+        .filter(|l| l.contains("SIM events loaded from the lake"))
+        .count();
+    assert!(
+        (1..b_passes).contains(&b_loads),
+        "{b_loads} loads of the SIM events in {b_passes} passes: not kept between passes"
     );
 
     assert_eq!(records_in(&lake).await, all_records);

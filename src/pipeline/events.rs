@@ -14,8 +14,26 @@ use crate::lake::{utf8_column, Lake, LakeError, LakeTable, TableAppender};
 use crate::sink::{DeadLetter, DirectoryRows, EventRows};
 use crate::source::{Chunk, ChunkSource, SourceError};
 
+/// The SIM lifecycle events the lake holds, as a pass that committed left them. A follower
+/// keeps them from one pass to the next while its partitions stay the same, so a pass reads
+/// only its new events; on (re)assignment they are loaded from the lake again.
+#[derive(Clone, Debug, Default)]
+pub struct StoredSimEvents(Vec<SequencedEvent>);
+
+impl StoredSimEvents {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 pub(super) struct EventPass {
     pub book: OwnershipBook,
+    /// The stored events once this pass is committed (see [`StoredSimEvents`]).
+    pub stored_after: StoredSimEvents,
     /// Every SIM named by an ownership event read in this pass (new or already stored),
     /// with those events' ids: their stored usage is checked against the book.
     pub touched: TouchedSims,
@@ -44,6 +62,9 @@ pub(super) struct EventTargets<'a> {
     pub directory_appenders: [TableAppender; 2],
     pub link_limits: LinkLimits,
     pub dead_letters_in_lake: &'a HashSet<String>,
+    /// The stored events, if the caller kept them from its previous pass (else they are
+    /// loaded from the lake).
+    pub stored: Option<StoredSimEvents>,
 }
 
 pub(super) async fn run(
@@ -57,8 +78,12 @@ pub(super) async fn run(
         mut directory_appenders,
         link_limits,
         dead_letters_in_lake,
+        stored,
     } = targets;
-    let stored = load_stored_events(lake).await?;
+    let stored = match stored {
+        Some(StoredSimEvents(events)) => events,
+        None => load_stored_events(lake).await?,
+    };
     let mut directory = load_directory(lake, link_limits).await?;
     let mut directory_arrivals = Vec::new();
     let mut known_ids: HashSet<String> = stored.iter().map(|e| e.event.event_id.clone()).collect();
@@ -165,6 +190,10 @@ pub(super) async fn run(
         rows.append(event, &arrivals[&event.seq].source);
         counts.accepted += 1;
     }
+    // What a load from the lake gives once this pass commits: the stored events (even
+    // those the new ones now conflict with) and the new ones accepted.
+    all.retain(|e| !(arrivals.contains_key(&e.seq) && rejected_seqs.contains(&e.seq)));
+    let stored_after = StoredSimEvents(all);
     if !rows.is_empty() {
         appender.write(rows.finish()).await?;
     }
@@ -179,6 +208,7 @@ pub(super) async fn run(
     }
     Ok(EventPass {
         book,
+        stored_after,
         touched,
         resume_points,
         appender,

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{ingest_sources, open_topics, IngestError, IngestOptions, KafkaIngest, Metrics};
+use super::{
+    ingest_pass, open_topics, IngestError, IngestOptions, KafkaIngest, Metrics, StoredSimEvents,
+};
 use crate::lake::Lake;
 use crate::serve::serve_operations;
 use crate::source::kafka::{check_co_partitioned, GroupMember};
@@ -95,8 +97,10 @@ async fn passes(
 ) -> Result<FollowSummary, IngestError> {
     let interval = kafka.follow.unwrap_or(DEFAULT_PASS_INTERVAL);
     let mut total = FollowSummary::default();
+    // The SIM events the last committed pass left, and the assignment it ran under.
+    let mut kept: Option<(u64, StoredSimEvents)> = None;
     while !shutdown.is_cancelled() {
-        let owned = member.owned();
+        let (owned, generation) = member.owned();
         if !owned.is_empty() {
             let (events, mut usage) =
                 open_topics(lake, kafka, partitions, Some(owned.clone())).await?;
@@ -106,7 +110,14 @@ async fn passes(
             // A pass that stops at its budget leaves a backlog: the next starts at once.
             let backlog = usage.stopped_short();
             // An idle pass would still load every key from the lake: skip it.
-            if !events.has_pending() && !usage.has_pending() {
+            let (mut events, mut usage) = (events, usage);
+            let (events, usage, pending) = tokio::task::spawn_blocking(move || {
+                let pending = events.probe_pending()? || usage.probe_pending()?;
+                Ok::<_, crate::source::SourceError>((events, usage, pending))
+            })
+            .await
+            .map_err(|e| IngestError::Internal(format!("probing the topics: {e}")))??;
+            if !pending {
                 wait(interval, shutdown).await;
                 continue;
             }
@@ -116,8 +127,24 @@ async fn passes(
             // A pass is not cancelled by the shutdown: it finishes and commits, then the loop
             // ends. (`main` still ends a pass that overstays its grace period; the lake then
             // simply has not recorded it, and the next start reads it again.)
-            match ingest_sources(lake, options, events, usage, CancellationToken::new()).await {
-                Ok(summary) => {
+            let stored = kept
+                .take()
+                .filter(|(kept_generation, _)| *kept_generation == generation)
+                .map(|(_, stored)| stored);
+            if stored.is_none() {
+                tracing::info!(partitions = ?owned, "SIM events loaded from the lake for this assignment");
+                metrics.record_ownership_load();
+            }
+            let pass = ingest_pass(
+                lake,
+                options,
+                (events, usage),
+                stored,
+                CancellationToken::new(),
+            );
+            match pass.await {
+                Ok((summary, stored_after)) => {
+                    kept = Some((generation, stored_after));
                     metrics.record_pass(&summary);
                     total.passes += 1;
                     total.records += summary.usage.records;

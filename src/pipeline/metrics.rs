@@ -22,6 +22,7 @@ pub struct Metrics {
     unsent_dead_letters: AtomicU64,
     passes: AtomicU64,
     passes_dropped: AtomicU64,
+    ownership_loads: AtomicU64,
     last_pass_millis: AtomicU64,
     last_commit_unix_millis: AtomicI64,
     /// Per (topic, partition): messages not yet in the lake when the last pass started.
@@ -58,6 +59,10 @@ impl Metrics {
 
     pub fn record_dropped_pass(&self) {
         self.passes_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_ownership_load(&self) {
+        self.ownership_loads.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The backlog of each owned partition as a pass starts; partitions no longer owned
@@ -129,6 +134,11 @@ impl Metrics {
                 "passes_dropped_total",
                 "Passes dropped because another group member committed first.",
                 get(&self.passes_dropped),
+            ),
+            (
+                "ownership_loads_total",
+                "Times the SIM events were loaded from the lake (on assignment; passes in between keep them).",
+                get(&self.ownership_loads),
             ),
         ];
         for (name, help, value) in counters {

@@ -33,6 +33,7 @@ use crate::source::kafka::{
 use crate::source::{ChunkSource, FileChunks, Input, Replayed, SourceError};
 
 pub use corrections::CorrectionCounts;
+pub use events::StoredSimEvents;
 pub use follow::{follow, FollowSummary};
 pub use metrics::Metrics;
 pub use summary::{
@@ -201,6 +202,21 @@ pub async fn ingest_sources(
     usage_source: Box<dyn ChunkSource>,
     shutdown: CancellationToken,
 ) -> Result<RunSummary, IngestError> {
+    let sources = (events_source, usage_source);
+    let (summary, _) = ingest_pass(lake, options, sources, None, shutdown).await?;
+    Ok(summary)
+}
+
+/// One pass of [`ingest_sources`] over (events, usage), starting from the SIM events the
+/// previous pass left if the caller kept them (else loaded from the lake), and returning
+/// them as this pass leaves them.
+pub async fn ingest_pass(
+    lake: &Lake,
+    options: &IngestOptions,
+    (events_source, usage_source): (Box<dyn ChunkSource>, Box<dyn ChunkSource>),
+    stored: Option<StoredSimEvents>,
+    shutdown: CancellationToken,
+) -> Result<(RunSummary, StoredSimEvents), IngestError> {
     let started = std::time::Instant::now();
     let now = UtcMillis::now();
     // The tables are opened (their versions fixed) before anything is read from them: a
@@ -224,8 +240,10 @@ pub async fn ingest_sources(
         directory_appenders,
         link_limits: options.link_limits.clone(),
         dead_letters_in_lake: &dead_letters_in_lake,
+        stored,
     };
     let mut event_pass = events::run(lake, targets, events_source, now).await?;
+    let stored_after = std::mem::take(&mut event_pass.stored_after);
     tracing::info!(
         sims = event_pass.book.sim_count(),
         accepted = event_pass.counts.accepted,
@@ -337,7 +355,7 @@ pub async fn ingest_sources(
     }
     summary.elapsed = started.elapsed();
     tracing::info!(seconds = summary.elapsed.as_secs_f64(), "committed");
-    Ok(summary)
+    Ok((summary, stored_after))
 }
 
 /// Appends the correction rows to the pass's `usage` and `quarantine` writers, so that they

@@ -24,6 +24,8 @@ const CHUNK_BYTES: usize = 1 << 20;
 const METADATA_WAIT: Duration = Duration::from_secs(15);
 /// How long the broker may send nothing while records are still due before the run fails.
 const STALL_LIMIT: Duration = Duration::from_secs(60);
+/// How long [`TopicToEnd::probe_pending`] waits for a message or the end of every partition.
+const PROBE_LIMIT: Duration = Duration::from_secs(10);
 
 /// The Delta `txn` application id under which a partition's next offset is recorded.
 pub fn resume_app_id(topic: &str, partition: i32) -> String {
@@ -279,10 +281,27 @@ impl TopicToEnd {
             .collect()
     }
 
-    /// Whether any partition has messages past where this read starts (the broker's end
-    /// offset may lag its log, but it always passes the start once a later batch exists).
-    pub fn has_pending(&self) -> bool {
-        self.partitions.iter().any(|p| p.end > p.start)
+    /// Whether anything waits to be read: polls until a message is gathered (it stays for
+    /// the read) or every partition reports its end. Not by end offsets: some brokers
+    /// (tansu 0.6) report them behind their logs, which would leave the last batch unread
+    /// until another arrives. Blocks on the broker: call it off the async runtime.
+    pub fn probe_pending(&mut self) -> Result<bool, SourceError> {
+        let deadline = std::time::Instant::now() + PROBE_LIMIT;
+        loop {
+            if self.partitions.iter().any(|p| !p.messages.is_empty()) {
+                return Ok(true);
+            }
+            if self.partitions.iter().all(|p| p.at_end) {
+                return Ok(false);
+            }
+            // No answer either way: let a pass find out.
+            if std::time::Instant::now() >= deadline {
+                return Ok(true);
+            }
+            if !self.poll_once()? {
+                self.seek_back_where_silent()?;
+            }
+        }
     }
 
     fn error(&self, partition: i32, offset: i64, detail: String) -> SourceError {

@@ -26,6 +26,9 @@ use super::{KafkaError, Topics};
 struct Assigned {
     usage: BTreeSet<i32>,
     events: BTreeSet<i32>,
+    /// Counts assignments: the same partitions assigned again after a rebalance (when
+    /// another member may have written them) are a new generation.
+    generation: u64,
 }
 
 struct Membership {
@@ -42,7 +45,10 @@ impl ConsumerContext for Membership {
         };
         match rebalance {
             Rebalance::Assign(list) => {
-                *assigned = Assigned::default();
+                *assigned = Assigned {
+                    generation: assigned.generation + 1,
+                    ..Assigned::default()
+                };
                 for element in list.elements() {
                     let set = if element.topic() == self.topics.usage {
                         &mut assigned.usage
@@ -58,7 +64,10 @@ impl ConsumerContext for Membership {
                 tracing::info!(usage = ?assigned.usage, events = ?assigned.events, "partitions assigned");
             }
             Rebalance::Revoke(_) => {
-                *assigned = Assigned::default();
+                *assigned = Assigned {
+                    generation: assigned.generation + 1,
+                    ..Assigned::default()
+                };
                 tracing::info!("partitions revoked");
             }
             Rebalance::Error(e) => tracing::warn!("rebalance: {e}"),
@@ -122,16 +131,18 @@ impl GroupMember {
     }
 
     /// The partition numbers this member owns in both topics (usage and events must agree,
-    /// or a pass would attribute usage without its events).
-    pub fn owned(&self) -> Vec<i32> {
+    /// or a pass would attribute usage without its events), and the assignment's generation
+    /// (it changes with every rebalance).
+    pub fn owned(&self) -> (Vec<i32>, u64) {
         let Ok(assigned) = self.assigned.lock() else {
-            return Vec::new();
+            return (Vec::new(), 0);
         };
-        assigned
+        let owned = assigned
             .usage
             .intersection(&assigned.events)
             .copied()
-            .collect()
+            .collect();
+        (owned, assigned.generation)
     }
 
     /// Leaves the group (others take the partitions over at once). Blocks: call it off the
