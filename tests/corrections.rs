@@ -108,11 +108,9 @@ async fn usage_before_registrations_and_transfers_is_corrected_to_the_batch_resu
 
 /// A producer's re-delivery of quarantined usage in the same run as the registration that
 /// explains it: the run corrects the stored slices, and the re-delivered records are
-/// duplicates. Found through a rare failure of the two-followers Kafka test (one record
-/// counted twice); this stages it deterministically.
+/// duplicates (they were attributed again as new until de-duplication stopped checking each
+/// table on its own; found through a rare failure of the two-followers Kafka test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug, not fixed yet: a duplicate known only in `quarantine` is attributed to \
-            `usage` again while the same run also releases its quarantined slices"]
 async fn usage_redelivered_with_its_late_registration_counts_once() {
     let dir = tempfile::tempdir().unwrap();
     let expected = batch_outcome(dir.path()).await;

@@ -68,7 +68,7 @@ pub struct TableAppender {
     /// Files already closed, committed together with the rest.
     closed: Vec<Add>,
     /// Provenance recorded in the commit's `commitInfo` (key, value).
-    commit_info: Option<(String, serde_json::Value)>,
+    commit_info: Vec<(String, serde_json::Value)>,
 }
 
 impl TableAppender {
@@ -100,7 +100,7 @@ impl TableAppender {
             rows_since_flush: 0,
             flush_rows: FLUSH_ROWS,
             closed: Vec::new(),
-            commit_info: None,
+            commit_info: Vec::new(),
         })
     }
 
@@ -117,7 +117,7 @@ impl TableAppender {
     /// Records `value` under `key` in the commit's `commitInfo`; the commit then happens
     /// even if no rows were written.
     pub fn record_in_commit(&mut self, key: &str, value: serde_json::Value) {
-        self.commit_info = Some((key.to_owned(), value));
+        self.commit_info.push((key.to_owned(), value));
     }
 
     /// Writes rows of a table without partition columns, as one row group.
@@ -174,7 +174,7 @@ impl TableAppender {
     /// Commits what was written, recording `txns` (application ids and versions) in the same
     /// Delta transaction. Returns the new table version, or `None` if nothing was written.
     pub async fn commit(mut self, txns: Vec<Transaction>) -> Result<Option<i64>, LakeError> {
-        if self.rows == 0 && txns.is_empty() && self.commit_info.is_none() {
+        if self.rows == 0 && txns.is_empty() && self.commit_info.is_empty() {
             return Ok(None);
         }
         let last = self.files.close_all().await.map_err(|e| self.error(e))?;
@@ -199,7 +199,7 @@ impl TableAppender {
         let snapshot = self.delta.snapshot().map_err(|e| self.error(e))?;
         let properties = CommitProperties::default()
             .with_application_transactions(txns)
-            .with_metadata(self.commit_info.take());
+            .with_metadata(std::mem::take(&mut self.commit_info));
         let finalized = CommitBuilder::from(properties)
             .with_actions(adds)
             .build(Some(snapshot), self.delta.log_store(), operation)

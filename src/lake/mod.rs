@@ -281,6 +281,28 @@ impl Lake {
             .collect())
     }
 
+    /// The value under `key` in the commit info of the table's latest commit, if the table,
+    /// the commit and the key are there.
+    pub async fn latest_commit_value(
+        &self,
+        table: LakeTable,
+        key: &str,
+    ) -> Result<Option<serde_json::Value>, LakeError> {
+        use futures::TryStreamExt;
+        let Some(delta) = self.open(table).await? else {
+            return Ok(None);
+        };
+        let commits: Vec<_> = delta
+            .history(Some(1))
+            .try_collect()
+            .await
+            .map_err(|e| self.delta_error(table, e))?;
+        Ok(commits
+            .into_iter()
+            .max_by_key(|c| c.read_version)
+            .and_then(|c| c.info.get(key).cloned()))
+    }
+
     /// Distinct values of an Int64 column, for idempotent re-ingest; `filter` is empty or a
     /// ` WHERE ...` clause.
     pub async fn int64_keys(

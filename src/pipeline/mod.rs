@@ -38,7 +38,7 @@ pub use follow::{follow, FollowSummary};
 pub use metrics::Metrics;
 pub use summary::{
     EventCounts, QuarantineTotals, RunRecord, RunSummary, UsageCounts, WorkspaceTotals,
-    RUN_RECORD_KEY,
+    PASS_STAMP_KEY, RUN_RECORD_KEY,
 };
 pub use usage::DEFAULT_WINDOW_DAYS;
 
@@ -334,7 +334,22 @@ pub async fn ingest_pass(
             .extend(appender.commit(txns).await?.map(|v| (name, v)));
         crash_point(name);
     }
+    let stored_rows = usage_pass
+        .appenders
+        .iter()
+        .filter(|(name, _)| matches!(*name, "usage" | "quarantine"))
+        .any(|(_, appender)| appender.rows() > 0);
     for (name, mut appender) in usage_pass.appenders {
+        // Both commits of a pass that stores slices carry its stamp, so the next pass can
+        // tell whether this one was killed between them.
+        let stamped = match name {
+            "usage" => stored_rows,
+            "quarantine" => appender.rows() > 0,
+            _ => false,
+        };
+        if stamped {
+            appender.record_in_commit(PASS_STAMP_KEY, now.millis().into());
+        }
         let txns = match name {
             "usage" => {
                 // A run that adds nothing leaves the lake as it was, without a record.
