@@ -265,20 +265,7 @@ impl Lake {
         table: LakeTable,
         key: &str,
     ) -> Result<Vec<serde_json::Value>, LakeError> {
-        use futures::TryStreamExt;
-        let Some(delta) = self.open(table).await? else {
-            return Ok(Vec::new());
-        };
-        let mut commits: Vec<_> = delta
-            .history(None)
-            .try_collect()
-            .await
-            .map_err(|e| self.delta_error(table, e))?;
-        commits.sort_by_key(|c| c.read_version);
-        Ok(commits
-            .into_iter()
-            .filter_map(|c| c.info.get(key).cloned())
-            .collect())
+        self.commit_values_of_last(table, key, None).await
     }
 
     /// The value under `key` in the commit info of the table's latest commit, if the table,
@@ -288,19 +275,31 @@ impl Lake {
         table: LakeTable,
         key: &str,
     ) -> Result<Option<serde_json::Value>, LakeError> {
+        let latest = self.commit_values_of_last(table, key, Some(1)).await?;
+        Ok(latest.into_iter().next())
+    }
+
+    /// As [`Self::commit_values`], over the last `limit` commits only (all if `None`).
+    async fn commit_values_of_last(
+        &self,
+        table: LakeTable,
+        key: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<serde_json::Value>, LakeError> {
         use futures::TryStreamExt;
         let Some(delta) = self.open(table).await? else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        let commits: Vec<_> = delta
-            .history(Some(1))
+        let mut commits: Vec<_> = delta
+            .history(limit)
             .try_collect()
             .await
             .map_err(|e| self.delta_error(table, e))?;
+        commits.sort_by_key(|c| c.read_version);
         Ok(commits
             .into_iter()
-            .max_by_key(|c| c.read_version)
-            .and_then(|c| c.info.get(key).cloned()))
+            .filter_map(|c| c.info.get(key).cloned())
+            .collect())
     }
 
     /// Distinct values of an Int64 column, for idempotent re-ingest; `filter` is empty or a
