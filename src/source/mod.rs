@@ -23,6 +23,12 @@ pub trait ChunkSource: Send {
     fn resume_points(&self) -> Vec<(String, i64)> {
         Vec::new()
     }
+
+    /// (input prefix, application id) of every input that resumes from a position recorded
+    /// under that id; empty for sources that start over (files).
+    fn resume_app_ids(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// The files (or stdin) of an ingest, one after the other.

@@ -10,6 +10,7 @@ use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 
 use super::known::KnownRecords;
+use super::unfinished::UnfinishedPass;
 use super::worker::{DecodedChunk, RecordRows, SliceRow, UsageBlock};
 use super::Output;
 use crate::attribute::{Deduplicator, Seen};
@@ -23,9 +24,9 @@ use crate::source::MessageKeys;
 pub(super) struct AlreadyInLake {
     pub records: KnownRecords,
     pub dead_letters: Arc<HashSet<String>>,
-    /// The last pass committed `quarantine` but not `usage` (it was killed in between): a
-    /// record it wrote to one table may still lack its rows in the other.
-    pub partial_pass: bool,
+    /// Records a pass killed between its `quarantine` and `usage` commits may have left in
+    /// one table and not the other.
+    pub unfinished: UnfinishedPass,
 }
 
 pub(super) struct Collector {
@@ -172,21 +173,22 @@ impl Collector {
         let id = record.id.0;
         let known = &self.in_lake.records;
         let (in_usage, in_quarantine) = (known.usage.contains(&id), known.quarantine.contains(&id));
-        // Only after a partial pass may a stored record lack rows: otherwise a record stored
-        // in either table is a duplicate, even if the events now route it elsewhere (the
-        // corrections move the stored rows).
-        let (keep_usage, keep_quarantine) = if self.in_lake.partial_pass {
-            (
-                !record.usage.is_empty() && !in_usage,
-                !record.quarantine.is_empty() && !in_quarantine,
-            )
-        } else {
-            let stored = in_usage || in_quarantine;
-            (
-                !stored && !record.usage.is_empty(),
-                !stored && !record.quarantine.is_empty(),
-            )
-        };
+        // Only a killed pass leaves a stored record without all its rows: otherwise a record
+        // stored in either table is a duplicate, even if the events now route it elsewhere
+        // (the corrections move the stored rows).
+        let (keep_usage, keep_quarantine) =
+            if self.in_lake.unfinished.covers(input_name, record.line) {
+                (
+                    !record.usage.is_empty() && !in_usage,
+                    !record.quarantine.is_empty() && !in_quarantine,
+                )
+            } else {
+                let stored = in_usage || in_quarantine;
+                (
+                    !stored && !record.usage.is_empty(),
+                    !stored && !record.quarantine.is_empty(),
+                )
+            };
         let counts = &mut self.summary.usage;
         if !keep_usage && !keep_quarantine {
             counts.duplicates += 1;

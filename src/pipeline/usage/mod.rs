@@ -4,6 +4,7 @@
 
 mod collector;
 mod known;
+mod unfinished;
 mod worker;
 
 use std::collections::{BTreeMap, HashSet};
@@ -14,15 +15,16 @@ use arrow::array::RecordBatch;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use super::{IngestError, IngestOptions, RunSummary, PASS_STAMP_KEY};
+use super::{IngestError, IngestOptions, RunSummary};
 use crate::attribute::OwnershipBook;
 use crate::domain::UtcMillis;
-use crate::lake::{Lake, LakeTable, PartitionValue, TableAppender};
+use crate::lake::{Lake, PartitionValue, TableAppender};
 use crate::sink::{DeadLetter, UsagePartition};
 use crate::source::{ChunkSource, Input, SourceError};
 use collector::{AlreadyInLake, Collector};
 use known::KnownRecords;
 pub use known::DEFAULT_WINDOW_DAYS;
+use unfinished::UnfinishedPass;
 use worker::{DecodedChunk, Work, Worker};
 
 pub(super) struct UsagePass {
@@ -61,7 +63,7 @@ pub(super) async fn run(
     let in_lake = AlreadyInLake {
         records: KnownRecords::load(lake, window).await?,
         dead_letters: dead_letters_in_lake,
-        partial_pass: partial_pass(lake).await?,
+        unfinished: UnfinishedPass::find(lake, &source.resume_app_ids()).await?,
     };
 
     let keep_dead_letters = options
@@ -122,25 +124,6 @@ pub(super) async fn run(
             ("usage", usage),
         ],
         dead_letters,
-    })
-}
-
-/// Whether the last pass committed `quarantine` but was killed before its `usage` commit
-/// (see [`PASS_STAMP_KEY`]).
-async fn partial_pass(lake: &Lake) -> Result<bool, IngestError> {
-    let stamp = |value: Option<serde_json::Value>| value.and_then(|v| v.as_i64());
-    let quarantine = stamp(
-        lake.latest_commit_value(LakeTable::Quarantine, PASS_STAMP_KEY)
-            .await?,
-    );
-    let usage = stamp(
-        lake.latest_commit_value(LakeTable::Usage, PASS_STAMP_KEY)
-            .await?,
-    );
-    Ok(match (quarantine, usage) {
-        (Some(quarantine), Some(usage)) => quarantine > usage,
-        (Some(_), None) => true,
-        (None, _) => false,
     })
 }
 

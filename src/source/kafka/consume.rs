@@ -445,6 +445,15 @@ impl ChunkSource for TopicToEnd {
         }
     }
 
+    fn resume_app_ids(&self) -> Vec<(String, String)> {
+        let prefixes = self.prefixes();
+        self.partitions
+            .iter()
+            .zip(prefixes)
+            .map(|(p, prefix)| (prefix, resume_app_id(&self.topic, p.partition)))
+            .collect()
+    }
+
     /// Only partitions this run moved on: a run that read nothing commits nothing.
     fn resume_points(&self) -> Vec<(String, i64)> {
         self.partitions

@@ -1,0 +1,136 @@
+//! What a pass killed between its `quarantine` and `usage` commits left half-stored. Its
+//! records may have their quarantined slices in the lake and their attributed slices not, so
+//! for them alone "stored in either table" does not mean "already ingested".
+//!
+//! A Kafka pass records the positions it read up to with both commits; a partition whose
+//! `quarantine` position is ahead of its `usage` position was read by such a pass, up to that
+//! position. The run after it may read less per pass (the read budget is shared by the
+//! partitions in whatever order the broker delivers), so the gap can outlive one pass: it
+//! closes when a `usage` commit records a position at or past it. Files have no positions;
+//! a file ingest re-reads everything, so the pass stamps tell whether the last one was
+//! killed between the commits.
+
+use std::collections::HashMap;
+
+use crate::lake::{Lake, LakeError, LakeTable};
+use crate::pipeline::PASS_STAMP_KEY;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) enum UnfinishedPass {
+    #[default]
+    None,
+    /// Any record may be half-stored.
+    Whole,
+    /// Messages below these offsets, by source prefix (`topic/partition/`).
+    Below(HashMap<String, u64>),
+}
+
+impl UnfinishedPass {
+    /// For a source whose inputs resume from positions recorded under these (source prefix,
+    /// Delta `txn` application id) pairs; for one without them (files), from the stamps.
+    pub async fn find(lake: &Lake, resumable: &[(String, String)]) -> Result<Self, LakeError> {
+        if resumable.is_empty() {
+            return Ok(match stamped_ahead(lake).await? {
+                true => UnfinishedPass::Whole,
+                false => UnfinishedPass::None,
+            });
+        }
+        let app_ids: Vec<String> = resumable.iter().map(|(_, id)| id.clone()).collect();
+        let quarantine = lake.resume_points(LakeTable::Quarantine, &app_ids).await?;
+        let usage = lake.resume_points(LakeTable::Usage, &app_ids).await?;
+        Ok(Self::from_positions(resumable, &quarantine, &usage))
+    }
+
+    fn from_positions(
+        resumable: &[(String, String)],
+        quarantine: &HashMap<String, i64>,
+        usage: &HashMap<String, i64>,
+    ) -> Self {
+        let gaps: HashMap<String, u64> = resumable
+            .iter()
+            .filter_map(|(prefix, app_id)| {
+                let ahead = *quarantine.get(app_id)?;
+                let committed = usage.get(app_id).copied().unwrap_or(i64::MIN);
+                let end = u64::try_from(ahead).ok().filter(|_| ahead > committed)?;
+                Some((prefix.clone(), end))
+            })
+            .collect();
+        match gaps.is_empty() {
+            true => UnfinishedPass::None,
+            false => UnfinishedPass::Below(gaps),
+        }
+    }
+
+    /// Whether the record at `position` of the input named `prefix` may be half-stored.
+    pub fn covers(&self, prefix: &str, position: u64) -> bool {
+        match self {
+            UnfinishedPass::None => false,
+            UnfinishedPass::Whole => true,
+            UnfinishedPass::Below(gaps) => gaps.get(prefix).is_some_and(|end| position < *end),
+        }
+    }
+}
+
+/// Whether the latest `quarantine` commit carries a newer pass stamp than the latest
+/// `usage` commit.
+async fn stamped_ahead(lake: &Lake) -> Result<bool, LakeError> {
+    let stamp = |value: Option<serde_json::Value>| value.and_then(|v| v.as_i64());
+    let quarantine = stamp(
+        lake.latest_commit_value(LakeTable::Quarantine, PASS_STAMP_KEY)
+            .await?,
+    );
+    let usage = stamp(
+        lake.latest_commit_value(LakeTable::Usage, PASS_STAMP_KEY)
+            .await?,
+    );
+    Ok(match (quarantine, usage) {
+        (Some(quarantine), Some(usage)) => quarantine > usage,
+        (Some(_), None) => true,
+        (None, _) => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn positions(pairs: &[(&str, i64)]) -> HashMap<String, i64> {
+        pairs.iter().map(|(id, p)| (id.to_string(), *p)).collect()
+    }
+
+    fn partitions() -> Vec<(String, String)> {
+        (0..3)
+            .map(|p| (format!("u/{p}/"), format!("app:{p}")))
+            .collect()
+    }
+
+    #[test]
+    fn a_partition_whose_quarantine_is_ahead_is_unfinished_below_that_position() {
+        let quarantine = positions(&[("app:0", 120), ("app:1", 80), ("app:2", 50)]);
+        let usage = positions(&[("app:0", 100), ("app:1", 80), ("app:2", 70)]);
+        let unfinished = UnfinishedPass::from_positions(&partitions(), &quarantine, &usage);
+        assert!(unfinished.covers("u/0/", 100));
+        assert!(unfinished.covers("u/0/", 119));
+        assert!(!unfinished.covers("u/0/", 120));
+        assert!(!unfinished.covers("u/1/", 10), "positions equal: finished");
+        assert!(!unfinished.covers("u/2/", 10), "usage ahead: finished");
+    }
+
+    #[test]
+    fn a_partition_first_read_by_the_killed_pass_is_unfinished_from_its_start() {
+        let quarantine = positions(&[("app:1", 30)]);
+        let unfinished =
+            UnfinishedPass::from_positions(&partitions(), &quarantine, &HashMap::new());
+        assert!(unfinished.covers("u/1/", 0));
+        assert!(!unfinished.covers("u/0/", 0));
+    }
+
+    #[test]
+    fn matching_positions_leave_nothing_unfinished() {
+        let both = positions(&[("app:0", 5), ("app:1", 9)]);
+        assert_eq!(
+            UnfinishedPass::from_positions(&partitions(), &both, &both),
+            UnfinishedPass::None
+        );
+    }
+}
