@@ -303,18 +303,18 @@ impl Lake {
     }
 
     /// Distinct values of an Int64 column, for idempotent re-ingest; `filter` is empty or a
-    /// ` WHERE ...` clause.
+    /// ` WHERE ...` clause. The column is streamed into the set: a `DISTINCT` query would
+    /// hold DataFusion's own hash table of every key besides the result, and the whole
+    /// result at once.
     pub async fn int64_keys(
         &self,
         table: LakeTable,
         column: &str,
         filter: &str,
     ) -> Result<HashSet<i64>, LakeError> {
-        let rows = self
-            .select(table, &format!("SELECT DISTINCT {column} FROM t{filter}"))
-            .await?;
         let mut keys = HashSet::new();
-        for batch in rows {
+        let sql = format!("SELECT {column} FROM t{filter}");
+        self.select_each(table, &sql, |batch| {
             let col = batch
                 .column(0)
                 .as_primitive_opt::<Int64Type>()
@@ -323,41 +323,58 @@ impl Lake {
                     detail: format!("{column} is not BIGINT"),
                 })?;
             keys.extend(col.iter().flatten());
-        }
+            Ok(())
+        })
+        .await?;
         Ok(keys)
     }
 
-    /// Distinct values of a string column, for idempotent re-ingest.
+    /// Distinct values of a string column, for idempotent re-ingest (streamed, as above).
     pub async fn string_keys(
         &self,
         table: LakeTable,
         column: &str,
     ) -> Result<HashSet<String>, LakeError> {
-        let rows = self
-            .select(
-                table,
-                &format!("SELECT DISTINCT CAST({column} AS VARCHAR) FROM t"),
-            )
-            .await?;
         let mut keys = HashSet::new();
-        for batch in rows {
-            let values = utf8_column(&batch, 0).map_err(|detail| LakeError::Corrupt {
+        let sql = format!("SELECT CAST({column} AS VARCHAR) FROM t");
+        self.select_each(table, &sql, |batch| {
+            let values = utf8_column(batch, 0).map_err(|detail| LakeError::Corrupt {
                 table: table.name(),
                 detail,
             })?;
-            keys.extend(
-                (0..values.len())
-                    .filter(|&i| values.is_valid(i))
-                    .map(|i| values.value(i).to_owned()),
-            );
-        }
+            for i in (0..values.len()).filter(|&i| values.is_valid(i)) {
+                if !keys.contains(values.value(i)) {
+                    keys.insert(values.value(i).to_owned());
+                }
+            }
+            Ok(())
+        })
+        .await?;
         Ok(keys)
     }
 
     /// Runs `sql` against one table registered as `t`; empty if the table does not exist.
     pub async fn select(&self, table: LakeTable, sql: &str) -> Result<Vec<RecordBatch>, LakeError> {
+        let mut batches = Vec::new();
+        self.select_each(table, sql, |batch| {
+            batches.push(batch.clone());
+            Ok(())
+        })
+        .await?;
+        Ok(batches)
+    }
+
+    /// Runs `sql` against one table registered as `t` and hands each batch of the result to
+    /// `each` as it is produced; nothing if the table does not exist.
+    pub async fn select_each(
+        &self,
+        table: LakeTable,
+        sql: &str,
+        mut each: impl FnMut(&RecordBatch) -> Result<(), LakeError>,
+    ) -> Result<(), LakeError> {
+        use futures::StreamExt;
         let Some(delta) = self.open(table).await? else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let ctx = SessionContext::new();
         register(&ctx, "t", &delta)
@@ -367,12 +384,17 @@ impl Lake {
             table: table.name(),
             source: Box::new(e),
         };
-        ctx.sql(sql)
+        let mut stream = ctx
+            .sql(sql)
             .await
             .map_err(read_error)?
-            .collect()
+            .execute_stream()
             .await
-            .map_err(read_error)
+            .map_err(read_error)?;
+        while let Some(batch) = stream.next().await {
+            each(&batch.map_err(read_error)?)?;
+        }
+        Ok(())
     }
 
     /// The positions recorded under `app_ids` by the last commits to `table` that named them
