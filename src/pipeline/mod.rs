@@ -306,6 +306,11 @@ pub async fn ingest_pass(
     // `usage` is committed last and records where both sources resume: a run that dies
     // before it re-reads everything, and the lake recognizes what it already has. (Events
     // cannot resume from the `sim_events` commit: their dead letters are committed later.)
+    let quarantine_points = [
+        event_pass.resume_points.as_slice(),
+        &usage_pass.quarantine_points,
+    ]
+    .concat();
     let resume_points = [event_pass.resume_points, usage_pass.resume_points].concat();
     // Every commit that adds rows also names the positions it read up to (Delta `txn`
     // actions): if another member of a consumer group committed the same partitions since
@@ -361,6 +366,8 @@ pub async fn ingest_pass(
                 }
                 transactions(&resume_points)
             }
+            // A pass killed between its `quarantine` and `usage` commits is told by these.
+            "quarantine" if appender.rows() > 0 => transactions(&quarantine_points),
             _ => fence(appender.rows()),
         };
         summary

@@ -278,6 +278,11 @@ impl Collector {
             .map_err(|_| IngestError::Internal("the lake writer stopped early".into()))
     }
 
+    /// See [`UnfinishedPass::quarantine_positions`].
+    pub fn quarantine_positions(&self, read_up_to: &[(String, i64)]) -> Vec<(String, i64)> {
+        self.in_lake.unfinished.quarantine_positions(read_up_to)
+    }
+
     pub fn finish(mut self) -> Result<RunSummary, IngestError> {
         self.flush(true)?;
         Ok(self.summary)

@@ -31,6 +31,9 @@ pub(super) struct UsagePass {
     pub summary: RunSummary,
     /// Where the next run resumes, to be recorded with the `usage` commit.
     pub resume_points: Vec<(String, i64)>,
+    /// Where the `quarantine` commit says this pass read up to (see
+    /// [`UnfinishedPass::quarantine_positions`]).
+    pub quarantine_points: Vec<(String, i64)>,
     /// Written but not yet committed, in commit order.
     pub appenders: Vec<(&'static str, TableAppender)>,
     /// The dead letters written, kept when they also go to a dead-letter topic.
@@ -92,8 +95,10 @@ pub(super) async fn run(
             progress,
             shutdown: collector_shutdown,
         };
-        let source = stages.run(&mut collector)?;
-        Ok::<_, IngestError>((collector.finish()?, source.resume_points()))
+        let resume_points = stages.run(&mut collector)?.resume_points();
+        let quarantine_points = collector.quarantine_positions(&resume_points);
+        let summary = collector.finish()?;
+        Ok::<_, IngestError>((summary, resume_points, quarantine_points))
     });
 
     while let Some(output) = rx.recv().await {
@@ -112,12 +117,13 @@ pub(super) async fn run(
             }
         }
     }
-    let (summary, resume_points) = collector
+    let (summary, resume_points, quarantine_points) = collector
         .await
         .map_err(|e| IngestError::Internal(format!("usage collector failed: {e}")))??;
     Ok(UsagePass {
         summary,
         resume_points,
+        quarantine_points,
         appenders: vec![
             ("dead_letters", dead),
             ("quarantine", quarantine),

@@ -22,7 +22,13 @@ pub(crate) enum UnfinishedPass {
     /// Any record may be half-stored.
     Whole,
     /// Messages below these offsets, by source prefix (`topic/partition/`).
-    Below(HashMap<String, u64>),
+    Below(HashMap<String, Gap>),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Gap {
+    app_id: String,
+    end: u64,
 }
 
 impl UnfinishedPass {
@@ -46,13 +52,14 @@ impl UnfinishedPass {
         quarantine: &HashMap<String, i64>,
         usage: &HashMap<String, i64>,
     ) -> Self {
-        let gaps: HashMap<String, u64> = resumable
+        let gaps: HashMap<String, Gap> = resumable
             .iter()
             .filter_map(|(prefix, app_id)| {
                 let ahead = *quarantine.get(app_id)?;
                 let committed = usage.get(app_id).copied().unwrap_or(i64::MIN);
                 let end = u64::try_from(ahead).ok().filter(|_| ahead > committed)?;
-                Some((prefix.clone(), end))
+                let app_id = app_id.clone();
+                Some((prefix.clone(), Gap { app_id, end }))
             })
             .collect();
         match gaps.is_empty() {
@@ -66,8 +73,30 @@ impl UnfinishedPass {
         match self {
             UnfinishedPass::None => false,
             UnfinishedPass::Whole => true,
-            UnfinishedPass::Below(gaps) => gaps.get(prefix).is_some_and(|end| position < *end),
+            UnfinishedPass::Below(gaps) => gaps.get(prefix).is_some_and(|gap| position < gap.end),
         }
+    }
+
+    /// The positions a `quarantine` commit of this pass records: where it read up to, but
+    /// not below the end of a gap. A pass that reads less than the killed one must not
+    /// close the gap by recording its own, lower position there.
+    pub fn quarantine_positions(&self, read_up_to: &[(String, i64)]) -> Vec<(String, i64)> {
+        let UnfinishedPass::Below(gaps) = self else {
+            return read_up_to.to_vec();
+        };
+        read_up_to
+            .iter()
+            .map(|(app_id, position)| {
+                let gap_end = gaps
+                    .values()
+                    .find(|gap| gap.app_id == *app_id)
+                    .and_then(|gap| i64::try_from(gap.end).ok());
+                (
+                    app_id.clone(),
+                    gap_end.map_or(*position, |end| end.max(*position)),
+                )
+            })
+            .collect()
     }
 }
 
@@ -123,6 +152,19 @@ mod tests {
             UnfinishedPass::from_positions(&partitions(), &quarantine, &HashMap::new());
         assert!(unfinished.covers("u/1/", 0));
         assert!(!unfinished.covers("u/0/", 0));
+    }
+
+    #[test]
+    fn a_smaller_pass_records_the_gap_end_in_quarantine_so_the_gap_stays_open() {
+        let quarantine = positions(&[("app:0", 120), ("app:1", 80)]);
+        let usage = positions(&[("app:0", 100), ("app:1", 80)]);
+        let unfinished = UnfinishedPass::from_positions(&partitions(), &quarantine, &usage);
+        let read = vec![("app:0".to_string(), 110), ("app:1".to_string(), 90)];
+        assert_eq!(
+            unfinished.quarantine_positions(&read),
+            vec![("app:0".to_string(), 120), ("app:1".to_string(), 90)]
+        );
+        assert_eq!(UnfinishedPass::None.quarantine_positions(&read), read);
     }
 
     #[test]
