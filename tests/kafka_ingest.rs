@@ -306,6 +306,20 @@ fn generated(dir: &std::path::Path) -> (PathBuf, PathBuf) {
     (dir.join("usage.ndjson"), dir.join("events.ndjson"))
 }
 
+/// The generated data set, produced to new topics; the directory holds the files.
+async fn generated_on_new_topics() -> (Topics, tempfile::TempDir, PathBuf, PathBuf) {
+    let topics = unique_topics();
+    let data = tempfile::tempdir().unwrap();
+    let (usage, events) = generated(data.path());
+    produce_files(
+        &topics,
+        std::slice::from_ref(&usage),
+        std::slice::from_ref(&events),
+    )
+    .await;
+    (topics, data, usage, events)
+}
+
 /// `ingest --exit-at-end` in passes of at most `pass_records` usage records, as a process
 /// (so that it can be killed), stderr piped.
 fn draining(topics: &Topics, lake: &std::path::Path, pass_records: u32) -> std::process::Command {
@@ -339,15 +353,7 @@ fn draining(topics: &Topics, lake: &std::path::Path, pass_records: u32) -> std::
 /// attributed slices in a later one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_killed_between_its_commits_is_completed_by_smaller_passes() {
-    let topics = unique_topics();
-    let data = tempfile::tempdir().unwrap();
-    let (usage, events) = generated(data.path());
-    produce_files(
-        &topics,
-        std::slice::from_ref(&usage),
-        std::slice::from_ref(&events),
-    )
-    .await;
+    let (topics, _data, usage, events) = generated_on_new_topics().await;
     let dir = tempfile::tempdir().unwrap();
     let lake_path = dir.path().join("lake");
 
@@ -395,15 +401,7 @@ fn kill_after(attempt: u64) -> std::time::Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_random_points_and_restarted_the_lake_equals_one_clean_run() {
-    let topics = unique_topics();
-    let data = tempfile::tempdir().unwrap();
-    let (usage, events) = generated(data.path());
-    produce_files(
-        &topics,
-        std::slice::from_ref(&usage),
-        std::slice::from_ref(&events),
-    )
-    .await;
+    let (topics, _data, usage, events) = generated_on_new_topics().await;
 
     let dir = tempfile::tempdir().unwrap();
     let lake_path = dir.path().join("lake");
