@@ -3,13 +3,14 @@
 //! resumes from the positions it recorded, so a backfill of any size holds at most one pass
 //! in memory, and a run stopped midway keeps what it committed. The run ends with the first
 //! pass that reaches the end of every partition within its budget (not at end offsets
-//! fetched up front: some brokers report them behind their logs).
+//! fetched up front: some brokers report them behind their logs). As a follower does, each
+//! pass starts from the SIM events the previous one left instead of loading them again.
 
 use std::sync::atomic::Ordering;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{ingest_sources, open_topics, IngestError, IngestOptions, KafkaIngest, RunSummary};
+use super::{ingest_pass, open_topics, IngestError, IngestOptions, KafkaIngest, RunSummary};
 use crate::lake::Lake;
 use crate::source::kafka::check_co_partitioned;
 
@@ -23,26 +24,28 @@ pub(super) async fn drain_topics(
     let partitions = check_co_partitioned(&kafka.brokers, &kafka.topics).await?;
     let mut total: Option<RunSummary> = None;
     let mut passes = 0u64;
+    let mut stored = None;
     loop {
         let (events, mut usage) = open_topics(lake, kafka, partitions, None).await?;
         if let Some(budget) = kafka.pass_budget {
             usage = usage.with_budget(budget);
         }
         let stopped_short = usage.stopped_short();
-        let pass = ingest_sources(
+        let pass = ingest_pass(
             lake,
             options,
-            Box::new(events),
-            Box::new(usage),
+            (Box::new(events), Box::new(usage)),
+            stored.take(),
             shutdown.clone(),
         )
         .await;
-        let pass = match pass {
+        let (pass, stored_after) = match pass {
             Err(IngestError::Interrupted) if passes > 0 => {
                 return Err(IngestError::InterruptedAfterPasses(passes))
             }
             other => other?,
         };
+        stored = Some(stored_after);
         passes += 1;
         tracing::info!(
             pass = passes,
