@@ -5,6 +5,9 @@
 #
 #   scripts/bench-kafka.sh [RECORDS] [RUNS]
 #
+# With SIMTALLY_BEFORE=/path/to/an/older/simtally, each round also runs that binary
+# (labelled `before`) on the same topics, for a before/after comparison in one run.
+#
 # Uses the broker of scripts/broker.sh (started if needed) and the data of
 # scripts/bench-ingest.sh (generated if needed), both cached under ~/.cache/simtally.
 set -euo pipefail
@@ -44,6 +47,16 @@ for i in $(seq 1 "$runs"); do
   "$python" scripts/measure.py "simtally-$i" "$bin" ingest --no-progress --exit-at-end \
     --brokers "$brokers" --usage-topic "$usage_topic" --events-topic "$events_topic" \
     --lake "$work/lake"
+  if [ -n "${SIMTALLY_BEFORE:-}" ]; then
+    rm -rf "$work/lake-before"
+    sync
+    "$python" scripts/measure.py "before-$i" "$SIMTALLY_BEFORE" ingest --no-progress \
+      --exit-at-end --brokers "$brokers" --usage-topic "$usage_topic" \
+      --events-topic "$events_topic" --lake "$work/lake-before"
+  fi
 done | tee "$work.tsv"
 
 awk -F'\t' -v ref=consume-discard -v name="the consume-and-discard loop" -v goal=0.7 -f scripts/medians.awk "$work.tsv"
+if [ -n "${SIMTALLY_BEFORE:-}" ]; then
+  awk -F'\t' -v ref=before -v name="the binary before" -v goal=1 -f scripts/medians.awk "$work.tsv"
+fi

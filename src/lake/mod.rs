@@ -306,13 +306,13 @@ impl Lake {
     /// ` WHERE ...` clause. The column is streamed into the set: a `DISTINCT` query would
     /// hold DataFusion's own hash table of every key besides the result, and the whole
     /// result at once.
-    pub async fn int64_keys(
+    pub async fn int64_keys<Keys: Default + Extend<i64>>(
         &self,
         table: LakeTable,
         column: &str,
         filter: &str,
-    ) -> Result<HashSet<i64>, LakeError> {
-        let mut keys = HashSet::new();
+    ) -> Result<Keys, LakeError> {
+        let mut keys = Keys::default();
         let sql = format!("SELECT {column} FROM t{filter}");
         self.select_each(table, &sql, |batch| {
             let col = batch
@@ -370,6 +370,34 @@ impl Lake {
         &self,
         table: LakeTable,
         sql: &str,
+        each: impl FnMut(&RecordBatch) -> Result<(), LakeError>,
+    ) -> Result<(), LakeError> {
+        self.select_each_with(table, None, sql, each).await
+    }
+
+    /// Runs `sql` against one table registered as `t` and `keys` registered as the
+    /// in-memory table `keys`: a semi-join on many keys scans the table once, where long
+    /// `IN` lists would need a statement (and a scan) per slice of the list.
+    pub async fn select_with_keys(
+        &self,
+        table: LakeTable,
+        keys: RecordBatch,
+        sql: &str,
+    ) -> Result<Vec<RecordBatch>, LakeError> {
+        let mut batches = Vec::new();
+        self.select_each_with(table, Some(keys), sql, |batch| {
+            batches.push(batch.clone());
+            Ok(())
+        })
+        .await?;
+        Ok(batches)
+    }
+
+    async fn select_each_with(
+        &self,
+        table: LakeTable,
+        keys: Option<RecordBatch>,
+        sql: &str,
         mut each: impl FnMut(&RecordBatch) -> Result<(), LakeError>,
     ) -> Result<(), LakeError> {
         use futures::StreamExt;
@@ -384,6 +412,9 @@ impl Lake {
             table: table.name(),
             source: Box::new(e),
         };
+        if let Some(keys) = keys {
+            ctx.register_batch("keys", keys).map_err(read_error)?;
+        }
         let mut stream = ctx
             .sql(sql)
             .await

@@ -172,7 +172,7 @@ impl Collector {
         }
         let id = record.id.0;
         let known = &self.in_lake.records;
-        let (in_usage, in_quarantine) = (known.usage.contains(&id), known.quarantine.contains(&id));
+        let (in_usage, in_quarantine) = (known.usage.contains(id), known.quarantine.contains(id));
         // Only a killed pass leaves a stored record without all its rows: otherwise a record
         // stored in either table is a duplicate, even if the events now route it elsewhere
         // (the corrections move the stored rows).

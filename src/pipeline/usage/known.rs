@@ -6,8 +6,14 @@
 //! that day in `usage` or `quarantine` if it is in the lake at all. Memory then follows the
 //! window (and the days late records touch), not the age of the lake, and nothing old is
 //! ever written twice.
+//!
+//! The ids are held as compressed bitmaps (roaring, already in the tree through the Delta
+//! kernel's deletion vectors): record ids are mostly dense runs, so a million ids take
+//! well under a megabyte, where a hash set takes about 16 MiB and doubles as it grows.
 
 use std::collections::HashSet;
+
+use roaring::RoaringTreemap;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Date32Type;
@@ -17,9 +23,51 @@ use crate::lake::{Lake, LakeError, LakeTable};
 /// The default window: a week of event time.
 pub const DEFAULT_WINDOW_DAYS: u32 = 7;
 
+/// A set of record ids.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct RecordIds(RoaringTreemap);
+
+impl RecordIds {
+    pub fn contains(&self, id: i64) -> bool {
+        self.0.contains(Self::key(id))
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> u64 {
+        self.0.len()
+    }
+
+    #[cfg(test)]
+    pub fn is_subset(&self, other: &Self) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    /// The bitmap is over u64; any bijection keeps membership, and this one also keeps
+    /// the order of non-negative ids, which are the ones the wire format carries.
+    fn key(id: i64) -> u64 {
+        id as u64
+    }
+}
+
+impl Extend<i64> for RecordIds {
+    fn extend<T: IntoIterator<Item = i64>>(&mut self, ids: T) {
+        for id in ids {
+            self.0.insert(Self::key(id));
+        }
+    }
+}
+
+impl Extend<RecordIds> for RecordIds {
+    fn extend<T: IntoIterator<Item = RecordIds>>(&mut self, sets: T) {
+        for set in sets {
+            self.0 |= set.0;
+        }
+    }
+}
+
 pub(crate) struct KnownRecords {
-    pub usage: HashSet<i64>,
-    pub quarantine: HashSet<i64>,
+    pub usage: RecordIds,
+    pub quarantine: RecordIds,
     /// Days before this one are loaded on demand (`None`: everything is loaded).
     loaded_from: Option<i32>,
     loaded_days: HashSet<i32>,
@@ -53,8 +101,8 @@ impl KnownRecords {
             Some(from) if day < from && self.loaded_days.insert(day) => {
                 let condition = format!(" WHERE usage_date = {}", date_literal(day));
                 let (usage, quarantine) = self.runtime.block_on(ids(&self.lake, &condition))?;
-                self.usage.extend(usage);
-                self.quarantine.extend(quarantine);
+                self.usage.extend([usage]);
+                self.quarantine.extend([quarantine]);
                 Ok(())
             }
             _ => Ok(()),
@@ -80,7 +128,7 @@ async fn latest_day(lake: &Lake) -> Result<Option<i32>, LakeError> {
     Ok(latest)
 }
 
-async fn ids(lake: &Lake, condition: &str) -> Result<(HashSet<i64>, HashSet<i64>), LakeError> {
+async fn ids(lake: &Lake, condition: &str) -> Result<(RecordIds, RecordIds), LakeError> {
     Ok((
         lake.int64_keys(LakeTable::Usage, "record_id", condition)
             .await?,
@@ -104,6 +152,28 @@ mod tests {
     use crate::pipeline::{ingest, IngestOptions};
     use crate::source::Input;
     use tokio_util::sync::CancellationToken;
+
+    proptest::proptest! {
+        /// Membership in the compressed set is membership in a plain set, for any ids
+        /// (negative ones included), whether they arrive one by one or as merged sets.
+        #[test]
+        fn record_ids_hold_exactly_what_was_put_in(
+            first in proptest::collection::vec(proptest::prelude::any::<i64>(), 0..200),
+            second in proptest::collection::vec(-1000i64..1000, 0..200),
+            probes in proptest::collection::vec(-1000i64..1000, 0..200),
+        ) {
+            let mut ids = RecordIds::default();
+            ids.extend(first.iter().copied());
+            let mut more = RecordIds::default();
+            more.extend(second.iter().copied());
+            ids.extend([more]);
+            let plain: HashSet<i64> = first.iter().chain(&second).copied().collect();
+            for id in probes.iter().chain(&first).chain(&second) {
+                proptest::prop_assert_eq!(ids.contains(*id), plain.contains(id), "id {}", id);
+            }
+            proptest::prop_assert_eq!(ids.len(), plain.len() as u64);
+        }
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn holds_the_window_and_loads_older_days_when_asked() {
