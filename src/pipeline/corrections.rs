@@ -27,9 +27,6 @@ use crate::lake::schema::{MONEY_TYPE, VOLUME_TYPE};
 use crate::lake::{utf8_column, Lake, LakeError, LakeTable};
 use crate::sink::{CorrectionMark, QuarantineRows, UsagePartition, UsageRows};
 
-/// ICCIDs per query: keeps each statement's IN list a reasonable size.
-const ICCIDS_PER_QUERY: usize = 2_000;
-
 /// The columns read from both tables, in the order [`stored_records`] expects.
 const COLUMNS: &str = "record_id, slice, iccid, traffic_type, start_time, end_time, \
      volume_rx, volume_tx, cost, currency, operator_name, mcc, mnc, country_name, imsi, \
@@ -62,26 +59,22 @@ pub(super) async fn correction_rows(
     if touched.is_empty() {
         return Ok(CorrectionRows::default());
     }
-    let iccids: Vec<&Iccid> = touched.keys().collect();
+    let iccids = touched_iccids(touched)?;
     let mut batches = Vec::new();
     for table in [LakeTable::Usage, LakeTable::Quarantine] {
         let destination = match table {
             LakeTable::Usage => "workspace_id, CAST(NULL AS VARCHAR) AS reason",
             _ => "CAST(NULL AS BIGINT) AS workspace_id, reason",
         };
-        for group in iccids.chunks(ICCIDS_PER_QUERY) {
-            let list: Vec<String> = group.iter().map(|i| format!("'{}'", i.as_str())).collect();
-            let sql = format!(
-                "SELECT {COLUMNS}, {destination} FROM t WHERE iccid IN ({})",
-                list.join(", ")
-            );
-            batches.extend(
-                lake.select(table, &sql)
-                    .await?
-                    .into_iter()
-                    .map(|b| (table, b)),
-            );
-        }
+        let sql = format!(
+            "SELECT {COLUMNS}, {destination} FROM t WHERE iccid IN (SELECT iccid FROM keys)"
+        );
+        batches.extend(
+            lake.select_with_keys(table, iccids.clone(), &sql)
+                .await?
+                .into_iter()
+                .map(|b| (table, b)),
+        );
     }
     if batches.is_empty() {
         return Ok(CorrectionRows::default());
@@ -93,6 +86,13 @@ pub(super) async fn correction_rows(
     tokio::task::spawn_blocking(move || build_rows(&batches, &book, &causes, now))
         .await
         .map_err(|e| IngestError::Internal(format!("computing corrections: {e}")))?
+}
+
+/// The touched SIMs as a one-column table (`iccid`) to join the stored rows with.
+fn touched_iccids(touched: &TouchedSims) -> Result<RecordBatch, IngestError> {
+    let iccids: arrow::array::StringArray = touched.keys().map(|i| Some(i.as_str())).collect();
+    RecordBatch::try_from_iter([("iccid", Arc::new(iccids) as arrow::array::ArrayRef)])
+        .map_err(|e| IngestError::Internal(format!("touched SIMs as a table: {e}")))
 }
 
 fn build_rows(
