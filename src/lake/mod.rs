@@ -355,13 +355,7 @@ impl Lake {
 
     /// Runs `sql` against one table registered as `t`; empty if the table does not exist.
     pub async fn select(&self, table: LakeTable, sql: &str) -> Result<Vec<RecordBatch>, LakeError> {
-        let mut batches = Vec::new();
-        self.select_each(table, sql, |batch| {
-            batches.push(batch.clone());
-            Ok(())
-        })
-        .await?;
-        Ok(batches)
+        self.select_all(table, None, sql).await
     }
 
     /// Runs `sql` against one table registered as `t` and hands each batch of the result to
@@ -384,8 +378,17 @@ impl Lake {
         keys: RecordBatch,
         sql: &str,
     ) -> Result<Vec<RecordBatch>, LakeError> {
+        self.select_all(table, Some(keys), sql).await
+    }
+
+    async fn select_all(
+        &self,
+        table: LakeTable,
+        keys: Option<RecordBatch>,
+        sql: &str,
+    ) -> Result<Vec<RecordBatch>, LakeError> {
         let mut batches = Vec::new();
-        self.select_each_with(table, Some(keys), sql, |batch| {
+        self.select_each_with(table, keys, sql, |batch| {
             batches.push(batch.clone());
             Ok(())
         })

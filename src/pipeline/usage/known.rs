@@ -8,15 +8,15 @@
 //! ever written twice.
 //!
 //! The ids are held as compressed bitmaps (roaring, already in the tree through the Delta
-//! kernel's deletion vectors): record ids are mostly dense runs, so a million ids take
-//! well under a megabyte, where a hash set takes about 16 MiB and doubles as it grows.
+//! kernel's deletion vectors): at most about 2 bytes an id, and 8 KiB for each range of
+//! 65,536 ids once the range is dense (record ids are mostly dense runs), where a hash set
+//! takes about 18 bytes an id and, while it grows, holds its old table and the new one.
 
 use std::collections::HashSet;
 
-use roaring::RoaringTreemap;
-
 use arrow::array::AsArray;
 use arrow::datatypes::Date32Type;
+use roaring::RoaringTreemap;
 
 use crate::lake::{Lake, LakeError, LakeTable};
 
