@@ -12,7 +12,7 @@ use crate::directory::{LinkLimits, OrganizationLimit};
 use crate::domain::WorkspaceId;
 use crate::generate::GenerateOptions;
 use crate::lake::{LakeError, LakeLocation};
-use crate::pipeline::{IngestOptions, KafkaIngest, DEFAULT_WINDOW_DAYS};
+use crate::pipeline::{HoldPolicy, IngestOptions, KafkaIngest, DEFAULT_WINDOW_DAYS};
 use crate::query::{OutputFormat, QueryLimits, Scope};
 use crate::serve::{AuthOptions, EventsTopic, ServeOptions};
 use crate::source::kafka::{ProduceOptions, ReadBudget, Topics};
@@ -38,8 +38,8 @@ pub struct Cli {
     pub log: String,
 
     /// A TOML configuration file (keys: lake, log, threads, brokers, usage_topic,
-    /// events_topic, group, pass_seconds, pass_max_records, pass_max_mib, metrics_addr,
-    /// dead_letter_topic, dedup_window_days, prices, link_limits, serve_addr, postgres_addr,
+    /// events_topic, group, pass_seconds, pass_max_records, pass_max_mib, hold_minutes,
+    /// hold_idle_seconds, metrics_addr, dead_letter_topic, dedup_window_days, prices, link_limits, serve_addr, postgres_addr,
     /// jwt_secret_file, jwt_public_key_file, jwt_issuer, jwt_audience, operator_secret_file,
     /// max_rows, query_timeout). Precedence: flags, then SIMTALLY_*
     /// variables, then the file, then the defaults.
@@ -340,6 +340,19 @@ pub struct IngestArgs {
     /// (or --pass-max-records).
     #[arg(long, env = "SIMTALLY_PASS_MAX_MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
     pub pass_max_mib: u64,
+    /// With --brokers and without --exit-at-end: hold a usage record until the lifecycle
+    /// events of its partition have been read past its end, but no longer than until the
+    /// usage read is this many minutes (of event time) past it; then it is written anyway,
+    /// and a late transfer or registration is corrected. Holding only saves corrections:
+    /// the sums come out the same. 0 holds nothing. (--exit-at-end reads the events to
+    /// their end first and holds nothing.)
+    #[arg(long, env = "SIMTALLY_HOLD_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=10_080))]
+    pub hold_minutes: u64,
+    /// With --brokers and without --exit-at-end: an events partition that delivered nothing
+    /// for this many seconds holds no usage (lifecycle events are rare; a quiet topic must
+    /// not delay usage).
+    #[arg(long, env = "SIMTALLY_HOLD_IDLE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub hold_idle_seconds: u64,
     /// With --brokers and without --exit-at-end: serve /metrics (Prometheus) and /healthz
     /// at this HOST:PORT (port 0: any free port, logged at info level).
     #[arg(long, env = "SIMTALLY_METRICS_ADDR", value_name = "HOST:PORT")]
@@ -460,6 +473,13 @@ impl Cli {
                             messages: a.pass_max_records,
                             bytes: a.pass_max_mib.saturating_mul(1 << 20),
                         }),
+                        hold: HoldPolicy {
+                            bound: std::time::Duration::from_secs(a.hold_minutes * 60),
+                            idle: match a.hold_minutes {
+                                0 => std::time::Duration::ZERO,
+                                _ => std::time::Duration::from_secs(a.hold_idle_seconds),
+                            },
+                        },
                     }),
                 };
                 let following = kafka.as_ref().is_some_and(|k| k.follow.is_some());

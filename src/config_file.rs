@@ -15,6 +15,8 @@
 //! pass_seconds = 5                 # SIMTALLY_PASS_SECONDS
 //! pass_max_records = 250000        # SIMTALLY_PASS_MAX_RECORDS
 //! pass_max_mib = 128               # SIMTALLY_PASS_MAX_MIB
+//! hold_minutes = 60                # SIMTALLY_HOLD_MINUTES
+//! hold_idle_seconds = 10           # SIMTALLY_HOLD_IDLE_SECONDS
 //! metrics_addr = "0.0.0.0:9464"    # SIMTALLY_METRICS_ADDR
 //! dead_letter_topic = "sim-dead-letters" # SIMTALLY_DEAD_LETTER_TOPIC
 //! dedup_window_days = 7            # SIMTALLY_DEDUP_WINDOW_DAYS
@@ -50,6 +52,8 @@ pub struct FileConfig {
     pub pass_seconds: Option<u64>,
     pub pass_max_records: Option<u64>,
     pub pass_max_mib: Option<u64>,
+    pub hold_minutes: Option<u64>,
+    pub hold_idle_seconds: Option<u64>,
     pub metrics_addr: Option<String>,
     pub dead_letter_topic: Option<String>,
     pub dedup_window_days: Option<u32>,
@@ -98,6 +102,14 @@ impl FileConfig {
         add(
             "SIMTALLY_PASS_MAX_MIB",
             self.pass_max_mib.map(|n| n.to_string()),
+        );
+        add(
+            "SIMTALLY_HOLD_MINUTES",
+            self.hold_minutes.map(|n| n.to_string()),
+        );
+        add(
+            "SIMTALLY_HOLD_IDLE_SECONDS",
+            self.hold_idle_seconds.map(|n| n.to_string()),
         );
         add("SIMTALLY_METRICS_ADDR", self.metrics_addr.clone());
         add("SIMTALLY_DEAD_LETTER_TOPIC", self.dead_letter_topic.clone());

@@ -61,6 +61,7 @@ async fn ingest_topics_with(
                 metrics_address: None,
                 dead_letter_topic,
                 pass_budget,
+                hold: Default::default(),
             }),
             ..IngestOptions::default()
         },
@@ -705,5 +706,142 @@ async fn two_followers_in_one_group_one_stopped_midway_give_the_file_result() {
         .unwrap();
     let written_twice = common::to_strings(&simtally::query::run_sql(&ctx, twice).await.unwrap());
     assert!(written_twice.is_empty(), "written twice: {written_twice:?}");
+    assert_eq!(totals(&lake).await, totals(&reference).await);
+}
+
+const HELD_SIM: &str = "8988303000000000001";
+const LATE_SIM: &str = "8988303000000000002";
+
+/// A ten-minute data record of `iccid` starting `minutes` after midnight on 2026-11-02.
+fn ten_minutes_of(id: u64, iccid: &str, minutes: u64) -> String {
+    let at = |m: u64| format!("2026-11-02T{:02}:{:02}:00.000Z", m / 60, m % 60);
+    format!(
+        r#"{{"id": {id}, "traffic_type": {{"id": 5, "description": "Data"}}, "start_timestamp": "{}", "end_timestamp": "{}", "sim": {{"iccid": "{iccid}"}}, "volume": {{"rx": 1.000001, "tx": 0.5, "total": 1.500001}}, "cost": 0.0100000003, "currency": {{"code": "EUR"}}}}"#,
+        at(minutes),
+        at(minutes + 10)
+    )
+}
+
+fn sim_event(id: &str, minutes: u64, body: &str) -> String {
+    format!(
+        r#"{{"event_id": "{id}", "timestamp": "2026-11-02T{:02}:{:02}:00.000Z", {body}}}"#,
+        minutes / 60,
+        minutes % 60
+    )
+}
+
+/// Writes `lines` as an NDJSON file in `dir` and produces it to one-partition topics.
+async fn produce_lines(
+    topics: &Topics,
+    dir: &std::path::Path,
+    name: &str,
+    usage: bool,
+    lines: &[String],
+) -> PathBuf {
+    let path = dir.join(format!("{name}.ndjson"));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let inputs = vec![Input::File(path.clone())];
+    let (usage, events) = match usage {
+        true => (inputs, Vec::new()),
+        false => (Vec::new(), inputs),
+    };
+    produce(ProduceOptions {
+        brokers: brokers(),
+        topics: topics.clone(),
+        usage,
+        events,
+        partitions: 1,
+    })
+    .await
+    .expect("produce succeeds");
+    path
+}
+
+/// SIMs whose usage a correction re-attributed.
+const CORRECTED_SIMS: &str = "SELECT COUNT(DISTINCT iccid) FROM (\
+     SELECT iccid FROM usage_ledger WHERE correction IS NOT NULL UNION ALL \
+     SELECT iccid FROM quarantine_ledger WHERE correction IS NOT NULL)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_holds_usage_until_the_events_cover_it_or_the_bound_passes() {
+    let topics = unique_topics();
+    let data = tempfile::tempdir().unwrap();
+    // Three hours of ten-minute records of two SIMs, in time order; only the first SIM's
+    // registration has arrived, at midnight.
+    let usage: Vec<String> = (0..18u64)
+        .flat_map(|i| {
+            [
+                ten_minutes_of(100 + i, HELD_SIM, i * 10),
+                ten_minutes_of(200 + i, LATE_SIM, i * 10),
+            ]
+        })
+        .collect();
+    let first_events = [sim_event(
+        "ev-1",
+        0,
+        &format!(r#""type": "sim_registered", "iccid": "{HELD_SIM}", "workspace_id": 101"#),
+    )];
+    let events_1 = produce_lines(&topics, data.path(), "events-1", false, &first_events).await;
+    let usage_file = produce_lines(&topics, data.path(), "usage", true, &usage).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let mut f = follower(
+        &topics,
+        &format!("group-{}", topics.usage),
+        &dir.path().join("lake"),
+        &["--hold-minutes", "60", "--hold-idle-seconds", "86400"],
+    );
+    let log = stderr_lines(&mut f);
+    // The events stop at midnight, so nothing waits longer than the bound: until the usage
+    // read is an hour past it. Records ending before 02:00 are written (22 of 36), the
+    // first one ending at 02:00 holds everything after it.
+    wait_for_counts(&lake, &[(RECORDS, 22)]).await;
+    wait_for_line(&log, "held=14");
+    assert_eq!(records_in(&lake).await, 22);
+
+    // The second SIM is registered at 00:05 and the first moves to another Workspace at
+    // 02:30: the second's stored records are corrected; the first's records after 02:00 were
+    // held, so they are attributed right the first time, and those ending before 02:30 are
+    // written now.
+    let second_events = [
+        sim_event(
+            "ev-2",
+            5,
+            &format!(r#""type": "sim_registered", "iccid": "{LATE_SIM}", "workspace_id": 102"#),
+        ),
+        sim_event(
+            "ev-3",
+            150,
+            &format!(
+                r#""type": "sim_transferred", "iccid": "{HELD_SIM}", "source_workspace_id": 101, "target_workspace_id": 103"#
+            ),
+        ),
+    ];
+    let events_2 = produce_lines(&topics, data.path(), "events-2", false, &second_events).await;
+    wait_for_counts(&lake, &[(RECORDS, 28)]).await;
+    wait_for_line(&log, "held=8");
+    assert_eq!(records_in(&lake).await, 28);
+
+    // An event past the last record's end releases the rest.
+    let last_events = [sim_event(
+        "ev-4",
+        240,
+        &format!(
+            r#""type": "sim_status_changed", "iccid": "{HELD_SIM}", "workspace_id": 103, "status": "ACTIVATED""#
+        ),
+    )];
+    let events_3 = produce_lines(&topics, data.path(), "events-3", false, &last_events).await;
+    wait_for_counts(&lake, &[(RECORDS, 36)]).await;
+    stop(f);
+
+    assert_eq!(
+        count_in(&lake, CORRECTED_SIMS).await,
+        1,
+        "only the SIM whose registration came late is corrected"
+    );
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = local_lake(&reference_dir);
+    ingest_files(&reference, &[usage_file], &[events_1, events_2, events_3]).await;
     assert_eq!(totals(&lake).await, totals(&reference).await);
 }

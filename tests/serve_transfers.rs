@@ -186,6 +186,7 @@ async fn ingest_kafka(lake: &Lake, topics: &Topics) -> simtally::pipeline::RunSu
             metrics_address: None,
             dead_letter_topic: None,
             pass_budget: None,
+            hold: Default::default(),
         }),
         ..IngestOptions::default()
     };

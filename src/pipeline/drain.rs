@@ -10,7 +10,9 @@ use std::sync::atomic::Ordering;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{ingest_pass, open_topics, IngestError, IngestOptions, KafkaIngest, RunSummary};
+use super::{
+    ingest_pass, open_topics, IngestError, IngestOptions, KafkaIngest, PassState, RunSummary,
+};
 use crate::lake::Lake;
 use crate::source::kafka::check_co_partitioned;
 
@@ -35,7 +37,10 @@ pub(super) async fn drain_topics(
             lake,
             options,
             (Box::new(events), Box::new(usage)),
-            stored.take(),
+            PassState {
+                stored: stored.take(),
+                hold: None,
+            },
             shutdown.clone(),
         )
         .await;

@@ -44,6 +44,9 @@ pub(super) struct EventPass {
     pub directory_appenders: [TableAppender; 2],
     pub dead_letters: Vec<DeadLetter>,
     pub counts: EventCounts,
+    /// The Kafka partitions that delivered messages, with the latest SIM event time read
+    /// from each (see [`super::hold`]).
+    pub arrivals: BTreeMap<i32, Option<UtcMillis>>,
 }
 
 /// SIMs whose stored usage may need correcting, with the ids of the events that name them.
@@ -94,12 +97,17 @@ pub(super) async fn run(
     let mut arrivals = std::collections::HashMap::new();
     let mut all = stored;
 
-    let (names, chunks, resume_points) =
-        tokio::task::spawn_blocking(|| read_all(source))
-            .await
-            .map_err(|e| IngestError::Internal(format!("events reader failed: {e}")))??;
+    let (read, chunks) = tokio::task::spawn_blocking(|| read_all(source))
+        .await
+        .map_err(|e| IngestError::Internal(format!("events reader failed: {e}")))??;
+    let names = read.prefixes;
+    let mut arrivals_by_partition = BTreeMap::new();
     for (input, chunk) in chunks {
         let name = &names[input];
+        let mut latest = read
+            .partitions
+            .get(input)
+            .map(|p| arrivals_by_partition.entry(*p).or_insert(None));
         for (line, bytes) in chunk.records() {
             counts.lines += 1;
             if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -108,7 +116,11 @@ pub(super) async fn run(
             }
             let source = format!("{name}{line}");
             let key = chunk.keys.get(line).map(<[u8]>::to_vec);
-            match decode_any_event(bytes) {
+            let decoded = decode_any_event(bytes);
+            if let (Ok(IncomingEvent::Sim(event)), Some(latest)) = (&decoded, latest.as_mut()) {
+                **latest = (**latest).max(Some(event.at));
+            }
+            match decoded {
                 Ok(IncomingEvent::Directory(event)) => {
                     if directory.event_ids.insert(event.event_id.clone()) {
                         let arrival = Arrival {
@@ -210,11 +222,12 @@ pub(super) async fn run(
         book,
         stored_after,
         touched,
-        resume_points,
+        resume_points: read.resume_points,
         appender,
         directory_appenders,
         dead_letters,
         counts,
+        arrivals: arrivals_by_partition,
     })
 }
 
@@ -272,17 +285,28 @@ fn apply_directory_events(
     rows
 }
 
+/// What the events source says of its inputs once read to the end.
+struct EventsRead {
+    prefixes: Vec<String>,
+    partitions: Vec<i32>,
+    resume_points: Vec<(String, i64)>,
+}
+
 /// Every chunk of the source, read off the async runtime (a Kafka source blocks on the
 /// broker); the events pass needs all of them before any usage can be attributed.
-#[allow(clippy::type_complexity)]
 fn read_all(
     mut source: Box<dyn ChunkSource>,
-) -> Result<(Vec<String>, Vec<(usize, Chunk)>, Vec<(String, i64)>), SourceError> {
+) -> Result<(EventsRead, Vec<(usize, Chunk)>), SourceError> {
     let mut chunks = Vec::new();
     while let Some(chunk) = source.next_chunk()? {
         chunks.push(chunk);
     }
-    Ok((source.prefixes(), chunks, source.resume_points()))
+    let read = EventsRead {
+        prefixes: source.prefixes(),
+        partitions: source.partitions(),
+        resume_points: source.resume_points(),
+    };
+    Ok((read, chunks))
 }
 
 /// The columns [`events_from_batches`] reads, in its order.

@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ingest_pass, open_topics, IngestError, IngestOptions, KafkaIngest, Metrics, StoredSimEvents,
+    ingest_pass, open_topics, Hold, IngestError, IngestOptions, KafkaIngest, Metrics, PassState,
+    StoredSimEvents,
 };
 use crate::lake::Lake;
 use crate::serve::serve_operations;
@@ -99,6 +100,9 @@ async fn passes(
     let mut total = FollowSummary::default();
     // The SIM events the last committed pass left, and the assignment it ran under.
     let mut kept: Option<(u64, StoredSimEvents)> = None;
+    // What the passes learned of each partition's progress: it stays true across
+    // assignments, so it is kept while partitions come and go.
+    let mut hold = Hold::new(kafka.hold);
     while !shutdown.is_cancelled() {
         let (owned, generation) = member.owned();
         if !owned.is_empty() {
@@ -135,15 +139,23 @@ async fn passes(
                 tracing::info!(partitions = ?owned, "SIM events loaded from the lake for this assignment");
                 metrics.record_ownership_load();
             }
+            let state = PassState {
+                stored,
+                hold: Some(&mut hold),
+            };
             let pass = ingest_pass(
                 lake,
                 options,
                 (events, usage),
-                stored,
+                state,
                 CancellationToken::new(),
             );
+            // A pass that read only messages held for the events did not make the backlog
+            // any smaller: the next one waits for the interval like an idle one.
+            let mut shortened_backlog = true;
             match pass.await {
                 Ok((summary, stored_after)) => {
+                    shortened_backlog = summary.usage.lines > 0 || summary.usage.held == 0;
                     kept = Some((generation, stored_after));
                     metrics.record_pass(&summary);
                     total.passes += 1;
@@ -154,6 +166,7 @@ async fn passes(
                         tracing::info!(
                             partitions = ?owned,
                             records = summary.usage.records,
+                            held = summary.usage.held,
                             events = summary.events.accepted,
                             seconds = summary.elapsed.as_secs_f64(),
                             "pass committed"
@@ -170,7 +183,7 @@ async fn passes(
                 }
                 Err(e) => return Err(e),
             }
-            if backlog.load(std::sync::atomic::Ordering::Acquire) {
+            if shortened_backlog && backlog.load(std::sync::atomic::Ordering::Acquire) {
                 continue;
             }
         }

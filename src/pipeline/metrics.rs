@@ -24,6 +24,7 @@ pub struct Metrics {
     passes_dropped: AtomicU64,
     ownership_loads: AtomicU64,
     last_pass_millis: AtomicU64,
+    held: AtomicU64,
     last_commit_unix_millis: AtomicI64,
     /// Per (topic, partition): messages not yet in the lake when the last pass started.
     lag: Mutex<BTreeMap<(String, i32), i64>>,
@@ -51,6 +52,7 @@ impl Metrics {
         add(&self.passes, 1);
         self.last_pass_millis
             .store(summary.elapsed.as_millis() as u64, Ordering::Relaxed);
+        self.held.store(summary.usage.held, Ordering::Relaxed);
         if !summary.lake_versions.is_empty() {
             self.last_commit_unix_millis
                 .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
@@ -158,6 +160,13 @@ impl Metrics {
             "gauge",
             &[(String::new(), seconds)],
         );
+        metric(
+            &mut out,
+            "held_messages",
+            "Usage messages the last pass held for the lifecycle events that cover them.",
+            "gauge",
+            &[(String::new(), get(&self.held) as f64)],
+        );
         let commit = self.last_commit_unix_millis.load(Ordering::Relaxed) as f64 / 1000.0;
         metric(
             &mut out,
@@ -214,6 +223,7 @@ mod tests {
         summary.corrections.records = 3;
         summary.corrections.rows = 9;
         metrics.record_pass(&summary);
+        summary.usage.held = 4;
         metrics.record_pass(&summary);
         metrics.record_lag([("sim-usage".to_owned(), 3, 42)]);
         let text = metrics.render();
@@ -222,6 +232,7 @@ mod tests {
         assert!(text.contains("simtally_corrected_records_total 6\n"));
         assert!(text.contains("simtally_correction_rows_total 18\n"));
         assert!(text.contains("# TYPE simtally_passes_total counter\nsimtally_passes_total 2\n"));
+        assert!(text.contains("# TYPE simtally_held_messages gauge\nsimtally_held_messages 4\n"));
         assert!(text
             .contains("simtally_consumer_lag_messages{topic=\"sim-usage\",partition=\"3\"} 42\n"));
     }

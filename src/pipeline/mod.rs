@@ -10,6 +10,7 @@ mod dead_letter_topic;
 mod drain;
 pub(crate) mod events;
 mod follow;
+pub mod hold;
 mod metrics;
 mod summary;
 mod usage;
@@ -35,6 +36,8 @@ use crate::source::{ChunkSource, FileChunks, Input, Replayed, SourceError};
 pub use corrections::CorrectionCounts;
 pub use events::StoredSimEvents;
 pub use follow::{follow, FollowSummary};
+use hold::Horizons;
+pub use hold::{Hold, HoldPolicy};
 pub use metrics::Metrics;
 pub use summary::{
     EventCounts, QuarantineTotals, RunRecord, RunSummary, UsageCounts, WorkspaceTotals,
@@ -77,6 +80,8 @@ pub struct KafkaIngest {
     /// With `follow`: how much usage one pass reads at most before it commits (the next
     /// pass goes on at once).
     pub pass_budget: Option<ReadBudget>,
+    /// With `follow`: how long usage may wait for the lifecycle events that cover it.
+    pub hold: HoldPolicy,
 }
 
 /// Errors of an ingest run. `Source` is usually the user's (a missing file), `Lake` an
@@ -203,18 +208,26 @@ pub async fn ingest_sources(
     shutdown: CancellationToken,
 ) -> Result<RunSummary, IngestError> {
     let sources = (events_source, usage_source);
-    let (summary, _) = ingest_pass(lake, options, sources, None, shutdown).await?;
+    let (summary, _) = ingest_pass(lake, options, sources, PassState::default(), shutdown).await?;
     Ok(summary)
 }
 
-/// One pass of [`ingest_sources`] over (events, usage), starting from the SIM events the
-/// previous pass left if the caller kept them (else loaded from the lake), and returning
-/// them as this pass leaves them.
+/// What a pass may start from that earlier passes of the same process left.
+#[derive(Default)]
+pub struct PassState<'a> {
+    /// The SIM events as the previous pass left them (else they are loaded from the lake).
+    pub stored: Option<StoredSimEvents>,
+    /// Hold usage for the events (a follower); `None` writes everything read.
+    pub hold: Option<&'a mut Hold>,
+}
+
+/// One pass of [`ingest_sources`] over (events, usage), from what earlier passes left (see
+/// [`PassState`]); returns the SIM events as this pass leaves them.
 pub async fn ingest_pass(
     lake: &Lake,
     options: &IngestOptions,
     (events_source, usage_source): (Box<dyn ChunkSource>, Box<dyn ChunkSource>),
-    stored: Option<StoredSimEvents>,
+    PassState { stored, mut hold }: PassState<'_>,
     shutdown: CancellationToken,
 ) -> Result<(RunSummary, StoredSimEvents), IngestError> {
     let started = std::time::Instant::now();
@@ -250,6 +263,13 @@ pub async fn ingest_pass(
         "ownership book ready"
     );
 
+    let horizons = match hold.as_deref_mut() {
+        Some(hold) => {
+            hold.saw_events(&event_pass.arrivals, std::time::Instant::now());
+            hold.horizons(&usage_source.partitions(), std::time::Instant::now())
+        }
+        None => Horizons::default(),
+    };
     let book = Arc::new(std::mem::take(&mut event_pass.book));
     let mut usage_pass = usage::run(
         lake,
@@ -259,10 +279,16 @@ pub async fn ingest_pass(
         book.clone(),
         dead_letters_in_lake,
         event_pass.dead_letters,
+        horizons,
         now,
         shutdown.clone(),
     )
     .await?;
+    if let Some(hold) = hold {
+        for (partition, end) in &usage_pass.latest_end {
+            hold.saw_usage(*partition, *end);
+        }
+    }
     if shutdown.is_cancelled() {
         return Err(IngestError::Interrupted);
     }

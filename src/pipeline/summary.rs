@@ -39,6 +39,10 @@ pub struct UsageCounts {
     pub slices_attributed: u64,
     pub total_volume: Volume,
     pub total_cost: Money,
+    /// Messages read but held for the lifecycle events (a follower; see
+    /// [`super::hold`]): not in `lines`, as the next pass reads them again. Over several
+    /// passes, those the last one held.
+    pub held: u64,
 }
 
 impl UsageCounts {
@@ -53,6 +57,7 @@ impl UsageCounts {
         self.slices_attributed += pass.slices_attributed;
         self.total_volume += pass.total_volume;
         self.total_cost += pass.total_cost;
+        self.held = pass.held;
     }
 
     /// Every non-blank line is accounted for exactly once.
@@ -239,6 +244,13 @@ impl fmt::Display for RunSummary {
             u.duplicates, u.already_in_lake, u.conflicting_duplicates
         )?;
         writeln!(f, "  dead letters   {:>12}", u.dead_letters)?;
+        if u.held > 0 {
+            writeln!(
+                f,
+                "  held           {:>12}  (waiting for the events; read again next pass)",
+                u.held
+            )?;
+        }
         writeln!(
             f,
             "  accounted for  {:>12}",

@@ -29,6 +29,11 @@ pub trait ChunkSource: Send {
     fn resume_app_ids(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+
+    /// The Kafka partition each input reads, by input index; empty for other sources.
+    fn partitions(&self) -> Vec<i32> {
+        Vec::new()
+    }
 }
 
 /// The files (or stdin) of an ingest, one after the other.

@@ -2,7 +2,7 @@
 //! "the first delivery wins" means the same on every run. It only decides, per record,
 //! whether its rows are kept; the rows themselves were built by the workers.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -38,6 +38,11 @@ pub(super) struct Collector {
     dead_letters: DeadLetterRows,
     summary: RunSummary,
     out: tokio::sync::mpsc::Sender<Output>,
+    /// By input: the offset from which it is held for the events (see
+    /// [`crate::pipeline::hold`]); nothing from there on is decided in this pass.
+    held_from: BTreeMap<usize, u64>,
+    /// By input: the latest end of a valid record read, held ones included.
+    latest_end: BTreeMap<usize, UtcMillis>,
 }
 
 /// Rows of one chunk's batch that are not to be written.
@@ -84,10 +89,25 @@ impl Collector {
             dead_letters: DeadLetterRows::new(now),
             summary: RunSummary::default(),
             out,
+            held_from: BTreeMap::new(),
+            latest_end: BTreeMap::new(),
         }
     }
 
-    pub fn apply(&mut self, input_name: &str, chunk: DecodedChunk) -> Result<(), IngestError> {
+    pub fn apply(&mut self, input_name: &str, mut chunk: DecodedChunk) -> Result<(), IngestError> {
+        if let Some(end) = chunk.latest_end {
+            let latest = self.latest_end.entry(chunk.input).or_insert(end);
+            *latest = (*latest).max(end);
+        }
+        let held = chunk.held.take();
+        if self.held_from.contains_key(&chunk.input) {
+            self.summary.usage.held += chunk.lines + held.map_or(0, |tail| tail.messages);
+            return Ok(());
+        }
+        if let Some(tail) = held {
+            self.held_from.insert(chunk.input, tail.from);
+            self.summary.usage.held += tail.messages;
+        }
         let counts = &mut self.summary.usage;
         counts.lines += chunk.lines;
         counts.blank += chunk.blank;
@@ -276,6 +296,16 @@ impl Collector {
         self.out
             .blocking_send(output)
             .map_err(|_| IngestError::Internal("the lake writer stopped early".into()))
+    }
+
+    /// By input: the offset from which it was held for the events.
+    pub fn held_from(&self) -> &BTreeMap<usize, u64> {
+        &self.held_from
+    }
+
+    /// By input: the latest end of a valid record read.
+    pub fn latest_end(&self) -> &BTreeMap<usize, UtcMillis> {
+        &self.latest_end
     }
 
     /// See [`UnfinishedPass::quarantine_positions`].

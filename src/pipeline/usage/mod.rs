@@ -15,6 +15,7 @@ use arrow::array::RecordBatch;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use super::hold::Horizons;
 use super::{IngestError, IngestOptions, RunSummary};
 use crate::attribute::OwnershipBook;
 use crate::domain::UtcMillis;
@@ -38,6 +39,8 @@ pub(super) struct UsagePass {
     pub appenders: Vec<(&'static str, TableAppender)>,
     /// The dead letters written, kept when they also go to a dead-letter topic.
     pub dead_letters: Vec<RecordBatch>,
+    /// By Kafka partition: the latest end of a valid record read (held ones included).
+    pub latest_end: Vec<(i32, UtcMillis)>,
 }
 
 /// What the collector hands the lake writer.
@@ -57,6 +60,7 @@ pub(super) async fn run(
     book: Arc<OwnershipBook>,
     dead_letters_in_lake: Arc<HashSet<String>>,
     event_dead_letters: Vec<DeadLetter>,
+    horizons: Horizons,
     now: UtcMillis,
     shutdown: CancellationToken,
 ) -> Result<UsagePass, IngestError> {
@@ -92,13 +96,21 @@ pub(super) async fn run(
             threads,
             book,
             now,
+            horizons,
             progress,
             shutdown: collector_shutdown,
         };
-        let resume_points = stages.run(&mut collector)?.resume_points();
+        let source = stages.run(&mut collector)?;
+        let resume_points = resume_before_held(&*source, collector.held_from());
+        let partitions = source.partitions();
+        let latest_end: Vec<(i32, UtcMillis)> = collector
+            .latest_end()
+            .iter()
+            .filter_map(|(input, end)| Some((*partitions.get(*input)?, *end)))
+            .collect();
         let quarantine_points = collector.quarantine_positions(&resume_points);
         let summary = collector.finish()?;
-        Ok::<_, IngestError>((summary, resume_points, quarantine_points))
+        Ok::<_, IngestError>((summary, resume_points, quarantine_points, latest_end))
     });
 
     while let Some(output) = rx.recv().await {
@@ -117,7 +129,7 @@ pub(super) async fn run(
             }
         }
     }
-    let (summary, resume_points, quarantine_points) = collector
+    let (summary, resume_points, quarantine_points, latest_end) = collector
         .await
         .map_err(|e| IngestError::Internal(format!("usage collector failed: {e}")))??;
     Ok(UsagePass {
@@ -130,7 +142,29 @@ pub(super) async fn run(
             ("usage", usage),
         ],
         dead_letters,
+        latest_end,
     })
+}
+
+/// Where the next pass resumes: where this one read up to, except in an input held for the
+/// events, which resumes at its first held message.
+fn resume_before_held(
+    source: &dyn ChunkSource,
+    held_from: &BTreeMap<usize, u64>,
+) -> Vec<(String, i64)> {
+    let mut points = source.resume_points();
+    let app_ids = source.resume_app_ids();
+    for (input, from) in held_from {
+        let Some((_, app_id)) = app_ids.get(*input) else {
+            continue;
+        };
+        let from = i64::try_from(*from).unwrap_or(i64::MAX);
+        match points.iter_mut().find(|(id, _)| id == app_id) {
+            Some(point) => point.1 = from,
+            None => points.push((app_id.clone(), from)),
+        }
+    }
+    points
 }
 
 /// The `usage` table's partition columns' values for `partition`.
@@ -174,6 +208,7 @@ struct Stages {
     threads: usize,
     book: Arc<OwnershipBook>,
     now: UtcMillis,
+    horizons: Horizons,
     progress: ProgressBar,
     shutdown: CancellationToken,
 }
@@ -186,6 +221,7 @@ impl Stages {
             threads,
             book,
             now,
+            horizons,
             progress,
             shutdown,
         } = self;
@@ -194,6 +230,7 @@ impl Stages {
             book: &book,
             input_names: &names,
             now,
+            horizons: &horizons,
         };
         let (work_tx, work_rx) = mpsc::sync_channel::<Work>(threads * 2);
         let work_rx = Mutex::new(work_rx);

@@ -13,6 +13,7 @@ use crate::attribute::{
 };
 use crate::decode::{decode_usage, Rejection};
 use crate::domain::{Money, RecordId, UsageRecord, UtcMillis, Volume, WorkspaceId};
+use crate::pipeline::hold::Horizons;
 use crate::sink::{QuarantineRows, UsagePartition, UsageRows};
 use crate::source::{Chunk, MessageKeys};
 
@@ -36,6 +37,17 @@ pub(super) struct DecodedChunk {
     pub rejected: Vec<RejectedLine>,
     pub usage: UsageBlock,
     pub quarantine: QuarantineBlock,
+    /// Where this chunk's partition starts being held for the events, if it does here.
+    pub held: Option<HeldTail>,
+    /// The latest end of the chunk's valid records, held ones included.
+    pub latest_end: Option<UtcMillis>,
+}
+
+/// The messages of a chunk from the first one held for the events (see
+/// [`crate::pipeline::hold`]): none of them is decided on in this pass.
+pub(super) struct HeldTail {
+    pub from: u64,
+    pub messages: u64,
 }
 
 pub(super) struct RejectedLine {
@@ -87,6 +99,7 @@ pub(super) struct Worker<'a> {
     pub book: &'a OwnershipBook,
     pub input_names: &'a [String],
     pub now: UtcMillis,
+    pub horizons: &'a Horizons,
 }
 
 impl Worker<'_> {
@@ -109,15 +122,35 @@ impl Worker<'_> {
         let mut blank = 0;
         let mut rejected = Vec::new();
         let mut decoded = Vec::new();
+        let mut held: Option<HeldTail> = None;
+        let mut latest_end = None;
         for (line, bytes) in chunk.records() {
-            lines += 1;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                blank += 1;
+            if let Some(tail) = held.as_mut() {
+                // Read on only for how far the usage has got (the hold's bound).
+                tail.messages += 1;
+                latest_end = latest_end.max(decode_usage(bytes).ok().map(|r| r.end));
                 continue;
             }
+            let blank_line = bytes.iter().all(u8::is_ascii_whitespace);
+            let record = (!blank_line).then(|| decode_usage(bytes));
+            if let Some(Ok(record)) = &record {
+                latest_end = latest_end.max(Some(record.end));
+                if !self.horizons.releases(input, record.end) {
+                    held = Some(HeldTail {
+                        from: line,
+                        messages: 1,
+                    });
+                    continue;
+                }
+            }
+            lines += 1;
+            let Some(record) = record else {
+                blank += 1;
+                continue;
+            };
             let start = bytes.as_ptr() as usize - base;
             let span = start..start + bytes.len();
-            match decode_usage(bytes) {
+            match record {
                 Ok(record) => {
                     let slices = attribute(&record, self.book);
                     decoded.push((line, span, record, slices));
@@ -146,6 +179,8 @@ impl Worker<'_> {
             rejected,
             usage,
             quarantine,
+            held,
+            latest_end,
         }
     }
 }

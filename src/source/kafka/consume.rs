@@ -454,6 +454,10 @@ impl ChunkSource for TopicToEnd {
             .collect()
     }
 
+    fn partitions(&self) -> Vec<i32> {
+        self.partitions.iter().map(|p| p.partition).collect()
+    }
+
     /// Only partitions this run moved on: a run that read nothing commits nothing.
     fn resume_points(&self) -> Vec<(String, i64)> {
         self.partitions
