@@ -845,3 +845,64 @@ async fn a_follower_holds_usage_until_the_events_cover_it_or_the_bound_passes() 
     ingest_files(&reference, &[usage_file], &[events_1, events_2, events_3]).await;
     assert_eq!(totals(&lake).await, totals(&reference).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assignment_loads_the_snapshot_and_the_events_stored_after_it() {
+    let topics = unique_topics();
+    let data = tempfile::tempdir().unwrap();
+    let (usage, events) = generated(data.path());
+    let usage_halves = split_in_halves(&usage, "usage");
+    let event_halves = split_in_halves(&events, "events");
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = local_lake(&reference_dir);
+    ingest_files(&reference, &usage_halves[..1], &event_halves[..1]).await;
+    let (first_records, first_events) = (
+        records_in(&reference).await,
+        count_in(&reference, SIM_EVENTS).await,
+    );
+
+    // A follower ingests the first halves and, as it stops, snapshots its partitions.
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let lake_path = dir.path().join("lake");
+    let group = format!("group-{}", topics.usage);
+    produce_files(&topics, &usage_halves[..1], &event_halves[..1]).await;
+    let a = follower(&topics, &group, &lake_path, &[]);
+    wait_for_counts(
+        &lake,
+        &[(RECORDS, first_records), (SIM_EVENTS, first_events)],
+    )
+    .await;
+    stop(a);
+    let snapshot_rows = "SELECT COUNT(*) FROM sim_events_snapshot";
+    assert_eq!(count_in(&lake, snapshot_rows).await, first_events);
+
+    // The later events are stored by another run; then a new follower is assigned the
+    // partitions: it loads the snapshots plus those events, and attributes the later usage
+    // with all of them.
+    produce_files(&topics, &[], &event_halves[1..]).await;
+    let between = ingest_topics(&lake, &topics).await;
+    let later_events = between.events.accepted;
+    assert!(later_events > 0);
+    produce_files(&topics, &usage_halves[1..], &[]).await;
+    let mut b = follower(&topics, &group, &lake_path, &[]);
+    let b_log = stderr_lines(&mut b);
+    let loaded = wait_for_line(&b_log, "SIM events loaded for the assigned partitions");
+    assert!(
+        loaded.contains(&format!("from_snapshots={first_events} "))
+            && loaded.contains(&format!("after_snapshots={later_events} "))
+            && loaded.contains("partitions_without_snapshot=0"),
+        "{loaded}"
+    );
+    let all = tempfile::tempdir().unwrap();
+    let all_lake = local_lake(&all);
+    ingest_files(&all_lake, &[usage], &[events]).await;
+    wait_for_counts(&lake, &[(RECORDS, records_in(&all_lake).await)]).await;
+    stop(b);
+    assert_eq!(totals(&lake).await, totals(&all_lake).await);
+    // B's stop replaced each partition's snapshot with one through all the events.
+    assert_eq!(
+        count_in(&lake, snapshot_rows).await,
+        count_in(&all_lake, SIM_EVENTS).await
+    );
+}

@@ -116,7 +116,8 @@ impl LakeSnapshot {
             LakeTable::DeadLetters
             | LakeTable::Workspaces
             | LakeTable::Memberships
-            | LakeTable::TransferLog => false,
+            | LakeTable::TransferLog
+            | LakeTable::SimEventsSnapshot => false,
         }
     }
 

@@ -69,6 +69,10 @@ pub struct TableAppender {
     closed: Vec<Add>,
     /// Provenance recorded in the commit's `commitInfo` (key, value).
     commit_info: Vec<(String, serde_json::Value)>,
+    /// Files this commit replaces (see [`TableAppender::replace_partitions`]), and the
+    /// predicate that names them.
+    replaced: Vec<Action>,
+    replace_predicate: Option<String>,
 }
 
 impl TableAppender {
@@ -101,6 +105,8 @@ impl TableAppender {
             flush_rows: FLUSH_ROWS,
             closed: Vec::new(),
             commit_info: Vec::new(),
+            replaced: Vec::new(),
+            replace_predicate: None,
         })
     }
 
@@ -118,6 +124,23 @@ impl TableAppender {
     /// even if no rows were written.
     pub fn record_in_commit(&mut self, key: &str, value: serde_json::Value) {
         self.commit_info.push((key.to_owned(), value));
+    }
+
+    /// Removes, in this commit, every file of the partitions where `column` (a BIGINT
+    /// partition column) is one of `values`, as the table stood when this appender opened
+    /// it: the rows written take their place. A concurrent commit that removes the same
+    /// files makes this one conflict.
+    pub fn replace_partitions(&mut self, column: &str, values: &[i64]) -> Result<(), LakeError> {
+        let wanted: Vec<String> = values.iter().map(i64::to_string).collect();
+        let state = self.delta.snapshot().map_err(|e| self.error(e))?;
+        for file in state.log_data().iter() {
+            let value = file.partition_values_map().get(column).cloned().flatten();
+            if value.is_some_and(|v| wanted.contains(&v)) {
+                self.replaced.push(Action::Remove(file.remove_action(true)));
+            }
+        }
+        self.replace_predicate = Some(format!("{column} IN ({})", wanted.join(", ")));
+        Ok(())
     }
 
     /// Writes rows of a table without partition columns, as one row group.
@@ -174,7 +197,11 @@ impl TableAppender {
     /// Commits what was written, recording `txns` (application ids and versions) in the same
     /// Delta transaction. Returns the new table version, or `None` if nothing was written.
     pub async fn commit(mut self, txns: Vec<Transaction>) -> Result<Option<i64>, LakeError> {
-        if self.rows == 0 && txns.is_empty() && self.commit_info.is_empty() {
+        if self.rows == 0
+            && txns.is_empty()
+            && self.commit_info.is_empty()
+            && self.replaced.is_empty()
+        {
             return Ok(None);
         }
         let last = self.files.close_all().await.map_err(|e| self.error(e))?;
@@ -182,6 +209,7 @@ impl TableAppender {
             .into_iter()
             .chain(last)
             .map(Action::Add)
+            .chain(std::mem::take(&mut self.replaced))
             .collect();
         let partition_by = Some(
             self.table
@@ -191,10 +219,17 @@ impl TableAppender {
                 .collect::<Vec<_>>(),
         )
         .filter(|cols| !cols.is_empty());
-        let operation = DeltaOperation::Write {
-            mode: SaveMode::Append,
-            partition_by,
-            predicate: None,
+        let operation = match self.replace_predicate.take() {
+            None => DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by,
+                predicate: None,
+            },
+            predicate => DeltaOperation::Write {
+                mode: SaveMode::Overwrite,
+                partition_by,
+                predicate,
+            },
         };
         let snapshot = self.delta.snapshot().map_err(|e| self.error(e))?;
         let properties = CommitProperties::default()

@@ -50,10 +50,11 @@ pub enum LakeTable {
     Workspaces,
     Memberships,
     TransferLog,
+    SimEventsSnapshot,
 }
 
 impl LakeTable {
-    pub const ALL: [LakeTable; 9] = [
+    pub const ALL: [LakeTable; 10] = [
         LakeTable::Usage,
         LakeTable::Quarantine,
         LakeTable::DeadLetters,
@@ -63,6 +64,7 @@ impl LakeTable {
         LakeTable::Workspaces,
         LakeTable::Memberships,
         LakeTable::TransferLog,
+        LakeTable::SimEventsSnapshot,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +78,7 @@ impl LakeTable {
             LakeTable::Workspaces => "workspaces",
             LakeTable::Memberships => "memberships",
             LakeTable::TransferLog => "transfer_log",
+            LakeTable::SimEventsSnapshot => "sim_events_snapshot",
         }
     }
 
@@ -90,12 +93,14 @@ impl LakeTable {
             LakeTable::Workspaces => schema::WORKSPACES.clone(),
             LakeTable::Memberships => schema::MEMBERSHIPS.clone(),
             LakeTable::TransferLog => schema::TRANSFER_LOG.clone(),
+            LakeTable::SimEventsSnapshot => schema::SIM_EVENTS_SNAPSHOT.clone(),
         }
     }
 
     pub fn partition_columns(self) -> &'static [&'static str] {
         match self {
             LakeTable::Usage => &["workspace_id", "usage_date"],
+            LakeTable::SimEventsSnapshot => &["kafka_partition"],
             _ => &[],
         }
     }

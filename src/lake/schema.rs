@@ -87,6 +87,23 @@ pub static SIM_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// `sim_events_snapshot`: per partition of the events topic, the SIM events stored from it
+/// up to `through_seq`, so that a follower assigned the partition loads them from here plus
+/// the events stored after them (`src/pipeline/snapshot.rs`). Partitioned by
+/// `kafka_partition`; each snapshot replaces the partition's previous one.
+pub static SIM_EVENTS_SNAPSHOT: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let dropped = ["source", "ingested_at"];
+    let mut fields: Vec<Field> = SIM_EVENTS
+        .fields()
+        .iter()
+        .filter(|f| !dropped.contains(&f.name().as_str()))
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("through_seq", DataType::Int64, false));
+    fields.push(Field::new("kafka_partition", DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+});
+
 /// `workspaces`: the history of Workspaces: every accepted `workspace_created`,
 /// `workspaces_linked` and `workspace_unlinked` event, in arrival order (`seq`).
 pub static WORKSPACES: LazyLock<SchemaRef> = LazyLock::new(|| {

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     ingest_pass, open_topics, IngestError, IngestOptions, KafkaIngest, PassState, RunSummary,
+    StoredFrom,
 };
 use crate::lake::Lake;
 use crate::source::kafka::check_co_partitioned;
@@ -38,7 +39,7 @@ pub(super) async fn drain_topics(
             options,
             (Box::new(events), Box::new(usage)),
             PassState {
-                stored: stored.take(),
+                stored: stored.take().map_or(StoredFrom::Lake, StoredFrom::Kept),
                 hold: None,
             },
             shutdown.clone(),

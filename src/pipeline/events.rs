@@ -18,16 +18,47 @@ use crate::source::{Chunk, ChunkSource, SourceError};
 /// keeps them from one pass to the next while its partitions stay the same, so a pass reads
 /// only its new events; on (re)assignment they are loaded from the lake again.
 #[derive(Clone, Debug, Default)]
-pub struct StoredSimEvents(Vec<SequencedEvent>);
+pub struct StoredSimEvents {
+    events: Vec<SequencedEvent>,
+    /// By event: the partition of the events topic it was read from (`None`: a file, or
+    /// not known because the events were loaded in full).
+    partitions: Vec<Option<i32>>,
+}
 
 impl StoredSimEvents {
+    pub(super) fn new(events: Vec<SequencedEvent>, partitions: Vec<Option<i32>>) -> Self {
+        StoredSimEvents { events, partitions }
+    }
+
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.events.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.events.is_empty()
     }
+
+    /// The events read from `partition` of the events topic.
+    pub(super) fn of_partition(&self, partition: i32) -> impl Iterator<Item = &SequencedEvent> {
+        self.events
+            .iter()
+            .zip(&self.partitions)
+            .filter(move |(_, p)| **p == Some(partition))
+            .map(|(event, _)| event)
+    }
+}
+
+/// Where a pass's stored SIM events come from.
+#[derive(Default)]
+pub enum StoredFrom {
+    /// Every event in the lake.
+    #[default]
+    Lake,
+    /// Those the previous pass of this process left.
+    Kept(StoredSimEvents),
+    /// The snapshots of these partitions of the events topic, plus the events stored after
+    /// them (and every event not read from the topic).
+    Snapshot { topic: String, partitions: Vec<i32> },
 }
 
 pub(super) struct EventPass {
@@ -65,9 +96,7 @@ pub(super) struct EventTargets<'a> {
     pub directory_appenders: [TableAppender; 2],
     pub link_limits: LinkLimits,
     pub dead_letters_in_lake: &'a HashSet<String>,
-    /// The stored events, if the caller kept them from its previous pass (else they are
-    /// loaded from the lake).
-    pub stored: Option<StoredSimEvents>,
+    pub stored: StoredFrom,
 }
 
 pub(super) async fn run(
@@ -84,9 +113,20 @@ pub(super) async fn run(
         stored,
     } = targets;
     let stored = match stored {
-        Some(StoredSimEvents(events)) => events,
-        None => load_stored_events(lake).await?,
+        StoredFrom::Kept(stored) => stored,
+        StoredFrom::Lake => {
+            let events = load_stored_events(lake).await?;
+            let partitions = vec![None; events.len()];
+            StoredSimEvents::new(events, partitions)
+        }
+        StoredFrom::Snapshot { topic, partitions } => {
+            super::snapshot::load(lake, &topic, &partitions).await?
+        }
     };
+    let StoredSimEvents {
+        events: stored,
+        partitions: mut all_partitions,
+    } = stored;
     let mut directory = load_directory(lake, link_limits).await?;
     let mut directory_arrivals = Vec::new();
     let mut known_ids: HashSet<String> = stored.iter().map(|e| e.event.event_id.clone()).collect();
@@ -153,6 +193,7 @@ pub(super) async fn run(
                         seq: next_seq,
                         event,
                     });
+                    all_partitions.push(read.partitions.get(input).copied());
                     next_seq += 1;
                 }
                 Err(rejection) => {
@@ -204,8 +245,12 @@ pub(super) async fn run(
     }
     // What a load from the lake gives once this pass commits: the stored events (even
     // those the new ones now conflict with) and the new ones accepted.
-    all.retain(|e| !(arrivals.contains_key(&e.seq) && rejected_seqs.contains(&e.seq)));
-    let stored_after = StoredSimEvents(all);
+    let (kept, kept_partitions) = all
+        .into_iter()
+        .zip(all_partitions)
+        .filter(|(e, _)| !(arrivals.contains_key(&e.seq) && rejected_seqs.contains(&e.seq)))
+        .unzip();
+    let stored_after = StoredSimEvents::new(kept, kept_partitions);
     if !rows.is_empty() {
         appender.write(rows.finish()).await?;
     }

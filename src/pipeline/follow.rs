@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     ingest_pass, open_topics, Hold, IngestError, IngestOptions, KafkaIngest, Metrics, PassState,
-    StoredSimEvents,
+    StoredFrom, StoredSimEvents,
 };
 use crate::lake::Lake;
 use crate::serve::serve_operations;
@@ -99,7 +99,7 @@ async fn passes(
     let interval = kafka.follow.unwrap_or(DEFAULT_PASS_INTERVAL);
     let mut total = FollowSummary::default();
     // The SIM events the last committed pass left, and the assignment it ran under.
-    let mut kept: Option<(u64, StoredSimEvents)> = None;
+    let mut kept: Option<Kept> = None;
     // What the passes learned of each partition's progress: it stays true across
     // assignments, so it is kept while partitions come and go.
     let mut hold = Hold::new(kafka.hold);
@@ -131,14 +131,25 @@ async fn passes(
             // A pass is not cancelled by the shutdown: it finishes and commits, then the loop
             // ends. (`main` still ends a pass that overstays its grace period; the lake then
             // simply has not recorded it, and the next start reads it again.)
-            let stored = kept
-                .take()
-                .filter(|(kept_generation, _)| *kept_generation == generation)
-                .map(|(_, stored)| stored);
-            if stored.is_none() {
-                tracing::info!(partitions = ?owned, "SIM events loaded from the lake for this assignment");
-                metrics.record_ownership_load();
-            }
+            let (stored, events_since_snapshot) = match kept.take() {
+                Some(kept) if kept.generation == generation => {
+                    (StoredFrom::Kept(kept.stored), kept.events_since_snapshot)
+                }
+                previous => {
+                    // The partitions' events, as the previous assignment's passes left
+                    // them, are where the next member to own them starts from.
+                    if let Some(previous) = previous {
+                        write_snapshots(lake, kafka, &previous).await;
+                    }
+                    tracing::info!(partitions = ?owned, "SIM events loaded from the lake for this assignment");
+                    metrics.record_ownership_load();
+                    let snapshot = StoredFrom::Snapshot {
+                        topic: kafka.topics.events.clone(),
+                        partitions: owned.clone(),
+                    };
+                    (snapshot, 0)
+                }
+            };
             let state = PassState {
                 stored,
                 hold: Some(&mut hold),
@@ -156,7 +167,17 @@ async fn passes(
             match pass.await {
                 Ok((summary, stored_after)) => {
                     shortened_backlog = summary.usage.lines > 0 || summary.usage.held == 0;
-                    kept = Some((generation, stored_after));
+                    let mut next = Kept {
+                        generation,
+                        partitions: owned.clone(),
+                        stored: stored_after,
+                        events_since_snapshot: events_since_snapshot + summary.events.accepted,
+                    };
+                    if next.events_since_snapshot >= SNAPSHOT_AFTER_EVENTS {
+                        write_snapshots(lake, kafka, &next).await;
+                        next.events_since_snapshot = 0;
+                    }
+                    kept = Some(next);
                     metrics.record_pass(&summary);
                     total.passes += 1;
                     total.records += summary.usage.records;
@@ -189,7 +210,36 @@ async fn passes(
         }
         wait(interval, shutdown).await;
     }
+    if let Some(kept) = &kept {
+        write_snapshots(lake, kafka, kept).await;
+    }
     Ok(total)
+}
+
+/// A follower writes its partitions' SIM event snapshots after this many new events (and
+/// when its assignment changes, and when it stops).
+const SNAPSHOT_AFTER_EVENTS: u64 = 100_000;
+
+/// The SIM events the last committed pass left, and the assignment it ran under.
+struct Kept {
+    generation: u64,
+    partitions: Vec<i32>,
+    stored: StoredSimEvents,
+    events_since_snapshot: u64,
+}
+
+/// Snapshots only save the next assignment a longer load: a failure is logged, not fatal.
+async fn write_snapshots(lake: &Lake, kafka: &KafkaIngest, kept: &Kept) {
+    let topic = &kafka.topics.events;
+    match super::snapshot::write(lake, topic, &kept.stored, &kept.partitions).await {
+        Ok(Some(version)) => {
+            tracing::info!(partitions = ?kept.partitions, version, "SIM event snapshots written")
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(partitions = ?kept.partitions, "SIM event snapshots not written: {e}")
+        }
+    }
 }
 
 async fn wait(interval: Duration, shutdown: &CancellationToken) {

@@ -12,6 +12,7 @@ pub(crate) mod events;
 mod follow;
 pub mod hold;
 mod metrics;
+mod snapshot;
 mod summary;
 mod usage;
 
@@ -34,7 +35,7 @@ use crate::source::kafka::{
 use crate::source::{ChunkSource, FileChunks, Input, Replayed, SourceError};
 
 pub use corrections::CorrectionCounts;
-pub use events::StoredSimEvents;
+pub use events::{StoredFrom, StoredSimEvents};
 pub use follow::{follow, FollowSummary};
 use hold::Horizons;
 pub use hold::{Hold, HoldPolicy};
@@ -215,8 +216,8 @@ pub async fn ingest_sources(
 /// What a pass may start from that earlier passes of the same process left.
 #[derive(Default)]
 pub struct PassState<'a> {
-    /// The SIM events as the previous pass left them (else they are loaded from the lake).
-    pub stored: Option<StoredSimEvents>,
+    /// Where the stored SIM events come from.
+    pub stored: StoredFrom,
     /// Hold usage for the events (a follower); `None` writes everything read.
     pub hold: Option<&'a mut Hold>,
 }

@@ -1,0 +1,258 @@
+//! Snapshots of the SIM events per partition of the events topic, so that a follower that
+//! is assigned partitions rebuilds their ownership from a snapshot plus the events stored
+//! after it, not from every event ever stored.
+//!
+//! A snapshot of partition `p` through `S` holds every stored event read from `p` whose
+//! `seq` is at most `S` (the largest `seq` among them). That stays true whoever writes to
+//! `p` later: `p` has one writer at a time (a pass's commits are fenced on its partitions'
+//! positions), and a writer numbers its new events on from the largest `seq` it loaded,
+//! which includes all of `p`'s. So `p`'s events are its snapshot plus its stored events
+//! with `seq > S`; events that did not come from the topic (a file ingest into the same
+//! lake) are always read from `sim_events`. The snapshot's `S` is recorded as a Delta `txn`
+//! (`simtally:snapshot:TOPIC:PARTITION`) in the commit that writes it, and that commit
+//! replaces the partition's previous snapshot files.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+use deltalake::kernel::Transaction;
+
+use super::events::{events_from_batches, StoredSimEvents, STORED_EVENT_COLUMNS};
+use crate::attribute::SequencedEvent;
+use crate::domain::UtcMillis;
+use crate::lake::schema::SIM_EVENTS_SNAPSHOT;
+use crate::lake::{utf8_column, Lake, LakeError, LakeTable, PartitionValue};
+use crate::sink::EventRows;
+
+/// The `txn` application id under which a partition's snapshot records its `through_seq`.
+fn snapshot_app_id(topic: &str, partition: i32) -> String {
+    format!("simtally:snapshot:{topic}:{partition}")
+}
+
+/// The stored SIM events of `partitions` of the events topic `topic`, and every stored
+/// event not read from that topic.
+pub(super) async fn load(
+    lake: &Lake,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<StoredSimEvents, LakeError> {
+    let app_ids: Vec<String> = partitions
+        .iter()
+        .map(|p| snapshot_app_id(topic, *p))
+        .collect();
+    let recorded = lake
+        .resume_points(LakeTable::SimEventsSnapshot, &app_ids)
+        .await?;
+    let through: HashMap<i32, i64> = partitions
+        .iter()
+        .zip(&app_ids)
+        .filter_map(|(p, id)| Some((*p, *recorded.get(id)?)))
+        .collect();
+    let mut gathered = Gathered::default();
+    if !through.is_empty() {
+        let wanted: Vec<String> = through
+            .iter()
+            .map(|(p, s)| format!("(kafka_partition = {p} AND through_seq = {s})"))
+            .collect();
+        let sql = format!(
+            "SELECT {STORED_EVENT_COLUMNS}, kafka_partition FROM t WHERE {}",
+            wanted.join(" OR ")
+        );
+        let batches = lake.select(LakeTable::SimEventsSnapshot, &sql).await?;
+        gathered.add_snapshot_rows(&batches)?;
+    }
+    let loaded_from_snapshots = gathered.events.len();
+    // Only the partitions' later events, and every event not read from the topic.
+    let floor = partitions
+        .iter()
+        .map(|p| through.get(p).copied().unwrap_or(-1))
+        .min()
+        .unwrap_or(-1);
+    let (low, high) = topic_source_range(topic);
+    let sql = format!(
+        "SELECT {STORED_EVENT_COLUMNS}, source FROM t \
+         WHERE seq > {floor} OR source < '{low}' OR source >= '{high}'"
+    );
+    let batches = lake.select(LakeTable::SimEvents, &sql).await?;
+    let wanted = |partition: Option<i32>, seq: i64| match partition {
+        None => true,
+        Some(p) => partitions.contains(&p) && seq > through.get(&p).copied().unwrap_or(-1),
+    };
+    gathered.add_stored_rows(&batches, topic, wanted)?;
+    tracing::info!(
+        from_snapshots = loaded_from_snapshots,
+        after_snapshots = gathered.events.len() - loaded_from_snapshots,
+        partitions_without_snapshot = partitions.len() - through.len(),
+        "SIM events loaded for the assigned partitions"
+    );
+    Ok(StoredSimEvents::new(gathered.events, gathered.partitions))
+}
+
+/// `source` values of messages of `topic` lie in `[low, high)` (`topic/` .. `topic0`, as
+/// `0` follows `/`): a range that the files' statistics can prune by.
+fn topic_source_range(topic: &str) -> (String, String) {
+    let quoted = topic.replace('\'', "''");
+    (format!("{quoted}/"), format!("{quoted}0"))
+}
+
+/// The partition a message of `topic` came from, by its `source` (`topic/partition/offset`).
+fn partition_of(source: &str, topic: &str) -> Option<i32> {
+    let rest = source.strip_prefix(topic)?.strip_prefix('/')?;
+    rest.split('/').next()?.parse().ok()
+}
+
+#[derive(Default)]
+struct Gathered {
+    events: Vec<SequencedEvent>,
+    partitions: Vec<Option<i32>>,
+    ids: HashSet<String>,
+}
+
+impl Gathered {
+    /// Adds an event unless one with its id was added (two snapshot writers may race).
+    fn push(&mut self, event: SequencedEvent, partition: Option<i32>) {
+        if self.ids.insert(event.event.event_id.clone()) {
+            self.events.push(event);
+            self.partitions.push(partition);
+        }
+    }
+
+    fn add_snapshot_rows(&mut self, batches: &[RecordBatch]) -> Result<(), LakeError> {
+        for batch in batches {
+            let events = events_from_batches(std::slice::from_ref(batch))
+                .map_err(|detail| corrupt(LakeTable::SimEventsSnapshot, detail))?;
+            let partitions = batch
+                .column(10)
+                .as_primitive_opt::<arrow::datatypes::Int64Type>()
+                .ok_or_else(|| {
+                    corrupt(
+                        LakeTable::SimEventsSnapshot,
+                        "kafka_partition is not BIGINT".into(),
+                    )
+                })?;
+            for (row, event) in events.into_iter().enumerate() {
+                let partition = i32::try_from(partitions.value(row)).ok();
+                self.push(event, partition);
+            }
+        }
+        Ok(())
+    }
+
+    fn add_stored_rows(
+        &mut self,
+        batches: &[RecordBatch],
+        topic: &str,
+        wanted: impl Fn(Option<i32>, i64) -> bool,
+    ) -> Result<(), LakeError> {
+        for batch in batches {
+            let events = events_from_batches(std::slice::from_ref(batch))
+                .map_err(|detail| corrupt(LakeTable::SimEvents, detail))?;
+            let sources = utf8_column(batch, 10).map_err(|d| corrupt(LakeTable::SimEvents, d))?;
+            for (row, event) in events.into_iter().enumerate() {
+                let partition = partition_of(sources.value(row), topic);
+                if wanted(partition, event.seq) {
+                    self.push(event, partition);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn corrupt(table: LakeTable, detail: String) -> LakeError {
+    LakeError::Corrupt {
+        table: table.name(),
+        detail,
+    }
+}
+
+/// Writes a snapshot of each of `partitions` from `stored` (events a committed pass left),
+/// replacing their previous snapshots. Returns the table version, if anything was written.
+pub(super) async fn write(
+    lake: &Lake,
+    topic: &str,
+    stored: &StoredSimEvents,
+    partitions: &[i32],
+) -> Result<Option<i64>, LakeError> {
+    let mut appender = lake.appender(LakeTable::SimEventsSnapshot).await?;
+    let mut txns = Vec::new();
+    let mut written = Vec::new();
+    for partition in partitions {
+        let events: Vec<&SequencedEvent> = stored.of_partition(*partition).collect();
+        let Some(through) = events.iter().map(|e| e.seq).max() else {
+            continue;
+        };
+        let batch = snapshot_rows(&events, through, *partition)?;
+        appender
+            .write_partition(
+                &[batch],
+                &[("kafka_partition", PartitionValue::Long((*partition).into()))],
+            )
+            .await?;
+        txns.push(Transaction::new(
+            snapshot_app_id(topic, *partition),
+            through,
+        ));
+        written.push(i64::from(*partition));
+    }
+    if written.is_empty() {
+        return Ok(None);
+    }
+    appender.replace_partitions("kafka_partition", &written)?;
+    appender.commit(txns).await
+}
+
+/// The snapshot table's rows for one partition's events.
+fn snapshot_rows(
+    events: &[&SequencedEvent],
+    through: i64,
+    partition: i32,
+) -> Result<RecordBatch, LakeError> {
+    let mut rows = EventRows::new(UtcMillis::from_millis(0));
+    for event in events {
+        rows.append(event, "");
+    }
+    let stored = rows.finish();
+    let mut columns: Vec<Arc<dyn Array>> = Vec::new();
+    for field in SIM_EVENTS_SNAPSHOT.fields() {
+        let column = match field.name().as_str() {
+            "through_seq" => Arc::new(Int64Array::from(vec![through; events.len()])),
+            "kafka_partition" => {
+                Arc::new(Int64Array::from(vec![i64::from(partition); events.len()]))
+            }
+            name => stored
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| corrupt(LakeTable::SimEventsSnapshot, format!("no {name}")))?,
+        };
+        columns.push(column);
+    }
+    RecordBatch::try_new(SIM_EVENTS_SNAPSHOT.clone(), columns)
+        .map_err(|e| corrupt(LakeTable::SimEventsSnapshot, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partition_of_a_message_is_read_from_its_source() {
+        assert_eq!(partition_of("sim-events/3/1200", "sim-events"), Some(3));
+        assert_eq!(partition_of("sim-events/12/0", "sim-events"), Some(12));
+        assert_eq!(partition_of("sim-events-2/3/1200", "sim-events"), None);
+        assert_eq!(partition_of("events.ndjson:4", "sim-events"), None);
+    }
+
+    #[test]
+    fn the_topic_source_range_holds_exactly_the_topics_messages() {
+        let (low, high) = topic_source_range("sim-events");
+        let inside = |s: &str| s >= low.as_str() && s < high.as_str();
+        assert!(inside("sim-events/0/0"));
+        assert!(inside("sim-events/99/123456"));
+        assert!(!inside("sim-events-2/0/0"));
+        assert!(!inside("sim-events0/0/0"));
+        assert!(!inside("events.ndjson:1"));
+        assert!(!inside("sim-events.ndjson:1"));
+    }
+}
