@@ -905,4 +905,18 @@ async fn an_assignment_loads_the_snapshot_and_the_events_stored_after_it() {
         count_in(&lake, snapshot_rows).await,
         count_in(&all_lake, SIM_EVENTS).await
     );
+
+    // A member whose passes add no events (only usage delivered again) leaves the
+    // snapshots as they are when it stops.
+    let snapshot_version = || async {
+        let table = lake.open(simtally::lake::LakeTable::SimEventsSnapshot);
+        table.await.unwrap().and_then(|t| t.version())
+    };
+    let before = snapshot_version().await;
+    produce_files(&topics, &usage_halves[1..], &[]).await;
+    let mut c = follower(&topics, &group, &lake_path, &[]);
+    let c_log = stderr_lines(&mut c);
+    wait_for_line(&c_log, "SIM events loaded for the assigned partitions");
+    stop(c);
+    assert_eq!(snapshot_version().await, before);
 }

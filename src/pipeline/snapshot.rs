@@ -176,13 +176,25 @@ pub(super) async fn write(
     partitions: &[i32],
 ) -> Result<Option<i64>, LakeError> {
     let mut appender = lake.appender(LakeTable::SimEventsSnapshot).await?;
+    let app_ids: Vec<String> = partitions
+        .iter()
+        .map(|p| snapshot_app_id(topic, *p))
+        .collect();
+    let recorded = lake
+        .resume_points(LakeTable::SimEventsSnapshot, &app_ids)
+        .await?;
     let mut txns = Vec::new();
     let mut written = Vec::new();
-    for partition in partitions {
+    for (partition, app_id) in partitions.iter().zip(&app_ids) {
         let events: Vec<&SequencedEvent> = stored.of_partition(*partition).collect();
         let Some(through) = events.iter().map(|e| e.seq).max() else {
             continue;
         };
+        // A snapshot is all of the partition's events up to its `through_seq`: one through
+        // the same `seq` holds the same events already.
+        if recorded.get(app_id) == Some(&through) {
+            continue;
+        }
         let batch = snapshot_rows(&events, through, *partition)?;
         appender
             .write_partition(
@@ -190,10 +202,7 @@ pub(super) async fn write(
                 &[("kafka_partition", PartitionValue::Long((*partition).into()))],
             )
             .await?;
-        txns.push(Transaction::new(
-            snapshot_app_id(topic, *partition),
-            through,
-        ));
+        txns.push(Transaction::new(app_id, through));
         written.push(i64::from(*partition));
     }
     if written.is_empty() {
