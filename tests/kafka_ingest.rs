@@ -780,13 +780,12 @@ async fn a_follower_holds_usage_until_the_events_cover_it_or_the_bound_passes() 
             ]
         })
         .collect();
-    let first_events = [sim_event(
+    let registration = [sim_event(
         "ev-1",
         0,
         &format!(r#""type": "sim_registered", "iccid": "{HELD_SIM}", "workspace_id": 101"#),
     )];
-    let events_1 = produce_lines(&topics, data.path(), "events-1", false, &first_events).await;
-    let usage_file = produce_lines(&topics, data.path(), "usage", true, &usage).await;
+    let events_1 = produce_lines(&topics, data.path(), "events-1", false, &registration).await;
 
     let dir = tempfile::tempdir().unwrap();
     let lake = local_lake(&dir);
@@ -797,6 +796,18 @@ async fn a_follower_holds_usage_until_the_events_cover_it_or_the_bound_passes() 
         &["--hold-minutes", "60", "--hold-idle-seconds", "86400"],
     );
     let log = stderr_lines(&mut f);
+    // What a follower finds when it starts is a backlog: it holds nothing for it. Events
+    // arriving while it follows show that their producer is active.
+    wait_for_line(&log, "pass committed");
+    let activation = [sim_event(
+        "ev-1b",
+        0,
+        &format!(
+            r#""type": "sim_status_changed", "iccid": "{HELD_SIM}", "workspace_id": 101, "status": "ACTIVATED""#
+        ),
+    )];
+    let events_1b = produce_lines(&topics, data.path(), "events-1b", false, &activation).await;
+    let usage_file = produce_lines(&topics, data.path(), "usage", true, &usage).await;
     // The events stop at midnight, so nothing waits longer than the bound: until the usage
     // read is an hour past it. Records ending before 02:00 are written (22 of 36), the
     // first one ending at 02:00 holds everything after it.
@@ -846,7 +857,8 @@ async fn a_follower_holds_usage_until_the_events_cover_it_or_the_bound_passes() 
     );
     let reference_dir = tempfile::tempdir().unwrap();
     let reference = local_lake(&reference_dir);
-    ingest_files(&reference, &[usage_file], &[events_1, events_2, events_3]).await;
+    let events = [events_1, events_1b, events_2, events_3];
+    ingest_files(&reference, &[usage_file], &events).await;
     assert_eq!(totals(&lake).await, totals(&reference).await);
 }
 

@@ -13,9 +13,12 @@
 //! - the latest usage end time read from the usage partition, less the bound (default one
 //!   hour of event time: no record waits for events longer than that).
 //!
-//! An events partition that has delivered nothing for the idle time (wall clock) holds
-//! nothing: lifecycle events are rare, and a quiet partition must not delay usage. Holding
-//! only ever changes how many corrections are written, never what the lake adds up to.
+//! An events partition holds usage only while its producer is seen producing: messages
+//! arrived in a pass after the one that first read the partition (that first read is its
+//! backlog, which says nothing of now), within the idle time (wall clock). Lifecycle events
+//! are rare, and a quiet partition, or a follower catching up on a backlog, must not delay
+//! usage. Holding only ever changes how many corrections are written, never what the lake
+//! adds up to.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -52,7 +55,9 @@ pub struct Hold {
 struct PartitionClock {
     /// The latest lifecycle event time read from the events partition.
     events_time: Option<UtcMillis>,
-    /// When the events partition last delivered anything.
+    /// A pass of this process has read the events partition.
+    events_read: bool,
+    /// When the events partition last delivered anything after its first read.
     events_arrived: Option<Instant>,
     /// The latest usage end time read from the usage partition (held records included).
     usage_time: Option<UtcMillis>,
@@ -71,7 +76,10 @@ impl Hold {
     pub fn saw_events(&mut self, arrivals: &BTreeMap<i32, Option<UtcMillis>>, at: Instant) {
         for (partition, latest) in arrivals {
             let clock = self.partitions.entry(*partition).or_default();
-            clock.events_arrived = Some(at);
+            if clock.events_read {
+                clock.events_arrived = Some(at);
+            }
+            clock.events_read = true;
             clock.events_time = clock.events_time.max(*latest);
         }
     }
@@ -140,6 +148,22 @@ mod tests {
         })
     }
 
+    /// Partition 0's backlog read, then events arriving while following.
+    fn following(hold: &mut Hold, events_time: Option<UtcMillis>, when: Instant) {
+        hold.saw_events(&BTreeMap::from([(0, None)]), when);
+        hold.saw_events(&BTreeMap::from([(0, events_time)]), when);
+    }
+
+    #[test]
+    fn a_partitions_first_read_is_its_backlog_and_holds_nothing() {
+        let mut hold = hold();
+        let now = Instant::now();
+        hold.saw_events(&BTreeMap::from([(0, Some(at(HOUR)))]), now);
+        assert!(hold.horizons(&[0], now).releases(0, at(10 * HOUR)));
+        hold.saw_events(&BTreeMap::from([(0, Some(at(2 * HOUR)))]), now);
+        assert!(!hold.horizons(&[0], now).releases(0, at(10 * HOUR)));
+    }
+
     #[test]
     fn a_partition_whose_events_never_arrived_holds_nothing() {
         let mut hold = hold();
@@ -153,7 +177,7 @@ mod tests {
     fn usage_is_released_once_the_events_are_read_past_its_end() {
         let mut hold = hold();
         let now = Instant::now();
-        hold.saw_events(&BTreeMap::from([(0, Some(at(2 * HOUR)))]), now);
+        following(&mut hold, Some(at(2 * HOUR)), now);
         let horizons = hold.horizons(&[0], now);
         assert!(horizons.releases(0, at(2 * HOUR - 1)));
         // An event at exactly the end may still be followed by another at that instant.
@@ -164,7 +188,7 @@ mod tests {
     fn usage_more_than_the_bound_behind_the_usage_read_is_released_anyway() {
         let mut hold = hold();
         let now = Instant::now();
-        hold.saw_events(&BTreeMap::from([(0, Some(at(HOUR)))]), now);
+        following(&mut hold, Some(at(HOUR)), now);
         hold.saw_usage(0, at(4 * HOUR));
         let horizons = hold.horizons(&[0], now);
         assert!(horizons.releases(0, at(3 * HOUR - 1)));
@@ -175,7 +199,7 @@ mod tests {
     fn events_without_a_valid_time_still_make_the_partition_active() {
         let mut hold = hold();
         let now = Instant::now();
-        hold.saw_events(&BTreeMap::from([(0, None)]), now);
+        following(&mut hold, None, now);
         assert!(!hold.horizons(&[0], now).releases(0, at(0)));
     }
 
@@ -183,7 +207,7 @@ mod tests {
     fn an_events_partition_silent_for_the_idle_time_holds_nothing() {
         let mut hold = hold();
         let then = Instant::now();
-        hold.saw_events(&BTreeMap::from([(0, Some(at(HOUR)))]), then);
+        following(&mut hold, Some(at(HOUR)), then);
         let later = then + Duration::from_secs(60);
         assert!(hold.horizons(&[0], later).releases(0, at(10 * HOUR)));
     }
@@ -192,7 +216,7 @@ mod tests {
     fn clocks_only_move_forward() {
         let mut hold = hold();
         let now = Instant::now();
-        hold.saw_events(&BTreeMap::from([(0, Some(at(3 * HOUR)))]), now);
+        following(&mut hold, Some(at(3 * HOUR)), now);
         hold.saw_events(&BTreeMap::from([(0, Some(at(HOUR)))]), now);
         hold.saw_usage(0, at(2 * HOUR));
         assert!(hold.horizons(&[0], now).releases(0, at(3 * HOUR - 1)));

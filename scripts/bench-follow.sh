@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Measures a following `simtally ingest --brokers` catching up on a backlog: the data of
+# scripts/bench-ingest.sh produced to new topics, then a follower started with each set of
+# flags given (default: holding on, then `--hold-minutes 0`), timed from its start to its
+# last committed pass (it is stopped once 20 s pass without a commit).
+#
+#   scripts/bench-follow.sh [RECORDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+records="${1:-1000000}"
+cache="$HOME/.cache/simtally"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+data="$cache/bench-data/$records"
+work="$cache/bench-follow-work"
+
+cargo build --release --locked --quiet --bin simtally
+bin="$CARGO_TARGET_DIR/release/simtally"
+if [ ! -f "$data/expected.json" ]; then
+  "$bin" generate --seed 1 --sims 20000 --records "$records" --days 30 --out "$data"
+fi
+brokers="$(scripts/broker.sh start | tail -1)"
+tag="follow-$(date +%s)"
+"$bin" produce --brokers "$brokers" --usage-topic "$tag-usage" --events-topic "$tag-events" \
+  --partitions 4 --usage "$data/usage.ndjson" --events "$data/events.ndjson"
+
+catch_up() {
+  local label="$1"; shift
+  rm -rf "$work" && mkdir -p "$work"
+  local log="$work/follower.log"
+  local start
+  start="$(date +%s.%N)"
+  "$bin" ingest --brokers "$brokers" --usage-topic "$tag-usage" --events-topic "$tag-events" \
+    --group "$tag-$label" --pass-seconds 1 --lake "$work/lake" --log simtally=info "$@" \
+    2> "$log" &
+  local pid=$! previous=-1 quiet=0 passes
+  while [ "$quiet" -lt 4 ]; do
+    sleep 5
+    passes="$(grep -c "pass committed" "$log" || true)"
+    if [ "$passes" -gt 0 ] && [ "$passes" = "$previous" ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    previous="$passes"
+  done
+  kill -TERM "$pid"; wait "$pid" || true
+  grep "pass committed" "$log" | python3 -c '
+import sys, datetime, re
+start, label = float(sys.argv[1]), sys.argv[2]
+lines = [re.sub(r"\x1b\[[0-9;]*m", "", l) for l in sys.stdin]
+last = datetime.datetime.fromisoformat(lines[-1].split()[0].replace("Z", "+00:00")).timestamp()
+field = lambda name: [int(m) for l in lines for m in re.findall(name + r"=(\d+)", l)]
+records, held = sum(field("records")), max(field("held"))
+print(f"{label}: {last - start:.1f} s to the last commit, {records} records, "
+      f"{len(lines)} passes, at most {held} held in a pass")
+' "$start" "$label"
+}
+
+catch_up holding
+catch_up no-holding --hold-minutes 0
