@@ -30,13 +30,12 @@ fn snapshot_app_id(topic: &str, partition: i32) -> String {
     format!("simtally:snapshot:{topic}:{partition}")
 }
 
-/// The stored SIM events of `partitions` of the events topic `topic`, and every stored
-/// event not read from that topic.
-pub(super) async fn load(
+/// The `through_seq` of each of `partitions` that has a snapshot.
+async fn recorded_through(
     lake: &Lake,
     topic: &str,
     partitions: &[i32],
-) -> Result<StoredSimEvents, LakeError> {
+) -> Result<HashMap<i32, i64>, LakeError> {
     let app_ids: Vec<String> = partitions
         .iter()
         .map(|p| snapshot_app_id(topic, *p))
@@ -44,11 +43,21 @@ pub(super) async fn load(
     let recorded = lake
         .resume_points(LakeTable::SimEventsSnapshot, &app_ids)
         .await?;
-    let through: HashMap<i32, i64> = partitions
+    Ok(partitions
         .iter()
         .zip(&app_ids)
         .filter_map(|(p, id)| Some((*p, *recorded.get(id)?)))
-        .collect();
+        .collect())
+}
+
+/// The stored SIM events of `partitions` of the events topic `topic`, and every stored
+/// event not read from that topic.
+pub(super) async fn load(
+    lake: &Lake,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<StoredSimEvents, LakeError> {
+    let through = recorded_through(lake, topic, partitions).await?;
     let mut gathered = Gathered::default();
     if !through.is_empty() {
         let wanted: Vec<String> = through
@@ -176,23 +185,17 @@ pub(super) async fn write(
     partitions: &[i32],
 ) -> Result<Option<i64>, LakeError> {
     let mut appender = lake.appender(LakeTable::SimEventsSnapshot).await?;
-    let app_ids: Vec<String> = partitions
-        .iter()
-        .map(|p| snapshot_app_id(topic, *p))
-        .collect();
-    let recorded = lake
-        .resume_points(LakeTable::SimEventsSnapshot, &app_ids)
-        .await?;
+    let recorded = recorded_through(lake, topic, partitions).await?;
     let mut txns = Vec::new();
     let mut written = Vec::new();
-    for (partition, app_id) in partitions.iter().zip(&app_ids) {
+    for partition in partitions {
         let events: Vec<&SequencedEvent> = stored.of_partition(*partition).collect();
         let Some(through) = events.iter().map(|e| e.seq).max() else {
             continue;
         };
         // A snapshot is all of the partition's events up to its `through_seq`: one through
         // the same `seq` holds the same events already.
-        if recorded.get(app_id) == Some(&through) {
+        if recorded.get(partition) == Some(&through) {
             continue;
         }
         let batch = snapshot_rows(&events, through, *partition)?;
@@ -202,7 +205,10 @@ pub(super) async fn write(
                 &[("kafka_partition", PartitionValue::Long((*partition).into()))],
             )
             .await?;
-        txns.push(Transaction::new(app_id, through));
+        txns.push(Transaction::new(
+            snapshot_app_id(topic, *partition),
+            through,
+        ));
         written.push(i64::from(*partition));
     }
     if written.is_empty() {
