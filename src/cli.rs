@@ -57,6 +57,10 @@ pub enum Command {
     ///
     /// Every input line ends up attributed, quarantined (no owner / unknown SIM), counted as
     /// a duplicate, or in `dead_letters` with a reason; the summary accounts for each.
+    ///
+    /// Memory: a Kafka ingest (`--brokers`) reruns itself on the system allocator, whose
+    /// resident memory stays flat over long runs; a file ingest stays on the faster
+    /// mimalloc. `SIMTALLY_ALLOCATOR=mimalloc` or `system` chooses for any command.
     Ingest(IngestArgs),
     /// Run ad-hoc SQL over the whole lake, as its operator. Tables: usage, quarantine,
     /// dead_letters, sim_events, ownership, workspaces, memberships, invoices,

@@ -21,6 +21,7 @@ pub mod billing;
 pub mod generate;
 pub mod pipeline;
 
+pub mod allocator;
 mod app;
 pub mod cli;
 pub mod config;

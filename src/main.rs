@@ -1,45 +1,30 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use simtally::allocator::{self, Allocator, ProcessAllocator, ALLOCATOR_ENV};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-// An ingest allocates on the decode threads and frees on the writer thread, hundreds of MiB
-// a second; mimalloc took a third off the CPU time of glibc malloc (README, Performance).
-// Its own default for giving freed memory back to the OS (after 1 s) is kept for files:
-// keeping all freed memory cost no less CPU and let a long Kafka ingest's RSS climb pass by
-// pass. A Kafka ingest returns it at once (see `return_freed_memory_at_once`).
+// mimalloc, or glibc's malloc for a Kafka ingest: see `simtally::allocator` for why.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// `mi_option_purge_delay` in mimalloc.h (v3, the version libmimalloc-sys 0.1.49 builds by
-/// default; its Rust bindings leave this option out). Checked by the test below.
-const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-
-extern "C" {
-    fn mi_option_set_default(option: std::ffi::c_int, value: std::ffi::c_long);
-    #[cfg(test)]
-    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
-}
-
-/// A Kafka ingest runs pass after pass, each on new decode threads: with the default
-/// purge delay the freed pages of ended passes stay resident and the peak grows with the
-/// backlog (+25 % for 3x the records); purged at once it is nearly flat (+7 %), for about
-/// 18 % more CPU and the same wall time, as the broker is the limit (README, Performance,
-/// Kafka). `MIMALLOC_PURGE_DELAY` in the environment still decides, if set.
-fn return_freed_memory_at_once() {
-    // SAFETY: sets an integer option of the allocator this binary links; mimalloc reads
-    // its options on every purge, so a change at run time takes effect.
-    unsafe { mi_option_set_default(MI_OPTION_PURGE_DELAY, 0) }
-}
+static ALLOCATOR: ProcessAllocator = ProcessAllocator;
 
 fn main() -> ExitCode {
+    let allocator_setting = std::env::var_os(ALLOCATOR_ENV);
+    if let Err(message) = Allocator::named(allocator_setting.as_ref().map(|v| v.as_encoded_bytes()))
+    {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    if Allocator::in_use() == Allocator::System {
+        allocator::limit_system_arenas();
+    }
     let args: Vec<_> = std::env::args_os().collect();
     if let Err(message) = simtally::config_file::apply_config_file(&args) {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }
-    let cli = simtally::cli::Cli::parse_from(args);
+    let cli = simtally::cli::Cli::parse_from(args.clone());
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -55,8 +40,13 @@ fn main() -> ExitCode {
         }
     };
     if matches!(&config, simtally::config::Config::Ingest { options, .. } if options.kafka.is_some())
+        && Allocator::in_use() == Allocator::Mimalloc
     {
-        return_freed_memory_at_once();
+        if allocator_setting.is_none() {
+            let error = rerun_on_the_system_allocator(&args);
+            tracing::warn!("could not rerun on the system allocator, staying on mimalloc: {error}");
+        }
+        allocator::return_freed_memory_at_once();
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -144,21 +134,23 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     message
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_purge_delay_option_is_the_one_set() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-            return;
-        }
-        // SAFETY: reads and sets integer options of the linked allocator.
-        unsafe {
-            // mimalloc v3's default purge delay: 1,000 ms.
-            assert_eq!(mi_option_get(MI_OPTION_PURGE_DELAY), 1000);
-            return_freed_memory_at_once();
-            assert_eq!(mi_option_get(MI_OPTION_PURGE_DELAY), 0);
-        }
+/// Replaces this process with the same command on the system allocator (same pid, same
+/// arguments, same standard streams); returns only if that could not be done.
+#[cfg(unix)]
+fn rerun_on_the_system_allocator(args: &[std::ffi::OsString]) -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return e,
+    };
+    let mut command = std::process::Command::new(exe);
+    if let Some((first, rest)) = args.split_first() {
+        command.arg0(first).args(rest);
     }
+    command.env(ALLOCATOR_ENV, "system").exec()
+}
+
+#[cfg(not(unix))]
+fn rerun_on_the_system_allocator(_args: &[std::ffi::OsString]) -> std::io::Error {
+    std::io::Error::other("this platform cannot replace a running process")
 }

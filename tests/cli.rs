@@ -147,6 +147,16 @@ fn bad_arguments_and_inputs_fail_with_one_clear_message() {
         1,
         "127.0.0.1:9",
     );
+    let unknown_allocator = Command::new(env!("CARGO_BIN_EXE_simtally"))
+        .args(["ingest", "--usage", "u.ndjson"])
+        .env("SIMTALLY_ALLOCATOR", "jemalloc")
+        .output()
+        .unwrap();
+    assert_clean_failure(
+        &unknown_allocator,
+        2,
+        "SIMTALLY_ALLOCATOR=jemalloc is not an allocator",
+    );
 }
 
 #[test]

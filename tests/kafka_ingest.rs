@@ -484,11 +484,23 @@ fn follower(topics: &Topics, group: &str, lake: &std::path::Path, extra: &[&str]
         .args(extra)
         .arg("--lake")
         .arg(lake)
+        .env_remove("SIMTALLY_ALLOCATOR")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     Follower(Some(child))
+}
+
+/// The allocator a running follower chose, read from its environment as it is now (after
+/// the process replaced itself, if it did).
+fn allocator_of(follower: &Follower) -> Option<String> {
+    let pid = follower.0.as_ref()?.id();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ
+        .split(|byte| *byte == 0)
+        .find_map(|entry| entry.strip_prefix(b"SIMTALLY_ALLOCATOR="))
+        .map(|value| String::from_utf8_lossy(value).into_owned())
 }
 
 /// A running `ingest` follower, killed if the test fails before it is stopped.
@@ -656,6 +668,11 @@ async fn two_followers_in_one_group_one_stopped_midway_give_the_file_result() {
         .unwrap()
         .to_owned();
     wait_for_line(&a_log, "pass committed");
+    assert_eq!(
+        allocator_of(&a).as_deref(),
+        Some("system"),
+        "a Kafka ingest reruns itself on the system allocator"
+    );
     let (status, body) = http_get(&address, "/metrics");
     assert!(status.contains("200"), "{status}");
     let records: u64 = body
