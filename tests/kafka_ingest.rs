@@ -537,13 +537,20 @@ fn stderr_lines(follower: &mut Follower) -> std::sync::mpsc::Receiver<String> {
 /// Waits (up to two minutes) for a line containing `needle`, and returns it.
 fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut seen = std::collections::VecDeque::new();
     while std::time::Instant::now() < deadline {
         match lines.recv_timeout(std::time::Duration::from_secs(1)) {
             Ok(line) if line.contains(needle) => return line,
-            _ => {}
+            Ok(line) => {
+                seen.push_back(line);
+                if seen.len() > 10 {
+                    seen.pop_front();
+                }
+            }
+            Err(_) => {}
         }
     }
-    panic!("no '{needle}' within two minutes");
+    panic!("no '{needle}' within two minutes; the last lines: {seen:#?}");
 }
 
 /// An HTTP/1.1 GET over a plain TCP connection: (status line, body).
@@ -952,4 +959,88 @@ async fn an_assignment_loads_the_snapshot_and_the_events_stored_after_it() {
     wait_for_line(&c_log, "SIM events loaded for the assigned partitions");
     stop(c);
     assert_eq!(snapshot_version().await, before);
+}
+
+/// An events partition without events gets an empty snapshot (a recorded `through_seq`, no
+/// rows), so the next member reads no stored event again for it; events that arrive on it
+/// later are numbered after that snapshot and loaded from the lake after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_without_events_gets_an_empty_snapshot() {
+    let topics = unique_topics();
+    let data = tempfile::tempdir().unwrap();
+    let registration = |id: String, iccid: &str| {
+        sim_event(
+            &id,
+            0,
+            &format!(r#""type": "sim_registered", "iccid": "{iccid}", "workspace_id": 101"#),
+        )
+    };
+    // One SIM on four partitions: three of them have no event.
+    let first_events = data.path().join("events-1.ndjson");
+    std::fs::write(&first_events, registration("ev-0".into(), HELD_SIM) + "\n").unwrap();
+    produce(ProduceOptions {
+        brokers: brokers(),
+        topics: topics.clone(),
+        usage: Vec::new(),
+        events: vec![Input::File(first_events.clone())],
+        partitions: 4,
+    })
+    .await
+    .expect("produce succeeds");
+    let first_usage = [ten_minutes_of(1, HELD_SIM, 0)];
+    let first_usage = produce_lines(&topics, data.path(), "usage-1", true, &first_usage).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let lake_path = dir.path().join("lake");
+    let group = format!("group-{}", topics.usage);
+    let a = follower(&topics, &group, &lake_path, &[]);
+    wait_for_counts(&lake, &[(RECORDS, 1), (SIM_EVENTS, 1)]).await;
+    stop(a);
+
+    // Eight more SIMs, whose events land on partitions that had none.
+    let iccids: Vec<String> = (10..18).map(|i| format!("898830300000000{i:04}")).collect();
+    let more_events: Vec<String> = iccids
+        .iter()
+        .map(|iccid| registration(format!("ev-{iccid}"), iccid))
+        .collect();
+    let more_usage_lines: Vec<String> = (0u64..)
+        .zip(&iccids)
+        .map(|(n, iccid)| ten_minutes_of(100 + n, iccid, 0))
+        .collect();
+    let more_events = produce_lines(&topics, data.path(), "events-2", false, &more_events).await;
+    let more_usage = produce_lines(&topics, data.path(), "usage-2", true, &more_usage_lines).await;
+    let mut b = follower(&topics, &group, &lake_path, &[]);
+    let b_log = stderr_lines(&mut b);
+    let loaded = wait_for_line(&b_log, "SIM events loaded for the assigned partitions");
+    assert!(
+        loaded.contains("from_snapshots=1 ")
+            && loaded.contains("after_snapshots=0 ")
+            && loaded.contains("partitions_without_snapshot=0"),
+        "{loaded}"
+    );
+    wait_for_counts(&lake, &[(RECORDS, 9), (SIM_EVENTS, 9)]).await;
+    stop(b);
+    let partitions_with_events =
+        "SELECT COUNT(DISTINCT split_part(source, '/', 2)) FROM sim_events";
+    assert!(count_in(&lake, partitions_with_events).await > 1);
+
+    // The next member finds every event in the snapshots B wrote as it stopped (the usage,
+    // delivered again, gives it a pass to run).
+    produce_lines(&topics, data.path(), "usage-3", true, &more_usage_lines).await;
+    let mut c = follower(&topics, &group, &lake_path, &[]);
+    let c_log = stderr_lines(&mut c);
+    let loaded = wait_for_line(&c_log, "SIM events loaded for the assigned partitions");
+    assert!(
+        loaded.contains("from_snapshots=9 ")
+            && loaded.contains("after_snapshots=0 ")
+            && loaded.contains("partitions_without_snapshot=0"),
+        "{loaded}"
+    );
+    stop(c);
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = local_lake(&reference_dir);
+    let usage = [first_usage, more_usage];
+    ingest_files(&reference, &usage, &[first_events, more_events]).await;
+    assert_eq!(totals(&lake).await, totals(&reference).await);
 }

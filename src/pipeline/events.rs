@@ -23,11 +23,33 @@ pub struct StoredSimEvents {
     /// By event: the partition of the events topic it was read from (`None`: a file, or
     /// not known because the events were loaded in full).
     partitions: Vec<Option<i32>>,
+    /// New events are numbered after this `seq`: the largest of the events' and of the
+    /// `through_seq` of the snapshots they were loaded from (an empty partition's snapshot
+    /// holds no event, yet its later events must be numbered after it). Never more than
+    /// the largest `seq` stored in the lake, so a run that loads every stored event numbers
+    /// after it too.
+    numbered_through: i64,
 }
 
 impl StoredSimEvents {
     pub(super) fn new(events: Vec<SequencedEvent>, partitions: Vec<Option<i32>>) -> Self {
-        StoredSimEvents { events, partitions }
+        let numbered_through = events.iter().map(|e| e.seq).max().unwrap_or(-1);
+        StoredSimEvents {
+            events,
+            partitions,
+            numbered_through,
+        }
+    }
+
+    /// The same events, numbered on after `seq` at least.
+    pub(super) fn numbered_after(mut self, seq: i64) -> Self {
+        self.numbered_through = self.numbered_through.max(seq);
+        self
+    }
+
+    /// See [`StoredSimEvents::numbered_through`].
+    pub(super) fn numbered_through(&self) -> i64 {
+        self.numbered_through
     }
 
     pub fn len(&self) -> usize {
@@ -126,11 +148,12 @@ pub(super) async fn run(
     let StoredSimEvents {
         events: stored,
         partitions: mut all_partitions,
+        numbered_through,
     } = stored;
     let mut directory = load_directory(lake, link_limits).await?;
     let mut directory_arrivals = Vec::new();
     let mut known_ids: HashSet<String> = stored.iter().map(|e| e.event.event_id.clone()).collect();
-    let mut next_seq = stored.iter().map(|e| e.seq).max().map_or(0, |s| s + 1);
+    let mut next_seq = numbered_through + 1;
     let mut counts = EventCounts::default();
     let mut touched = TouchedSims::new();
     let mut dead_letters = Vec::new();
@@ -250,7 +273,8 @@ pub(super) async fn run(
         .zip(all_partitions)
         .filter(|(e, _)| !(arrivals.contains_key(&e.seq) && rejected_seqs.contains(&e.seq)))
         .unzip();
-    let stored_after = StoredSimEvents::new(kept, kept_partitions);
+    // Not after `next_seq`: numbers of rejected events are in no stored event.
+    let stored_after = StoredSimEvents::new(kept, kept_partitions).numbered_after(numbered_through);
     if !rows.is_empty() {
         appender.write(rows.finish()).await?;
     }

@@ -3,10 +3,12 @@
 //! after it, not from every event ever stored.
 //!
 //! A snapshot of partition `p` through `S` holds every stored event read from `p` whose
-//! `seq` is at most `S` (the largest `seq` among them). That stays true whoever writes to
-//! `p` later: `p` has one writer at a time (a pass's commits are fenced on its partitions'
-//! positions), and a writer numbers its new events on from the largest `seq` it loaded,
-//! which includes all of `p`'s. So `p`'s events are its snapshot plus its stored events
+//! `seq` is at most `S` (the largest `seq` among them; for a partition without events, the
+//! largest `seq` its writer knew, and no rows). That stays true whoever writes to `p` later:
+//! `p` has one writer at a time (a pass's commits are fenced on its partitions' positions),
+//! and a writer numbers its new events on from the largest `seq` it loaded or the largest
+//! `S` of the snapshots it loaded from, which is at least `p`'s. So `p`'s events are its
+//! snapshot plus its stored events
 //! with `seq > S`; events that did not come from the topic (a file ingest into the same
 //! lake) are always read from `sim_events`. The snapshot's `S` is recorded as a Delta `txn`
 //! (`simtally:snapshot:TOPIC:PARTITION`) in the commit that writes it, and that commit
@@ -95,7 +97,8 @@ pub(super) async fn load(
         partitions_without_snapshot = partitions.len() - through.len(),
         "SIM events loaded for the assigned partitions"
     );
-    Ok(StoredSimEvents::new(gathered.events, gathered.partitions))
+    let floor = through.values().copied().max().unwrap_or(-1);
+    Ok(StoredSimEvents::new(gathered.events, gathered.partitions).numbered_after(floor))
 }
 
 /// `source` values of messages of `topic` lie in `[low, high)` (`topic/` .. `topic0`, as
@@ -190,21 +193,27 @@ pub(super) async fn write(
     let mut written = Vec::new();
     for partition in partitions {
         let events: Vec<&SequencedEvent> = stored.of_partition(*partition).collect();
-        let Some(through) = events.iter().map(|e| e.seq).max() else {
-            continue;
-        };
+        // A partition without events gets an empty snapshot (a `txn` and no file) through
+        // the largest `seq` known, so that loading it does not read every stored event.
+        let through = events
+            .iter()
+            .map(|e| e.seq)
+            .max()
+            .unwrap_or(stored.numbered_through());
         // A snapshot is all of the partition's events up to its `through_seq`: one through
         // the same `seq` holds the same events already.
-        if recorded.get(partition) == Some(&through) {
+        if through < 0 || recorded.get(partition) == Some(&through) {
             continue;
         }
-        let batch = snapshot_rows(&events, through, *partition)?;
-        appender
-            .write_partition(
-                &[batch],
-                &[("kafka_partition", PartitionValue::Long((*partition).into()))],
-            )
-            .await?;
+        if !events.is_empty() {
+            let batch = snapshot_rows(&events, through, *partition)?;
+            appender
+                .write_partition(
+                    &[batch],
+                    &[("kafka_partition", PartitionValue::Long((*partition).into()))],
+                )
+                .await?;
+        }
         txns.push(Transaction::new(
             snapshot_app_id(topic, *partition),
             through,
