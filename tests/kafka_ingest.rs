@@ -553,6 +553,17 @@ fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Str
     panic!("no '{needle}' within two minutes; the last lines: {seen:#?}");
 }
 
+/// Checks a member's "SIM events loaded" log line: every partition had a snapshot, which
+/// held `from` events, and `after` events were stored after them.
+fn assert_loaded_from_snapshots(loaded: &str, from: u64, after: u64) {
+    assert!(
+        loaded.contains(&format!("from_snapshots={from} "))
+            && loaded.contains(&format!("after_snapshots={after} "))
+            && loaded.contains("partitions_without_snapshot=0"),
+        "{loaded}"
+    );
+}
+
 /// An HTTP/1.1 GET over a plain TCP connection: (status line, body).
 fn http_get(address: &str, path: &str) -> (String, String) {
     use std::io::{Read, Write};
@@ -928,12 +939,7 @@ async fn an_assignment_loads_the_snapshot_and_the_events_stored_after_it() {
     let mut b = follower(&topics, &group, &lake_path, &[]);
     let b_log = stderr_lines(&mut b);
     let loaded = wait_for_line(&b_log, "SIM events loaded for the assigned partitions");
-    assert!(
-        loaded.contains(&format!("from_snapshots={first_events} "))
-            && loaded.contains(&format!("after_snapshots={later_events} "))
-            && loaded.contains("partitions_without_snapshot=0"),
-        "{loaded}"
-    );
+    assert_loaded_from_snapshots(&loaded, first_events, later_events);
     let all = tempfile::tempdir().unwrap();
     let all_lake = local_lake(&all);
     ingest_files(&all_lake, &[usage], &[events]).await;
@@ -1013,12 +1019,7 @@ async fn a_partition_without_events_gets_an_empty_snapshot() {
     let mut b = follower(&topics, &group, &lake_path, &[]);
     let b_log = stderr_lines(&mut b);
     let loaded = wait_for_line(&b_log, "SIM events loaded for the assigned partitions");
-    assert!(
-        loaded.contains("from_snapshots=1 ")
-            && loaded.contains("after_snapshots=0 ")
-            && loaded.contains("partitions_without_snapshot=0"),
-        "{loaded}"
-    );
+    assert_loaded_from_snapshots(&loaded, 1, 0);
     wait_for_counts(&lake, &[(RECORDS, 9), (SIM_EVENTS, 9)]).await;
     stop(b);
     let partitions_with_events =
@@ -1031,12 +1032,7 @@ async fn a_partition_without_events_gets_an_empty_snapshot() {
     let mut c = follower(&topics, &group, &lake_path, &[]);
     let c_log = stderr_lines(&mut c);
     let loaded = wait_for_line(&c_log, "SIM events loaded for the assigned partitions");
-    assert!(
-        loaded.contains("from_snapshots=9 ")
-            && loaded.contains("after_snapshots=0 ")
-            && loaded.contains("partitions_without_snapshot=0"),
-        "{loaded}"
-    );
+    assert_loaded_from_snapshots(&loaded, 9, 0);
     stop(c);
     let reference_dir = tempfile::tempdir().unwrap();
     let reference = local_lake(&reference_dir);
