@@ -5,8 +5,9 @@
 //! file, and each column of it holds a page buffer and a zstd compressor and decompressor.
 //! A partitioned ingest has hundreds of files open at once, which made that more than half
 //! of the process's memory (README, Performance). Here a row group is started and finished
-//! within one `write`, so that state exists for one file at a time and is reused from the
-//! allocator's warm memory; between batches an open file is only its compressed bytes.
+//! in one go, so that state exists only for the row groups being encoded (one per core, on
+//! blocking threads) and is reused from the allocator's warm memory; between batches an
+//! open file is only its compressed bytes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,10 +19,12 @@ use chrono::NaiveDate;
 use deltalake::kernel::Add;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::DeltaTableError;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
+use tokio::task::JoinSet;
 
 use super::stats::file_stats;
 
@@ -47,6 +50,8 @@ impl PartitionValue {
 
 /// Files roll over at this size, so a long ingest makes a few large files per partition.
 pub(super) const TARGET_FILE_BYTES: usize = 128 * 1024 * 1024;
+/// Closed files being stored at once.
+const PUTS_AT_ONCE: usize = 8;
 
 pub(super) struct DataFiles {
     store: ObjectStoreRef,
@@ -58,6 +63,11 @@ pub(super) struct DataFiles {
     writer_id: uuid::Uuid,
     files_started: usize,
     open: HashMap<Vec<PartitionValue>, OpenFile>,
+    /// Row groups being encoded, each task owning its file until it is done.
+    encoding: JoinSet<Result<OpenFile, DeltaTableError>>,
+    /// The partitions of the files in `encoding`.
+    busy: Vec<Vec<PartitionValue>>,
+    most_encoding: usize,
 }
 
 struct OpenFile {
@@ -90,47 +100,84 @@ impl DataFiles {
             writer_id: uuid::Uuid::new_v4(),
             files_started: 0,
             open: HashMap::new(),
+            encoding: JoinSet::new(),
+            busy: Vec::new(),
+            most_encoding: std::thread::available_parallelism().map_or(2, |n| n.get()),
         })
     }
 
     /// Writes pieces of rows that all belong to `partition` (one value per partition column,
-    /// in order: the appender checks that) as one row group. Returns the file it closed, if the write filled it.
+    /// in order: the appender checks that) as one row group. The encoding runs on a blocking
+    /// thread, several partitions at once; this returns once it has started, with the files
+    /// that earlier writes filled and closed.
     pub(super) async fn write(
         &mut self,
         pieces: &[RecordBatch],
         partition: &[PartitionValue],
-    ) -> Result<Option<Add>, DeltaTableError> {
-        let file = match self.open.get_mut(partition) {
+    ) -> Result<Vec<Add>, DeltaTableError> {
+        let mut closed = Vec::new();
+        // A file takes one row group at a time: wait for the one it is encoding, if any.
+        while self.is_encoding(partition) {
+            closed.extend(self.finish_one_encoding().await?);
+        }
+        while self.encoding.len() >= self.most_encoding {
+            closed.extend(self.finish_one_encoding().await?);
+        }
+        let mut file = match self.open.remove(partition) {
             Some(file) => file,
-            None => {
-                let file = self.start_file(partition)?;
-                self.open.entry(partition.to_vec()).or_insert(file)
-            }
+            None => self.start_file(partition)?,
         };
-        // Pieces are often a few rows each; the Parquet writer handles one batch much faster.
-        let rows = match pieces {
-            [one] => one.project(&self.data_columns)?,
-            _ => concat_batches(&self.file_schema, &projected(pieces, &self.data_columns)?)?,
+        self.busy.push(partition.to_vec());
+        let pieces = pieces.to_vec();
+        let (schema, columns) = (self.file_schema.clone(), self.data_columns.clone());
+        self.encoding.spawn_blocking(move || {
+            // Pieces are often a few rows each; the Parquet writer handles one batch much faster.
+            let rows = match pieces.as_slice() {
+                [one] => one.project(&columns)?,
+                _ => concat_batches(&schema, &projected(&pieces, &columns)?)?,
+            };
+            file.writer.write(&rows)?;
+            file.writer.flush()?;
+            Ok(file)
+        });
+        Ok(closed)
+    }
+
+    fn is_encoding(&self, partition: &[PartitionValue]) -> bool {
+        self.busy.iter().any(|busy| busy.as_slice() == partition)
+    }
+
+    /// Waits for one row group to be encoded; returns its file if that filled it.
+    async fn finish_one_encoding(&mut self) -> Result<Option<Add>, DeltaTableError> {
+        let Some(done) = self.encoding.join_next().await else {
+            return Ok(None);
         };
-        file.writer.write(&rows)?;
-        file.writer.flush()?;
+        let file =
+            done.map_err(|e| DeltaTableError::Generic(format!("encoding a row group: {e}")))??;
+        if let Some(i) = self.busy.iter().position(|busy| *busy == file.partition) {
+            self.busy.swap_remove(i);
+        }
         if file.writer.bytes_written() < TARGET_FILE_BYTES {
+            self.open.insert(file.partition.clone(), file);
             return Ok(None);
         }
-        match self.open.remove(partition) {
-            Some(file) => self.finish(file).await.map(Some),
-            None => Ok(None),
-        }
+        self.finish(file).await.map(Some)
     }
 
     /// Closes every open file.
     pub(super) async fn close_all(&mut self) -> Result<Vec<Add>, DeltaTableError> {
+        let mut adds = Vec::new();
+        while !self.encoding.is_empty() {
+            adds.extend(self.finish_one_encoding().await?);
+        }
         let mut files: Vec<OpenFile> = self.open.drain().map(|(_, file)| file).collect();
         files.sort_by(|a, b| a.path.as_ref().cmp(b.path.as_ref()));
-        let mut adds = Vec::with_capacity(files.len());
-        for file in files {
-            adds.push(self.finish(file).await?);
-        }
+        // Local puts block on the file system and remote ones wait on the network: many at once.
+        let finished = futures::stream::iter(files.into_iter().map(|file| self.finish(file)))
+            .buffered(PUTS_AT_ONCE)
+            .try_collect::<Vec<Add>>()
+            .await?;
+        adds.extend(finished);
         Ok(adds)
     }
 

@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{BooleanArray, RecordBatch};
-use arrow::compute::filter_record_batch;
+use arrow::array::RecordBatch;
 
 use super::known::KnownRecords;
 use super::unfinished::UnfinishedPass;
@@ -53,22 +52,38 @@ impl Dropped {
         self.0.get_or_insert_with(|| vec![false; rows])[row] = true;
     }
 
-    /// The batch without the dropped rows (the same batch if none were dropped).
-    fn apply(&self, batch: RecordBatch) -> Result<RecordBatch, IngestError> {
+    /// The kept rows of `range`, as maximal runs: duplicates are rare, so the rows are
+    /// written as slices of the chunk's batch around them instead of a filtered copy of it.
+    fn kept_runs(&self, range: Range<usize>) -> Vec<Range<usize>> {
         let Some(dropped) = &self.0 else {
-            return Ok(batch);
+            return if range.is_empty() {
+                vec![]
+            } else {
+                vec![range]
+            };
         };
-        let keep: BooleanArray = dropped.iter().map(|d| Some(!d)).collect();
-        filter_record_batch(&batch, &keep)
-            .map_err(|e| IngestError::Internal(format!("filtering duplicate rows: {e}")))
+        let mut runs = Vec::new();
+        let mut start = range.start;
+        for row in range.clone() {
+            if dropped[row] {
+                if start < row {
+                    runs.push(start..row);
+                }
+                start = row + 1;
+            }
+        }
+        if start < range.end {
+            runs.push(start..range.end);
+        }
+        runs
     }
 
-    /// How many rows of `range` are kept.
-    fn kept_in(&self, range: &Range<usize>) -> usize {
-        match &self.0 {
-            None => range.len(),
-            Some(dropped) => dropped[range.clone()].iter().filter(|d| !**d).count(),
-        }
+    /// The kept rows of `batch`, as slices of it.
+    fn kept_pieces(&self, batch: &RecordBatch, range: Range<usize>) -> Vec<RecordBatch> {
+        self.kept_runs(range)
+            .into_iter()
+            .map(|run| batch.slice(run.start, run.len()))
+            .collect()
     }
 }
 
@@ -145,11 +160,10 @@ impl Collector {
                 }
             }
         }
-        self.gather_usage(chunk.usage, &usage_dropped)?;
-        let quarantine = quarantine_dropped.apply(chunk.quarantine.batch)?;
-        if quarantine.num_rows() > 0 {
-            self.quarantine_rows += quarantine.num_rows();
-            self.quarantine.push(quarantine);
+        self.gather_usage(chunk.usage, &usage_dropped);
+        for piece in quarantine_dropped.kept_pieces(&chunk.quarantine.batch, 0..quarantine_rows) {
+            self.quarantine_rows += piece.num_rows();
+            self.quarantine.push(piece);
         }
         self.flush(false)
     }
@@ -248,16 +262,13 @@ impl Collector {
         }
     }
 
-    /// Cuts the chunk's kept usage rows into one piece per partition.
-    fn gather_usage(&mut self, usage: UsageBlock, dropped: &Dropped) -> Result<(), IngestError> {
-        let batch = dropped.apply(usage.batch)?;
-        let mut offset = 0;
-        for (partition, range) in &usage.partitions {
-            let kept = dropped.kept_in(range);
-            self.usage.push(*partition, batch.slice(offset, kept));
-            offset += kept;
+    /// Cuts the chunk's kept usage rows into pieces by partition.
+    fn gather_usage(&mut self, usage: UsageBlock, dropped: &Dropped) {
+        for (partition, range) in usage.partitions {
+            for piece in dropped.kept_pieces(&usage.batch, range) {
+                self.usage.push(partition, piece);
+            }
         }
-        Ok(())
     }
 
     /// Dead letters already in the lake (same source) are not written again.
@@ -316,5 +327,35 @@ impl Collector {
     pub fn finish(mut self) -> Result<RunSummary, IngestError> {
         self.flush(true)?;
         Ok(self.summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dropped;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn kept_runs_are_exactly_the_rows_not_dropped(
+            dropped in proptest::collection::vec(any::<bool>(), 0..60),
+            cut in any::<proptest::sample::Index>(),
+            len in 0usize..60,
+        ) {
+            let rows = dropped.len();
+            let start = if rows == 0 { 0 } else { cut.index(rows) };
+            let end = (start + len).min(rows);
+            let mut marks = Dropped(None);
+            for (row, _) in dropped.iter().enumerate().filter(|(_, d)| **d) {
+                marks.mark(rows, row);
+            }
+            let runs = marks.kept_runs(start..end);
+            let from_runs: Vec<usize> = runs.iter().flat_map(Clone::clone).collect();
+            let kept: Vec<usize> = (start..end).filter(|row| !dropped[*row]).collect();
+            prop_assert_eq!(from_runs, kept);
+            // Maximal: two runs never touch, and none is empty.
+            prop_assert!(runs.iter().all(|run| !run.is_empty()));
+            prop_assert!(runs.windows(2).all(|pair| pair[0].end < pair[1].start));
+        }
     }
 }
