@@ -39,14 +39,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if matches!(&config, simtally::config::Config::Ingest { options, .. } if options.kafka.is_some())
-        && Allocator::in_use() == Allocator::Mimalloc
-    {
-        if allocator_setting.is_none() {
-            let error = rerun_on_the_system_allocator(&args);
-            tracing::warn!("could not rerun on the system allocator, staying on mimalloc: {error}");
+    if let simtally::config::Config::Ingest { options, .. } = &config {
+        if Allocator::in_use() == Allocator::Mimalloc {
+            if options.kafka.is_none() {
+                allocator::keep_freed_memory();
+            } else {
+                if allocator_setting.is_none() {
+                    let error = rerun_on_the_system_allocator(&args);
+                    tracing::warn!(
+                        "could not rerun on the system allocator, staying on mimalloc: {error}"
+                    );
+                }
+                allocator::return_freed_memory_at_once();
+            }
         }
-        allocator::return_freed_memory_at_once();
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
