@@ -7,7 +7,7 @@ use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 
-use super::files::{DataFiles, PartitionValue};
+use super::files::{DataFiles, PartitionValue, RowGroupRows};
 use super::{LakeError, LakeTable};
 
 const ROW_GROUP_ROWS: usize = 256 * 1024;
@@ -149,8 +149,8 @@ impl TableAppender {
     }
 
     /// Writes pieces of rows of a table without partition columns, as one row group.
-    pub async fn write_pieces(&mut self, pieces: &[RecordBatch]) -> Result<(), LakeError> {
-        self.write_partition(pieces, &[]).await
+    pub async fn write_pieces(&mut self, pieces: Vec<RecordBatch>) -> Result<(), LakeError> {
+        self.write_rows(RowGroupRows::Batches(pieces), &[]).await
     }
 
     /// Writes pieces of rows that all belong to one partition, given as (column, value) pairs
@@ -161,8 +161,17 @@ impl TableAppender {
         pieces: &[RecordBatch],
         partition: &[(&str, PartitionValue)],
     ) -> Result<(), LakeError> {
-        let rows: usize = pieces.iter().map(RecordBatch::num_rows).sum();
-        if rows == 0 {
+        self.write_rows(RowGroupRows::Batches(pieces.to_vec()), partition)
+            .await
+    }
+
+    /// As [`TableAppender::write_partition`], for rows given as [`RowGroupRows`].
+    pub async fn write_rows(
+        &mut self,
+        rows: RowGroupRows,
+        partition: &[(&str, PartitionValue)],
+    ) -> Result<(), LakeError> {
+        if rows.is_empty() {
             return Ok(());
         }
         let names: Vec<&str> = partition.iter().map(|(column, _)| *column).collect();
@@ -173,13 +182,14 @@ impl TableAppender {
             });
         }
         let values: Vec<PartitionValue> = partition.iter().map(|(_, value)| *value).collect();
+        let count = rows.len();
         let closed = self
             .files
-            .write(pieces, &values)
+            .write(rows, &values)
             .await
             .map_err(|e| self.error(e))?;
         self.closed.extend(closed);
-        self.wrote(rows).await
+        self.wrote(count).await
     }
 
     /// Counts written rows and closes the open files when enough have gathered.

@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
+use arrow::array::{Array, RecordBatch};
+use arrow::compute::{concat_batches, interleave};
 use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
 use deltalake::kernel::Add;
@@ -45,6 +45,58 @@ impl PartitionValue {
                 .map(|d| d.format("%Y-%m-%d").to_string())
                 .unwrap_or_else(|| days.to_string()),
         }
+    }
+}
+
+/// The rows of one row group.
+pub enum RowGroupRows {
+    /// Every row of these batches, in order.
+    Batches(Vec<RecordBatch>),
+    /// These rows, as (batch, row) of `batches`, which other row groups pick from too:
+    /// a partition's rows gathered from many chunks, without cutting each chunk into a
+    /// slice per partition.
+    Picked {
+        batches: Arc<[RecordBatch]>,
+        rows: Vec<(usize, usize)>,
+    },
+}
+
+impl RowGroupRows {
+    pub fn len(&self) -> usize {
+        match self {
+            RowGroupRows::Batches(batches) => batches.iter().map(RecordBatch::num_rows).sum(),
+            RowGroupRows::Picked { rows, .. } => rows.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rows as one batch of the file's columns (`columns` of the table's).
+    fn into_file_batch(
+        self,
+        file_schema: &SchemaRef,
+        columns: &[usize],
+    ) -> Result<RecordBatch, DeltaTableError> {
+        Ok(match self {
+            // A few rows each: the Parquet writer handles one batch much faster.
+            RowGroupRows::Batches(pieces) => match pieces.as_slice() {
+                [one] => one.project(columns)?,
+                _ => concat_batches(file_schema, &projected(&pieces, columns)?)?,
+            },
+            RowGroupRows::Picked { batches, rows } => {
+                let picked = columns
+                    .iter()
+                    .map(|&column| {
+                        let arrays: Vec<&dyn Array> =
+                            batches.iter().map(|b| b.column(column).as_ref()).collect();
+                        interleave(&arrays, &rows)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                RecordBatch::try_new(file_schema.clone(), picked)?
+            }
+        })
     }
 }
 
@@ -112,7 +164,7 @@ impl DataFiles {
     /// that earlier writes filled and closed.
     pub(super) async fn write(
         &mut self,
-        pieces: &[RecordBatch],
+        rows: RowGroupRows,
         partition: &[PartitionValue],
     ) -> Result<Vec<Add>, DeltaTableError> {
         let mut closed = Vec::new();
@@ -128,14 +180,9 @@ impl DataFiles {
             None => self.start_file(partition)?,
         };
         self.busy.push(partition.to_vec());
-        let pieces = pieces.to_vec();
         let (schema, columns) = (self.file_schema.clone(), self.data_columns.clone());
         self.encoding.spawn_blocking(move || {
-            // Pieces are often a few rows each; the Parquet writer handles one batch much faster.
-            let rows = match pieces.as_slice() {
-                [one] => one.project(&columns)?,
-                _ => concat_batches(&schema, &projected(&pieces, &columns)?)?,
-            };
+            let rows = rows.into_file_batch(&schema, &columns)?;
             file.writer.write(&rows)?;
             file.writer.flush()?;
             Ok(file)

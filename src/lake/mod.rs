@@ -17,7 +17,7 @@ use deltalake::kernel::StructType;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
 pub use appender::TableAppender;
-pub use files::PartitionValue;
+pub use files::{PartitionValue, RowGroupRows};
 pub use location::LakeLocation;
 pub use maintenance::TableMaintenance;
 

@@ -5,7 +5,7 @@ use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 
 use super::{EventCounts, IngestError};
 use crate::attribute::{OwnershipBook, SequencedEvent};
-use crate::decode::{decode_any_event, IncomingEvent};
+use crate::decode::{decode_any_event, IncomingEvent, Rejection};
 use crate::directory::{load_directory, LinkLimits};
 use crate::domain::{
     DeviceId, DirectoryEvent, EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId,
@@ -160,9 +160,14 @@ pub(super) async fn run(
     let mut arrivals = std::collections::HashMap::new();
     let mut all = stored;
 
-    let (read, chunks) = tokio::task::spawn_blocking(|| read_all(source))
-        .await
-        .map_err(|e| IngestError::Internal(format!("events reader failed: {e}")))??;
+    let (read, chunks, decoded) = tokio::task::spawn_blocking(|| {
+        let (read, chunks) = read_all(source)?;
+        let decoded = decode_lines(&chunks)?;
+        Ok::<_, IngestError>((read, chunks, decoded))
+    })
+    .await
+    .map_err(|e| IngestError::Internal(format!("events reader failed: {e}")))??;
+    let mut decoded = decoded.into_iter();
     let names = read.prefixes;
     let mut arrivals_by_partition = BTreeMap::new();
     for (input, chunk) in chunks {
@@ -173,13 +178,15 @@ pub(super) async fn run(
             .map(|p| arrivals_by_partition.entry(*p).or_insert(None));
         for (line, bytes) in chunk.records() {
             counts.lines += 1;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
+            let decoded = decoded.next().ok_or_else(|| {
+                IngestError::Internal(format!("events line {line} of {name} was not decoded"))
+            })?;
+            let Some(decoded) = decoded else {
                 counts.blank += 1;
                 continue;
-            }
+            };
             let source = format!("{name}{line}");
             let key = chunk.keys.get(line).map(<[u8]>::to_vec);
-            let decoded = decode_any_event(bytes);
             if let (Ok(IncomingEvent::Sim(event)), Some(latest)) = (&decoded, latest.as_mut()) {
                 **latest = (**latest).max(Some(event.at));
             }
@@ -376,6 +383,37 @@ fn read_all(
         resume_points: source.resume_points(),
     };
     Ok((read, chunks))
+}
+
+/// Every line of the chunks decoded (`None`: a blank line), in order. On all cores: the
+/// usage pass waits for the events pass, and decoding is most of it.
+fn decode_lines(
+    chunks: &[(usize, Chunk)],
+) -> Result<Vec<Option<Result<IncomingEvent, Rejection>>>, IngestError> {
+    let lines: Vec<&[u8]> = chunks
+        .iter()
+        .flat_map(|(_, chunk)| chunk.records().map(|(_, bytes)| bytes))
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let part = lines.len().div_ceil(threads).max(1);
+    let decode = |bytes: &&[u8]| {
+        let blank = bytes.iter().all(u8::is_ascii_whitespace);
+        (!blank).then(|| decode_any_event(bytes))
+    };
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = lines
+            .chunks(part)
+            .map(|part| scope.spawn(move || part.iter().map(decode).collect::<Vec<_>>()))
+            .collect();
+        let mut decoded = Vec::with_capacity(lines.len());
+        for part in parts {
+            let part = part
+                .join()
+                .map_err(|_| IngestError::Internal("an events decoder panicked".into()))?;
+            decoded.extend(part);
+        }
+        Ok(decoded)
+    })
 }
 
 /// The columns [`events_from_batches`] reads, in its order.

@@ -15,6 +15,7 @@ use super::Output;
 use crate::attribute::{Deduplicator, Seen};
 use crate::decode::{Reason, Rejection};
 use crate::domain::UtcMillis;
+use crate::lake::RowGroupRows;
 use crate::pipeline::{IngestError, QuarantineTotals, RunSummary};
 use crate::sink::{DeadLetter, DeadLetterRows, PartitionedBatches, BATCH_ROWS, USAGE_BUFFER_ROWS};
 use crate::source::MessageKeys;
@@ -262,11 +263,15 @@ impl Collector {
         }
     }
 
-    /// Cuts the chunk's kept usage rows into pieces by partition.
+    /// Gathers the chunk's kept usage rows by partition.
     fn gather_usage(&mut self, usage: UsageBlock, dropped: &Dropped) {
+        if usage.batch.num_rows() == 0 {
+            return;
+        }
+        let batch = self.usage.add_batch(usage.batch);
         for (partition, range) in usage.partitions {
-            for piece in dropped.kept_pieces(&usage.batch, range) {
-                self.usage.push(partition, piece);
+            for run in dropped.kept_runs(range) {
+                self.usage.push(partition, batch, run);
             }
         }
     }
@@ -287,8 +292,11 @@ impl Collector {
             (USAGE_BUFFER_ROWS, BATCH_ROWS)
         };
         if self.usage.len() >= usage_rows {
-            for (partition, pieces) in self.usage.drain() {
-                self.send(Output::Usage(partition, pieces))?;
+            let (batches, partitions) = self.usage.drain();
+            for (partition, rows) in partitions {
+                let batches = batches.clone();
+                let rows = RowGroupRows::Picked { batches, rows };
+                self.send(Output::Usage(partition, rows))?;
             }
         }
         if self.quarantine_rows >= rows {

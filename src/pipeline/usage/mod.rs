@@ -19,7 +19,7 @@ use super::hold::Horizons;
 use super::{IngestError, IngestOptions, RunSummary};
 use crate::attribute::OwnershipBook;
 use crate::domain::UtcMillis;
-use crate::lake::{Lake, PartitionValue, TableAppender};
+use crate::lake::{Lake, PartitionValue, RowGroupRows, TableAppender};
 use crate::sink::{DeadLetter, UsagePartition};
 use crate::source::{ChunkSource, Input, SourceError};
 use collector::{AlreadyInLake, Collector};
@@ -45,8 +45,8 @@ pub(super) struct UsagePass {
 
 /// What the collector hands the lake writer.
 enum Output {
-    /// Pieces of rows of one partition, to be written as one batch.
-    Usage(UsagePartition, Vec<RecordBatch>),
+    /// Rows of one partition, to be written as one row group.
+    Usage(UsagePartition, RowGroupRows),
     Quarantine(Vec<RecordBatch>),
     DeadLetters(RecordBatch),
 }
@@ -115,12 +115,12 @@ pub(super) async fn run(
 
     while let Some(output) = rx.recv().await {
         match output {
-            Output::Usage(partition, pieces) => {
+            Output::Usage(partition, rows) => {
                 usage
-                    .write_partition(&pieces, &partition_values(&partition))
+                    .write_rows(rows, &partition_values(&partition))
                     .await?
             }
-            Output::Quarantine(pieces) => quarantine.write_pieces(&pieces).await?,
+            Output::Quarantine(pieces) => quarantine.write_pieces(pieces).await?,
             Output::DeadLetters(batch) => {
                 if keep_dead_letters {
                     dead_letters.push(batch.clone());
