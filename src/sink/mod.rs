@@ -17,6 +17,11 @@ pub use slices::{CorrectionMark, QuarantineRows, UsageRows};
 /// enough to keep memory flat.
 pub const BATCH_ROWS: usize = 64 * 1024;
 
+/// `quarantine` rows gathered before they go to the writer as one row group. Smaller than
+/// [`BATCH_ROWS`]: a run quarantines a few percent of its records, so 64 Ki rows held most
+/// of them (25 MiB for 1 M records) until the end of the run.
+pub const QUARANTINE_BUFFER_ROWS: usize = 16 * 1024;
+
 /// `usage` rows gathered over all partitions before each partition's rows go to the writer
 /// as one batch: with a few hundred partitions, that keeps the batches from getting tiny.
 pub const USAGE_BUFFER_ROWS: usize = 256 * 1024;

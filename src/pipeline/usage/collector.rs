@@ -17,7 +17,10 @@ use crate::decode::{Reason, Rejection};
 use crate::domain::UtcMillis;
 use crate::lake::RowGroupRows;
 use crate::pipeline::{IngestError, QuarantineTotals, RunSummary};
-use crate::sink::{DeadLetter, DeadLetterRows, PartitionedBatches, BATCH_ROWS, USAGE_BUFFER_ROWS};
+use crate::sink::{
+    DeadLetter, DeadLetterRows, PartitionedBatches, BATCH_ROWS, QUARANTINE_BUFFER_ROWS,
+    USAGE_BUFFER_ROWS,
+};
 use crate::source::MessageKeys;
 
 /// What the collector needs to know about the lake to keep re-ingest idempotent.
@@ -286,10 +289,10 @@ impl Collector {
 
     /// Sends what has gathered to the lake writer: full buffers, or everything at the end.
     fn flush(&mut self, at_end: bool) -> Result<(), IngestError> {
-        let (usage_rows, rows) = if at_end {
-            (1, 1)
+        let (usage_rows, quarantine_rows, rows) = if at_end {
+            (1, 1, 1)
         } else {
-            (USAGE_BUFFER_ROWS, BATCH_ROWS)
+            (USAGE_BUFFER_ROWS, QUARANTINE_BUFFER_ROWS, BATCH_ROWS)
         };
         if self.usage.len() >= usage_rows {
             let (batches, partitions) = self.usage.drain();
@@ -299,7 +302,7 @@ impl Collector {
                 self.send(Output::Usage(partition, rows))?;
             }
         }
-        if self.quarantine_rows >= rows {
+        if self.quarantine_rows >= quarantine_rows {
             self.quarantine_rows = 0;
             let pieces = std::mem::take(&mut self.quarantine);
             self.send(Output::Quarantine(pieces))?;
