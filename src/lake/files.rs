@@ -6,7 +6,7 @@
 //! A partitioned ingest has hundreds of files open at once, which made that more than half
 //! of the process's memory (README, Performance). Here a row group is started and finished
 //! in one go, so that state exists only for the row groups being encoded (one per core, on
-//! blocking threads) and is reused from the allocator's warm memory; between batches an
+//! the encoder threads) and is reused from the allocator's warm memory; between batches an
 //! open file is only its compressed bytes.
 
 use std::collections::HashMap;
@@ -19,13 +19,14 @@ use chrono::NaiveDate;
 use deltalake::kernel::Add;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::DeltaTableError;
+use futures::stream::FuturesUnordered;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
-use tokio::task::JoinSet;
 
+use super::encoders;
 use super::stats::file_stats;
 
 /// The value of one partition column.
@@ -47,6 +48,9 @@ impl PartitionValue {
         }
     }
 }
+
+/// A row group being encoded; it gives its file back when done.
+type Encoding = tokio::sync::oneshot::Receiver<Result<OpenFile, DeltaTableError>>;
 
 /// The rows of one row group.
 pub enum RowGroupRows {
@@ -116,7 +120,7 @@ pub(super) struct DataFiles {
     files_started: usize,
     open: HashMap<Vec<PartitionValue>, OpenFile>,
     /// Row groups being encoded, each task owning its file until it is done.
-    encoding: JoinSet<Result<OpenFile, DeltaTableError>>,
+    encoding: FuturesUnordered<Encoding>,
     /// The partitions of the files in `encoding`.
     busy: Vec<Vec<PartitionValue>>,
     most_encoding: usize,
@@ -152,15 +156,15 @@ impl DataFiles {
             writer_id: uuid::Uuid::new_v4(),
             files_started: 0,
             open: HashMap::new(),
-            encoding: JoinSet::new(),
+            encoding: FuturesUnordered::new(),
             busy: Vec::new(),
-            most_encoding: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            most_encoding: encoders::threads(),
         })
     }
 
     /// Writes pieces of rows that all belong to `partition` (one value per partition column,
-    /// in order: the appender checks that) as one row group. The encoding runs on a blocking
-    /// thread, several partitions at once; this returns once it has started, with the files
+    /// in order: the appender checks that) as one row group. The encoding runs on an encoder
+    /// thread (see [`encoders`]), several partitions at once; this returns once it has started, with the files
     /// that earlier writes filled and closed.
     pub(super) async fn write(
         &mut self,
@@ -181,12 +185,12 @@ impl DataFiles {
         };
         self.busy.push(partition.to_vec());
         let (schema, columns) = (self.file_schema.clone(), self.data_columns.clone());
-        self.encoding.spawn_blocking(move || {
+        self.encoding.push(encoders::run(move || {
             let rows = rows.into_file_batch(&schema, &columns)?;
             file.writer.write(&rows)?;
             file.writer.flush()?;
             Ok(file)
-        });
+        }));
         Ok(closed)
     }
 
@@ -196,11 +200,12 @@ impl DataFiles {
 
     /// Waits for one row group to be encoded; returns its file if that filled it.
     async fn finish_one_encoding(&mut self) -> Result<Option<Add>, DeltaTableError> {
-        let Some(done) = self.encoding.join_next().await else {
+        let Some(done) = self.encoding.next().await else {
             return Ok(None);
         };
-        let file =
-            done.map_err(|e| DeltaTableError::Generic(format!("encoding a row group: {e}")))??;
+        let file = done.map_err(|_| {
+            DeltaTableError::Generic("encoding a row group failed (the encoder stopped)".into())
+        })??;
         if let Some(i) = self.busy.iter().position(|busy| *busy == file.partition) {
             self.busy.swap_remove(i);
         }

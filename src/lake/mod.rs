@@ -1,6 +1,7 @@
 //! lake: the Delta tables under one root URL, written through object_store.
 
 mod appender;
+mod encoders;
 mod files;
 mod location;
 mod maintenance;
