@@ -84,7 +84,7 @@ impl RowGroupRows {
         columns: &[usize],
     ) -> Result<RecordBatch, DeltaTableError> {
         Ok(match self {
-            // A few rows each: the Parquet writer handles one batch much faster.
+            // Pieces are often a few rows each; the Parquet writer handles one batch much faster.
             RowGroupRows::Batches(pieces) => match pieces.as_slice() {
                 [one] => one.project(columns)?,
                 _ => concat_batches(file_schema, &projected(&pieces, columns)?)?,
@@ -164,8 +164,8 @@ impl DataFiles {
 
     /// Writes pieces of rows that all belong to `partition` (one value per partition column,
     /// in order: the appender checks that) as one row group. The encoding runs on an encoder
-    /// thread (see [`encoders`]), several partitions at once; this returns once it has started, with the files
-    /// that earlier writes filled and closed.
+    /// thread (see [`encoders`]), several partitions at once; this returns once it has
+    /// started, with the files that earlier writes filled and closed.
     pub(super) async fn write(
         &mut self,
         rows: RowGroupRows,

@@ -394,12 +394,17 @@ fn decode_lines(
         .iter()
         .flat_map(|(_, chunk)| chunk.records().map(|(_, bytes)| bytes))
         .collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let part = lines.len().div_ceil(threads).max(1);
     let decode = |bytes: &&[u8]| {
         let blank = bytes.iter().all(u8::is_ascii_whitespace);
         (!blank).then(|| decode_any_event(bytes))
     };
+    // A follower's pass often brings a handful of events: not worth starting threads for.
+    const FEWEST_FOR_THREADS: usize = 4096;
+    if lines.len() < FEWEST_FOR_THREADS {
+        return Ok(lines.iter().map(decode).collect());
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let part = lines.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let parts: Vec<_> = lines
             .chunks(part)
