@@ -1,7 +1,7 @@
 //! The process's memory allocator: mimalloc or the system's malloc, chosen once, at the
 //! first allocation, from `SIMTALLY_ALLOCATOR` (`mimalloc`, the default, or `system`).
 //!
-//! Why two: a file ingest allocates on the decode threads and frees on the writer thread,
+//! Why two: a file ingest allocates on the decode threads and frees on the encoder threads,
 //! hundreds of MiB a second, and mimalloc takes a third off glibc's CPU time there (README,
 //! Performance). A Kafka ingest runs pass after pass on new threads for hours; its live heap
 //! is flat (heaptrack: 153 MiB at its peak for 1 M records and for 3 M), but mimalloc's

@@ -56,8 +56,8 @@ impl Dropped {
         self.0.get_or_insert_with(|| vec![false; rows])[row] = true;
     }
 
-    /// The kept rows of `range`, as maximal runs: duplicates are rare, so the rows are
-    /// written as slices of the chunk's batch around them instead of a filtered copy of it.
+    /// The kept rows of `range`, as maximal runs: duplicates are rare, so the kept rows are
+    /// taken around them (picked or sliced) instead of from a filtered copy of the batch.
     fn kept_runs(&self, range: Range<usize>) -> Vec<Range<usize>> {
         let Some(dropped) = &self.0 else {
             return if range.is_empty() {
