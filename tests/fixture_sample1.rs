@@ -208,7 +208,7 @@ async fn file_statistics_never_hide_a_row_from_a_filter() {
     for add in &adds {
         let stats: Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
         logged_rows += stats["numRecords"].as_i64().unwrap();
-        for column in ["record_id", "iccid", "start_time"] {
+        for column in ["record_id", "iccid", "start_time", "usage_date"] {
             assert!(
                 stats["minValues"].get(column).is_some(),
                 "{column}: {stats}"
@@ -225,13 +225,15 @@ async fn file_statistics_never_hide_a_row_from_a_filter() {
     // Filters on every tenth row's values find exactly the rows that hold them.
     let all_rows = rows(
         &lake,
-        "SELECT record_id, iccid, CAST(start_time AS VARCHAR) FROM usage",
+        "SELECT record_id, iccid, CAST(start_time AS VARCHAR), CAST(usage_date AS VARCHAR) \
+         FROM usage",
     )
     .await;
     for (column, index, quote) in [
         ("record_id", 0, ""),
         ("iccid", 1, "'"),
         ("start_time", 2, "'"),
+        ("usage_date", 3, "'"),
     ] {
         let picked: BTreeSet<&str> = all_rows
             .iter()

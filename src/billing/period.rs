@@ -85,7 +85,7 @@ impl FromStr for Period {
     }
 }
 
-/// The UTC days an instant range touches, for partition pruning on `usage_date` (UTC days).
+/// The UTC days an instant range touches, for pruning on `usage_date` (UTC days).
 pub fn utc_days_covering(start: DateTime<Utc>, end: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
     let last = end - chrono::Duration::microseconds(1);
     (start.date_naive(), last.date_naive())

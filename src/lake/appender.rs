@@ -269,6 +269,8 @@ mod tests {
     use crate::domain::UtcMillis;
     use crate::lake::{Lake, LakeLocation};
     use crate::sink::{DeadLetter, DeadLetterRows};
+    use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+    use deltalake::kernel::StructType;
 
     fn letters(from: usize, count: usize) -> RecordBatch {
         let mut rows = DeadLetterRows::new(UtcMillis::from_millis(0));
@@ -306,5 +308,32 @@ mod tests {
             .filter(|e| e.as_ref().unwrap().path().extension() == Some("parquet".as_ref()))
             .count();
         assert!(files >= 2, "{files} files: the early flushes closed none");
+    }
+
+    #[tokio::test]
+    async fn a_table_partitioned_otherwise_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(LakeLocation::parse(dir.path().to_str().unwrap()).unwrap());
+        // As simtally wrote `usage` before it was partitioned by Workspace only.
+        let table = LakeTable::Usage;
+        lake.location.prepare_table(table.name()).unwrap();
+        let columns: StructType = table.schema().as_ref().try_into_kernel().unwrap();
+        lake.builder(table)
+            .unwrap()
+            .build()
+            .unwrap()
+            .create()
+            .with_columns(columns.fields().cloned())
+            .with_partition_columns(["workspace_id", "usage_date"])
+            .await
+            .unwrap();
+
+        let refused = lake.appender(table).await.err().unwrap().to_string();
+        assert!(
+            refused.contains(r#"partitioned by ["workspace_id", "usage_date"]"#)
+                && refused.contains("ingest into a new lake"),
+            "{refused}"
+        );
+        assert!(lake.appender(LakeTable::Quarantine).await.is_ok());
     }
 }

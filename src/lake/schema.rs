@@ -42,7 +42,8 @@ fn slice_columns() -> Vec<Field> {
     ]
 }
 
-/// `usage`: attributed slices, partitioned by `workspace_id`, `usage_date`.
+/// `usage`: attributed slices, partitioned by `workspace_id`; each row group in `usage_date`
+/// order.
 pub static USAGE: LazyLock<SchemaRef> = LazyLock::new(|| {
     let mut fields = vec![Field::new("workspace_id", DataType::Int64, false)];
     fields.extend(slice_columns());

@@ -25,7 +25,7 @@ use crate::domain::{
 };
 use crate::lake::schema::{MONEY_TYPE, VOLUME_TYPE};
 use crate::lake::{utf8_column, Lake, LakeError, LakeTable};
-use crate::sink::{CorrectionMark, QuarantineRows, UsagePartition, UsageRows};
+use crate::sink::{CorrectionMark, QuarantineRows, UsageRows, WorkspaceDay};
 
 /// The columns read from both tables, in the order [`stored_records`] expects.
 const COLUMNS: &str = "record_id, slice, iccid, traffic_type, start_time, end_time, \
@@ -41,10 +41,10 @@ pub struct CorrectionCounts {
     pub rows: u64,
 }
 
-/// Rows to append: `usage` per partition, and `quarantine`.
+/// Rows to append: `usage` per Workspace day, and `quarantine`.
 #[derive(Default)]
 pub(super) struct CorrectionRows {
-    pub usage: Vec<(UsagePartition, RecordBatch)>,
+    pub usage: Vec<(WorkspaceDay, RecordBatch)>,
     pub quarantine: Option<RecordBatch>,
     pub counts: CorrectionCounts,
 }
@@ -108,7 +108,7 @@ fn build_rows(
             detail,
         })?;
     }
-    let mut usage: BTreeMap<UsagePartition, UsageRows> = BTreeMap::new();
+    let mut usage: BTreeMap<WorkspaceDay, UsageRows> = BTreeMap::new();
     let mut quarantine = QuarantineRows::with_capacity(now, 0);
     let mut counts = CorrectionCounts::default();
     for stored in records.values() {
@@ -149,7 +149,7 @@ fn append(
     source: &str,
     cause: &str,
     now: UtcMillis,
-    usage: &mut BTreeMap<UsagePartition, UsageRows>,
+    usage: &mut BTreeMap<WorkspaceDay, UsageRows>,
     quarantine: &mut QuarantineRows,
 ) {
     let reversals = correction
@@ -165,12 +165,12 @@ fn append(
         mark.reverses_slice = reverses_slice;
         match slice.destination {
             Destination::Workspace(workspace) => {
-                let partition = UsagePartition {
+                let day = WorkspaceDay {
                     workspace,
                     usage_date: slice.start.utc_days(),
                 };
                 usage
-                    .entry(partition)
+                    .entry(day)
                     .or_insert_with(|| UsageRows::with_capacity(now, 0))
                     .append_correction(workspace, &correction.record, slice, source, &mark);
             }

@@ -416,8 +416,8 @@ async fn write_corrections(
     for (name, appender) in appenders.iter_mut() {
         match *name {
             "usage" => {
-                for (partition, batch) in &rows.usage {
-                    let values = usage::partition_values(partition);
+                for (day, batch) in &rows.usage {
+                    let values = usage::partition_values(day.workspace);
                     appender
                         .write_partition(std::slice::from_ref(batch), &values)
                         .await?;

@@ -266,15 +266,15 @@ impl Collector {
         }
     }
 
-    /// Gathers the chunk's kept usage rows by partition.
+    /// Gathers the chunk's kept usage rows by Workspace day.
     fn gather_usage(&mut self, usage: UsageBlock, dropped: &Dropped) {
         if usage.batch.num_rows() == 0 {
             return;
         }
         let batch = self.usage.add_batch(usage.batch);
-        for (partition, range) in usage.partitions {
+        for (day, range) in usage.days {
             for run in dropped.kept_runs(range) {
-                self.usage.push(partition, batch, run);
+                self.usage.push(day, batch, run);
             }
         }
     }
@@ -295,11 +295,11 @@ impl Collector {
             (USAGE_BUFFER_ROWS, QUARANTINE_BUFFER_ROWS, BATCH_ROWS)
         };
         if self.usage.len() >= usage_rows {
-            let (batches, partitions) = self.usage.drain();
-            for (partition, rows) in partitions {
+            let (batches, workspaces) = self.usage.drain();
+            for (workspace, rows) in workspaces {
                 let batches = batches.clone();
                 let rows = RowGroupRows::Picked { batches, rows };
-                self.send(Output::Usage(partition, rows))?;
+                self.send(Output::Usage(workspace, rows))?;
             }
         }
         if self.quarantine_rows >= quarantine_rows {

@@ -18,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 use super::hold::Horizons;
 use super::{IngestError, IngestOptions, RunSummary};
 use crate::attribute::OwnershipBook;
-use crate::domain::UtcMillis;
+use crate::domain::{UtcMillis, WorkspaceId};
 use crate::lake::{Lake, PartitionValue, RowGroupRows, TableAppender};
-use crate::sink::{DeadLetter, UsagePartition};
+use crate::sink::DeadLetter;
 use crate::source::{ChunkSource, Input, SourceError};
 use collector::{AlreadyInLake, Collector};
 use known::KnownRecords;
@@ -45,8 +45,8 @@ pub(super) struct UsagePass {
 
 /// What the collector hands the lake writer.
 enum Output {
-    /// Rows of one partition, to be written as one row group.
-    Usage(UsagePartition, RowGroupRows),
+    /// Rows of one Workspace, day by day, to be written as one row group.
+    Usage(WorkspaceId, RowGroupRows),
     Quarantine(Vec<RecordBatch>),
     DeadLetters(RecordBatch),
 }
@@ -115,10 +115,8 @@ pub(super) async fn run(
 
     while let Some(output) = rx.recv().await {
         match output {
-            Output::Usage(partition, rows) => {
-                usage
-                    .write_rows(rows, &partition_values(&partition))
-                    .await?
+            Output::Usage(workspace, rows) => {
+                usage.write_rows(rows, &partition_values(workspace)).await?
             }
             Output::Quarantine(pieces) => quarantine.write_pieces(pieces).await?,
             Output::DeadLetters(batch) => {
@@ -167,15 +165,9 @@ fn resume_before_held(
     points
 }
 
-/// The `usage` table's partition columns' values for `partition`.
-pub(super) fn partition_values(partition: &UsagePartition) -> [(&'static str, PartitionValue); 2] {
-    [
-        (
-            "workspace_id",
-            PartitionValue::Long(partition.workspace.get()),
-        ),
-        ("usage_date", PartitionValue::Date(partition.usage_date)),
-    ]
+/// The `usage` table's partition column's value for the rows of `workspace`.
+pub(super) fn partition_values(workspace: WorkspaceId) -> [(&'static str, PartitionValue); 1] {
+    [("workspace_id", PartitionValue::Long(workspace.get()))]
 }
 
 /// About how many records the inputs hold, from their sizes (stdin counts as none). Usage

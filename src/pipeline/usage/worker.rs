@@ -14,7 +14,7 @@ use crate::attribute::{
 use crate::decode::{decode_usage, Rejection};
 use crate::domain::{Money, RecordId, UsageRecord, UtcMillis, Volume, WorkspaceId};
 use crate::pipeline::hold::Horizons;
-use crate::sink::{QuarantineRows, UsagePartition, UsageRows};
+use crate::sink::{QuarantineRows, UsageRows, WorkspaceDay};
 use crate::source::{Chunk, MessageKeys};
 
 pub(super) struct Work {
@@ -81,11 +81,11 @@ pub(super) struct SliceRow<K> {
     pub cost: Money,
 }
 
-/// The chunk's `usage` rows, sorted by partition.
+/// The chunk's `usage` rows, sorted by Workspace and day.
 pub(super) struct UsageBlock {
     pub batch: RecordBatch,
-    /// Consecutive row ranges of `batch`, one per partition.
-    pub partitions: Vec<(UsagePartition, Range<usize>)>,
+    /// Consecutive row ranges of `batch`, one per Workspace day.
+    pub days: Vec<(WorkspaceDay, Range<usize>)>,
     pub slices: Vec<SliceRow<WorkspaceId>>,
 }
 
@@ -188,14 +188,14 @@ impl Worker<'_> {
 /// The records of one chunk; (line, span, record, slices).
 type Decoded = (u64, Range<usize>, UsageRecord, Vec<Slice>);
 
-/// Builds a chunk's rows. `usage` rows are appended only at the end, in partition order,
-/// so that the batch can be cut into one piece per partition without copying.
+/// Builds a chunk's rows. `usage` rows are appended only at the end, by Workspace and day,
+/// so that the collector gathers each Workspace day's rows as one range of the batch.
 struct ChunkRows<'a> {
     now: UtcMillis,
     input_name: &'a str,
     usage_slices: Vec<SliceRow<WorkspaceId>>,
-    /// (partition, record index, slice index, index into `usage_slices`)
-    pending_usage: Vec<(UsagePartition, usize, usize, usize)>,
+    /// (Workspace day, record index, slice index, index into `usage_slices`)
+    pending_usage: Vec<(WorkspaceDay, usize, usize, usize)>,
     quarantine: QuarantineRows,
     quarantine_slices: Vec<SliceRow<QuarantineReason>>,
     source: String,
@@ -234,12 +234,12 @@ impl<'a> ChunkRows<'a> {
         for (slice_index, slice) in slices.iter().enumerate() {
             match slice.destination {
                 Destination::Workspace(workspace) => {
-                    let partition = UsagePartition {
+                    let day = WorkspaceDay {
                         workspace,
                         usage_date: slice.start.utc_days(),
                     };
                     self.pending_usage.push((
-                        partition,
+                        day,
                         record_index,
                         slice_index,
                         self.usage_slices.len(),
@@ -279,32 +279,25 @@ impl<'a> ChunkRows<'a> {
     }
 
     fn finish(mut self, decoded: &[Decoded]) -> (UsageBlock, QuarantineBlock) {
-        // Stable: within a partition, rows stay in input order.
-        self.pending_usage.sort_by_key(|&(partition, ..)| partition);
-        let mut partitions: Vec<(UsagePartition, Range<usize>)> = Vec::new();
+        // Stable: within a Workspace day, rows stay in input order.
+        self.pending_usage.sort_by_key(|&(day, ..)| day);
+        let mut days: Vec<(WorkspaceDay, Range<usize>)> = Vec::new();
         let pending = std::mem::take(&mut self.pending_usage);
         // Built only now, when the exact row count is known.
         let mut usage = UsageRows::with_capacity(self.now, pending.len());
-        for (row, (partition, record_index, slice_index, slice_row)) in
-            pending.into_iter().enumerate()
-        {
-            match partitions.last_mut() {
-                Some((last, range)) if *last == partition => range.end = row + 1,
-                _ => partitions.push((partition, row..row + 1)),
+        for (row, (day, record_index, slice_index, slice_row)) in pending.into_iter().enumerate() {
+            match days.last_mut() {
+                Some((last, range)) if *last == day => range.end = row + 1,
+                _ => days.push((day, row..row + 1)),
             }
             let (line, _, record, slices) = &decoded[record_index];
             self.set_source(*line);
-            usage.append(
-                partition.workspace,
-                record,
-                &slices[slice_index],
-                &self.source,
-            );
+            usage.append(day.workspace, record, &slices[slice_index], &self.source);
             self.usage_slices[slice_row].row = row;
         }
         let usage = UsageBlock {
             batch: usage.finish(),
-            partitions,
+            days,
             slices: self.usage_slices,
         };
         let quarantine = QuarantineBlock {
