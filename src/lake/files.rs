@@ -10,11 +10,13 @@
 //! open file is only its compressed bytes.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch};
 use arrow::compute::{concat_batches, interleave};
 use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
 use chrono::NaiveDate;
 use deltalake::kernel::Add;
 use deltalake::logstore::ObjectStoreRef;
@@ -22,7 +24,7 @@ use deltalake::DeltaTableError;
 use futures::stream::FuturesUnordered;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::ObjectStoreExt;
+use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
@@ -129,7 +131,51 @@ pub(super) struct DataFiles {
 struct OpenFile {
     path: Path,
     partition: Vec<PartitionValue>,
-    writer: ArrowWriter<Vec<u8>>,
+    writer: ArrowWriter<Blocks>,
+}
+
+/// A file's bytes in blocks that are never moved: one buffer grown by doubling copied the
+/// whole file into fresh memory each time (2.5 % of a 1 M ingest's CPU, in page faults).
+/// The store takes the blocks as they are.
+#[derive(Default)]
+struct Blocks {
+    full: Vec<Bytes>,
+    current: Vec<u8>,
+}
+
+impl Blocks {
+    const FIRST: usize = 64 * 1024;
+    const LARGEST: usize = 4 * 1024 * 1024;
+
+    fn len(&self) -> usize {
+        self.full.iter().map(Bytes::len).sum::<usize>() + self.current.len()
+    }
+
+    fn into_payload(self) -> PutPayload {
+        let last = (!self.current.is_empty()).then(|| Bytes::from(self.current));
+        self.full.into_iter().chain(last).collect()
+    }
+}
+
+impl Write for Blocks {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.current.len() == self.current.capacity() {
+            // Each block twice the last, so a large file is a few blocks.
+            let next = (self.current.capacity() * 2).clamp(Self::FIRST, Self::LARGEST);
+            let full = std::mem::replace(&mut self.current, Vec::with_capacity(next));
+            if !full.is_empty() {
+                self.full.push(full.into());
+            }
+        }
+        let room = self.current.capacity() - self.current.len();
+        let taken = room.min(buf.len());
+        self.current.extend_from_slice(&buf[..taken]);
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl DataFiles {
@@ -251,7 +297,7 @@ impl DataFiles {
             format!("{}/{name}", directory.join("/"))
         };
         let writer = ArrowWriter::try_new(
-            Vec::new(),
+            Blocks::default(),
             self.file_schema.clone(),
             Some(self.props.clone()),
         )?;
@@ -265,9 +311,9 @@ impl DataFiles {
     async fn finish(&self, mut file: OpenFile) -> Result<Add, DeltaTableError> {
         let metadata = file.writer.finish()?;
         // `finish` flushed everything to the buffer; `into_inner` would flush a second time.
-        let bytes = std::mem::take(file.writer.inner_mut());
-        let size = bytes.len() as i64;
-        self.store.put(&file.path, bytes.into()).await?;
+        let blocks = std::mem::take(file.writer.inner_mut());
+        let size = blocks.len() as i64;
+        self.store.put(&file.path, blocks.into_payload()).await?;
         let partition_values = self
             .partition_columns
             .iter()
@@ -298,4 +344,32 @@ fn projected(
         .iter()
         .map(|piece| piece.project(columns))
         .collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn blocks_hold_exactly_the_bytes_written(
+            pieces in proptest::collection::vec((any::<u8>(), 0usize..300_000), 0..12),
+        ) {
+            let mut blocks = Blocks::default();
+            let mut expected = Vec::new();
+            for (byte, len) in pieces {
+                let piece = vec![byte; len];
+                blocks.write_all(&piece).unwrap();
+                expected.extend_from_slice(&piece);
+            }
+            prop_assert_eq!(blocks.len(), expected.len());
+            let written: Vec<u8> = blocks
+                .into_payload()
+                .iter()
+                .flat_map(|block| block.iter().copied())
+                .collect();
+            prop_assert_eq!(written, expected);
+        }
+    }
 }

@@ -105,6 +105,9 @@ pub struct Chunk {
     pub messages: Option<Vec<(u64, usize)>>,
     /// For messages: their keys (a dead letter keeps its message's key).
     pub keys: MessageKeys,
+    /// How many records `records()` yields: counted once, as the reader numbers the lines
+    /// by it and the workers size their buffers by it.
+    count: u64,
 }
 
 /// The keys of a chunk's messages, by offset, in one buffer (a key per message would be an
@@ -135,11 +138,18 @@ impl MessageKeys {
 
 impl Chunk {
     pub fn of_lines(first_line: u64, data: Vec<u8>) -> Self {
+        let newlines = memchr::memchr_iter(b'\n', &data).count() as u64;
+        let count = if data.ends_with(b"\n") {
+            newlines
+        } else {
+            newlines + 1
+        };
         Chunk {
             first_line,
             data,
             messages: None,
             keys: MessageKeys::default(),
+            count,
         }
     }
 
@@ -147,6 +157,7 @@ impl Chunk {
     pub fn of_messages(data: Vec<u8>, messages: Vec<(u64, usize)>, keys: MessageKeys) -> Self {
         Chunk {
             first_line: messages.first().map_or(0, |(offset, _)| *offset),
+            count: messages.len() as u64,
             data,
             messages: Some(messages),
             keys,
@@ -169,17 +180,9 @@ impl Chunk {
         }
     }
 
-    /// As many as `records()` yields, counted fast.
+    /// As many as `records()` yields.
     pub fn record_count(&self) -> u64 {
-        if let Some(messages) = &self.messages {
-            return messages.len() as u64;
-        }
-        let newlines = memchr::memchr_iter(b'\n', &self.data).count() as u64;
-        if self.data.ends_with(b"\n") {
-            newlines
-        } else {
-            newlines + 1
-        }
+        self.count
     }
 }
 

@@ -118,10 +118,12 @@ impl Worker<'_> {
 
     fn decode_chunk(&self, Work { seq, input, chunk }: Work) -> DecodedChunk {
         let base = chunk.data.as_ptr() as usize;
+        // Sized once: grown by doubling, these were most of the workers' fresh pages.
+        let records = usize::try_from(chunk.record_count()).unwrap_or(0);
         let mut lines = 0;
         let mut blank = 0;
         let mut rejected = Vec::new();
-        let mut decoded = Vec::new();
+        let mut decoded = Vec::with_capacity(records);
         let mut held: Option<HeldTail> = None;
         let mut latest_end = None;
         for (line, bytes) in chunk.records() {
@@ -162,7 +164,7 @@ impl Worker<'_> {
                 }),
             }
         }
-        let mut rows = ChunkRows::new(self.now, &self.input_names[input]);
+        let mut rows = ChunkRows::new(self.now, &self.input_names[input], decoded.len());
         let records = decoded
             .iter()
             .map(|(line, span, record, slices)| rows.add(*line, span.clone(), record, slices))
@@ -203,11 +205,12 @@ struct ChunkRows<'a> {
 }
 
 impl<'a> ChunkRows<'a> {
-    fn new(now: UtcMillis, input_name: &'a str) -> Self {
+    /// `records`: how many records will be added (most make one usage slice).
+    fn new(now: UtcMillis, input_name: &'a str, records: usize) -> Self {
         ChunkRows {
             input_name,
-            usage_slices: Vec::new(),
-            pending_usage: Vec::new(),
+            usage_slices: Vec::with_capacity(records),
+            pending_usage: Vec::with_capacity(records),
             quarantine: QuarantineRows::with_capacity(now, 0),
             quarantine_slices: Vec::new(),
             now,
@@ -279,8 +282,10 @@ impl<'a> ChunkRows<'a> {
     }
 
     fn finish(mut self, decoded: &[Decoded]) -> (UsageBlock, QuarantineBlock) {
-        // Stable: within a Workspace day, rows stay in input order.
-        self.pending_usage.sort_by_key(|&(day, ..)| day);
+        // Within a Workspace day, rows stay in input order (`usage_slices` index), without
+        // the scratch buffer of a stable sort.
+        self.pending_usage
+            .sort_unstable_by_key(|&(day, _, _, slice_row)| (day, slice_row));
         let mut days: Vec<(WorkspaceDay, Range<usize>)> = Vec::new();
         let pending = std::mem::take(&mut self.pending_usage);
         // Built only now, when the exact row count is known.
