@@ -67,9 +67,7 @@ impl<'a> Scanner<'a> {
     pub fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let rest = self.bytes.get(self.pos..)?;
-        let len = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let len = first_special(rest)?;
         if rest[len] != b'"' {
             return None;
         }
@@ -215,6 +213,36 @@ impl Seen {
     }
 }
 
+/// Where the first byte that ends a plain string is: a quote, a backslash or a control
+/// character. Eight bytes at a time (strings are most of a record's bytes, and this was the
+/// decoder's busiest loop, at a byte at a time).
+fn first_special(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // The high bit of each byte below `n` (n <= 0x80). Only the lowest marked byte is sure
+    // to be exact (a borrow can mark bytes above it), and only that one is used.
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let marked = below(word ^ (ONES * u64::from(b'"')), 1)
+            | below(word ^ (ONES * u64::from(b'\\')), 1)
+            | below(word, 0x20);
+        if marked != 0 {
+            return Some(offset + marked.trailing_zeros() as usize / 8);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| offset + i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +252,22 @@ mod tests {
             return false;
         };
         s.skip_value().is_some() && s.at_end()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_end_of_a_plain_string_is_the_first_quote_backslash_or_control(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(b"\"\\\x00\x1f\x20\x7f\x80\xa2\xffa".to_vec()),
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..40,
+            ),
+        ) {
+            let expected = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            proptest::prop_assert_eq!(first_special(&bytes), expected);
+        }
     }
 
     #[test]
