@@ -86,6 +86,14 @@ impl TableAppender {
         for column in UNIQUE_COLUMNS {
             props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
         }
+        // Provenance, read by the row, never filtered by range: minimum and maximum cost a
+        // comparison of a long shared prefix per value.
+        for column in ["source", "payload"] {
+            props = props.set_column_statistics_enabled(
+                ColumnPath::from(column),
+                deltalake::parquet::file::properties::EnabledStatistics::None,
+            );
+        }
         for column in LOW_CARDINALITY_COLUMNS {
             props =
                 props.set_column_compression(ColumnPath::from(*column), Compression::UNCOMPRESSED);
