@@ -118,8 +118,13 @@ impl Worker<'_> {
 
     fn decode_chunk(&self, Work { seq, input, chunk }: Work) -> DecodedChunk {
         let base = chunk.data.as_ptr() as usize;
-        // Sized once: grown by doubling, these were most of the workers' fresh pages.
-        let records = usize::try_from(chunk.record_count()).unwrap_or(0);
+        // Sized once: grown by doubling, these were most of the workers' fresh pages. No
+        // usage record is under 128 bytes of JSON, so a chunk of short (blank, broken) lines
+        // does not reserve a record for each of them.
+        const SHORTEST_RECORD_BYTES: usize = 128;
+        let records = usize::try_from(chunk.record_count())
+            .unwrap_or(0)
+            .min(chunk.data.len() / SHORTEST_RECORD_BYTES);
         let mut lines = 0;
         let mut blank = 0;
         let mut rejected = Vec::new();
