@@ -17,7 +17,6 @@ use arrow::array::{Array, RecordBatch};
 use arrow::compute::{concat_batches, interleave};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
-use chrono::NaiveDate;
 use deltalake::kernel::Add;
 use deltalake::logstore::ObjectStoreRef;
 use deltalake::DeltaTableError;
@@ -31,12 +30,11 @@ use parquet::file::properties::WriterProperties;
 use super::encoders;
 use super::stats::file_stats;
 
-/// The value of one partition column.
+/// The value of one partition column (every partition column is a BIGINT since `usage` is
+/// no longer partitioned by date).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PartitionValue {
     Long(i64),
-    /// Days since 1970-01-01.
-    Date(i32),
 }
 
 impl PartitionValue {
@@ -44,9 +42,6 @@ impl PartitionValue {
     fn serialize(self) -> String {
         match self {
             PartitionValue::Long(v) => v.to_string(),
-            PartitionValue::Date(days) => NaiveDate::from_epoch_days(days)
-                .map(|d| d.format("%Y-%m-%d").to_string())
-                .unwrap_or_else(|| days.to_string()),
         }
     }
 }
