@@ -13,8 +13,8 @@ use crate::pipeline::{
     follow, ingest, replay_dead_letters, IngestError, IngestOptions, RunSummary,
 };
 use crate::query::{
-    open_session, run_report, run_sql, write_batches, OutputFormat, QueryError, Report, Scope,
-    REPORTS,
+    check_lake, open_session, run_report, run_sql, write_batches, OutputFormat, QueryError, Report,
+    Scope, REPORTS,
 };
 use crate::source::kafka::{produce, KafkaError};
 use crate::source::Input;
@@ -36,6 +36,8 @@ pub enum RunError {
     Serve(#[from] crate::serve::ServeError),
     #[error("the server stopped: {0}")]
     Served(std::io::Error),
+    #[error("the lake breaks its invariants (see the failed checks above)")]
+    LakeCheckFailed,
     #[error("the books of {0} do not balance (see the mismatches above)")]
     NotBalanced(Period),
     #[error("the run summary does not account for every input line (a bug in simtally):\n{0}")]
@@ -98,6 +100,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
                     "{:<13} {} files merged into {}",
                     table.table, table.files_removed, table.files_added
                 );
+            }
+        }
+        Config::Check { lake } => {
+            let checked = check_lake(&Lake::new(lake)).await?;
+            print!("{checked}");
+            if !checked.passes() {
+                return Err(RunError::LakeCheckFailed);
             }
         }
         Config::Vacuum {

@@ -233,6 +233,11 @@ pub enum LakeCommand {
     /// interrupted runs leave them behind). Time travel to older versions stops working
     /// for what is deleted.
     Vacuum(VacuumArgs),
+    /// Verify the lake's invariants (every record counted once across usage and
+    /// quarantine, every reversal cancelling a stored slice, every event and dead letter
+    /// stored once, every data file present); print each and exit 1 with the offending ids
+    /// if any fails.
+    Check(LakeArg),
 }
 
 #[derive(Debug, Args)]
@@ -573,6 +578,9 @@ impl Cli {
                 },
             },
             Command::Lake(LakeCommand::Compact(lake)) => Config::Compact {
+                lake: lake.location().map_err(lake_err)?,
+            },
+            Command::Lake(LakeCommand::Check(lake)) => Config::Check {
                 lake: lake.location().map_err(lake_err)?,
             },
             Command::Lake(LakeCommand::Vacuum(a)) => Config::Vacuum {

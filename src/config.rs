@@ -42,6 +42,10 @@ pub enum Config {
     Compact {
         lake: LakeLocation,
     },
+    /// `simtally lake check`.
+    Check {
+        lake: LakeLocation,
+    },
     Replay {
         lake: LakeLocation,
         options: IngestOptions,

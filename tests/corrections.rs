@@ -166,3 +166,54 @@ async fn a_run_killed_after_committing_late_events_corrects_when_run_again() {
     );
     assert_eq!(outcome(&lake).await, expected);
 }
+
+/// A SIM moved back and forth 33,000 times during one record, the events arriving after the
+/// usage: the record is not cut into 33,001 slices (nor do its rows name every event); it is
+/// moved whole to the `too_many_slices` quarantine, its amounts kept, and running the same
+/// events again changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_moved_thousands_of_times_late_is_quarantined_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let iccid = "8988303000010001867";
+    let record = format!(
+        r#"{{"id": 7000000003, "traffic_type": {{"id": 5, "description": "Data"}}, "start_timestamp": "2026-11-04T03:00:00.000Z", "end_timestamp": "2026-11-04T03:10:00.000Z", "sim": {{"iccid": "{iccid}"}}, "volume": {{"rx": 22.816511, "tx": 0.949929, "total": 23.766440}}, "cost": 0.0404039320, "currency": {{"code": "EUR"}}}}"#
+    );
+    let mut events = format!(
+        r#"{{"event_id": "r", "type": "sim_registered", "timestamp": "2026-11-04T02:00:00Z", "iccid": "{iccid}", "workspace_id": 101}}"#
+    );
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-04T03:00:00Z").unwrap();
+    for n in 1..=33_000i64 {
+        let at = start + chrono::Duration::milliseconds(n * 10);
+        let (from, to) = if n % 2 == 1 { (101, 102) } else { (102, 101) };
+        events.push_str(&format!(
+            "\n{{\"event_id\": \"t{n}\", \"type\": \"sim_transferred\", \"timestamp\": \"{}\", \"iccid\": \"{iccid}\", \"source_workspace_id\": {from}, \"target_workspace_id\": {to}}}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ));
+    }
+    let (usage_path, events_path) = (dir.path().join("u.ndjson"), dir.path().join("e.ndjson"));
+    std::fs::write(&usage_path, record + "\n").unwrap();
+    std::fs::write(&events_path, events + "\n").unwrap();
+    let lake = local_lake(&dir);
+    ingest_files(&lake, &[usage_path], &[]).await;
+    let late = ingest_files(&lake, &[], std::slice::from_ref(&events_path)).await;
+    assert_eq!(late.events.accepted, 33_001);
+    assert_eq!(late.corrections.records, 1);
+    let counted =
+        "SELECT reason, COUNT(*), SUM(cost), SUM(volume_total) FROM quarantine GROUP BY 1";
+    let quarantined = vec![vec!["too_many_slices", "1", "0.0404039320", "23.766440"]];
+    assert_eq!(rows(&lake, counted).await, quarantined);
+    assert_eq!(
+        rows(&lake, "SELECT COUNT(*) FROM usage").await,
+        vec![vec!["0"]]
+    );
+    let marks = rows(
+        &lake,
+        "SELECT MAX(LENGTH(correction)) FROM quarantine_ledger",
+    )
+    .await;
+    assert!(marks[0][0].parse::<usize>().unwrap() < 200, "{marks:?}");
+
+    let again = ingest_files(&lake, &[], &[events_path]).await;
+    assert_eq!(again.corrections.records, 0);
+    assert_eq!(rows(&lake, counted).await, quarantined);
+}

@@ -256,3 +256,38 @@ async fn file_statistics_never_hide_a_row_from_a_filter() {
         assert_eq!(found[0][0], expected.to_string(), "{column}");
     }
 }
+
+/// gzip and zstd files are read as the text they hold (told by their magic bytes, not their
+/// names), and a UTF-8 byte order mark before the first line is not part of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_inputs_and_a_byte_order_mark_give_the_same_lake() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (usage, events) = inputs();
+    let with_bom = |path: &std::path::Path| {
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend(std::fs::read(path).unwrap());
+        bytes
+    };
+    let gzip_path = dir.path().join("usage.ndjson.gz");
+    let mut gzip = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gzip_path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gzip.write_all(&with_bom(&usage[0])).unwrap();
+    gzip.finish().unwrap();
+    let zstd_path = dir.path().join("events.data");
+    std::fs::write(
+        &zstd_path,
+        zstd::encode_all(&with_bom(&events[0])[..], 1).unwrap(),
+    )
+    .unwrap();
+
+    let lake = local_lake(&dir);
+    let summary = ingest_files(&lake, &[gzip_path], &[zstd_path]).await;
+    assert_eq!(
+        summary.usage.lines,
+        expected()["input_lines"].as_u64().unwrap()
+    );
+    common::assert_sample_1(&lake).await;
+}

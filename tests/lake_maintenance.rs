@@ -23,6 +23,16 @@ fn parquet_files(dir: &std::path::Path) -> usize {
     count
 }
 
+fn any_parquet_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(dir).unwrap().find_map(|entry| {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => any_parquet_file(&path),
+            false => (path.extension() == Some("parquet".as_ref())).then_some(path),
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_and_vacuum_keep_every_row_and_position() {
     let dir = tempfile::tempdir().unwrap();
@@ -69,13 +79,20 @@ async fn compaction_and_vacuum_keep_every_row_and_position() {
                 .map(|t| t.files_added as usize)
                 .sum::<usize>()
     );
+    // A file no commit names, as a run killed before its commit leaves behind.
+    let orphan = dir
+        .path()
+        .join("lake/usage/workspace_id=101/part-00000-orphan.zstd.parquet");
+    let data_file = any_parquet_file(&dir.path().join("lake/usage")).unwrap();
+    std::fs::copy(data_file, &orphan).unwrap();
     let dry = lake.vacuum(std::time::Duration::ZERO, true).await.unwrap();
-    let removed: u64 = compacted.iter().map(|t| t.files_removed).sum();
+    let removed: u64 = compacted.iter().map(|t| t.files_removed).sum::<u64>() + 1;
     assert_eq!(dry.iter().map(|t| t.files_removed).sum::<u64>(), removed);
     lake.vacuum(std::time::Duration::ZERO, false).await.unwrap();
+    assert!(!orphan.exists(), "the unreferenced file is vacuumed");
     assert_eq!(
         parquet_files(&dir.path().join("lake")) as u64,
-        files_before as u64 + compacted.iter().map(|t| t.files_added).sum::<u64>() - removed
+        files_before as u64 + 1 + compacted.iter().map(|t| t.files_added).sum::<u64>() - removed
     );
     assert_eq!(rows(&lake, TOTALS).await, before);
 

@@ -21,6 +21,8 @@ pub struct StoredSlice {
     pub cost: Money,
     /// Set on a reversal: the slice it cancels.
     pub reverses: Option<i16>,
+    /// Written when the record was first ingested (not by a correction).
+    pub original: bool,
 }
 
 /// One record's stored rows, in both tables.
@@ -67,23 +69,42 @@ fn live_slices(slices: &[StoredSlice]) -> Vec<&StoredSlice> {
     live
 }
 
-/// The rows that make `stored` agree with `book`, or `None` if it already does.
+/// The rows that make `stored` agree with `book`, or `None` if it already does: a reversal
+/// for each slice that counts and is not wanted, and each wanted slice that does not count
+/// yet. Taking the difference, not all or nothing, also completes a correction that was
+/// stored only in part (a pass stopped between its `quarantine` and `usage` commits).
 pub fn correct(
     stored: &StoredRecord,
     book: &OwnershipBook,
 ) -> Result<Option<Correction>, CorruptRecord> {
-    let live = live_slices(&stored.slices);
-    let record = whole_record(stored, &live)?;
-    let wanted = attribute(&record, book);
-    if same_slices(&live, &wanted) {
+    let record = whole_record(stored, &original_slices(&stored.slices))?;
+    let mut missing: Vec<Option<Slice>> = attribute(&record, book).into_iter().map(Some).collect();
+    let mut stale = Vec::new();
+    for have in live_slices(&stored.slices) {
+        let wanted = missing
+            .iter()
+            .position(|want| want.as_ref().is_some_and(|want| same_slice(have, want)));
+        match wanted {
+            Some(found) => missing[found] = None,
+            None => stale.push(have),
+        }
+    }
+    let missing: Vec<Slice> = missing.into_iter().flatten().collect();
+    if stale.is_empty() && missing.is_empty() {
         return Ok(None);
     }
     let mut next = stored.slices.iter().map(|s| s.slice).max().unwrap_or(0);
+    if i32::from(next) + (stale.len() + missing.len()) as i32 > i32::from(i16::MAX) {
+        return Err(CorruptRecord {
+            record_id: stored.record.id.0,
+            detail: "its corrections have used every slice number (up to 32,767)".to_owned(),
+        });
+    }
     let mut number = || {
-        next = next.saturating_add(1);
+        next += 1;
         next
     };
-    let reversals = live
+    let reversals = stale
         .iter()
         .map(|s| {
             let reversal = Slice {
@@ -98,7 +119,7 @@ pub fn correct(
             (reversal, s.slice)
         })
         .collect();
-    let slices = wanted
+    let slices = missing
         .into_iter()
         .map(|s| Slice {
             index: number(),
@@ -112,19 +133,27 @@ pub fn correct(
     }))
 }
 
+/// The slices the record was first written as (whatever corrections stored since, in full
+/// or in part).
+fn original_slices(slices: &[StoredSlice]) -> Vec<&StoredSlice> {
+    let mut original: Vec<&StoredSlice> = slices.iter().filter(|s| s.original).collect();
+    original.sort_by_key(|s| (s.start, s.slice));
+    original
+}
+
 /// The record as it was read: its live slices span its time and sum to its amounts.
 fn whole_record(
     stored: &StoredRecord,
-    live: &[&StoredSlice],
+    original: &[&StoredSlice],
 ) -> Result<UsageRecord, CorruptRecord> {
     let corrupt = |detail: &str| CorruptRecord {
         record_id: stored.record.id.0,
         detail: detail.to_owned(),
     };
-    let (Some(first), Some(last)) = (live.first(), live.iter().map(|s| s.end).max()) else {
-        return Err(corrupt("every row is reversed"));
+    let (Some(first), Some(last)) = (original.first(), original.iter().map(|s| s.end).max()) else {
+        return Err(corrupt("no row holds the record as first written"));
     };
-    let sum = |amount: fn(&StoredSlice) -> i128| live.iter().map(|s| amount(s)).sum::<i128>();
+    let sum = |amount: fn(&StoredSlice) -> i128| original.iter().map(|s| amount(s)).sum::<i128>();
     let volume = Volumes::new(
         Volume::from_units(sum(|s| s.rx.units())),
         Volume::from_units(sum(|s| s.tx.units())),
@@ -139,25 +168,22 @@ fn whole_record(
     })
 }
 
-fn same_slices(live: &[&StoredSlice], wanted: &[Slice]) -> bool {
-    live.len() == wanted.len()
-        && live.iter().zip(wanted).all(|(have, want)| {
-            (
-                have.start,
-                have.end,
-                have.destination,
-                have.rx,
-                have.tx,
-                have.cost,
-            ) == (
-                want.start,
-                want.end,
-                want.destination,
-                want.rx,
-                want.tx,
-                want.cost,
-            )
-        })
+fn same_slice(have: &StoredSlice, want: &Slice) -> bool {
+    (
+        have.start,
+        have.end,
+        have.destination,
+        have.rx,
+        have.tx,
+        have.cost,
+    ) == (
+        want.start,
+        want.end,
+        want.destination,
+        want.rx,
+        want.tx,
+        want.cost,
+    )
 }
 
 #[cfg(test)]

@@ -7,7 +7,15 @@ pub enum QuarantineReason {
     NoOwner,
     /// No lifecycle event was ever seen for the SIM.
     UnknownSim,
+    /// Ownership changed more often during the record than a record is cut
+    /// ([`MAX_SLICES`]): kept whole, its amounts accounted for, for an operator to look at.
+    TooManySlices,
 }
+
+/// The most slices one record is cut into (1,023 ownership changes inside it). A record
+/// that would be cut into more is quarantined whole as `too_many_slices`, so a SIM moved
+/// back and forth thousands of times within one record cannot make rows without bound.
+pub const MAX_SLICES: usize = 1024;
 
 impl QuarantineReason {
     /// Reads the lake's `reason` column back.
@@ -15,6 +23,7 @@ impl QuarantineReason {
         match name {
             "no_owner" => Some(QuarantineReason::NoOwner),
             "unknown_sim" => Some(QuarantineReason::UnknownSim),
+            "too_many_slices" => Some(QuarantineReason::TooManySlices),
             _ => None,
         }
     }
@@ -23,6 +32,7 @@ impl QuarantineReason {
         match self {
             QuarantineReason::NoOwner => "no_owner",
             QuarantineReason::UnknownSim => "unknown_sim",
+            QuarantineReason::TooManySlices => "too_many_slices",
         }
     }
 }
@@ -64,6 +74,10 @@ pub fn attribute(record: &UsageRecord, book: &OwnershipBook) -> Vec<Slice> {
     let pieces = pieces(timeline, record.start, record.end);
     if let [(_, _, owner)] = pieces.as_slice() {
         return vec![whole(record, destination(*owner))];
+    }
+    if pieces.len() > MAX_SLICES {
+        let reason = QuarantineReason::TooManySlices;
+        return vec![whole(record, Destination::Quarantine(reason))];
     }
     let durations: Vec<i64> = pieces
         .iter()
@@ -138,6 +152,24 @@ mod tests {
             book.apply(&event.event).unwrap();
         }
         book
+    }
+
+    #[test]
+    fn a_record_cut_more_than_the_limit_is_quarantined_whole() {
+        let moves: Vec<(i64, i64)> = (0..=MAX_SLICES as i64)
+            .map(|i| (i, if i % 2 == 0 { 101 } else { 102 }))
+            .collect();
+        let book = book(&moves);
+        let cut = attribute(&record(0, MAX_SLICES as i64, 10, 5, 100), &book);
+        assert_eq!(cut.len(), MAX_SLICES);
+        let kept = attribute(&record(0, MAX_SLICES as i64 + 1, 10, 5, 100), &book);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].index, 0);
+        assert_eq!(
+            kept[0].destination,
+            Destination::Quarantine(QuarantineReason::TooManySlices)
+        );
+        assert_eq!(kept[0].cost, Money::from_units(100));
     }
 
     #[test]

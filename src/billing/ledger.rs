@@ -12,10 +12,59 @@ use arrow::array::{
 use super::compose::Seal;
 use super::render::to_json;
 use super::{BillingError, InvoiceRun, Provenance};
-use crate::lake::{crash_point, Lake, LakeError, LakeTable};
+use deltalake::kernel::Transaction;
 
-pub(super) async fn record_issued(
-    lake: &Lake,
+use crate::lake::{crash_point, Lake, LakeError, LakeTable, TableAppender};
+
+/// The Delta `txn` application id every commit of an issue records: of two runs that read
+/// the ledger before either committed, the second to commit conflicts and starts again.
+const ISSUE_FENCE_APP_ID: &str = "simtally:issue";
+
+fn fence(at: chrono::DateTime<chrono::Utc>) -> Vec<Transaction> {
+    vec![Transaction::new(ISSUE_FENCE_APP_ID, at.timestamp_millis())]
+}
+
+/// The two tables an issue writes, opened before the run reads the lake.
+pub(super) struct Ledger {
+    billed: TableAppender,
+    invoices: TableAppender,
+}
+
+impl Ledger {
+    /// Opens both tables and claims the ledger: an empty `invoices` commit with the fence,
+    /// after which this run reads the lake. Of runs that claim before either stores its
+    /// invoices, only the last to claim can store them: every earlier one's `invoices`
+    /// commit, made on the version it claimed, conflicts with the later claim. So a run
+    /// that stores its invoices read the lake after every other run that did.
+    pub async fn open(lake: &Lake) -> Result<Self, BillingError> {
+        let billed = lake.appender(LakeTable::BilledSlices).await?;
+        let claim = lake.appender(LakeTable::Invoices).await?;
+        let claimed = claim.commit(fence(chrono::Utc::now())).await?;
+        let invoices = lake.appender(LakeTable::Invoices).await?;
+        if invoices.read_version() != claimed {
+            return Err(LakeError::Fenced {
+                table: LakeTable::Invoices.name(),
+            }
+            .into());
+        }
+        Ok(Ledger { billed, invoices })
+    }
+
+    /// Stores what `run` issued now: the billed slices, then the invoices.
+    pub async fn record_issued(
+        self,
+        run: &InvoiceRun,
+        seals: Vec<Seal>,
+    ) -> Result<(), BillingError> {
+        record_issued(self, run, seals).await
+    }
+}
+
+async fn record_issued(
+    Ledger {
+        mut billed,
+        mut invoices,
+    }: Ledger,
     run: &InvoiceRun,
     seals: Vec<Seal>,
 ) -> Result<(), BillingError> {
@@ -28,7 +77,6 @@ pub(super) async fn record_issued(
     if issued.is_empty() {
         return Ok(());
     }
-    let mut billed = lake.appender(LakeTable::BilledSlices).await?;
     for seal in &seals {
         let (period, keys) = &seal.own;
         for batch in keys {
@@ -41,7 +89,7 @@ pub(super) async fn record_issued(
                 .await?;
         }
     }
-    billed.commit(Vec::new()).await?;
+    billed.commit(fence(run.issued_at)).await?;
     crash_point(LakeTable::BilledSlices.name());
 
     let n = issued.len();
@@ -63,9 +111,8 @@ pub(super) async fn record_issued(
     ];
     let batch = RecordBatch::try_new(LakeTable::Invoices.schema(), columns)
         .map_err(|e| bug(LakeTable::Invoices, e))?;
-    let mut invoices = lake.appender(LakeTable::Invoices).await?;
     invoices.write(batch).await?;
-    invoices.commit(Vec::new()).await?;
+    invoices.commit(fence(run.issued_at)).await?;
     Ok(())
 }
 

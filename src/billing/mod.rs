@@ -26,7 +26,7 @@ pub use period::Period;
 pub use prices::{PriceList, Tariff, WorkspaceSettings};
 pub use reconcile::{reconcile, Reconciliation};
 
-use crate::lake::{Lake, LakeError};
+use crate::lake::{back_off, Lake, LakeError, FENCED_RETRIES};
 
 /// Errors of the billing layer. `Prices` and `Tariff` are the user's to fix (the price list
 /// or the command); `Lake`, `Query` and `Output` come from storage, the query engine or the
@@ -96,11 +96,42 @@ pub enum Provenance {
 /// HTML into `options.out`.
 pub async fn invoice(lake: &Lake, options: &InvoiceOptions) -> Result<InvoiceRun, BillingError> {
     let prices = PriceList::load(&options.prices).map_err(BillingError::Prices)?;
-    let snapshot = read::LakeSnapshot::open(lake).await?;
-    let (run, seals) = compose::compose(&snapshot, &prices, options).await?;
-    ledger::record_issued(lake, &run, seals).await?;
+    let mut attempt = 1;
+    let run = loop {
+        match invoice_once(lake, options, &prices).await {
+            Err(BillingError::Lake(e)) if e.is_concurrent_commit() && attempt <= FENCED_RETRIES => {
+                tracing::warn!(
+                    attempt,
+                    "another run issued invoices first; reading the lake again"
+                );
+                attempt += 1;
+                back_off(attempt).await;
+            }
+            other => break other?,
+        }
+    };
     for (invoice, _) in &run.invoices {
         write_files(&options.out, invoice)?;
+    }
+    Ok(run)
+}
+
+/// One attempt: with `issue`, the ledger's tables are opened (their versions fixed) before
+/// anything is read, so a run that issued since makes this one's commits conflict
+/// (`ledger`), and it starts again from what that run sealed.
+async fn invoice_once(
+    lake: &Lake,
+    options: &InvoiceOptions,
+    prices: &PriceList,
+) -> Result<InvoiceRun, BillingError> {
+    let ledger = match options.issue {
+        true => Some(ledger::Ledger::open(lake).await?),
+        false => None,
+    };
+    let snapshot = read::LakeSnapshot::open(lake).await?;
+    let (run, seals) = compose::compose(&snapshot, prices, options).await?;
+    if let Some(ledger) = ledger {
+        ledger.record_issued(&run, seals).await?;
     }
     Ok(run)
 }

@@ -5,6 +5,7 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
     NotUtf8,
+    LineTooLong,
     NotJson,
     NotAnObject,
     MissingField,
@@ -15,6 +16,7 @@ pub enum Reason {
     InvalidIccid,
     InvalidWorkspace,
     InvalidTimestamp,
+    ImplausibleTimestamp,
     EndBeforeStart,
     NegativeAmount,
     TooPrecise,
@@ -33,6 +35,7 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::NotUtf8 => "not_utf8",
+            Reason::LineTooLong => "line_too_long",
             Reason::NotJson => "not_json",
             Reason::NotAnObject => "not_an_object",
             Reason::MissingField => "missing_field",
@@ -43,6 +46,7 @@ impl Reason {
             Reason::InvalidIccid => "invalid_iccid",
             Reason::InvalidWorkspace => "invalid_workspace",
             Reason::InvalidTimestamp => "invalid_timestamp",
+            Reason::ImplausibleTimestamp => "implausible_timestamp",
             Reason::EndBeforeStart => "end_before_start",
             Reason::NegativeAmount => "negative_amount",
             Reason::TooPrecise => "too_precise",
@@ -76,5 +80,17 @@ pub struct Rejection {
 impl Rejection {
     pub fn new(reason: Reason, detail: String) -> Self {
         Rejection { reason, detail }
+    }
+
+    /// A line of `length` bytes, too long to read whole (`source::MAX_LINE_BYTES`).
+    pub fn line_too_long(length: u64) -> Self {
+        Rejection::new(
+            Reason::LineTooLong,
+            format!(
+                "the line is {length} bytes, over the limit of {} (the payload keeps its first {})",
+                crate::source::MAX_LINE_BYTES,
+                crate::source::KEPT_BYTES
+            ),
+        )
     }
 }

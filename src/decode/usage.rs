@@ -214,8 +214,7 @@ fn validate(wire: UsageFields) -> Result<UsageRecord, Rejection> {
 }
 
 fn timestamp(text: &str, field: &str) -> Result<UtcMillis, Rejection> {
-    UtcMillis::parse_rfc3339(text)
-        .map_err(|e| Rejection::new(Reason::InvalidTimestamp, format!("{field}: {e}")))
+    crate::decode::plausible_instant(text, field)
 }
 
 fn amount<const S: u32>(raw: &str, field: &str) -> Result<Fixed<S>, Rejection> {

@@ -128,6 +128,16 @@ impl TableAppender {
         self.rows
     }
 
+    /// Whether a commit would change the table (rows, files replaced) or record something.
+    pub fn has_changes(&self) -> bool {
+        self.rows > 0 || !self.commit_info.is_empty() || !self.replaced.is_empty()
+    }
+
+    /// The table version this appender read, which its commit is checked against.
+    pub fn read_version(&self) -> Option<i64> {
+        self.delta.version().map(|v| v as i64)
+    }
+
     /// Records `value` under `key` in the commit's `commitInfo`; the commit then happens
     /// even if no rows were written.
     pub fn record_in_commit(&mut self, key: &str, value: serde_json::Value) {

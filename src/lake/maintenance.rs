@@ -6,7 +6,9 @@
 use std::num::NonZeroU64;
 use std::time::Duration;
 
+use deltalake::operations::vacuum::VacuumMode;
 use deltalake::parquet::file::properties::WriterProperties;
+use object_store::ObjectStoreExt;
 
 use super::appender::zstd;
 use super::files::TARGET_FILE_BYTES;
@@ -64,6 +66,9 @@ impl Lake {
                 .vacuum()
                 .with_retention_period(retention)
                 .with_enforce_retention_duration(false)
+                // Also files that no commit ever named (runs killed or refused before their
+                // commit): they are deleted once older than the retention, like the rest.
+                .with_mode(VacuumMode::Full)
                 .with_dry_run(dry_run)
                 .await
                 .map_err(|e| self.delta_error(table, e))?;
@@ -74,6 +79,30 @@ impl Lake {
             });
         }
         self.found(done)
+    }
+
+    /// The data files the tables' current versions name that the store does not have, as
+    /// `table/path`.
+    pub async fn missing_files(&self) -> Result<Vec<String>, LakeError> {
+        let mut missing = Vec::new();
+        for table in LakeTable::ALL {
+            let Some(delta) = self.open(table).await? else {
+                continue;
+            };
+            let snapshot = delta.snapshot().map_err(|e| self.delta_error(table, e))?;
+            let store = delta.object_store();
+            for file in snapshot.log_data().iter() {
+                let path = file.object_store_path();
+                match store.head(&path).await {
+                    Ok(_) => {}
+                    Err(object_store::Error::NotFound { .. }) => {
+                        missing.push(format!("{}/{}", table.name(), file.path()))
+                    }
+                    Err(e) => return Err(self.delta_error(table, e.into())),
+                }
+            }
+        }
+        Ok(missing)
     }
 
     /// A lake without any table is most likely a wrong `--lake`: say so.

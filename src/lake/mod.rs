@@ -2,6 +2,7 @@
 
 mod appender;
 mod encoders;
+mod fence;
 mod files;
 mod location;
 mod maintenance;
@@ -18,6 +19,7 @@ use deltalake::kernel::StructType;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
 pub use appender::TableAppender;
+pub use fence::{back_off, Fence, FENCED_RETRIES, FENCE_APP_ID};
 pub use files::{PartitionValue, RowGroupRows};
 pub use location::LakeLocation;
 pub use maintenance::TableMaintenance;
@@ -150,23 +152,26 @@ pub enum LakeError {
         found: Vec<String>,
         expected: &'static [&'static str],
     },
+    #[error("table {table}: another writer committed after this one claimed it")]
+    Fenced { table: &'static str },
     #[error("internal error (a bug in simtally): {0}")]
     Internal(String),
 }
 
 impl LakeError {
-    /// Another writer committed to the same table, recording the same source positions,
-    /// after this one read it: the work of this commit is already in the lake (by the other
-    /// writer), so it must be dropped, not retried.
+    /// Another writer committed to the same table, with the same fence (`fence`) or source
+    /// positions, after this one read it: this work was decided on a read that is no longer
+    /// current, so it must be dropped, and done again from a fresh read if at all.
     pub fn is_concurrent_commit(&self) -> bool {
         use deltalake::kernel::transaction::TransactionError;
-        matches!(
-            self,
-            LakeError::Delta { source, .. } if matches!(
-                source.as_ref(),
-                DeltaTableError::Transaction { source: TransactionError::CommitConflict(_) }
+        matches!(self, LakeError::Fenced { .. })
+            || matches!(
+                self,
+                LakeError::Delta { source, .. } if matches!(
+                    source.as_ref(),
+                    DeltaTableError::Transaction { source: TransactionError::CommitConflict(_) }
+                )
             )
-        )
     }
 }
 

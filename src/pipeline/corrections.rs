@@ -7,7 +7,7 @@
 //! reads those events again (their position was not recorded), and the check finds the
 //! corrections still missing. A check that finds nothing to change writes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -67,7 +67,8 @@ pub(super) async fn correction_rows(
             _ => "CAST(NULL AS BIGINT) AS workspace_id, reason",
         };
         let sql = format!(
-            "SELECT {COLUMNS}, {destination} FROM t WHERE iccid IN (SELECT iccid FROM keys)"
+            "SELECT {COLUMNS}, {destination}, correction IS NULL AS original FROM t \
+             WHERE iccid IN (SELECT iccid FROM keys)"
         );
         batches.extend(
             lake.select_with_keys(table, iccids.clone(), &sql)
@@ -81,11 +82,25 @@ pub(super) async fn correction_rows(
     }
     let causes: BTreeMap<Iccid, String> = touched
         .iter()
-        .map(|(iccid, ids)| (*iccid, ids.iter().cloned().collect::<Vec<_>>().join(",")))
+        .map(|(iccid, ids)| (*iccid, provenance(ids)))
         .collect();
     tokio::task::spawn_blocking(move || build_rows(&batches, &book, &causes, now))
         .await
         .map_err(|e| IngestError::Internal(format!("computing corrections: {e}")))?
+}
+
+/// How many event ids a correction row names; a SIM moved thousands of times in one pass
+/// must not make every row carry them all.
+const NAMED_CAUSES: usize = 8;
+
+/// The `correction` column: the ids of the events that caused it, the first
+/// [`NAMED_CAUSES`] of them and how many more.
+fn provenance(ids: &BTreeSet<String>) -> String {
+    let named: Vec<&str> = ids.iter().take(NAMED_CAUSES).map(String::as_str).collect();
+    match ids.len().saturating_sub(NAMED_CAUSES) {
+        0 => named.join(","),
+        more => format!("{},+{more} more", named.join(",")),
+    }
 }
 
 /// The touched SIMs as a one-column table (`iccid`) to join the stored rows with.
@@ -203,6 +218,10 @@ fn stored_records(
     let (op_names, mccs, mncs, countries, imsis) =
         (text(10)?, text(11)?, text(12)?, text(13)?, text(14)?);
     let (sources, reasons) = (text(15)?, text(18)?);
+    let originals = batch
+        .column(19)
+        .as_boolean_opt()
+        .ok_or("the original flag is not a boolean")?;
     let ids = ids.as_primitive::<Int64Type>();
     let slices = slices.as_primitive::<Int16Type>();
     let reverses = reverses.as_primitive::<Int16Type>();
@@ -240,6 +259,7 @@ fn stored_records(
             tx: Volume::from_units(units(&tx, row)),
             cost: Money::from_units(units(&cost, row)),
             reverses: reverses.is_valid(row).then(|| reverses.value(row)),
+            original: originals.value(row),
         };
         if let Some(record) = records.get_mut(&id) {
             record.slices.push(slice);

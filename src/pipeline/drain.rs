@@ -11,11 +11,12 @@ use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ingest_pass, open_topics, IngestError, IngestOptions, KafkaIngest, PassState, RunSummary,
-    StoredFrom,
+    ingest_pass, open_topics, retry_when_fenced, IngestError, IngestOptions, KafkaIngest,
+    PassState, RunSummary, StoredFrom,
 };
 use crate::lake::Lake;
 use crate::source::kafka::check_co_partitioned;
+use crate::source::ChunkSource;
 
 pub(super) async fn drain_topics(
     lake: &Lake,
@@ -29,23 +30,28 @@ pub(super) async fn drain_topics(
     let mut passes = 0u64;
     let mut stored = None;
     loop {
-        let (events, mut usage) = open_topics(lake, kafka, partitions, None).await?;
-        if let Some(budget) = kafka.pass_budget {
-            usage = usage.with_budget(budget);
-        }
-        let stopped_short = usage.stopped_short();
-        let pass = ingest_pass(
-            lake,
-            options,
-            (Box::new(events), Box::new(usage)),
-            PassState {
-                stored: stored.take().map_or(StoredFrom::Lake, StoredFrom::Kept),
-                hold: None,
-            },
-            shutdown.clone(),
-        )
+        let mut kept = stored.take();
+        let pass = retry_when_fenced(true, || {
+            let kept = kept.take();
+            let shutdown = shutdown.clone();
+            async move {
+                let (events, mut usage) = open_topics(lake, kafka, partitions, None).await?;
+                if let Some(budget) = kafka.pass_budget {
+                    usage = usage.with_budget(budget);
+                }
+                let stopped_short = usage.stopped_short();
+                let stored = kept.map_or(StoredFrom::Lake, |kept| {
+                    StoredFrom::Kept(kept, Box::new(StoredFrom::Lake))
+                });
+                let sources: (Box<dyn ChunkSource>, Box<dyn ChunkSource>) =
+                    (Box::new(events), Box::new(usage));
+                let state = PassState { stored, hold: None };
+                let (pass, after) = ingest_pass(lake, options, sources, state, shutdown).await?;
+                Ok((pass, after, stopped_short))
+            }
+        })
         .await;
-        let (pass, stored_after) = match pass {
+        let (pass, stored_after, stopped_short) = match pass {
             Err(IngestError::Interrupted) if passes > 0 => {
                 return Err(IngestError::InterruptedAfterPasses(passes))
             }

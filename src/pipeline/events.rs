@@ -29,6 +29,9 @@ pub struct StoredSimEvents {
     /// the largest `seq` stored in the lake, so a run that loads every stored event numbers
     /// after it too.
     numbered_through: i64,
+    /// The `sim_events` version these are the events of, once a pass has committed (or
+    /// read) it: kept events are used again only while no other writer has committed since.
+    version: Option<i64>,
 }
 
 impl StoredSimEvents {
@@ -38,7 +41,14 @@ impl StoredSimEvents {
             events,
             partitions,
             numbered_through,
+            version: None,
         }
+    }
+
+    /// The same events, as `sim_events` stands at `version`.
+    pub(super) fn at_version(mut self, version: Option<i64>) -> Self {
+        self.version = version;
+        self
     }
 
     /// The same events, numbered on after `seq` at least.
@@ -76,8 +86,9 @@ pub enum StoredFrom {
     /// Every event in the lake.
     #[default]
     Lake,
-    /// Those the previous pass of this process left.
-    Kept(StoredSimEvents),
+    /// Those the previous pass of this process left, if `sim_events` is still at the version
+    /// they are of; otherwise (another writer committed events since) from the second.
+    Kept(StoredSimEvents, Box<StoredFrom>),
     /// The snapshots of these partitions of the events topic, plus the events stored after
     /// them (and every event not read from the topic).
     Snapshot { topic: String, partitions: Vec<i32> },
@@ -121,6 +132,20 @@ pub(super) struct EventTargets<'a> {
     pub stored: StoredFrom,
 }
 
+/// The stored SIM events from the lake: all of them, or a snapshot's.
+async fn load_stored(lake: &Lake, from: StoredFrom) -> Result<StoredSimEvents, IngestError> {
+    Ok(match from {
+        StoredFrom::Snapshot { topic, partitions } => {
+            super::snapshot::load(lake, &topic, &partitions).await?
+        }
+        StoredFrom::Lake | StoredFrom::Kept(..) => {
+            let events = load_stored_events(lake).await?;
+            let partitions = vec![None; events.len()];
+            StoredSimEvents::new(events, partitions)
+        }
+    })
+}
+
 pub(super) async fn run(
     lake: &Lake,
     targets: EventTargets<'_>,
@@ -135,20 +160,15 @@ pub(super) async fn run(
         stored,
     } = targets;
     let stored = match stored {
-        StoredFrom::Kept(stored) => stored,
-        StoredFrom::Lake => {
-            let events = load_stored_events(lake).await?;
-            let partitions = vec![None; events.len()];
-            StoredSimEvents::new(events, partitions)
-        }
-        StoredFrom::Snapshot { topic, partitions } => {
-            super::snapshot::load(lake, &topic, &partitions).await?
-        }
+        StoredFrom::Kept(stored, _) if stored.version == appender.read_version() => stored,
+        StoredFrom::Kept(_, otherwise) => load_stored(lake, *otherwise).await?,
+        other => load_stored(lake, other).await?,
     };
     let StoredSimEvents {
         events: stored,
         partitions: mut all_partitions,
         numbered_through,
+        version: _,
     } = stored;
     let mut directory = load_directory(lake, link_limits).await?;
     let mut directory_arrivals = Vec::new();
@@ -390,13 +410,18 @@ fn read_all(
 fn decode_lines(
     chunks: &[(usize, Chunk)],
 ) -> Result<Vec<Option<Result<IncomingEvent, Rejection>>>, IngestError> {
-    let lines: Vec<&[u8]> = chunks
+    let lines: Vec<(&[u8], Option<u64>)> = chunks
         .iter()
-        .flat_map(|(_, chunk)| chunk.records().map(|(_, bytes)| bytes))
+        .flat_map(|(_, chunk)| {
+            (chunk.records()).map(|(line, bytes)| (bytes, chunk.cut_length(line)))
+        })
         .collect();
-    let decode = |bytes: &&[u8]| {
+    let decode = |(bytes, cut): &(&[u8], Option<u64>)| {
         let blank = bytes.iter().all(u8::is_ascii_whitespace);
-        (!blank).then(|| decode_any_event(bytes))
+        (!blank).then(|| match cut {
+            Some(length) => Err(Rejection::line_too_long(*length)),
+            None => decode_any_event(bytes),
+        })
     };
     // A follower's pass often brings a handful of events: not worth starting threads for.
     const FEWEST_FOR_THREADS: usize = 4096;

@@ -131,10 +131,15 @@ async fn passes(
             // A pass is not cancelled by the shutdown: it finishes and commits, then the loop
             // ends. (`main` still ends a pass that overstays its grace period; the lake then
             // simply has not recorded it, and the next start reads it again.)
+            let snapshot = StoredFrom::Snapshot {
+                topic: kafka.topics.events.clone(),
+                partitions: owned.clone(),
+            };
             let (stored, events_since_snapshot) = match kept.take() {
-                Some(kept) if kept.generation == generation => {
-                    (StoredFrom::Kept(kept.stored), kept.events_since_snapshot)
-                }
+                Some(kept) if kept.generation == generation => (
+                    StoredFrom::Kept(kept.stored, Box::new(snapshot)),
+                    kept.events_since_snapshot,
+                ),
                 previous => {
                     // The partitions' events, as the previous assignment's passes left
                     // them, are where the next member to own them starts from.
@@ -143,10 +148,6 @@ async fn passes(
                     }
                     tracing::info!(partitions = ?owned, "SIM events loaded from the lake for this assignment");
                     metrics.record_ownership_load();
-                    let snapshot = StoredFrom::Snapshot {
-                        topic: kafka.topics.events.clone(),
-                        partitions: owned.clone(),
-                    };
                     (snapshot, 0)
                 }
             };

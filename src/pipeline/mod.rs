@@ -5,6 +5,7 @@
 //! and attribute them in parallel, and one collector restores input order, de-duplicates
 //! and builds Arrow batches that the async lake writer encodes to Parquet.
 
+mod commit;
 mod corrections;
 mod dead_letter_topic;
 mod drain;
@@ -28,12 +29,13 @@ use deltalake::kernel::Transaction;
 
 use crate::directory::LinkLimits;
 use crate::domain::UtcMillis;
-use crate::lake::{crash_point, Lake, LakeError, LakeTable};
+use crate::lake::{back_off, Lake, LakeError, LakeTable, FENCED_RETRIES};
 use crate::source::kafka::{
     check_co_partitioned, resume_app_id, KafkaError, ReadBudget, TopicToEnd, Topics,
 };
 use crate::source::{ChunkSource, FileChunks, Input, Replayed, SourceError};
 
+pub use commit::PASS_COMMIT_ORDER;
 pub use corrections::CorrectionCounts;
 pub use events::{StoredFrom, StoredSimEvents};
 pub use follow::{follow, FollowSummary};
@@ -42,7 +44,7 @@ pub use hold::{Hold, HoldPolicy};
 pub use metrics::Metrics;
 pub use summary::{
     EventCounts, QuarantineTotals, RunRecord, RunSummary, UsageCounts, WorkspaceTotals,
-    PASS_STAMP_KEY, RUN_RECORD_KEY,
+    RUN_RECORD_KEY,
 };
 pub use usage::DEFAULT_WINDOW_DAYS;
 
@@ -104,6 +106,12 @@ pub enum IngestError {
     Interrupted,
     #[error("interrupted after {0} committed passes; run it again to ingest the rest")]
     InterruptedAfterPasses(u64),
+    #[error(
+        "another writer committed to the lake after this run read it ({attempts} attempt(s){}): \
+         the tables this run committed are safe; run it again to complete the work",
+        if *rereadable { "" } else { "; stdin cannot be read again" }
+    )]
+    Fenced { attempts: u32, rereadable: bool },
     #[error("internal error (a bug in simtally): {0}")]
     Internal(String),
 }
@@ -195,8 +203,47 @@ pub async fn ingest(
     if let Some(kafka) = options.kafka.as_ref().filter(|k| k.pass_budget.is_some()) {
         return drain::drain_topics(lake, &options, kafka, shutdown).await;
     }
-    let (events_source, usage_source) = sources(lake, &options).await?;
-    ingest_sources(lake, &options, events_source, usage_source, shutdown).await
+    let rereadable = (options.usage.iter().chain(&options.events)).all(|i| *i != Input::Stdin);
+    let (options, shutdown) = (&options, &shutdown);
+    retry_when_fenced(rereadable, || async move {
+        let (events_source, usage_source) = sources(lake, options).await?;
+        ingest_sources(lake, options, events_source, usage_source, shutdown.clone()).await
+    })
+    .await
+}
+
+/// Runs `attempt` until it is not refused by the writer fence (`lake::fence`): another
+/// writer committed to a table this run read, after it read it. Each attempt reads the lake
+/// afresh, so it sees, and does not repeat, what the other writer committed. Inputs that
+/// cannot be read again (stdin) are not retried.
+pub(crate) async fn retry_when_fenced<T, F, Fut>(
+    rereadable: bool,
+    mut attempt: F,
+) -> Result<T, IngestError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, IngestError>>,
+{
+    let mut attempts = 1;
+    loop {
+        match attempt().await {
+            Err(IngestError::Lake(e)) if e.is_concurrent_commit() => {
+                if !rereadable || attempts > FENCED_RETRIES {
+                    return Err(IngestError::Fenced {
+                        attempts,
+                        rereadable,
+                    });
+                }
+                tracing::warn!(
+                    attempts,
+                    "another writer committed to the lake after this run read it; reading it again"
+                );
+                attempts += 1;
+                back_off(attempts).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// As [`ingest`], from sources the caller opened (`options.usage`, `events` and `kafka`
@@ -246,6 +293,7 @@ pub async fn ingest_pass(
         lake.appender(LakeTable::Quarantine).await?,
         lake.appender(LakeTable::DeadLetters).await?,
     ];
+    let fence = lake.fence().await?;
     let dead_letters_in_lake: Arc<HashSet<String>> =
         Arc::new(lake.string_keys(LakeTable::DeadLetters, "source").await?);
 
@@ -281,6 +329,7 @@ pub async fn ingest_pass(
         dead_letters_in_lake,
         event_pass.dead_letters,
         horizons,
+        fence,
         now,
         shutdown.clone(),
     )
@@ -327,7 +376,7 @@ pub async fn ingest_pass(
         _ => usage_pass
             .appenders
             .iter()
-            .find(|(name, _)| *name == table)
+            .find(|(t, _)| t.name() == table)
             .map_or(0, |(_, appender)| appender.rows() as u64),
     });
     // `usage` is committed last and records where both sources resume: a run that dies
@@ -342,48 +391,31 @@ pub async fn ingest_pass(
     // Every commit that adds rows also names the positions it read up to (Delta `txn`
     // actions): if another member of a consumer group committed the same partitions since
     // this run read the table, Delta refuses the commit, so two instances never both write
-    // the same messages (see `follow`).
-    let fence = |rows: usize| match rows {
+    // the same messages (see `follow`). The writer fence does the same for every writer.
+    let positions = |rows: usize| match rows {
         0 => Vec::new(),
         _ => transactions(&resume_points),
     };
-    let events_fence = fence(event_pass.appender.rows());
-    summary.lake_versions.extend(
-        event_pass
-            .appender
-            .commit(events_fence)
-            .await?
-            .map(|v| ("sim_events", v)),
-    );
-    crash_point("sim_events");
-    for (name, appender) in [
-        ("workspaces", workspaces_appender),
-        ("memberships", memberships_appender),
+    let events_version = event_pass.appender.read_version();
+    let mut steps = vec![commit::Step {
+        table: LakeTable::SimEvents,
+        txns: positions(event_pass.appender.rows()),
+        appender: event_pass.appender,
+    }];
+    for (table, appender) in [
+        (LakeTable::Workspaces, workspaces_appender),
+        (LakeTable::Memberships, memberships_appender),
     ] {
-        let txns = fence(appender.rows());
-        summary
-            .lake_versions
-            .extend(appender.commit(txns).await?.map(|v| (name, v)));
-        crash_point(name);
+        let txns = positions(appender.rows());
+        steps.push(commit::Step {
+            table,
+            appender,
+            txns,
+        });
     }
-    let stored_rows = usage_pass
-        .appenders
-        .iter()
-        .filter(|(name, _)| matches!(*name, "usage" | "quarantine"))
-        .any(|(_, appender)| appender.rows() > 0);
-    for (name, mut appender) in usage_pass.appenders {
-        // Both commits of a pass that stores slices carry its stamp, so the next pass can
-        // tell whether this one was killed between them.
-        let stamped = match name {
-            "usage" => stored_rows,
-            "quarantine" => appender.rows() > 0,
-            _ => false,
-        };
-        if stamped {
-            appender.record_in_commit(PASS_STAMP_KEY, now.millis().into());
-        }
-        let txns = match name {
-            "usage" => {
+    for (table, mut appender) in usage_pass.appenders {
+        let txns = match table {
+            LakeTable::Usage => {
                 // A run that adds nothing leaves the lake as it was, without a record.
                 if let Some(value) = serde_json::to_value(&record)
                     .ok()
@@ -394,28 +426,36 @@ pub async fn ingest_pass(
                 transactions(&resume_points)
             }
             // A pass killed between its `quarantine` and `usage` commits is told by these.
-            "quarantine" if appender.rows() > 0 => transactions(&quarantine_points),
-            _ => fence(appender.rows()),
+            LakeTable::Quarantine if appender.rows() > 0 => transactions(&quarantine_points),
+            _ => positions(appender.rows()),
         };
-        summary
-            .lake_versions
-            .extend(appender.commit(txns).await?.map(|v| (name, v)));
-        crash_point(name);
+        steps.push(commit::Step {
+            table,
+            appender,
+            txns,
+        });
     }
+    let committed = commit::CommitPlan::new(fence, steps)?.commit().await?;
+    let events_version = committed
+        .iter()
+        .find(|(table, _)| *table == LakeTable::SimEvents.name())
+        .map(|(_, version)| *version)
+        .or(events_version);
+    summary.lake_versions.extend(committed);
     summary.elapsed = started.elapsed();
     tracing::info!(seconds = summary.elapsed.as_secs_f64(), "committed");
-    Ok((summary, stored_after))
+    Ok((summary, stored_after.at_version(events_version)))
 }
 
 /// Appends the correction rows to the pass's `usage` and `quarantine` writers, so that they
 /// are committed with the pass (and recorded in its run record).
 async fn write_corrections(
-    appenders: &mut [(&'static str, crate::lake::TableAppender)],
+    appenders: &mut [(LakeTable, crate::lake::TableAppender)],
     rows: &corrections::CorrectionRows,
 ) -> Result<(), IngestError> {
-    for (name, appender) in appenders.iter_mut() {
-        match *name {
-            "usage" => {
+    for (table, appender) in appenders.iter_mut() {
+        match *table {
+            LakeTable::Usage => {
                 for (day, batch) in &rows.usage {
                     let values = usage::partition_values(day.workspace);
                     appender
@@ -423,7 +463,7 @@ async fn write_corrections(
                         .await?;
                 }
             }
-            "quarantine" => {
+            LakeTable::Quarantine => {
                 if let Some(batch) = &rows.quarantine {
                     appender.write(batch.clone()).await?;
                 }
@@ -442,6 +482,19 @@ pub async fn replay_dead_letters(
     options: &IngestOptions,
     shutdown: CancellationToken,
 ) -> Result<RunSummary, IngestError> {
+    retry_when_fenced(true, || async {
+        let letters = stored_dead_letters(lake).await?;
+        let events = Box::new(FileChunks::new(Vec::new()));
+        let usage = Box::new(Replayed::new(letters));
+        ingest_sources(lake, options, events, usage, shutdown.clone()).await
+    })
+    .await
+}
+
+/// Every dead letter in the lake: (source, key, payload).
+async fn stored_dead_letters(
+    lake: &Lake,
+) -> Result<Vec<(String, Option<Vec<u8>>, Vec<u8>)>, IngestError> {
     let batches = lake
         .select(LakeTable::DeadLetters, "SELECT source, payload, key FROM t")
         .await?;
@@ -465,7 +518,5 @@ pub async fn replay_dead_letters(
             ));
         }
     }
-    let events = Box::new(FileChunks::new(Vec::new()));
-    let usage = Box::new(Replayed::new(letters));
-    ingest_sources(lake, options, events, usage, shutdown).await
+    Ok(letters)
 }

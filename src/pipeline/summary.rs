@@ -96,11 +96,6 @@ impl EventCounts {
 /// The key of [`RunRecord`] in the `commitInfo` of a run's `usage` commit.
 pub const RUN_RECORD_KEY: &str = "simtally.run";
 
-/// The key, in the `commitInfo` of a pass's `quarantine` and `usage` commits, of the pass's
-/// start time (milliseconds): a `quarantine` commit newer than the last `usage` one belongs to
-/// a pass killed between the two.
-pub const PASS_STAMP_KEY: &str = "simtally.pass";
-
 /// What one ingest run read and wrote, stored with its `usage` commit so that
 /// `simtally reconcile` can check the lake against every run that built it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

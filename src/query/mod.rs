@@ -1,11 +1,13 @@
 //! query/serve: DataFusion over the lake. Ad-hoc SQL, the named reports in `sql/`, and the
 //! output formats people paste into spreadsheets and scripts.
 
+mod check;
 mod format;
 mod reports;
 mod scoped;
 mod session;
 
+pub use check::{check_lake, Check, LakeCheck};
 pub use format::{write_batches, OutputFormat};
 pub use reports::{Report, REPORTS};
 pub use scoped::{

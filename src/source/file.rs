@@ -1,6 +1,6 @@
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::path::PathBuf;
 
 /// An NDJSON input: a file, or `-` for standard input.
@@ -68,6 +68,11 @@ impl Input {
                 })?)
             }
         };
+        let reader = plain_text(reader).map_err(|source| SourceError::Read {
+            input: self.to_string(),
+            line: 0,
+            source,
+        })?;
         Ok(ChunkReader::new(self.to_string(), reader))
     }
 
@@ -83,6 +88,40 @@ impl Input {
                 }),
         }
     }
+}
+
+/// An input's bytes as text: a gzip or zstd file decompressed (told by its magic bytes,
+/// whatever its name), and a UTF-8 byte order mark at the start skipped.
+fn plain_text(reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
+    const GZIP: &[u8] = &[0x1f, 0x8b];
+    const ZSTD: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+    // Large reads pass a `BufReader` by once its buffer is empty: the plain case copies
+    // only the first buffer.
+    let mut reader = io::BufReader::with_capacity(64 * 1024, reader);
+    let head = reader.fill_buf()?;
+    Ok(if head.starts_with(GZIP) {
+        let decoder = flate2::read::MultiGzDecoder::new(reader);
+        Box::new(without_bom(io::BufReader::with_capacity(
+            64 * 1024,
+            decoder,
+        ))?)
+    } else if head.starts_with(ZSTD) {
+        let decoder = zstd::stream::read::Decoder::with_buffer(reader)?;
+        Box::new(without_bom(io::BufReader::with_capacity(
+            64 * 1024,
+            decoder,
+        ))?)
+    } else {
+        Box::new(without_bom(reader)?)
+    })
+}
+
+/// `reader` past a UTF-8 byte order mark, if it starts with one.
+fn without_bom<R: BufRead>(mut reader: R) -> io::Result<R> {
+    if reader.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
+        reader.consume(3);
+    }
+    Ok(reader)
 }
 
 impl fmt::Display for Input {
@@ -108,6 +147,9 @@ pub struct Chunk {
     /// How many records `records()` yields: counted once, as the reader numbers the lines
     /// by it and the workers size their buffers by it.
     count: u64,
+    /// Lines longer than [`MAX_LINE_BYTES`], as (line number, length in bytes): the chunk
+    /// holds only their first [`KEPT_BYTES`].
+    cut: Vec<(u64, u64)>,
 }
 
 /// The keys of a chunk's messages, by offset, in one buffer (a key per message would be an
@@ -150,7 +192,16 @@ impl Chunk {
             messages: None,
             keys: MessageKeys::default(),
             count,
+            cut: Vec::new(),
         }
+    }
+
+    /// The length of the line at `position` if it was longer than [`MAX_LINE_BYTES`] and
+    /// so cut to its first [`KEPT_BYTES`].
+    pub fn cut_length(&self, position: u64) -> Option<u64> {
+        (self.cut.iter())
+            .find(|(line, _)| *line == position)
+            .map(|(_, length)| *length)
     }
 
     /// Messages laid end to end in `data`, each given as (offset, end in `data`).
@@ -161,6 +212,7 @@ impl Chunk {
             data,
             messages: Some(messages),
             keys,
+            cut: Vec::new(),
         }
     }
 
@@ -242,6 +294,13 @@ pub struct ChunkReader {
 
 const CHUNK_BYTES: usize = 1 << 20;
 
+/// The longest line read whole. A usage record or event is under a KiB; a longer line is a
+/// producer's bug, and is read past (never held whole) and kept as its first
+/// [`KEPT_BYTES`], for a `line_too_long` dead letter.
+pub const MAX_LINE_BYTES: usize = 4 << 20;
+/// What a dead letter keeps of a line over [`MAX_LINE_BYTES`].
+pub const KEPT_BYTES: usize = 4096;
+
 impl ChunkReader {
     fn new(name: String, reader: Box<dyn Read + Send>) -> Self {
         ChunkReader {
@@ -279,6 +338,8 @@ impl ChunkReader {
         if !self.done {
             match memchr::memrchr(b'\n', &data) {
                 Some(cut) => self.carry = data.split_off(cut + 1),
+                // A line too long to hold: read past it, keep its start.
+                None if data.len() > MAX_LINE_BYTES => return self.cut_line(data).map(Some),
                 // One line longer than a chunk: keep reading it.
                 None => {
                     self.carry = data;
@@ -292,6 +353,39 @@ impl ChunkReader {
         let chunk = Chunk::of_lines(self.next_line, data);
         self.next_line += chunk.record_count();
         Ok(Some(chunk))
+    }
+
+    /// A chunk of the one line that `start` begins (and holds no newline of): its first
+    /// [`KEPT_BYTES`], with its whole length noted. What follows its end is carried.
+    fn cut_line(&mut self, mut start: Vec<u8>) -> Result<Chunk, SourceError> {
+        let mut length = start.len() as u64;
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let read = match self.reader.read(&mut buffer) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                read => read.map_err(|source| SourceError::Read {
+                    input: self.name.clone(),
+                    line: self.next_line,
+                    source,
+                })?,
+            };
+            if read == 0 {
+                self.done = true;
+                break;
+            }
+            if let Some(end) = memchr::memchr(b'\n', &buffer[..read]) {
+                length += end as u64;
+                self.carry = buffer[end + 1..read].to_vec();
+                break;
+            }
+            length += read as u64;
+        }
+        start.truncate(KEPT_BYTES);
+        start.push(b'\n');
+        let mut chunk = Chunk::of_lines(self.next_line, start);
+        chunk.cut.push((self.next_line, length));
+        self.next_line += 1;
+        Ok(chunk)
     }
 }
 
@@ -365,6 +459,24 @@ mod tests {
         );
         assert_eq!(lines_of("a\n"), vec![(1, "a".into())]);
         assert!(lines_of("").is_empty());
+    }
+
+    #[test]
+    fn a_line_too_long_to_hold_is_cut_and_the_next_numbered_on() {
+        let long = "y".repeat(MAX_LINE_BYTES + CHUNK_BYTES + 5);
+        let text = format!("first\n{long}\nlast\n");
+        let mut reader = ChunkReader::new("t".into(), Box::new(std::io::Cursor::new(text)));
+        let mut lines = Vec::new();
+        while let Some(chunk) = reader.next_chunk().unwrap() {
+            for (line, bytes) in chunk.records() {
+                lines.push((line, bytes.len(), chunk.cut_length(line)));
+            }
+        }
+        let cut = Some(long.len() as u64);
+        assert_eq!(
+            lines,
+            vec![(1, 5, None), (2, KEPT_BYTES, cut), (3, 4, None)]
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@ mod file;
 pub mod kafka;
 mod replay;
 
-pub use file::{Chunk, ChunkReader, Input, MessageKeys, Records, SourceError};
+pub use file::{
+    Chunk, ChunkReader, Input, MessageKeys, Records, SourceError, KEPT_BYTES, MAX_LINE_BYTES,
+};
 pub use replay::Replayed;
 
 /// Records of one or more inputs, a chunk at a time; every chunk comes from one input.

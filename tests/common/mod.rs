@@ -108,3 +108,101 @@ pub fn split_sample_events(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::write(&second, later).unwrap();
     (first, second)
 }
+
+/// The reference fixture's expected totals.
+pub fn sample_1_expected() -> serde_json::Value {
+    let text = std::fs::read_to_string(shared_fixture("sample-1/expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Asserts that `lake` holds what ingesting sample-1 once must give, by the fixture's
+/// expected totals (computed by its generator, not by simtally): every Workspace's distinct
+/// records and exact sums, every Workspace day, the quarantine by reason, and every stored
+/// row, event and dead letter once.
+pub async fn assert_sample_1(lake: &Lake) {
+    let expected = sample_1_expected();
+    let text = |v: &serde_json::Value| v.as_str().unwrap().to_owned();
+    let per_workspace = rows(
+        lake,
+        "SELECT workspace_id, COUNT(DISTINCT record_id), SUM(volume_total), SUM(cost) \
+         FROM usage GROUP BY workspace_id ORDER BY workspace_id",
+    )
+    .await;
+    let want: Vec<Vec<String>> = expected["workspaces"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(ws, v)| {
+            let records = v["records"].to_string();
+            vec![
+                ws.clone(),
+                records,
+                text(&v["volume_total"]),
+                text(&v["cost"]),
+            ]
+        })
+        .collect();
+    assert_eq!(per_workspace, want, "per-Workspace totals");
+    let per_day = rows(
+        lake,
+        "SELECT CONCAT(CAST(workspace_id AS VARCHAR), '|', CAST(usage_date AS VARCHAR)), \
+         SUM(volume_total), SUM(cost) FROM usage GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    let want: Vec<Vec<String>> = expected["days"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| vec![k.clone(), text(&v["volume_total"]), text(&v["cost"])])
+        .collect();
+    assert_eq!(per_day, want, "per-Workspace-and-day totals");
+    let quarantine = rows(
+        lake,
+        "SELECT reason, COUNT(*), SUM(volume_total), SUM(cost) FROM quarantine \
+         GROUP BY reason ORDER BY reason",
+    )
+    .await;
+    let want: Vec<Vec<String>> = expected["quarantine"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(reason, v)| {
+            let slices = v["slices"].to_string();
+            vec![
+                reason.clone(),
+                slices,
+                text(&v["volume_total"]),
+                text(&v["cost"]),
+            ]
+        })
+        .collect();
+    assert_eq!(quarantine, want, "quarantine by reason");
+    for (what, sql) in [
+        (
+            "usage rows",
+            "SELECT COUNT(*) FROM (SELECT record_id, slice FROM usage_ledger \
+             GROUP BY 1, 2 HAVING COUNT(*) > 1)",
+        ),
+        (
+            "quarantine rows",
+            "SELECT COUNT(*) FROM (SELECT record_id, slice FROM quarantine_ledger \
+             GROUP BY 1, 2 HAVING COUNT(*) > 1)",
+        ),
+        (
+            "events",
+            "SELECT COUNT(*) - COUNT(DISTINCT event_id) FROM sim_events",
+        ),
+        (
+            "dead letters",
+            "SELECT COUNT(*) - COUNT(DISTINCT source) FROM dead_letters",
+        ),
+    ] {
+        assert_eq!(
+            rows(lake, sql).await,
+            vec![vec!["0".to_owned()]],
+            "{what} stored twice"
+        );
+    }
+    let dead = rows(lake, "SELECT COUNT(*) FROM dead_letters").await;
+    assert!(dead[0][0].parse::<u64>().unwrap() >= expected["dead_letters_min"].as_u64().unwrap());
+}

@@ -10,7 +10,7 @@ fn book_of(events: &[SequencedEvent]) -> OwnershipBook {
     OwnershipBook::build(events.to_vec()).0
 }
 
-fn stored(slice: &Slice, reverses: Option<i16>) -> StoredSlice {
+fn stored(slice: &Slice, reverses: Option<i16>, original: bool) -> StoredSlice {
     StoredSlice {
         slice: slice.index,
         destination: slice.destination,
@@ -20,6 +20,7 @@ fn stored(slice: &Slice, reverses: Option<i16>) -> StoredSlice {
         tx: slice.tx,
         cost: slice.cost,
         reverses,
+        original,
     }
 }
 
@@ -30,18 +31,36 @@ fn written(record: &UsageRecord, book: &OwnershipBook) -> StoredRecord {
         source: "usage.ndjson:1".into(),
         slices: attribute(record, book)
             .iter()
-            .map(|s| stored(s, None))
+            .map(|s| stored(s, None, true))
             .collect(),
     }
 }
 
 fn apply(record: &mut StoredRecord, correction: &Correction) {
+    apply_where(record, correction, |_| true);
+}
+
+/// Stores only the rows of `correction` bound for the tables `stored_in` accepts, as a pass
+/// stopped between its commits leaves them.
+fn apply_where(
+    record: &mut StoredRecord,
+    correction: &Correction,
+    stored_in: impl Fn(Destination) -> bool,
+) {
     for (reversal, cancels) in &correction.reversals {
-        record.slices.push(stored(reversal, Some(*cancels)));
+        if stored_in(reversal.destination) {
+            record.slices.push(stored(reversal, Some(*cancels), false));
+        }
     }
-    record
-        .slices
-        .extend(correction.slices.iter().map(|s| stored(s, None)));
+    record.slices.extend(
+        (correction.slices.iter())
+            .filter(|s| stored_in(s.destination))
+            .map(|s| stored(s, None, false)),
+    );
+}
+
+fn in_quarantine(destination: Destination) -> bool {
+    matches!(destination, Destination::Quarantine(_))
 }
 
 /// What finance sums: amounts per destination over every row, reversals included.
@@ -113,6 +132,23 @@ fn a_late_registration_releases_the_quarantined_record() {
 }
 
 #[test]
+fn a_release_stopped_before_its_usage_commit_is_completed() {
+    let all = tenure_events(&[(0, 101)]);
+    let mut row = written(&record(500, 1500, 10, 5, 100), &OwnershipBook::default());
+    let book = book_of(&all);
+    let correction = correct(&row, &book).unwrap().expect("a correction");
+    apply_where(&mut row, &correction, in_quarantine);
+    // Only the reversal of the quarantined slice is stored: nothing counts.
+    assert_eq!(stored_sums(&row), BTreeMap::new());
+    let completion = correct(&row, &book).unwrap().expect("the missing slice");
+    assert!(completion.reversals.is_empty());
+    assert_eq!(completion.slices.len(), 1);
+    apply(&mut row, &completion);
+    assert_eq!(stored_sums(&row), batch_sums(&row.record, &book));
+    assert_eq!(correct(&row, &book).unwrap(), None);
+}
+
+#[test]
 fn rows_that_reverse_everything_are_refused_as_corrupt() {
     let row = StoredRecord {
         record: record(0, 10, 1, 1, 1),
@@ -126,6 +162,7 @@ fn rows_that_reverse_everything_are_refused_as_corrupt() {
             tx: Volume::from_units(-1),
             cost: Money::from_units(-1),
             reverses: Some(1),
+            original: false,
         }],
     };
     assert!(correct(&row, &OwnershipBook::default()).is_err());
@@ -133,12 +170,14 @@ fn rows_that_reverse_everything_are_refused_as_corrupt() {
 
 proptest! {
     /// Events arrive in up to three rounds, each after usage was written with the events
-    /// known then: after each round's corrections, every sum per destination equals the
-    /// attribution with the events known so far, and correcting again changes nothing.
+    /// known then: after each round's corrections (stored whole, or only one table's rows
+    /// and then completed), every sum per destination equals the attribution with the
+    /// events known so far, and correcting again changes nothing.
     #[test]
     fn corrections_after_each_late_round_give_the_batch_sums(
         tenures in arbitrary_tenures(1),
         rounds in prop::collection::vec(0usize..3, 6),
+        stopped in prop::collection::vec(0u8..3, 3),
         start in 0i64..10_000, len in 0i64..5_000,
         rx in 0i128..10_000_000_000, tx in 0i128..10_000_000_000, cost in 0i128..100_000_000_000,
     ) {
@@ -148,10 +187,19 @@ proptest! {
         };
         let usage = record(start, start + len, rx, tx, cost);
         let mut row = written(&usage, &OwnershipBook::default());
-        for round in 0..3 {
+        for (round, stopped) in stopped.iter().enumerate() {
             let book = book_of(&known_by(round));
             if let Some(correction) = correct(&row, &book).unwrap() {
-                apply(&mut row, &correction);
+                match stopped {
+                    // Only the `quarantine` rows stored (stopped before `usage`), only the
+                    // others, or all.
+                    1 => apply_where(&mut row, &correction, in_quarantine),
+                    2 => apply_where(&mut row, &correction, |d| !in_quarantine(d)),
+                    _ => apply(&mut row, &correction),
+                }
+                if let Some(completion) = correct(&row, &book).unwrap() {
+                    apply(&mut row, &completion);
+                }
             }
             prop_assert_eq!(stored_sums(&row), batch_sums(&usage, &book));
             prop_assert_eq!(correct(&row, &book).unwrap(), None);

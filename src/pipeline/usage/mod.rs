@@ -19,7 +19,7 @@ use super::hold::Horizons;
 use super::{IngestError, IngestOptions, RunSummary};
 use crate::attribute::OwnershipBook;
 use crate::domain::{UtcMillis, WorkspaceId};
-use crate::lake::{Lake, PartitionValue, RowGroupRows, TableAppender};
+use crate::lake::{Fence, Lake, LakeTable, PartitionValue, RowGroupRows, TableAppender};
 use crate::sink::DeadLetter;
 use crate::source::{ChunkSource, Input, SourceError};
 use collector::{AlreadyInLake, Collector};
@@ -36,7 +36,7 @@ pub(super) struct UsagePass {
     /// [`UnfinishedPass::quarantine_positions`]).
     pub quarantine_points: Vec<(String, i64)>,
     /// Written but not yet committed, in commit order.
-    pub appenders: Vec<(&'static str, TableAppender)>,
+    pub appenders: Vec<(LakeTable, TableAppender)>,
     /// The dead letters written, kept when they also go to a dead-letter topic.
     pub dead_letters: Vec<RecordBatch>,
     /// By Kafka partition: the latest end of a valid record read (held ones included).
@@ -61,6 +61,7 @@ pub(super) async fn run(
     dead_letters_in_lake: Arc<HashSet<String>>,
     event_dead_letters: Vec<DeadLetter>,
     horizons: Horizons,
+    fence: Fence,
     now: UtcMillis,
     shutdown: CancellationToken,
 ) -> Result<UsagePass, IngestError> {
@@ -70,7 +71,7 @@ pub(super) async fn run(
     let in_lake = AlreadyInLake {
         records: KnownRecords::load(lake, window).await?,
         dead_letters: dead_letters_in_lake,
-        unfinished: UnfinishedPass::find(lake, &source.resume_app_ids()).await?,
+        unfinished: UnfinishedPass::find(lake, fence, &source.resume_app_ids()).await?,
     };
 
     let keep_dead_letters = options
@@ -135,9 +136,9 @@ pub(super) async fn run(
         resume_points,
         quarantine_points,
         appenders: vec![
-            ("dead_letters", dead),
-            ("quarantine", quarantine),
-            ("usage", usage),
+            (LakeTable::DeadLetters, dead),
+            (LakeTable::Quarantine, quarantine),
+            (LakeTable::Usage, usage),
         ],
         dead_letters,
         latest_end,

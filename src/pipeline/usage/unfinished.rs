@@ -7,13 +7,12 @@
 //! position. The run after it may read less per pass (the read budget is shared by the
 //! partitions in whatever order the broker delivers), so the gap can outlive one pass: it
 //! closes when a `usage` commit records a position at or past it. Files have no positions;
-//! a file ingest re-reads everything, so the pass stamps tell whether the last one was
-//! killed between the commits.
+//! a file ingest re-reads everything, so the writer fence's pass numbers tell whether the
+//! last one was stopped between the commits (`lake::fence`).
 
 use std::collections::HashMap;
 
-use crate::lake::{Lake, LakeError, LakeTable};
-use crate::pipeline::PASS_STAMP_KEY;
+use crate::lake::{Fence, Lake, LakeError, LakeTable};
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) enum UnfinishedPass {
@@ -33,10 +32,14 @@ pub(crate) struct Gap {
 
 impl UnfinishedPass {
     /// For a source whose inputs resume from positions recorded under these (source prefix,
-    /// Delta `txn` application id) pairs; for one without them (files), from the stamps.
-    pub async fn find(lake: &Lake, resumable: &[(String, String)]) -> Result<Self, LakeError> {
+    /// Delta `txn` application id) pairs; for one without them (files), from the fence.
+    pub async fn find(
+        lake: &Lake,
+        fence: Fence,
+        resumable: &[(String, String)],
+    ) -> Result<Self, LakeError> {
         if resumable.is_empty() {
-            return Ok(match stamped_ahead(lake).await? {
+            return Ok(match fence.last_pass_unfinished() {
                 true => UnfinishedPass::Whole,
                 false => UnfinishedPass::None,
             });
@@ -98,25 +101,6 @@ impl UnfinishedPass {
             })
             .collect()
     }
-}
-
-/// Whether the latest `quarantine` commit carries a newer pass stamp than the latest
-/// `usage` commit.
-async fn stamped_ahead(lake: &Lake) -> Result<bool, LakeError> {
-    let stamp = |value: Option<serde_json::Value>| value.and_then(|v| v.as_i64());
-    let quarantine = stamp(
-        lake.latest_commit_value(LakeTable::Quarantine, PASS_STAMP_KEY)
-            .await?,
-    );
-    let usage = stamp(
-        lake.latest_commit_value(LakeTable::Usage, PASS_STAMP_KEY)
-            .await?,
-    );
-    Ok(match (quarantine, usage) {
-        (Some(quarantine), Some(usage)) => quarantine > usage,
-        (Some(_), None) => true,
-        (None, _) => false,
-    })
 }
 
 #[cfg(test)]

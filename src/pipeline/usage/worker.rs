@@ -139,7 +139,10 @@ impl Worker<'_> {
                 continue;
             }
             let blank_line = bytes.iter().all(u8::is_ascii_whitespace);
-            let record = (!blank_line).then(|| decode_usage(bytes));
+            let record = (!blank_line).then(|| match chunk.cut_length(line) {
+                Some(length) => Err(Rejection::line_too_long(length)),
+                None => decode_usage(bytes),
+            });
             if let Some(Ok(record)) = &record {
                 latest_end = latest_end.max(Some(record.end));
                 if !self.horizons.releases(input, record.end) {

@@ -1,0 +1,101 @@
+//! The writer fence: how writers of one lake that run at the same time never both commit
+//! work decided on the same read.
+//!
+//! Every commit an ingest pass makes (to `sim_events`, `workspaces`, `memberships`,
+//! `dead_letters`, `quarantine`, `usage`) records the Delta `txn` action
+//! [`FENCE_APP_ID`] with the pass's number. Delta refuses a commit when a commit made since
+//! the committer read the table carries a `txn` with the same application id (a concurrent
+//! transaction), so on each table the commits of passes are serialized against what each
+//! pass read: a pass whose read of a table is older than another pass's commit to it fails
+//! there.
+//!
+//! Every pass that commits anything ends with a commit to `usage` (with no rows if it has
+//! none): the closing commit. So of two passes that both commit, the one whose read of
+//! `usage` is older than the other's closing commit fails at its own closing commit at the
+//! latest, and the passes that succeed are serial: each read every table after the closing
+//! commit of the one before. A pass that fails may have committed some tables before its
+//! closing commit, exactly as a pass killed there; the next pass completes that work (see
+//! `pipeline::usage::unfinished`).
+//!
+//! The number also tells a killed pass apart: a pass numbers itself one past the largest
+//! number recorded in `usage` and `quarantine`, and records it in both, so a `quarantine`
+//! number ahead of `usage`'s means the last pass committed `quarantine` and not its closing
+//! commit.
+
+use deltalake::kernel::Transaction;
+
+use super::{Lake, LakeError, LakeTable};
+
+/// The application id of the writer fence's `txn` action.
+pub const FENCE_APP_ID: &str = "simtally:pass";
+
+/// One pass's place in the lake's sequence of passes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fence {
+    /// The number the last closing commit recorded in `usage`.
+    pub usage: Option<i64>,
+    /// The number the last pass that stored quarantined rows recorded in `quarantine`.
+    pub quarantine: Option<i64>,
+}
+
+impl Fence {
+    /// This pass's number: one past every number recorded.
+    pub fn pass(&self) -> i64 {
+        self.usage.max(self.quarantine).unwrap_or(0) + 1
+    }
+
+    /// The `txn` action every commit of this pass carries.
+    pub fn txn(&self) -> Transaction {
+        Transaction::new(FENCE_APP_ID, self.pass())
+    }
+
+    /// Whether the last pass committed `quarantine` and was stopped before its closing
+    /// commit (killed, or refused by the fence), so its records may be half-stored.
+    pub fn last_pass_unfinished(&self) -> bool {
+        self.quarantine > self.usage
+    }
+}
+
+/// How many times work that the fence refused starts again from a fresh read.
+pub const FENCED_RETRIES: u32 = 8;
+
+/// Waits before attempt `attempt` (2, 3, ...) of work that the fence refused: 50 ms, doubled
+/// each time, plus up to as much again at random, so that writers refused together do not
+/// meet again.
+pub async fn back_off(attempt: u32) {
+    let wait = 50u64 << attempt.saturating_sub(2).min(10);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(wait)) as u64;
+    tokio::time::sleep(std::time::Duration::from_millis(wait + jitter)).await;
+}
+
+impl Lake {
+    /// The fence as the lake records it now. Read after the pass's tables are opened: a
+    /// pass that commits after a newer number was recorded conflicts anyway.
+    pub async fn fence(&self) -> Result<Fence, LakeError> {
+        let id = [FENCE_APP_ID.to_owned()];
+        let usage = self.resume_points(LakeTable::Usage, &id).await?;
+        let quarantine = self.resume_points(LakeTable::Quarantine, &id).await?;
+        Ok(Fence {
+            usage: usage.get(FENCE_APP_ID).copied(),
+            quarantine: quarantine.get(FENCE_APP_ID).copied(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_numbers_itself_after_every_recorded_pass() {
+        let fence = |usage, quarantine| Fence { usage, quarantine };
+        assert_eq!(fence(None, None).pass(), 1);
+        assert_eq!(fence(Some(4), None).pass(), 5);
+        assert_eq!(fence(Some(4), Some(6)).pass(), 7);
+        assert!(!fence(None, None).last_pass_unfinished());
+        assert!(!fence(Some(4), Some(3)).last_pass_unfinished());
+        assert!(!fence(Some(4), Some(4)).last_pass_unfinished());
+        assert!(fence(Some(4), Some(5)).last_pass_unfinished());
+        assert!(fence(None, Some(1)).last_pass_unfinished());
+    }
+}

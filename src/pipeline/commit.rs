@@ -1,0 +1,206 @@
+//! A pass's commits as data: which tables, in which order, with which `txn` actions.
+//!
+//! The order is fixed: `sim_events`, `workspaces`, `memberships`, `dead_letters`,
+//! `quarantine`, then `usage`, the closing commit. Events come first so usage never refers
+//! to an ownership the lake cannot explain; `usage` comes last because it records where the
+//! sources resume (a pass killed before it is read again) and closes the pass for the writer
+//! fence (`lake::fence`). Every commit carries the fence; the closing commit is made, with
+//! no rows if need be, whenever the pass committed anything before it.
+
+use deltalake::kernel::Transaction;
+
+use crate::lake::{crash_point, Fence, LakeError, LakeTable, TableAppender};
+
+/// The tables of a pass in commit order: the points a pass can be stopped between.
+pub const PASS_COMMIT_ORDER: [LakeTable; 6] = [
+    LakeTable::SimEvents,
+    LakeTable::Workspaces,
+    LakeTable::Memberships,
+    LakeTable::DeadLetters,
+    LakeTable::Quarantine,
+    LakeTable::Usage,
+];
+
+/// One table's commit: its written rows and the `txn` actions it records besides the fence.
+pub(super) struct Step {
+    pub table: LakeTable,
+    pub appender: TableAppender,
+    pub txns: Vec<Transaction>,
+}
+
+/// The commits of one pass, in [`PASS_COMMIT_ORDER`].
+pub(super) struct CommitPlan {
+    fence: Option<Fence>,
+    /// Still to commit, in reverse order.
+    steps: Vec<Step>,
+    committed: Vec<(&'static str, i64)>,
+}
+
+impl CommitPlan {
+    /// A plan of `steps`, put in commit order; a table given twice is a bug.
+    pub fn new(fence: Fence, mut steps: Vec<Step>) -> Result<Self, LakeError> {
+        let position = |table: LakeTable| PASS_COMMIT_ORDER.iter().position(|t| *t == table);
+        steps.sort_by_key(|step| std::cmp::Reverse(position(step.table)));
+        let mut tables: Vec<LakeTable> = steps.iter().map(|s| s.table).collect();
+        tables.dedup();
+        if tables.len() != steps.len() || steps.iter().any(|s| position(s.table).is_none()) {
+            return Err(LakeError::Internal(format!(
+                "a pass's commits must be distinct tables of {PASS_COMMIT_ORDER:?}: {tables:?}"
+            )));
+        }
+        Ok(CommitPlan {
+            fence: Some(fence),
+            steps,
+            committed: Vec::new(),
+        })
+    }
+
+    /// Commits each table in order; returns the versions committed. Stops at the first
+    /// failure, leaving the tables before it committed (as a killed pass would).
+    pub async fn commit(mut self) -> Result<Vec<(&'static str, i64)>, LakeError> {
+        while self.commit_next().await?.is_some() {}
+        Ok(self.committed)
+    }
+
+    /// Commits the next table's step; `None` once every step is done.
+    pub async fn commit_next(&mut self) -> Result<Option<LakeTable>, LakeError> {
+        let Some(Step {
+            table,
+            appender,
+            mut txns,
+        }) = self.steps.pop()
+        else {
+            return Ok(None);
+        };
+        let closing = table == LakeTable::Usage && !self.committed.is_empty();
+        if appender.has_changes() || !txns.is_empty() || closing {
+            txns.extend(self.fence.map(|fence| fence.txn()));
+        }
+        if let Some(version) = appender.commit(txns).await? {
+            self.committed.push((table.name(), version));
+        }
+        crash_point(table.name());
+        Ok(Some(table))
+    }
+
+    /// The same plan without the fence: the protocol as it was before it, for the tests
+    /// that show what the fence prevents.
+    #[cfg(test)]
+    fn unfenced(mut self) -> Self {
+        self.fence = None;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Reason, Rejection};
+    use crate::domain::UtcMillis;
+    use crate::lake::{Lake, LakeLocation};
+    use crate::sink::{DeadLetter, DeadLetterRows};
+
+    /// A pass that read the lake and decided to store one dead letter (as a rerun of the
+    /// same input decides): its plan, not yet committed.
+    async fn decided_pass(lake: &Lake, fenced: bool) -> CommitPlan {
+        let mut dead_letters = lake.appender(LakeTable::DeadLetters).await.unwrap();
+        let usage = lake.appender(LakeTable::Usage).await.unwrap();
+        let mut rows = DeadLetterRows::new(UtcMillis::from_millis(0));
+        rows.append(&DeadLetter {
+            source: "input.ndjson:1".into(),
+            rejection: Rejection::new(Reason::NotJson, "x".into()),
+            payload: b"x".to_vec(),
+            key: None,
+        });
+        dead_letters.write(rows.finish()).await.unwrap();
+        let step = |table, appender| Step {
+            table,
+            appender,
+            txns: Vec::new(),
+        };
+        let steps = vec![
+            step(LakeTable::DeadLetters, dead_letters),
+            step(LakeTable::Usage, usage),
+        ];
+        let plan = CommitPlan::new(lake.fence().await.unwrap(), steps).unwrap();
+        match fenced {
+            true => plan,
+            false => plan.unfenced(),
+        }
+    }
+
+    /// Every order in which `writers` writers can take `steps` steps each.
+    fn interleavings(writers: usize, steps: usize) -> Vec<Vec<usize>> {
+        fn extend(left: &mut Vec<usize>, order: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+            if left.iter().all(|n| *n == 0) {
+                out.push(order.clone());
+            }
+            for writer in 0..left.len() {
+                if left[writer] > 0 {
+                    left[writer] -= 1;
+                    order.push(writer);
+                    extend(left, order, out);
+                    order.pop();
+                    left[writer] += 1;
+                }
+            }
+        }
+        let mut out = Vec::new();
+        extend(&mut vec![steps; writers], &mut Vec::new(), &mut out);
+        out
+    }
+
+    /// Writers that all read the lake before any commits, their commits interleaved in
+    /// every order: with the fence, exactly one completes (the others are refused at some
+    /// commit, and start again from a fresh read); without it, as before the fence, every
+    /// one completes and the same dead letter is stored once per writer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_writers_that_read_the_same_lake_exactly_one_completes() {
+        for writers in [2, 3] {
+            for order in interleavings(writers, 2) {
+                for fenced in [true, false] {
+                    let dir = tempfile::tempdir().unwrap();
+                    let lake =
+                        Lake::new(LakeLocation::parse(dir.path().to_str().unwrap()).unwrap());
+                    let mut plans = Vec::new();
+                    for _ in 0..writers {
+                        plans.push(Some(decided_pass(&lake, fenced).await));
+                    }
+                    let mut completed = 0;
+                    for writer in &order {
+                        let Some(plan) = plans[*writer].as_mut() else {
+                            continue;
+                        };
+                        match plan.commit_next().await {
+                            Ok(Some(LakeTable::Usage)) => completed += 1,
+                            Ok(_) => {}
+                            Err(e) => {
+                                assert!(e.is_concurrent_commit(), "{e}");
+                                plans[*writer] = None;
+                            }
+                        }
+                    }
+                    let stored = lake
+                        .select(LakeTable::DeadLetters, "SELECT COUNT(*) FROM t")
+                        .await
+                        .unwrap();
+                    let stored =
+                        arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(
+                            stored[0].column(0),
+                        )
+                        .value(0);
+                    match fenced {
+                        true => {
+                            assert_eq!(completed, 1, "{order:?}");
+                            assert_eq!(stored, 1, "{order:?}");
+                        }
+                        false => {
+                            assert_eq!(completed, writers, "{order:?}");
+                            assert_eq!(stored, writers as i64, "{order:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! `simtally lake check`: the lake's invariants, each checked with SQL over the stored rows
+//! (not over what a run reported), with the ids that break one.
+
+use std::fmt;
+
+use arrow::util::display::array_value_to_string;
+
+use super::{open_session, run_sql, QueryError, Scope};
+use crate::lake::{Lake, LakeTable};
+
+/// How many offending ids a failed check shows.
+const SHOWN: usize = 20;
+
+/// One invariant and what breaks it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    /// The ids (record, event, source, file) that break it, at most [`SHOWN`], and how
+    /// many there are in all.
+    pub offending: Vec<String>,
+    pub count: u64,
+    /// What to do about it, when the check fails.
+    pub remedy: &'static str,
+}
+
+/// Every check of one lake.
+#[derive(Clone, Debug, Default)]
+pub struct LakeCheck {
+    pub checks: Vec<Check>,
+}
+
+impl LakeCheck {
+    pub fn passes(&self) -> bool {
+        self.checks.iter().all(|c| c.count == 0)
+    }
+}
+
+impl fmt::Display for LakeCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for check in &self.checks {
+            match check.count {
+                0 => writeln!(f, "ok    {}", check.name)?,
+                n => {
+                    writeln!(
+                        f,
+                        "FAIL  {} ({n}): {}",
+                        check.name,
+                        check.offending.join(", ")
+                    )?;
+                    writeln!(f, "      {}", check.remedy)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A check as data: the tables it needs, and a query whose rows are the offending ids.
+struct Invariant {
+    name: &'static str,
+    needs: &'static [LakeTable],
+    sql: &'static str,
+    remedy: &'static str,
+}
+
+const REPAIR_BY_RERUN: &str = "a run was stopped between its commits (by a crash or by \
+    another writer): run the same ingest again (for Kafka, start the ingest again), then \
+    check again";
+const NOT_SIMTALLY: &str = "the lake holds rows simtally did not write this way: restore the \
+    table from a backup or its Delta history";
+
+const INVARIANTS: &[Invariant] = &[
+    Invariant {
+        name: "every usage row (record, slice) stored once",
+        needs: &[LakeTable::Usage],
+        sql: "SELECT CAST(record_id AS VARCHAR) || '/' || CAST(slice AS VARCHAR) AS id FROM \
+              (SELECT record_id, slice FROM usage_ledger GROUP BY record_id, slice \
+              HAVING COUNT(*) > 1) ORDER BY id",
+        remedy: NOT_SIMTALLY,
+    },
+    Invariant {
+        name: "every quarantine row (record, slice) stored once",
+        needs: &[LakeTable::Quarantine],
+        sql: "SELECT CAST(record_id AS VARCHAR) || '/' || CAST(slice AS VARCHAR) AS id FROM \
+              (SELECT record_id, slice FROM quarantine_ledger GROUP BY record_id, slice \
+              HAVING COUNT(*) > 1) ORDER BY id",
+        remedy: NOT_SIMTALLY,
+    },
+    Invariant {
+        name: "no record's slice number in both usage and quarantine",
+        needs: &[LakeTable::Usage, LakeTable::Quarantine],
+        sql: "SELECT DISTINCT CAST(u.record_id AS VARCHAR) FROM usage_ledger u \
+              JOIN quarantine_ledger q ON u.record_id = q.record_id AND u.slice = q.slice \
+              ORDER BY 1",
+        remedy: NOT_SIMTALLY,
+    },
+    Invariant {
+        name: "every usage reversal cancels a stored slice of the same amounts",
+        needs: &[LakeTable::Usage],
+        sql: "SELECT CAST(r.record_id AS VARCHAR) FROM usage_ledger r \
+              LEFT JOIN usage_ledger s ON s.record_id = r.record_id \
+              AND s.slice = r.reverses_slice AND s.reverses_slice IS NULL \
+              AND s.cost = -r.cost AND s.volume_rx = -r.volume_rx AND s.volume_tx = -r.volume_tx \
+              WHERE r.reverses_slice IS NOT NULL AND s.record_id IS NULL ORDER BY 1",
+        remedy: NOT_SIMTALLY,
+    },
+    Invariant {
+        name: "every quarantine reversal cancels a stored slice of the same amounts",
+        needs: &[LakeTable::Quarantine],
+        sql: "SELECT CAST(r.record_id AS VARCHAR) FROM quarantine_ledger r \
+              LEFT JOIN quarantine_ledger s ON s.record_id = r.record_id \
+              AND s.slice = r.reverses_slice AND s.reverses_slice IS NULL \
+              AND s.cost = -r.cost AND s.volume_rx = -r.volume_rx AND s.volume_tx = -r.volume_tx \
+              WHERE r.reverses_slice IS NOT NULL AND s.record_id IS NULL ORDER BY 1",
+        remedy: NOT_SIMTALLY,
+    },
+    Invariant {
+        name: "every stored record counts (some slice of it is neither reversed nor a reversal)",
+        needs: &[LakeTable::Usage, LakeTable::Quarantine],
+        sql: "SELECT CAST(record_id AS VARCHAR) FROM \
+              ((SELECT record_id FROM usage_ledger UNION SELECT record_id FROM quarantine_ledger) \
+              EXCEPT (SELECT record_id FROM usage UNION SELECT record_id FROM quarantine)) \
+              ORDER BY 1",
+        remedy: REPAIR_BY_RERUN,
+    },
+    Invariant {
+        name: "every SIM event stored once",
+        needs: &[LakeTable::SimEvents],
+        sql: "SELECT event_id FROM sim_events GROUP BY event_id HAVING COUNT(*) > 1 ORDER BY 1",
+        remedy: NOT_SIMTALLY,
+    },
+    Invariant {
+        name: "every dead letter stored once",
+        needs: &[LakeTable::DeadLetters],
+        sql: "SELECT source FROM dead_letters GROUP BY source HAVING COUNT(*) > 1 ORDER BY 1",
+        remedy: NOT_SIMTALLY,
+    },
+];
+
+/// Runs every invariant whose tables the lake has, then checks that every file the tables'
+/// current versions name exists.
+pub async fn check_lake(lake: &Lake) -> Result<LakeCheck, QueryError> {
+    let ctx = open_session(lake, &Scope::default()).await?;
+    let present = |table: &LakeTable| ctx.table_exist(table.name()).unwrap_or(false);
+    let mut checks = Vec::new();
+    for invariant in INVARIANTS {
+        if !invariant.needs.iter().all(present) {
+            continue;
+        }
+        let batches = run_sql(&ctx, invariant.sql).await?;
+        let mut offending = Vec::new();
+        let mut count = 0;
+        for batch in &batches {
+            for row in 0..batch.num_rows() {
+                count += 1;
+                if offending.len() < SHOWN {
+                    let id = array_value_to_string(batch.column(0), row)
+                        .unwrap_or_else(|e| format!("(unreadable: {e})"));
+                    offending.push(id);
+                }
+            }
+        }
+        checks.push(Check {
+            name: invariant.name,
+            offending,
+            count,
+            remedy: invariant.remedy,
+        });
+    }
+    let missing = lake.missing_files().await?;
+    checks.push(Check {
+        name: "every data file the tables name exists",
+        count: missing.len() as u64,
+        offending: missing.into_iter().take(SHOWN).collect(),
+        remedy: "a file was deleted outside simtally (or vacuumed while a run still wrote it): \
+                 restore it from a backup of the object store",
+    });
+    Ok(LakeCheck { checks })
+}

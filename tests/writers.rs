@@ -1,0 +1,330 @@
+//! Writers of one lake at the same time, and writers stopped between any two of their
+//! commits: the lake ends exactly as one writer alone would leave it (the writer fence,
+//! `lake::fence`). The real binary, started as an operator would start it; the oracle is
+//! the reference fixture's expected totals.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use common::{local_lake, rows, shared_fixture, split_sample_events};
+use simtally::lake::Lake;
+use simtally::pipeline::PASS_COMMIT_ORDER;
+use simtally::query::check_lake;
+
+/// The fixture's totals, and `lake check` passes.
+async fn assert_sample_1(lake: &Lake) {
+    common::assert_sample_1(lake).await;
+    let checked = check_lake(lake).await.unwrap();
+    assert!(checked.passes(), "{checked}");
+}
+
+fn sample(name: &str) -> PathBuf {
+    shared_fixture(&format!("sample-1/{name}.ndjson"))
+}
+
+fn lake_url(dir: &tempfile::TempDir) -> String {
+    dir.path().join("lake").display().to_string()
+}
+
+/// `simtally ingest` of these files, started and not waited for.
+fn start_ingest(lake: &str, usage: &[&Path], events: &[&Path], crash_after: Option<&str>) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_simtally"));
+    command.args(["ingest", "--lake", lake, "--no-progress"]);
+    for file in usage {
+        command.arg("--usage").arg(file);
+    }
+    for file in events {
+        command.arg("--events").arg(file);
+    }
+    if let Some(table) = crash_after {
+        command.env("SIMTALLY_CRASH_AFTER_COMMIT", table);
+    }
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn succeeded(child: Child) -> Output {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The sample's usage lines dealt round-robin into `n` files.
+fn dealt_usage(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string(sample("usage")).unwrap();
+    let mut parts = vec![String::new(); n];
+    for (i, line) in text.lines().enumerate() {
+        parts[i % n].push_str(line);
+        parts[i % n].push('\n');
+    }
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let path = dir.join(format!("usage-{i}.ndjson"));
+            std::fs::write(&path, part).unwrap();
+            path
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingests_of_the_same_input_at_the_same_time_equal_one_ingest() {
+    for writers in [2, 3, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_url(&dir);
+        let (usage, events) = (sample("usage"), sample("events"));
+        let children: Vec<Child> = (0..writers)
+            .map(|_| start_ingest(&lake, &[&usage], &[&events], None))
+            .collect();
+        for child in children {
+            succeeded(child);
+        }
+        assert_sample_1(&local_lake(&dir)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingests_of_different_inputs_at_the_same_time_equal_them_in_turn() {
+    for writers in [2, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_url(&dir);
+        let events = sample("events");
+        // Each writer brings a share of the usage and all the events, as nightly jobs of
+        // several sources would.
+        let parts = dealt_usage(dir.path(), writers);
+        let children: Vec<Child> = parts
+            .iter()
+            .map(|part| start_ingest(&lake, &[part], &[&events], None))
+            .collect();
+        for child in children {
+            succeeded(child);
+        }
+        assert_sample_1(&local_lake(&dir)).await;
+    }
+}
+
+/// Every commit point of a pass, from the code's own list: the pass is stopped right after
+/// it, then run again; the lake is exact. Twice: a first ingest, and late events whose
+/// corrections (quarantine releases and transfers) span both `quarantine` and `usage`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_stopped_after_any_commit_is_completed_by_running_it_again() {
+    for table in PASS_COMMIT_ORDER.map(|t| t.name()) {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_url(&dir);
+        let (usage, events) = (sample("usage"), sample("events"));
+        let stopped = start_ingest(&lake, &[&usage], &[&events], Some(table));
+        let out = stopped.wait_with_output().unwrap();
+        assert!(!out.status.success(), "stopped after {table}");
+        succeeded(start_ingest(&lake, &[&usage], &[&events], None));
+        assert_sample_1(&local_lake(&dir)).await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_url(&dir);
+        let (registrations, later) = split_sample_events(dir.path());
+        succeeded(start_ingest(&lake, &[&usage], &[], None));
+        succeeded(start_ingest(&lake, &[], &[&registrations], None));
+        let stopped = start_ingest(&lake, &[], &[&later], Some(table));
+        let _ = stopped.wait_with_output().unwrap();
+        succeeded(start_ingest(&lake, &[], &[&later], None));
+        assert_sample_1(&local_lake(&dir)).await;
+    }
+}
+
+/// Runs killed (SIGKILL) at moments drawn from a fixed seed, each then run again: the lake
+/// is exact whatever the moment was (before, between or after any commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_killed_at_any_moment_are_completed_by_running_them_again() {
+    let (usage, events) = (sample("usage"), sample("events"));
+    let mut seed: u64 = 0x5eed;
+    for _ in 0..6 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let after = std::time::Duration::from_millis((seed >> 33) % 600);
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_url(&dir);
+        let mut run = start_ingest(&lake, &[&usage], &[&events], None);
+        // The moment of the kill is what is random here; nothing waits for an outcome.
+        std::thread::sleep(after);
+        let _ = run.kill();
+        let _ = run.wait();
+        succeeded(start_ingest(&lake, &[&usage], &[&events], None));
+        assert_sample_1(&local_lake(&dir)).await;
+    }
+}
+
+const RECORD: &str = r#"{"id": 7000000003, "traffic_type": {"id": 5, "description": "Data"}, "start_timestamp": "2026-11-04T03:27:07.716Z", "end_timestamp": "2026-11-04T03:37:07.716Z", "sim": {"iccid": "8988303000010001867"}, "volume": {"rx": 22.816511, "tx": 0.949929, "total": 23.766440}, "cost": 0.0404039320, "currency": {"code": "EUR"}}"#;
+const REGISTRATION: &str = r#"{"event_id": "r1", "type": "sim_registered", "timestamp": "2026-11-01T00:00:00Z", "iccid": "8988303000010001867", "workspace_id": 101}"#;
+
+/// A quarantined record released by its late registration, the run stopped between its
+/// `quarantine` commit (the release's reversal) and its `usage` commit (the record's new
+/// slice): the record counts nowhere, `lake check` says so and what to do, and running the
+/// events again completes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_stopped_between_its_commits_is_found_and_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake_url = lake_url(&dir);
+    let (usage, events) = (dir.path().join("u.ndjson"), dir.path().join("e.ndjson"));
+    std::fs::write(&usage, format!("{RECORD}\n")).unwrap();
+    std::fs::write(&events, format!("{REGISTRATION}\n")).unwrap();
+    succeeded(start_ingest(&lake_url, &[&usage], &[], None));
+    let stopped = start_ingest(&lake_url, &[], &[&events], Some("quarantine"));
+    assert!(!stopped.wait_with_output().unwrap().status.success());
+
+    let lake = local_lake(&dir);
+    let checked = check_lake(&lake).await.unwrap();
+    assert!(!checked.passes());
+    let failed: Vec<_> = checked.checks.iter().filter(|c| c.count > 0).collect();
+    assert_eq!(failed.len(), 1, "{checked}");
+    assert_eq!(failed[0].offending, vec!["7000000003"]);
+    let cli = Command::new(env!("CARGO_BIN_EXE_simtally"))
+        .args(["lake", "check", "--lake", &lake_url])
+        .output()
+        .unwrap();
+    assert_eq!(cli.status.code(), Some(1));
+    let printed = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        printed.contains("7000000003") && printed.contains("run the same ingest again"),
+        "{printed}"
+    );
+
+    succeeded(start_ingest(&lake_url, &[], &[&events], None));
+    let checked = check_lake(&lake).await.unwrap();
+    assert!(checked.passes(), "{checked}");
+    let counted = rows(
+        &lake,
+        "SELECT workspace_id, SUM(cost), SUM(volume_total) FROM usage GROUP BY 1",
+    )
+    .await;
+    assert_eq!(counted, vec![vec!["101", "0.0404039320", "23.766440"]]);
+    let quarantined = rows(&lake, "SELECT COUNT(*) FROM quarantine").await;
+    assert_eq!(quarantined, vec![vec!["0"]]);
+}
+
+fn simtally(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_simtally"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Issues of the same month started at once (a scheduler's overlapping runs, an operator's
+/// manual run): each Workspace's month is sealed once, by one run; the others find it issued
+/// and reproduce the same documents; the books balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issues_at_the_same_time_seal_each_month_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_url(&dir);
+    succeeded(start_ingest(
+        &lake,
+        &[&sample("usage")],
+        &[&sample("events")],
+        None,
+    ));
+    let prices = common::testdata("prices.toml").display().to_string();
+    let outs: Vec<String> = (0..3)
+        .map(|i| dir.path().join(format!("out-{i}")).display().to_string())
+        .collect();
+    let children: Vec<Child> = outs
+        .iter()
+        .map(|out| {
+            Command::new(env!("CARGO_BIN_EXE_simtally"))
+                .args([
+                    "invoice", "--lake", &lake, "--period", "2026-11", "--prices",
+                ])
+                .args([&prices, "--out", out, "--issue"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let printed: Vec<String> = children
+        .into_iter()
+        .map(|child| String::from_utf8_lossy(&succeeded(child).stdout).into_owned())
+        .collect();
+    let issued_now: usize = printed
+        .iter()
+        .map(|p| p.matches("issued now").count())
+        .sum();
+    assert_eq!(
+        issued_now, 5,
+        "each of the 5 Workspaces issued once: {printed:?}"
+    );
+
+    let lake_handle = local_lake(&dir);
+    let sealed = rows(
+        &lake_handle,
+        "SELECT workspace_id, COUNT(*) FROM invoices GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    let once: Vec<Vec<String>> = ["101", "102", "103", "201", "202"]
+        .iter()
+        .map(|ws| vec![ws.to_string(), "1".to_owned()])
+        .collect();
+    assert_eq!(sealed, once);
+    for ws in ["101", "102", "103", "201", "202"] {
+        let document = |out: &String| std::fs::read(format!("{out}/{ws}-2026-11.json")).unwrap();
+        assert!(
+            outs.iter().all(|out| document(out) == document(&outs[0])),
+            "{ws}"
+        );
+    }
+    let reconcile = simtally(&[
+        "reconcile",
+        "--lake",
+        &lake,
+        "--period",
+        "2026-11",
+        "--prices",
+        &prices,
+    ]);
+    assert!(
+        reconcile.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reconcile.stdout)
+    );
+}
+
+/// Ingests with `lake compact` and `lake vacuum` running beside them: compaction commits no
+/// data change and vacuum deletes only unreferenced files past the retention, so the lake
+/// ends as the ingests alone leave it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingests_beside_compaction_and_vacuum_equal_the_ingests_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_url(&dir);
+    let events = sample("events");
+    let parts = dealt_usage(dir.path(), 4);
+    // Two shares first, so there are small files to compact.
+    succeeded(start_ingest(&lake, &[&parts[0]], &[&events], None));
+    succeeded(start_ingest(&lake, &[&parts[1]], &[&events], None));
+    let maintenance = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_simtally"))
+            .args(args)
+            .args(["--lake", &lake])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let running = vec![
+        start_ingest(&lake, &[&parts[2]], &[&events], None),
+        maintenance(&["lake", "compact"]),
+        start_ingest(&lake, &[&parts[3]], &[&events], None),
+        maintenance(&["lake", "vacuum"]),
+    ];
+    for child in running {
+        succeeded(child);
+    }
+    assert_sample_1(&local_lake(&dir)).await;
+}
