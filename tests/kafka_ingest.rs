@@ -1040,3 +1040,51 @@ async fn a_partition_without_events_gets_an_empty_snapshot() {
     ingest_files(&reference, &usage, &[first_events, more_events]).await;
     assert_eq!(totals(&lake).await, totals(&reference).await);
 }
+
+/// A file ingest runs while a follower consumes the topics, the two sharing SIMs: the
+/// registrations and a quarter of the sample's usage on the topics, then the transfers and
+/// half the usage in a file, then the last quarter of the usage on the topics. The writer
+/// fence serializes their commits, and the follower sees that another writer stored events
+/// since its last pass and loads them (the transfers exist only in the file), so the lake
+/// holds the fixture's expected totals and `lake check` passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_ingest_beside_a_follower_gives_the_fixture_result() {
+    let topics = unique_topics();
+    let data = tempfile::tempdir().unwrap();
+    let usage = data.path().join("usage.ndjson");
+    std::fs::copy(sample("usage"), &usage).unwrap();
+    let halves = split_in_halves(&usage, "usage");
+    let quarters = split_in_halves(&halves[0], "quarter");
+    let (registrations, transfers) = split_sample_events(data.path());
+    produce_files(&topics, &quarters[..1], &[registrations]).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let lake_path = dir.path().join("lake");
+    let group = format!("group-{}", topics.usage);
+    let mut follower = follower(&topics, &group, &lake_path, &[]);
+    let log = stderr_lines(&mut follower);
+    wait_for_line(&log, "pass committed");
+    let file_ingest = std::process::Command::new(env!("CARGO_BIN_EXE_simtally"))
+        .args(["ingest", "--no-progress", "--usage"])
+        .arg(&halves[1])
+        .arg("--events")
+        .arg(&transfers)
+        .arg("--lake")
+        .arg(&lake_path)
+        .output()
+        .unwrap();
+    assert!(
+        file_ingest.status.success(),
+        "{}",
+        String::from_utf8_lossy(&file_ingest.stderr)
+    );
+    produce_files(&topics, &quarters[1..], &[]).await;
+    let expected = common::sample_1_expected();
+    let records = expected["valid_records"].as_u64().unwrap();
+    wait_for_counts(&lake, &[(RECORDS, records)]).await;
+    stop(follower);
+    common::assert_sample_1(&lake).await;
+    let checked = simtally::query::check_lake(&lake).await.unwrap();
+    assert!(checked.passes(), "{checked}");
+}
