@@ -249,6 +249,7 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
             kafka: None,
             link_limits: Default::default(),
             dedup_window_days: None,
+            limits: Default::default(),
         },
         shutdown,
     )

@@ -8,8 +8,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::billing::{InvoiceOptions, Period};
 use crate::config::{parse_date, Config, DEFAULT_LAKE};
+use crate::decode::InputLimits;
 use crate::directory::{LinkLimits, OrganizationLimit};
-use crate::domain::WorkspaceId;
+use crate::domain::{UtcMillis, WorkspaceId};
 use crate::generate::GenerateOptions;
 use crate::lake::{LakeError, LakeLocation};
 use crate::pipeline::{HoldPolicy, IngestOptions, KafkaIngest, DEFAULT_WINDOW_DAYS};
@@ -39,7 +40,8 @@ pub struct Cli {
 
     /// A TOML configuration file (keys: lake, log, threads, brokers, usage_topic,
     /// events_topic, group, pass_seconds, pass_max_records, pass_max_mib, hold_minutes,
-    /// hold_idle_seconds, metrics_addr, dead_letter_topic, dedup_window_days, prices, link_limits, serve_addr, postgres_addr,
+    /// hold_idle_seconds, metrics_addr, dead_letter_topic, dedup_window_days, plausible_from,
+    /// plausible_until, max_line_bytes, prices, link_limits, serve_addr, postgres_addr,
     /// jwt_secret_file, jwt_public_key_file, jwt_issuer, jwt_audience, operator_secret_file,
     /// max_rows, query_timeout). Precedence: flags, then SIMTALLY_*
     /// variables, then the file, then the defaults.
@@ -201,6 +203,12 @@ pub struct ReconcileArgs {
     pub period: Period,
     #[command(flatten)]
     pub prices: PricesArg,
+}
+
+/// Midnight UTC at the start of a `YYYY-MM-DD` date.
+fn parse_utc_date(text: &str) -> Result<UtcMillis, String> {
+    UtcMillis::parse_rfc3339(&format!("{text}T00:00:00Z"))
+        .map_err(|_| format!("'{text}' is not a date (YYYY-MM-DD)"))
 }
 
 fn parse_period(text: &str) -> Result<Period, String> {
@@ -381,6 +389,16 @@ pub struct IngestArgs {
     /// day's ids are read from the lake when it arrives. Only memory depends on this.
     #[arg(long, env = "SIMTALLY_DEDUP_WINDOW_DAYS", value_name = "DAYS", default_value_t = DEFAULT_WINDOW_DAYS)]
     pub dedup_window_days: u32,
+    /// Records and events before this UTC date are dead letters `implausible_timestamp`.
+    #[arg(long, env = "SIMTALLY_PLAUSIBLE_FROM", value_name = "YYYY-MM-DD", default_value = "2000-01-01", value_parser = parse_utc_date)]
+    pub plausible_from: UtcMillis,
+    /// Records and events from this UTC date on are dead letters `implausible_timestamp`.
+    #[arg(long, env = "SIMTALLY_PLAUSIBLE_UNTIL", value_name = "YYYY-MM-DD", default_value = "2100-01-01", value_parser = parse_utc_date)]
+    pub plausible_until: UtcMillis,
+    /// Lines longer than this are read past, never held whole, and become dead letters
+    /// `line_too_long` keeping their first 4 KiB.
+    #[arg(long, env = "SIMTALLY_MAX_LINE_BYTES", value_name = "BYTES", default_value_t = crate::source::MAX_LINE_BYTES as u64, value_parser = clap::value_parser!(u64).range(4096..=1 << 30))]
+    pub max_line_bytes: u64,
     /// Let organization ORG link N Workspaces instead of 3 (the Pro package); repeat for
     /// more organizations. A `workspaces_linked` event over the limit becomes a dead letter.
     #[arg(
@@ -525,6 +543,10 @@ impl Cli {
                             .iter()
                             .fold(LinkLimits::default(), |limits, l| limits.with(*l)),
                         dedup_window_days: Some(a.dedup_window_days),
+                        limits: InputLimits {
+                            plausible: a.plausible_from..a.plausible_until,
+                            max_line_bytes: usize::try_from(a.max_line_bytes).unwrap_or(usize::MAX),
+                        },
                     },
                 }
             }
@@ -575,6 +597,7 @@ impl Cli {
                     kafka: None,
                     link_limits: LinkLimits::default(),
                     dedup_window_days: None,
+                    limits: InputLimits::default(),
                 },
             },
             Command::Lake(LakeCommand::Compact(lake)) => Config::Compact {

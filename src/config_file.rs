@@ -20,6 +20,9 @@
 //! metrics_addr = "0.0.0.0:9464"    # SIMTALLY_METRICS_ADDR
 //! dead_letter_topic = "sim-dead-letters" # SIMTALLY_DEAD_LETTER_TOPIC
 //! dedup_window_days = 7            # SIMTALLY_DEDUP_WINDOW_DAYS
+//! plausible_from = "2000-01-01"    # SIMTALLY_PLAUSIBLE_FROM
+//! plausible_until = "2100-01-01"   # SIMTALLY_PLAUSIBLE_UNTIL
+//! max_line_bytes = 4194304         # SIMTALLY_MAX_LINE_BYTES
 //! link_limits = ["7=5"]            # SIMTALLY_LINK_LIMITS
 //! serve_addr = "0.0.0.0:8080"      # SIMTALLY_SERVE_ADDR
 //! postgres_addr = "0.0.0.0:5433"   # SIMTALLY_POSTGRES_ADDR
@@ -57,6 +60,9 @@ pub struct FileConfig {
     pub metrics_addr: Option<String>,
     pub dead_letter_topic: Option<String>,
     pub dedup_window_days: Option<u32>,
+    pub plausible_from: Option<String>,
+    pub plausible_until: Option<String>,
+    pub max_line_bytes: Option<u64>,
     pub link_limits: Option<Vec<String>>,
     pub serve_addr: Option<String>,
     pub postgres_addr: Option<String>,
@@ -116,6 +122,12 @@ impl FileConfig {
         add(
             "SIMTALLY_DEDUP_WINDOW_DAYS",
             self.dedup_window_days.map(|d| d.to_string()),
+        );
+        add("SIMTALLY_PLAUSIBLE_FROM", self.plausible_from.clone());
+        add("SIMTALLY_PLAUSIBLE_UNTIL", self.plausible_until.clone());
+        add(
+            "SIMTALLY_MAX_LINE_BYTES",
+            self.max_line_bytes.map(|n| n.to_string()),
         );
         add(
             "SIMTALLY_LINK_LIMITS",

@@ -561,3 +561,62 @@ fn an_issue_killed_between_its_commits_bills_nothing_and_runs_again() {
         stdout(&december)
     );
 }
+
+/// Lines too long to hold and instants outside the plausible range become dead letters with
+/// their own reasons; both limits are set by flags (or the configuration's other layers).
+#[test]
+fn input_limits_turn_bad_lines_into_specific_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake").display().to_string();
+    let record = |id: u64, at: &str| {
+        format!(
+            r#"{{"id": {id}, "traffic_type": {{"id": 6, "description": "SMS"}}, "start_timestamp": "{at}", "end_timestamp": "{at}", "sim": {{"iccid": "8988303000010001867"}}, "volume": {{"rx": 0, "tx": 1, "total": 1}}, "cost": 0.01, "currency": {{"code": "EUR"}}}}"#
+        )
+    };
+    let long = format!(r#"{{"padding": "{}"}}"#, "x".repeat(20_000));
+    let lines = [
+        record(1, "2026-11-02T10:00:00Z"),
+        record(2, "9999-12-31T10:00:00Z"),
+        long,
+        record(3, "2026-11-03T10:00:00Z"),
+        record(5, "2016-12-31T23:59:60Z"),
+    ];
+    let usage = dir.path().join("usage.ndjson");
+    std::fs::write(&usage, lines.join("\n") + "\n").unwrap();
+    let out = simtally(&[
+        "ingest",
+        "--lake",
+        &lake,
+        "--no-progress",
+        "--max-line-bytes",
+        "8192",
+        "--plausible-until",
+        "2026-11-03",
+        "--usage",
+        usage.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let letters = query_csv(
+        &lake,
+        "SELECT source, reason FROM dead_letters ORDER BY source",
+    );
+    let path = std::fs::canonicalize(&usage).unwrap().display().to_string();
+    assert_eq!(
+        letters,
+        format!(
+            "source,reason\n{path}:2,implausible_timestamp\n{path}:3,line_too_long\n\
+             {path}:4,implausible_timestamp\n"
+        )
+    );
+    let kept = query_csv(&lake, "SELECT MAX(LENGTH(payload)) AS n FROM dead_letters");
+    assert_eq!(kept, "n\n4096\n");
+    // The leap second, the instant after 2016-12-31T23:59:59, is a record like any other.
+    let quarantined = query_csv(
+        &lake,
+        "SELECT record_id, start_time FROM quarantine ORDER BY 1",
+    );
+    assert!(
+        quarantined.contains("5,2017-01-01T00:00:00"),
+        "{quarantined}"
+    );
+}

@@ -92,7 +92,11 @@ async fn ingests_at_the_same_time_into_an_s3_lake_equal_one_ingest() {
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let lake = Lake::new(LakeLocation::parse(&url).unwrap());
     common::assert_sample_1(&lake).await;

@@ -4,12 +4,14 @@
 mod directory;
 mod event;
 mod fast;
+mod limits;
 mod rejection;
 mod scan;
 mod usage;
 
 pub use directory::{decode_any_event, decode_directory_event, IncomingEvent};
 pub use event::decode_event;
+pub use limits::InputLimits;
 pub use rejection::{Reason, Rejection};
 pub use usage::decode_usage;
 
@@ -42,23 +44,8 @@ fn event_instant(event_id: &str, timestamp: &str) -> Result<crate::domain::UtcMi
             "event_id is empty".to_owned(),
         ));
     }
-    plausible_instant(timestamp, "timestamp")
-}
-
-/// An RFC 3339 instant in [`UtcMillis::PLAUSIBLE`](crate::domain::UtcMillis::PLAUSIBLE).
-pub(crate) fn plausible_instant(
-    text: &str,
-    field: &str,
-) -> Result<crate::domain::UtcMillis, Rejection> {
-    let instant = crate::domain::UtcMillis::parse_rfc3339(text)
-        .map_err(|e| Rejection::new(Reason::InvalidTimestamp, format!("{field}: {e}")))?;
-    if !instant.is_plausible() {
-        return Err(Rejection::new(
-            Reason::ImplausibleTimestamp,
-            format!("{field}: {text} is outside 2000-01-01T00:00:00Z to 2099-12-31T23:59:59Z"),
-        ));
-    }
-    Ok(instant)
+    crate::domain::UtcMillis::parse_rfc3339(timestamp)
+        .map_err(|e| Rejection::new(Reason::InvalidTimestamp, format!("timestamp: {e}")))
 }
 
 /// A required Workspace id field.

@@ -82,13 +82,13 @@ impl Rejection {
         Rejection { reason, detail }
     }
 
-    /// A line of `length` bytes, too long to read whole (`source::MAX_LINE_BYTES`).
-    pub fn line_too_long(length: u64) -> Self {
+    /// A line of `length` bytes, over the `limit` of what is read whole.
+    pub fn line_too_long(length: u64, limit: usize) -> Self {
         Rejection::new(
             Reason::LineTooLong,
             format!(
-                "the line is {length} bytes, over the limit of {} (the payload keeps its first {})",
-                crate::source::MAX_LINE_BYTES,
+                "the line is {length} bytes, over the limit of {limit} (--max-line-bytes); \
+                 the payload keeps its first {}",
                 crate::source::KEPT_BYTES
             ),
         )

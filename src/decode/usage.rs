@@ -214,7 +214,8 @@ fn validate(wire: UsageFields) -> Result<UsageRecord, Rejection> {
 }
 
 fn timestamp(text: &str, field: &str) -> Result<UtcMillis, Rejection> {
-    crate::decode::plausible_instant(text, field)
+    UtcMillis::parse_rfc3339(text)
+        .map_err(|e| Rejection::new(Reason::InvalidTimestamp, format!("{field}: {e}")))
 }
 
 fn amount<const S: u32>(raw: &str, field: &str) -> Result<Fixed<S>, Rejection> {

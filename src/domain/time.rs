@@ -130,19 +130,6 @@ impl UtcMillis {
     }
 }
 
-impl UtcMillis {
-    /// The instants a usage record or event may carry: from 2000-01-01 (before any SIM of
-    /// this kind was sold) to the end of 2099. A year 0000 or 9999 is a producer's bug,
-    /// and would put a day into every report and stretch the de-duplication window.
-    pub const PLAUSIBLE: std::ops::Range<UtcMillis> =
-        UtcMillis(946_684_800_000)..UtcMillis(4_102_444_800_000);
-
-    /// Whether this instant is in [`UtcMillis::PLAUSIBLE`].
-    pub fn is_plausible(self) -> bool {
-        Self::PLAUSIBLE.contains(&self)
-    }
-}
-
 /// `NaiveDate::from_ymd(1970, 1, 1).num_days_from_ce()`.
 const EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
@@ -189,23 +176,6 @@ mod tests {
         assert_eq!(offset, next);
         assert!(UtcMillis::parse_rfc3339("2016-12-31T23:58:60Z").is_err());
         assert!(UtcMillis::parse_rfc3339("2016-12-31T23:59:61Z").is_err());
-    }
-
-    #[test]
-    fn only_this_century_is_plausible() {
-        let at = |text| UtcMillis::parse_rfc3339(text).unwrap();
-        assert!(at("2000-01-01T00:00:00Z").is_plausible());
-        assert!(at("2099-12-31T23:59:59.999Z").is_plausible());
-        for implausible in [
-            "0000-01-01T00:00:00Z",
-            "1999-12-31T23:59:59.999Z",
-            "2100-01-01T00:00:00Z",
-            "9999-12-31T23:59:59Z",
-        ] {
-            assert!(!at(implausible).is_plausible(), "{implausible}");
-        }
-        // A year of five digits is not RFC 3339 at all.
-        assert!(UtcMillis::parse_rfc3339("+10000-01-01T00:00:00Z").is_err());
     }
 
     #[test]

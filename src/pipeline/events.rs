@@ -5,14 +5,14 @@ use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 
 use super::{EventCounts, IngestError};
 use crate::attribute::{OwnershipBook, SequencedEvent};
-use crate::decode::{decode_any_event, IncomingEvent, Rejection};
+use crate::decode::{decode_any_event, IncomingEvent, InputLimits, Reason, Rejection};
 use crate::directory::{load_directory, LinkLimits};
 use crate::domain::{
     DeviceId, DirectoryEvent, EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId,
 };
 use crate::lake::{utf8_column, Lake, LakeError, LakeTable, TableAppender};
 use crate::sink::{DeadLetter, DirectoryRows, EventRows};
-use crate::source::{Chunk, ChunkSource, SourceError};
+use crate::source::{Chunk, ChunkSource, SourceError, KEPT_BYTES};
 
 /// The SIM lifecycle events the lake holds, as a pass that committed left them. A follower
 /// keeps them from one pass to the next while its partitions stay the same, so a pass reads
@@ -128,6 +128,7 @@ pub(super) struct EventTargets<'a> {
     pub appender: TableAppender,
     pub directory_appenders: [TableAppender; 2],
     pub link_limits: LinkLimits,
+    pub input_limits: &'a InputLimits,
     pub dead_letters_in_lake: &'a HashSet<String>,
     pub stored: StoredFrom,
 }
@@ -156,6 +157,7 @@ pub(super) async fn run(
         mut appender,
         mut directory_appenders,
         link_limits,
+        input_limits,
         dead_letters_in_lake,
         stored,
     } = targets;
@@ -180,9 +182,10 @@ pub(super) async fn run(
     let mut arrivals = std::collections::HashMap::new();
     let mut all = stored;
 
-    let (read, chunks, decoded) = tokio::task::spawn_blocking(|| {
+    let input_limits = input_limits.clone();
+    let (read, chunks, decoded) = tokio::task::spawn_blocking(move || {
         let (read, chunks) = read_all(source)?;
-        let decoded = decode_lines(&chunks)?;
+        let decoded = decode_lines(&chunks, &input_limits)?;
         Ok::<_, IngestError>((read, chunks, decoded))
     })
     .await
@@ -248,10 +251,14 @@ pub(super) async fn run(
                 }
                 Err(rejection) => {
                     counts.dead_letters += 1;
+                    let kept = match rejection.reason {
+                        Reason::LineTooLong => &bytes[..bytes.len().min(KEPT_BYTES)],
+                        _ => bytes,
+                    };
                     dead_letters.push(DeadLetter {
                         source,
                         rejection,
-                        payload: bytes.to_vec(),
+                        payload: kept.to_vec(),
                         key,
                     });
                 }
@@ -409,18 +416,19 @@ fn read_all(
 /// usage pass waits for the events pass, and decoding is most of it.
 fn decode_lines(
     chunks: &[(usize, Chunk)],
+    limits: &InputLimits,
 ) -> Result<Vec<Option<Result<IncomingEvent, Rejection>>>, IngestError> {
     let lines: Vec<(&[u8], Option<u64>)> = chunks
         .iter()
         .flat_map(|(_, chunk)| {
-            (chunk.records()).map(|(line, bytes)| (bytes, chunk.cut_length(line)))
+            (chunk.records()).map(|(line, bytes)| (bytes, limits.too_long(chunk, line, bytes)))
         })
         .collect();
     let decode = |(bytes, cut): &(&[u8], Option<u64>)| {
         let blank = bytes.iter().all(u8::is_ascii_whitespace);
         (!blank).then(|| match cut {
-            Some(length) => Err(Rejection::line_too_long(*length)),
-            None => decode_any_event(bytes),
+            Some(length) => Err(Rejection::line_too_long(*length, limits.max_line_bytes)),
+            None => decode_any_event(bytes).and_then(|event| limits.event(event)),
         })
     };
     // A follower's pass often brings a handful of events: not worth starting threads for.

@@ -64,6 +64,8 @@ pub struct IngestOptions {
     /// Days of event time whose record ids are held in memory for de-duplication (default
     /// [`DEFAULT_WINDOW_DAYS`]); older records are checked against the lake day by day.
     pub dedup_window_days: Option<u32>,
+    /// How long a line and which instants an input may hold.
+    pub limits: crate::decode::InputLimits,
 }
 
 /// A Kafka read: to the end offsets seen at start (`ingest --brokers --exit-at-end`), or
@@ -122,10 +124,11 @@ async fn sources(
     lake: &Lake,
     options: &IngestOptions,
 ) -> Result<(Box<dyn ChunkSource>, Box<dyn ChunkSource>), IngestError> {
+    let max_line = options.limits.max_line_bytes;
     let Some(kafka) = &options.kafka else {
         return Ok((
-            Box::new(FileChunks::new(options.events.clone())),
-            Box::new(FileChunks::new(options.usage.clone())),
+            Box::new(FileChunks::new(options.events.clone()).with_max_line(max_line)),
+            Box::new(FileChunks::new(options.usage.clone()).with_max_line(max_line)),
         ));
     };
     let partitions = check_co_partitioned(&kafka.brokers, &kafka.topics).await?;
@@ -301,6 +304,7 @@ pub async fn ingest_pass(
         appender: events_appender,
         directory_appenders,
         link_limits: options.link_limits.clone(),
+        input_limits: &options.limits,
         dead_letters_in_lake: &dead_letters_in_lake,
         stored,
     };

@@ -59,6 +59,11 @@ impl Input {
     }
 
     pub fn open(&self) -> Result<ChunkReader, SourceError> {
+        self.open_with(MAX_LINE_BYTES)
+    }
+
+    /// As [`Input::open`], reading lines of up to `max_line` bytes whole.
+    pub fn open_with(&self, max_line: usize) -> Result<ChunkReader, SourceError> {
         let reader: Box<dyn Read + Send> = match self {
             Input::Stdin => Box::new(io::stdin()),
             Input::File(path) => {
@@ -73,7 +78,7 @@ impl Input {
             line: 0,
             source,
         })?;
-        Ok(ChunkReader::new(self.to_string(), reader))
+        Ok(ChunkReader::new(self.to_string(), reader).with_max_line(max_line))
     }
 
     /// Fails early, before any work, if a file is missing or unreadable.
@@ -290,13 +295,16 @@ pub struct ChunkReader {
     carry: Vec<u8>,
     next_line: u64,
     done: bool,
+    /// Lines longer than this are cut (see [`MAX_LINE_BYTES`]).
+    max_line: usize,
 }
 
 const CHUNK_BYTES: usize = 1 << 20;
 
-/// The longest line read whole. A usage record or event is under a KiB; a longer line is a
-/// producer's bug, and is read past (never held whole) and kept as its first
-/// [`KEPT_BYTES`], for a `line_too_long` dead letter.
+/// The longest line read whole unless configured otherwise (`--max-line-bytes`). A usage
+/// record or event is under a KiB; a longer line is a producer's bug, and is read past
+/// (never held whole) and kept as its first [`KEPT_BYTES`], for a `line_too_long` dead
+/// letter.
 pub const MAX_LINE_BYTES: usize = 4 << 20;
 /// What a dead letter keeps of a line over [`MAX_LINE_BYTES`].
 pub const KEPT_BYTES: usize = 4096;
@@ -309,7 +317,14 @@ impl ChunkReader {
             carry: Vec::new(),
             next_line: 1,
             done: false,
+            max_line: MAX_LINE_BYTES,
         }
+    }
+
+    /// Cuts lines longer than `bytes` instead of [`MAX_LINE_BYTES`] (at least a chunk).
+    pub fn with_max_line(mut self, bytes: usize) -> Self {
+        self.max_line = bytes.max(KEPT_BYTES);
+        self
     }
 
     /// The next chunk of whole lines, or `None` at the end.
@@ -339,7 +354,7 @@ impl ChunkReader {
             match memchr::memrchr(b'\n', &data) {
                 Some(cut) => self.carry = data.split_off(cut + 1),
                 // A line too long to hold: read past it, keep its start.
-                None if data.len() > MAX_LINE_BYTES => return self.cut_line(data).map(Some),
+                None if data.len() > self.max_line => return self.cut_line(data).map(Some),
                 // One line longer than a chunk: keep reading it.
                 None => {
                     self.carry = data;

@@ -43,6 +43,7 @@ pub struct FileChunks {
     inputs: Vec<Input>,
     current: usize,
     reader: Option<ChunkReader>,
+    max_line: usize,
 }
 
 impl FileChunks {
@@ -51,7 +52,14 @@ impl FileChunks {
             inputs,
             current: 0,
             reader: None,
+            max_line: MAX_LINE_BYTES,
         }
+    }
+
+    /// Cuts lines longer than `bytes` (see [`MAX_LINE_BYTES`]).
+    pub fn with_max_line(mut self, bytes: usize) -> Self {
+        self.max_line = bytes;
+        self
     }
 }
 
@@ -67,7 +75,7 @@ impl ChunkSource for FileChunks {
         while let Some(input) = self.inputs.get(self.current) {
             let reader = match &mut self.reader {
                 Some(reader) => reader,
-                None => self.reader.insert(input.open()?),
+                None => self.reader.insert(input.open_with(self.max_line)?),
             };
             if let Some(chunk) = reader.next_chunk()? {
                 return Ok(Some((self.current, chunk)));

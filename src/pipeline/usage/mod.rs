@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::hold::Horizons;
 use super::{IngestError, IngestOptions, RunSummary};
 use crate::attribute::OwnershipBook;
+use crate::decode::InputLimits;
 use crate::domain::{UtcMillis, WorkspaceId};
 use crate::lake::{Fence, Lake, LakeTable, PartitionValue, RowGroupRows, TableAppender};
 use crate::sink::DeadLetter;
@@ -87,6 +88,7 @@ pub(super) async fn run(
     let progress = progress_bar(options.progress, &options.usage);
     let expected_records = expected_records(&options.usage);
     let collector_shutdown = shutdown.clone();
+    let limits = options.limits.clone();
     let collector = tokio::task::spawn_blocking(move || {
         let mut collector = Collector::new(in_lake, expected_records, now, tx);
         for letter in event_dead_letters {
@@ -98,6 +100,7 @@ pub(super) async fn run(
             book,
             now,
             horizons,
+            limits,
             progress,
             shutdown: collector_shutdown,
         };
@@ -202,6 +205,7 @@ struct Stages {
     book: Arc<OwnershipBook>,
     now: UtcMillis,
     horizons: Horizons,
+    limits: InputLimits,
     progress: ProgressBar,
     shutdown: CancellationToken,
 }
@@ -215,6 +219,7 @@ impl Stages {
             book,
             now,
             horizons,
+            limits,
             progress,
             shutdown,
         } = self;
@@ -224,6 +229,7 @@ impl Stages {
             input_names: &names,
             now,
             horizons: &horizons,
+            limits: &limits,
         };
         let (work_tx, work_rx) = mpsc::sync_channel::<Work>(threads * 2);
         let work_rx = Mutex::new(work_rx);

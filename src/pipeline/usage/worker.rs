@@ -11,11 +11,11 @@ use arrow::array::RecordBatch;
 use crate::attribute::{
     attribute, fingerprint, Destination, OwnershipBook, QuarantineReason, Slice,
 };
-use crate::decode::{decode_usage, Rejection};
+use crate::decode::{decode_usage, InputLimits, Rejection};
 use crate::domain::{Money, RecordId, UsageRecord, UtcMillis, Volume, WorkspaceId};
 use crate::pipeline::hold::Horizons;
 use crate::sink::{QuarantineRows, UsageRows, WorkspaceDay};
-use crate::source::{Chunk, MessageKeys};
+use crate::source::{Chunk, MessageKeys, KEPT_BYTES};
 
 pub(super) struct Work {
     pub seq: u64,
@@ -100,6 +100,7 @@ pub(super) struct Worker<'a> {
     pub input_names: &'a [String],
     pub now: UtcMillis,
     pub horizons: &'a Horizons,
+    pub limits: &'a InputLimits,
 }
 
 impl Worker<'_> {
@@ -139,9 +140,10 @@ impl Worker<'_> {
                 continue;
             }
             let blank_line = bytes.iter().all(u8::is_ascii_whitespace);
-            let record = (!blank_line).then(|| match chunk.cut_length(line) {
-                Some(length) => Err(Rejection::line_too_long(length)),
-                None => decode_usage(bytes),
+            let too_long = self.limits.too_long(&chunk, line, bytes);
+            let record = (!blank_line).then(|| match too_long {
+                Some(length) => Err(Rejection::line_too_long(length, self.limits.max_line_bytes)),
+                None => decode_usage(bytes).and_then(|record| self.limits.usage(record)),
             });
             if let Some(Ok(record)) = &record {
                 latest_end = latest_end.max(Some(record.end));
@@ -159,7 +161,12 @@ impl Worker<'_> {
                 continue;
             };
             let start = bytes.as_ptr() as usize - base;
-            let span = start..start + bytes.len();
+            // A line too long keeps only its start, as one cut by the reader does.
+            let kept = match too_long {
+                Some(_) => bytes.len().min(KEPT_BYTES),
+                None => bytes.len(),
+            };
+            let span = start..start + kept;
             match record {
                 Ok(record) => {
                     let slices = attribute(&record, self.book);
