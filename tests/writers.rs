@@ -13,11 +13,21 @@ use simtally::lake::Lake;
 use simtally::pipeline::PASS_COMMIT_ORDER;
 use simtally::query::check_lake;
 
-/// The fixture's totals, and `lake check` passes.
+/// The fixture's totals, `lake check` passes, and the books of November balance against the
+/// run records (every record accounted for by the runs that stored it).
 async fn assert_sample_1(lake: &Lake) {
     common::assert_sample_1(lake).await;
     let checked = check_lake(lake).await.unwrap();
     assert!(checked.passes(), "{checked}");
+    let prices = common::testdata("prices.toml");
+    let books = simtally::billing::reconcile(
+        lake,
+        simtally::billing::Period::new(2026, 11).unwrap(),
+        &prices,
+    )
+    .await
+    .unwrap();
+    assert!(books.balances(), "{books}");
 }
 
 fn sample(name: &str) -> PathBuf {
@@ -326,5 +336,76 @@ async fn ingests_beside_compaction_and_vacuum_equal_the_ingests_alone() {
     for child in running {
         succeeded(child);
     }
+    assert_sample_1(&local_lake(&dir)).await;
+}
+
+/// An ingest and `invoice --issue` of the same month at once: whatever the issue did not
+/// see is billed on December's invoice as an adjustment to November, so for every Workspace
+/// November's invoiced usage plus those adjustments is the fixture's cost, to the last
+/// digit, and the books balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_beside_an_issue_bills_every_slice_once() {
+    use rust_decimal::Decimal;
+    use std::str::FromStr;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_url(&dir);
+    let events = sample("events");
+    let parts = dealt_usage(dir.path(), 2);
+    succeeded(start_ingest(&lake, &[&parts[0]], &[&events], None));
+    let prices = common::testdata("prices.toml").display().to_string();
+    let out = |name: &str| dir.path().join(name).display().to_string();
+    let invoice = |period: &str, folder: &str, issue: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_simtally"));
+        command.args([
+            "invoice", "--lake", &lake, "--period", period, "--prices", &prices,
+        ]);
+        command.args(["--out", &out(folder)]);
+        if issue {
+            command.arg("--issue");
+        }
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let issuing = invoice("2026-11", "november", true);
+    let ingesting = start_ingest(&lake, &[&parts[1]], &[&events], None);
+    succeeded(issuing);
+    succeeded(ingesting);
+    succeeded(invoice("2026-12", "december", false));
+
+    let document = |folder: &str, id: &str| -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(format!("{}/{id}.json", out(folder))).ok()?;
+        Some(serde_json::from_str(&text).unwrap())
+    };
+    let decimal = |v: &serde_json::Value| Decimal::from_str(v.as_str().unwrap()).unwrap();
+    let expected = common::sample_1_expected();
+    for (ws, totals) in expected["workspaces"].as_object().unwrap() {
+        let november = document("november", &format!("{ws}-2026-11")).unwrap();
+        let mut billed = decimal(&november["totals"][0]["usage"]);
+        if let Some(december) = document("december", &format!("{ws}-2026-12")) {
+            for adjustment in december["adjustments"].as_array().unwrap() {
+                if adjustment["kind"] == "usage" && adjustment["period"] == "2026-11" {
+                    billed += decimal(&adjustment["amount"]);
+                }
+            }
+        }
+        assert_eq!(billed, decimal(&totals["cost"]), "Workspace {ws}");
+    }
+    let reconcile = simtally(&[
+        "reconcile",
+        "--lake",
+        &lake,
+        "--period",
+        "2026-11",
+        "--prices",
+        &prices,
+    ]);
+    assert!(
+        reconcile.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reconcile.stdout)
+    );
     assert_sample_1(&local_lake(&dir)).await;
 }

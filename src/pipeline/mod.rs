@@ -44,7 +44,7 @@ pub use hold::{Hold, HoldPolicy};
 pub use metrics::Metrics;
 pub use summary::{
     EventCounts, QuarantineTotals, RunRecord, RunSummary, UsageCounts, WorkspaceTotals,
-    RUN_RECORD_KEY,
+    QUARANTINE_RECORDS_KEY, RUN_RECORD_KEY,
 };
 pub use usage::DEFAULT_WINDOW_DAYS;
 
@@ -429,8 +429,12 @@ pub async fn ingest_pass(
                 }
                 transactions(&resume_points)
             }
-            // A pass killed between its `quarantine` and `usage` commits is told by these.
-            LakeTable::Quarantine if appender.rows() > 0 => transactions(&quarantine_points),
+            // A pass killed between its `quarantine` and `usage` commits is told by these,
+            // and its records stored in quarantine only are still accounted for.
+            LakeTable::Quarantine if appender.rows() > 0 => {
+                appender.record_in_commit(QUARANTINE_RECORDS_KEY, record.quarantine_only.into());
+                transactions(&quarantine_points)
+            }
             _ => positions(appender.rows()),
         };
         steps.push(commit::Step {

@@ -30,6 +30,9 @@ pub struct UsageCounts {
     pub records: u64,
     /// Re-deliveries of an id seen earlier in this run or already in the lake.
     pub duplicates: u64,
+    /// Of `records`: those whose rows are all in `quarantine` (counted by the `quarantine`
+    /// commit too, so a pass stopped before its `usage` commit still accounts for them).
+    pub quarantine_only: u64,
     /// Of `duplicates`: those whose id is already in the lake from an earlier run.
     pub already_in_lake: u64,
     /// Of `duplicates`: those with different content than the first (also dead letters).
@@ -51,6 +54,7 @@ impl UsageCounts {
         self.blank += pass.blank;
         self.records += pass.records;
         self.duplicates += pass.duplicates;
+        self.quarantine_only += pass.quarantine_only;
         self.already_in_lake += pass.already_in_lake;
         self.conflicting_duplicates += pass.conflicting_duplicates;
         self.dead_letters += pass.dead_letters;
@@ -96,6 +100,12 @@ impl EventCounts {
 /// The key of [`RunRecord`] in the `commitInfo` of a run's `usage` commit.
 pub const RUN_RECORD_KEY: &str = "simtally.run";
 
+/// The key, in the `commitInfo` of a pass's `quarantine` commit, of how many records it
+/// stored in `quarantine` only: they are accounted for even if the pass stops before its
+/// `usage` commit (which holds the [`RunRecord`]), and the run after it counts them as
+/// already in the lake.
+pub const QUARANTINE_RECORDS_KEY: &str = "simtally.quarantine_records";
+
 /// What one ingest run read and wrote, stored with its `usage` commit so that
 /// `simtally reconcile` can check the lake against every run that built it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -125,6 +135,10 @@ pub struct RunRecord {
     pub corrected_records: u64,
     #[serde(default)]
     pub correction_rows: u64,
+    /// Of `records`: those stored in `quarantine` only, which the run's `quarantine` commit
+    /// also records under [`QUARANTINE_RECORDS_KEY`].
+    #[serde(default)]
+    pub quarantine_only: u64,
 }
 
 impl RunRecord {
@@ -149,6 +163,7 @@ impl RunRecord {
             written_memberships: written("memberships"),
             corrected_records: summary.corrections.records,
             correction_rows: summary.corrections.rows,
+            quarantine_only: u.quarantine_only,
         }
     }
 

@@ -310,6 +310,11 @@ pub const MAX_LINE_BYTES: usize = 4 << 20;
 pub const KEPT_BYTES: usize = 4096;
 
 impl ChunkReader {
+    /// Chunks of `reader`'s lines, as they are (not decompressed), named `name` in errors.
+    pub fn from_reader(name: &str, reader: Box<dyn Read + Send>) -> Self {
+        Self::new(name.to_owned(), reader)
+    }
+
     fn new(name: String, reader: Box<dyn Read + Send>) -> Self {
         ChunkReader {
             name,

@@ -234,6 +234,7 @@ impl Collector {
             return (false, false);
         }
         counts.records += 1;
+        counts.quarantine_only += u64::from(keep_quarantine && !keep_usage);
         counts.total_volume += record.volume_total;
         counts.total_cost += record.cost;
         (keep_usage, keep_quarantine)
