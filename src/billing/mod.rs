@@ -98,6 +98,7 @@ pub async fn invoice(lake: &Lake, options: &InvoiceOptions) -> Result<InvoiceRun
     let prices = PriceList::load(&options.prices).map_err(BillingError::Prices)?;
     let mut attempt = 1;
     let run = loop {
+        let started = std::time::Instant::now();
         match invoice_once(lake, options, &prices).await {
             Err(BillingError::Lake(e)) if e.is_concurrent_commit() && attempt <= FENCED_RETRIES => {
                 tracing::warn!(
@@ -105,7 +106,7 @@ pub async fn invoice(lake: &Lake, options: &InvoiceOptions) -> Result<InvoiceRun
                     "another run issued invoices first; reading the lake again"
                 );
                 attempt += 1;
-                back_off(attempt).await;
+                back_off(attempt, started.elapsed()).await;
             }
             other => break other?,
         }

@@ -59,12 +59,18 @@ impl Fence {
 /// How many times work that the fence refused starts again from a fresh read.
 pub const FENCED_RETRIES: u32 = 8;
 
-/// Waits before attempt `attempt` (2, 3, ...) of work that the fence refused: 50 ms, doubled
-/// each time, plus up to as much again at random, so that writers refused together do not
-/// meet again.
-pub async fn back_off(attempt: u32) {
-    let wait = 50u64 << attempt.saturating_sub(2).min(10);
-    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(wait)) as u64;
+/// Waits before attempt `attempt` (2, 3, ...) of work that the fence refused after `spent`
+/// on the last attempt: 50 ms, doubled each time, but at least `spent` (the writer that won
+/// is likely as far from done as this one was), plus up to as much again at random, so that
+/// writers refused together do not meet again.
+pub async fn back_off(attempt: u32, spent: std::time::Duration) {
+    let doubled = 50u64 << attempt.saturating_sub(2).min(10);
+    let wait = doubled.max(
+        u64::try_from(spent.as_millis())
+            .unwrap_or(u64::MAX)
+            .min(60_000),
+    );
+    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(wait.max(1))) as u64;
     tokio::time::sleep(std::time::Duration::from_millis(wait + jitter)).await;
 }
 

@@ -229,6 +229,7 @@ where
 {
     let mut attempts = 1;
     loop {
+        let started = std::time::Instant::now();
         match attempt().await {
             Err(IngestError::Lake(e)) if e.is_concurrent_commit() => {
                 if !rereadable || attempts > FENCED_RETRIES {
@@ -242,7 +243,7 @@ where
                     "another writer committed to the lake after this run read it; reading it again"
                 );
                 attempts += 1;
-                back_off(attempts).await;
+                back_off(attempts, started.elapsed()).await;
             }
             other => return other,
         }

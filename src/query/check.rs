@@ -14,7 +14,7 @@ const SHOWN: usize = 20;
 /// One invariant and what breaks it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Check {
-    pub name: &'static str,
+    pub name: String,
     /// The ids (record, event, source, file) that break it, at most [`SHOWN`], and how
     /// many there are in all.
     pub offending: Vec<String>,
@@ -55,12 +55,20 @@ impl fmt::Display for LakeCheck {
     }
 }
 
-/// A check as data: the tables it needs, and a query whose rows are the offending ids.
+/// A check as data: the table it needs, and a query whose rows are the offending ids. In a
+/// check of the slice tables, `{t}` stands for `usage` and then for `quarantine`.
 struct Invariant {
     name: &'static str,
-    needs: &'static [LakeTable],
+    needs: Needs,
     sql: &'static str,
     remedy: &'static str,
+}
+
+enum Needs {
+    /// Run once, if all these tables exist.
+    All(&'static [LakeTable]),
+    /// Run once for each of `usage` and `quarantine` that exists.
+    EachSliceTable,
 }
 
 const REPAIR_BY_RERUN: &str = "a run was stopped between its commits (by a crash or by \
@@ -71,67 +79,48 @@ const NOT_SIMTALLY: &str = "the lake holds rows simtally did not write this way:
 
 const INVARIANTS: &[Invariant] = &[
     Invariant {
-        name: "every usage row (record, slice) stored once",
-        needs: &[LakeTable::Usage],
+        name: "every {t} row (record, slice) stored once",
+        needs: Needs::EachSliceTable,
         sql: "SELECT CAST(record_id AS VARCHAR) || '/' || CAST(slice AS VARCHAR) AS id FROM \
-              (SELECT record_id, slice FROM usage_ledger GROUP BY record_id, slice \
+              (SELECT record_id, slice FROM {t}_ledger GROUP BY record_id, slice \
               HAVING COUNT(*) > 1) ORDER BY id",
         remedy: NOT_SIMTALLY,
     },
     Invariant {
-        name: "every quarantine row (record, slice) stored once",
-        needs: &[LakeTable::Quarantine],
-        sql: "SELECT CAST(record_id AS VARCHAR) || '/' || CAST(slice AS VARCHAR) AS id FROM \
-              (SELECT record_id, slice FROM quarantine_ledger GROUP BY record_id, slice \
-              HAVING COUNT(*) > 1) ORDER BY id",
+        name: "every {t} reversal cancels a stored slice of the same amounts",
+        needs: Needs::EachSliceTable,
+        sql: "SELECT CAST(r.record_id AS VARCHAR) FROM {t}_ledger r \
+              LEFT JOIN {t}_ledger s ON s.record_id = r.record_id \
+              AND s.slice = r.reverses_slice AND s.reverses_slice IS NULL \
+              AND s.cost = -r.cost AND s.volume_rx = -r.volume_rx AND s.volume_tx = -r.volume_tx \
+              WHERE r.reverses_slice IS NOT NULL AND s.record_id IS NULL ORDER BY 1",
         remedy: NOT_SIMTALLY,
+    },
+    Invariant {
+        name: "every record stored in {t} counts (some slice of it, in either table, is \
+               neither reversed nor a reversal)",
+        needs: Needs::EachSliceTable,
+        sql: "SELECT CAST(record_id AS VARCHAR) FROM \
+              (SELECT record_id FROM {t}_ledger EXCEPT ({counted})) ORDER BY 1",
+        remedy: REPAIR_BY_RERUN,
     },
     Invariant {
         name: "no record's slice number in both usage and quarantine",
-        needs: &[LakeTable::Usage, LakeTable::Quarantine],
+        needs: Needs::All(&[LakeTable::Usage, LakeTable::Quarantine]),
         sql: "SELECT DISTINCT CAST(u.record_id AS VARCHAR) FROM usage_ledger u \
               JOIN quarantine_ledger q ON u.record_id = q.record_id AND u.slice = q.slice \
               ORDER BY 1",
         remedy: NOT_SIMTALLY,
     },
     Invariant {
-        name: "every usage reversal cancels a stored slice of the same amounts",
-        needs: &[LakeTable::Usage],
-        sql: "SELECT CAST(r.record_id AS VARCHAR) FROM usage_ledger r \
-              LEFT JOIN usage_ledger s ON s.record_id = r.record_id \
-              AND s.slice = r.reverses_slice AND s.reverses_slice IS NULL \
-              AND s.cost = -r.cost AND s.volume_rx = -r.volume_rx AND s.volume_tx = -r.volume_tx \
-              WHERE r.reverses_slice IS NOT NULL AND s.record_id IS NULL ORDER BY 1",
-        remedy: NOT_SIMTALLY,
-    },
-    Invariant {
-        name: "every quarantine reversal cancels a stored slice of the same amounts",
-        needs: &[LakeTable::Quarantine],
-        sql: "SELECT CAST(r.record_id AS VARCHAR) FROM quarantine_ledger r \
-              LEFT JOIN quarantine_ledger s ON s.record_id = r.record_id \
-              AND s.slice = r.reverses_slice AND s.reverses_slice IS NULL \
-              AND s.cost = -r.cost AND s.volume_rx = -r.volume_rx AND s.volume_tx = -r.volume_tx \
-              WHERE r.reverses_slice IS NOT NULL AND s.record_id IS NULL ORDER BY 1",
-        remedy: NOT_SIMTALLY,
-    },
-    Invariant {
-        name: "every stored record counts (some slice of it is neither reversed nor a reversal)",
-        needs: &[LakeTable::Usage, LakeTable::Quarantine],
-        sql: "SELECT CAST(record_id AS VARCHAR) FROM \
-              ((SELECT record_id FROM usage_ledger UNION SELECT record_id FROM quarantine_ledger) \
-              EXCEPT (SELECT record_id FROM usage UNION SELECT record_id FROM quarantine)) \
-              ORDER BY 1",
-        remedy: REPAIR_BY_RERUN,
-    },
-    Invariant {
         name: "every SIM event stored once",
-        needs: &[LakeTable::SimEvents],
+        needs: Needs::All(&[LakeTable::SimEvents]),
         sql: "SELECT event_id FROM sim_events GROUP BY event_id HAVING COUNT(*) > 1 ORDER BY 1",
         remedy: NOT_SIMTALLY,
     },
     Invariant {
         name: "every dead letter stored once",
-        needs: &[LakeTable::DeadLetters],
+        needs: Needs::All(&[LakeTable::DeadLetters]),
         sql: "SELECT source FROM dead_letters GROUP BY source HAVING COUNT(*) > 1 ORDER BY 1",
         remedy: NOT_SIMTALLY,
     },
@@ -141,39 +130,62 @@ const INVARIANTS: &[Invariant] = &[
 /// current versions name exists.
 pub async fn check_lake(lake: &Lake) -> Result<LakeCheck, QueryError> {
     let ctx = open_session(lake, &Scope::default()).await?;
-    let present = |table: &LakeTable| ctx.table_exist(table.name()).unwrap_or(false);
+    let present = |table: LakeTable| ctx.table_exist(table.name()).unwrap_or(false);
+    let slice_tables: Vec<&str> = [LakeTable::Usage, LakeTable::Quarantine]
+        .into_iter()
+        .filter(|t| present(*t))
+        .map(LakeTable::name)
+        .collect();
+    let counted: Vec<String> = (slice_tables.iter())
+        .map(|t| format!("SELECT record_id FROM {t}"))
+        .collect();
+    let counted = counted.join(" UNION ");
     let mut checks = Vec::new();
     for invariant in INVARIANTS {
-        if !invariant.needs.iter().all(present) {
-            continue;
+        let tables = match invariant.needs {
+            Needs::EachSliceTable => slice_tables.clone(),
+            Needs::All(tables) if tables.iter().all(|t| present(*t)) => vec![tables[0].name()],
+            Needs::All(_) => Vec::new(),
+        };
+        for table in tables {
+            let sql = (invariant.sql.replace("{t}", table)).replace("{counted}", &counted);
+            let (offending, count) = offending_ids(&ctx, &sql).await?;
+            checks.push(Check {
+                name: invariant.name.replace("{t}", table),
+                offending,
+                count,
+                remedy: invariant.remedy,
+            });
         }
-        let batches = run_sql(&ctx, invariant.sql).await?;
-        let mut offending = Vec::new();
-        let mut count = 0;
-        for batch in &batches {
-            for row in 0..batch.num_rows() {
-                count += 1;
-                if offending.len() < SHOWN {
-                    let id = array_value_to_string(batch.column(0), row)
-                        .unwrap_or_else(|e| format!("(unreadable: {e})"));
-                    offending.push(id);
-                }
-            }
-        }
-        checks.push(Check {
-            name: invariant.name,
-            offending,
-            count,
-            remedy: invariant.remedy,
-        });
     }
     let missing = lake.missing_files().await?;
     checks.push(Check {
-        name: "every data file the tables name exists",
+        name: "every data file the tables name exists".to_owned(),
         count: missing.len() as u64,
         offending: missing.into_iter().take(SHOWN).collect(),
         remedy: "a file was deleted outside simtally (or vacuumed while a run still wrote it): \
                  restore it from a backup of the object store",
     });
     Ok(LakeCheck { checks })
+}
+
+/// The first column of each row `sql` gives (at most [`SHOWN`]), and how many rows.
+async fn offending_ids(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+) -> Result<(Vec<String>, u64), QueryError> {
+    let batches = run_sql(ctx, sql).await?;
+    let mut offending = Vec::new();
+    let mut count = 0;
+    for batch in &batches {
+        for row in 0..batch.num_rows() {
+            count += 1;
+            if offending.len() < SHOWN {
+                let id = array_value_to_string(batch.column(0), row)
+                    .unwrap_or_else(|e| format!("(unreadable: {e})"));
+                offending.push(id);
+            }
+        }
+    }
+    Ok((offending, count))
 }
