@@ -150,6 +150,25 @@ async fn a_pass_stopped_after_any_commit_is_completed_by_running_it_again() {
     }
 }
 
+/// A pass stopped after its `quarantine` commit, then another writer's pass (one bad line:
+/// it closes with a `usage` commit, so the fence no longer shows an unfinished pass), then
+/// the first input again: the usage slices of the records the first pass cut are written,
+/// because a cut record's quarantined slices without its usage slices are told by the rows
+/// themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_pass_is_completed_after_another_writer_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_url(&dir);
+    let (usage, events) = (sample("usage"), sample("events"));
+    let stopped = start_ingest(&lake, &[&usage], &[&events], Some("quarantine"));
+    assert!(!stopped.wait_with_output().unwrap().status.success());
+    let other = dir.path().join("other.ndjson");
+    std::fs::write(&other, "not json\n").unwrap();
+    succeeded(start_ingest(&lake, &[&other], &[], None));
+    succeeded(start_ingest(&lake, &[&usage], &[&events], None));
+    assert_sample_1(&local_lake(&dir)).await;
+}
+
 /// Runs killed (SIGKILL) at moments drawn from a fixed seed, each then run again: the lake
 /// is exact whatever the moment was (before, between or after any commit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

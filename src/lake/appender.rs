@@ -133,6 +133,16 @@ impl TableAppender {
         self.rows > 0 || !self.commit_info.is_empty() || !self.replaced.is_empty()
     }
 
+    /// The version recorded under the `txn` application id `app_id` in the version this
+    /// appender read, if any.
+    pub async fn recorded(&self, app_id: &str) -> Result<Option<i64>, LakeError> {
+        let snapshot = self.delta.snapshot().map_err(|e| self.error(e))?;
+        snapshot
+            .transaction_version(self.delta.log_store().as_ref(), app_id)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
     /// The table version this appender read, which its commit is checked against.
     pub fn read_version(&self) -> Option<i64> {
         self.delta.version().map(|v| v as i64)

@@ -24,7 +24,7 @@
 
 use deltalake::kernel::Transaction;
 
-use super::{Lake, LakeError, LakeTable};
+use super::{LakeError, TableAppender};
 
 /// The application id of the writer fence's `txn` action.
 pub const FENCE_APP_ID: &str = "simtally:pass";
@@ -74,16 +74,16 @@ pub async fn back_off(attempt: u32, spent: std::time::Duration) {
     tokio::time::sleep(std::time::Duration::from_millis(wait + jitter)).await;
 }
 
-impl Lake {
-    /// The fence as the lake records it now. Read after the pass's tables are opened: a
-    /// pass that commits after a newer number was recorded conflicts anyway.
-    pub async fn fence(&self) -> Result<Fence, LakeError> {
-        let id = [FENCE_APP_ID.to_owned()];
-        let usage = self.resume_points(LakeTable::Usage, &id).await?;
-        let quarantine = self.resume_points(LakeTable::Quarantine, &id).await?;
+impl Fence {
+    /// The fence as the pass's `usage` and `quarantine` appenders read it: the versions its
+    /// commits are checked against.
+    pub async fn read(
+        usage: &TableAppender,
+        quarantine: &TableAppender,
+    ) -> Result<Fence, LakeError> {
         Ok(Fence {
-            usage: usage.get(FENCE_APP_ID).copied(),
-            quarantine: quarantine.get(FENCE_APP_ID).copied(),
+            usage: usage.recorded(FENCE_APP_ID).await?,
+            quarantine: quarantine.recorded(FENCE_APP_ID).await?,
         })
     }
 }

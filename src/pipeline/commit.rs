@@ -105,6 +105,7 @@ mod tests {
     async fn decided_pass(lake: &Lake, fenced: bool) -> CommitPlan {
         let mut dead_letters = lake.appender(LakeTable::DeadLetters).await.unwrap();
         let usage = lake.appender(LakeTable::Usage).await.unwrap();
+        let quarantine = lake.appender(LakeTable::Quarantine).await.unwrap();
         let mut rows = DeadLetterRows::new(UtcMillis::from_millis(0));
         rows.append(&DeadLetter {
             source: "input.ndjson:1".into(),
@@ -113,6 +114,7 @@ mod tests {
             key: None,
         });
         dead_letters.write(rows.finish()).await.unwrap();
+        let fence = Fence::read(&usage, &quarantine).await.unwrap();
         let step = |table, appender| Step {
             table,
             appender,
@@ -122,7 +124,7 @@ mod tests {
             step(LakeTable::DeadLetters, dead_letters),
             step(LakeTable::Usage, usage),
         ];
-        let plan = CommitPlan::new(lake.fence().await.unwrap(), steps).unwrap();
+        let plan = CommitPlan::new(fence, steps).unwrap();
         match fenced {
             true => plan,
             false => plan.unfenced(),

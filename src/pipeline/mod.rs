@@ -29,7 +29,7 @@ use deltalake::kernel::Transaction;
 
 use crate::directory::LinkLimits;
 use crate::domain::UtcMillis;
-use crate::lake::{back_off, Lake, LakeError, LakeTable, FENCED_RETRIES};
+use crate::lake::{back_off, Fence, Lake, LakeError, LakeTable, FENCED_RETRIES};
 use crate::source::kafka::{
     check_co_partitioned, resume_app_id, KafkaError, ReadBudget, TopicToEnd, Topics,
 };
@@ -297,7 +297,7 @@ pub async fn ingest_pass(
         lake.appender(LakeTable::Quarantine).await?,
         lake.appender(LakeTable::DeadLetters).await?,
     ];
-    let fence = lake.fence().await?;
+    let fence = Fence::read(&usage_appenders[0], &usage_appenders[1]).await?;
     let dead_letters_in_lake: Arc<HashSet<String>> =
         Arc::new(lake.string_keys(LakeTable::DeadLetters, "source").await?);
 

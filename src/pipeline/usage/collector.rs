@@ -222,8 +222,12 @@ impl Collector {
                 )
             } else {
                 let stored = in_usage || in_quarantine;
+                // A cut record's quarantined slices without its usage slices: a pass was
+                // stopped or refused after its `quarantine` commit (with several writers,
+                // another may have closed since, so the fence cannot tell).
+                let half = in_quarantine && !in_usage && known.cut_in_quarantine.contains(id);
                 (
-                    !stored && !record.usage.is_empty(),
+                    (!stored || half) && !record.usage.is_empty(),
                     !stored && !record.quarantine.is_empty(),
                 )
             };

@@ -68,6 +68,10 @@ impl Extend<RecordIds> for RecordIds {
 pub(crate) struct KnownRecords {
     pub usage: RecordIds,
     pub quarantine: RecordIds,
+    /// Of `quarantine`: records first stored as slices of a cut record (numbered from 1),
+    /// whose other slices belong in `usage`. One that is not in `usage` is the half a pass
+    /// left when it was stopped or refused between its `quarantine` and `usage` commits.
+    pub cut_in_quarantine: RecordIds,
     /// Days before this one are loaded on demand (`None`: everything is loaded).
     loaded_from: Option<i32>,
     loaded_days: HashSet<i32>,
@@ -83,10 +87,11 @@ impl KnownRecords {
         let condition = loaded_from.map_or(String::new(), |day| {
             format!(" WHERE usage_date >= {}", date_literal(day))
         });
-        let (usage, quarantine) = ids(lake, &condition).await?;
+        let (usage, quarantine, cut_in_quarantine) = ids(lake, &condition).await?;
         Ok(KnownRecords {
             usage,
             quarantine,
+            cut_in_quarantine,
             loaded_from,
             loaded_days: HashSet::new(),
             lake: lake.clone(),
@@ -100,9 +105,11 @@ impl KnownRecords {
         match self.loaded_from {
             Some(from) if day < from && self.loaded_days.insert(day) => {
                 let condition = format!(" WHERE usage_date = {}", date_literal(day));
-                let (usage, quarantine) = self.runtime.block_on(ids(&self.lake, &condition))?;
+                let (usage, quarantine, cut) =
+                    self.runtime.block_on(ids(&self.lake, &condition))?;
                 self.usage.extend([usage]);
                 self.quarantine.extend([quarantine]);
+                self.cut_in_quarantine.extend([cut]);
                 Ok(())
             }
             _ => Ok(()),
@@ -128,11 +135,17 @@ async fn latest_day(lake: &Lake) -> Result<Option<i32>, LakeError> {
     Ok(latest)
 }
 
-async fn ids(lake: &Lake, condition: &str) -> Result<(RecordIds, RecordIds), LakeError> {
+async fn ids(lake: &Lake, condition: &str) -> Result<(RecordIds, RecordIds, RecordIds), LakeError> {
+    let cut = match condition {
+        "" => " WHERE slice >= 1 AND correction IS NULL".to_owned(),
+        _ => format!("{condition} AND slice >= 1 AND correction IS NULL"),
+    };
     Ok((
         lake.int64_keys(LakeTable::Usage, "record_id", condition)
             .await?,
         lake.int64_keys(LakeTable::Quarantine, "record_id", condition)
+            .await?,
+        lake.int64_keys(LakeTable::Quarantine, "record_id", &cut)
             .await?,
     ))
 }
