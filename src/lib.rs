@@ -26,5 +26,6 @@ mod app;
 pub mod cli;
 pub mod config;
 pub mod config_file;
+pub mod crash;
 
 pub use app::{run, RunError};

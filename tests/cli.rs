@@ -510,7 +510,7 @@ fn an_issue_killed_between_its_commits_bills_nothing_and_runs_again() {
 
     let killed = Command::new(env!("CARGO_BIN_EXE_simtally"))
         .args(args)
-        .env("SIMTALLY_CRASH_AFTER_COMMIT", "billed_slices")
+        .env("SIMTALLY_CRASH_AFTER_COMMIT", "issue:billed_slices")
         .output()
         .unwrap();
     assert!(

@@ -1041,14 +1041,22 @@ async fn a_partition_without_events_gets_an_empty_snapshot() {
     assert_eq!(totals(&lake).await, totals(&reference).await);
 }
 
-/// A file ingest runs while a follower consumes the topics, the two sharing SIMs: the
+/// File ingests run while a follower consumes the topics, all sharing SIMs: the
 /// registrations and a quarter of the sample's usage on the topics, then the transfers and
-/// half the usage in a file, then the last quarter of the usage on the topics. The writer
+/// half the usage in files (one share per file ingest, all at once), then the last quarter
+/// of the usage on the topics. The writer
 /// fence serializes their commits, and the follower sees that another writer stored events
 /// since its last pass and loads them (the transfers exist only in the file), so the lake
-/// holds the fixture's expected totals and `lake check` passes.
+/// holds the fixture's expected totals, `lake check` passes and the books balance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_ingest_beside_a_follower_gives_the_fixture_result() {
+async fn file_ingests_beside_a_follower_give_the_fixture_result() {
+    // 2, 3 and 4 writers: the follower and one to three file ingests at once.
+    for file_writers in 1..=3 {
+        file_ingests_beside_a_follower(file_writers).await;
+    }
+}
+
+async fn file_ingests_beside_a_follower(file_writers: usize) {
     let topics = unique_topics();
     let data = tempfile::tempdir().unwrap();
     let usage = data.path().join("usage.ndjson");
@@ -1057,6 +1065,13 @@ async fn a_file_ingest_beside_a_follower_gives_the_fixture_result() {
     let quarters = split_in_halves(&halves[0], "quarter");
     let (registrations, transfers) = split_sample_events(data.path());
     produce_files(&topics, &quarters[..1], &[registrations]).await;
+    // The file half dealt into one share per file writer, each with every transfer.
+    let text = std::fs::read_to_string(&halves[1]).unwrap();
+    let mut shares = vec![String::new(); file_writers];
+    for (i, line) in text.lines().enumerate() {
+        shares[i % file_writers].push_str(line);
+        shares[i % file_writers].push('\n');
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let lake = local_lake(&dir);
@@ -1065,26 +1080,36 @@ async fn a_file_ingest_beside_a_follower_gives_the_fixture_result() {
     let mut follower = follower(&topics, &group, &lake_path, &[]);
     let log = stderr_lines(&mut follower);
     wait_for_line(&log, "pass committed");
-    let file_ingest = std::process::Command::new(env!("CARGO_BIN_EXE_simtally"))
-        .args(["ingest", "--no-progress", "--usage"])
-        .arg(&halves[1])
-        .arg("--events")
-        .arg(&transfers)
-        .arg("--lake")
-        .arg(&lake_path)
-        .output()
-        .unwrap();
-    assert!(
-        file_ingest.status.success(),
-        "{}",
-        String::from_utf8_lossy(&file_ingest.stderr)
-    );
+    let file_ingests: Vec<_> = shares
+        .iter()
+        .enumerate()
+        .map(|(i, share)| {
+            let path = data.path().join(format!("share-{i}.ndjson"));
+            std::fs::write(&path, share).unwrap();
+            std::process::Command::new(env!("CARGO_BIN_EXE_simtally"))
+                .args(["ingest", "--no-progress", "--usage"])
+                .arg(&path)
+                .arg("--events")
+                .arg(&transfers)
+                .arg("--lake")
+                .arg(&lake_path)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for ingest in file_ingests {
+        let out = ingest.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     produce_files(&topics, &quarters[1..], &[]).await;
     let expected = common::sample_1_expected();
     let records = expected["valid_records"].as_u64().unwrap();
     wait_for_counts(&lake, &[(RECORDS, records)]).await;
     stop(follower);
-    common::assert_sample_1(&lake).await;
-    let checked = simtally::query::check_lake(&lake).await.unwrap();
-    assert!(checked.passes(), "{checked}");
+    common::assert_sample_1_and_books(&lake).await;
 }

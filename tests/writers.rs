@@ -6,67 +6,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
-use common::{local_lake, rows, shared_fixture, split_sample_events};
-use simtally::lake::Lake;
-use simtally::pipeline::PASS_COMMIT_ORDER;
+use common::runs::{lake_url, sample, start_ingest, succeeded};
+use common::{assert_sample_1_and_books, local_lake, rows};
+use simtally::crash::{CommitPoint, WritePath};
 use simtally::query::check_lake;
 
-/// The fixture's totals, `lake check` passes, and the books of November balance against the
-/// run records (every record accounted for by the runs that stored it).
-async fn assert_sample_1(lake: &Lake) {
-    common::assert_sample_1(lake).await;
-    let checked = check_lake(lake).await.unwrap();
-    assert!(checked.passes(), "{checked}");
-    let prices = common::testdata("prices.toml");
-    let books = simtally::billing::reconcile(
-        lake,
-        simtally::billing::Period::new(2026, 11).unwrap(),
-        &prices,
-    )
-    .await
-    .unwrap();
-    assert!(books.balances(), "{books}");
-}
-
-fn sample(name: &str) -> PathBuf {
-    shared_fixture(&format!("sample-1/{name}.ndjson"))
-}
-
-fn lake_url(dir: &tempfile::TempDir) -> String {
-    dir.path().join("lake").display().to_string()
-}
-
-/// `simtally ingest` of these files, started and not waited for.
-fn start_ingest(lake: &str, usage: &[&Path], events: &[&Path], crash_after: Option<&str>) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_simtally"));
-    command.args(["ingest", "--lake", lake, "--no-progress"]);
-    for file in usage {
-        command.arg("--usage").arg(file);
-    }
-    for file in events {
-        command.arg("--events").arg(file);
-    }
-    if let Some(table) = crash_after {
-        command.env("SIMTALLY_CRASH_AFTER_COMMIT", table);
-    }
-    command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn succeeded(child: Child) -> Output {
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+const AFTER_QUARANTINE: Option<CommitPoint> = Some(CommitPoint::new(WritePath::Pass, "quarantine"));
 
 /// The sample's usage lines dealt round-robin into `n` files.
 fn dealt_usage(dir: &Path, n: usize) -> Vec<PathBuf> {
@@ -99,13 +46,13 @@ async fn ingests_of_the_same_input_at_the_same_time_equal_one_ingest() {
         for child in children {
             succeeded(child);
         }
-        assert_sample_1(&local_lake(&dir)).await;
+        assert_sample_1_and_books(&local_lake(&dir)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingests_of_different_inputs_at_the_same_time_equal_them_in_turn() {
-    for writers in [2, 4] {
+    for writers in [2, 3, 4] {
         let dir = tempfile::tempdir().unwrap();
         let lake = lake_url(&dir);
         let events = sample("events");
@@ -119,34 +66,7 @@ async fn ingests_of_different_inputs_at_the_same_time_equal_them_in_turn() {
         for child in children {
             succeeded(child);
         }
-        assert_sample_1(&local_lake(&dir)).await;
-    }
-}
-
-/// Every commit point of a pass, from the code's own list: the pass is stopped right after
-/// it, then run again; the lake is exact. Twice: a first ingest, and late events whose
-/// corrections (quarantine releases and transfers) span both `quarantine` and `usage`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pass_stopped_after_any_commit_is_completed_by_running_it_again() {
-    for table in PASS_COMMIT_ORDER.map(|t| t.name()) {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = lake_url(&dir);
-        let (usage, events) = (sample("usage"), sample("events"));
-        let stopped = start_ingest(&lake, &[&usage], &[&events], Some(table));
-        let out = stopped.wait_with_output().unwrap();
-        assert!(!out.status.success(), "stopped after {table}");
-        succeeded(start_ingest(&lake, &[&usage], &[&events], None));
-        assert_sample_1(&local_lake(&dir)).await;
-
-        let dir = tempfile::tempdir().unwrap();
-        let lake = lake_url(&dir);
-        let (registrations, later) = split_sample_events(dir.path());
-        succeeded(start_ingest(&lake, &[&usage], &[], None));
-        succeeded(start_ingest(&lake, &[], &[&registrations], None));
-        let stopped = start_ingest(&lake, &[], &[&later], Some(table));
-        let _ = stopped.wait_with_output().unwrap();
-        succeeded(start_ingest(&lake, &[], &[&later], None));
-        assert_sample_1(&local_lake(&dir)).await;
+        assert_sample_1_and_books(&local_lake(&dir)).await;
     }
 }
 
@@ -160,13 +80,13 @@ async fn a_stopped_pass_is_completed_after_another_writer_closed() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_url(&dir);
     let (usage, events) = (sample("usage"), sample("events"));
-    let stopped = start_ingest(&lake, &[&usage], &[&events], Some("quarantine"));
+    let stopped = start_ingest(&lake, &[&usage], &[&events], AFTER_QUARANTINE);
     assert!(!stopped.wait_with_output().unwrap().status.success());
     let other = dir.path().join("other.ndjson");
     std::fs::write(&other, "not json\n").unwrap();
     succeeded(start_ingest(&lake, &[&other], &[], None));
     succeeded(start_ingest(&lake, &[&usage], &[&events], None));
-    assert_sample_1(&local_lake(&dir)).await;
+    assert_sample_1_and_books(&local_lake(&dir)).await;
 }
 
 /// Runs killed (SIGKILL) at moments drawn from a fixed seed, each then run again: the lake
@@ -188,7 +108,7 @@ async fn runs_killed_at_any_moment_are_completed_by_running_them_again() {
         let _ = run.kill();
         let _ = run.wait();
         succeeded(start_ingest(&lake, &[&usage], &[&events], None));
-        assert_sample_1(&local_lake(&dir)).await;
+        assert_sample_1_and_books(&local_lake(&dir)).await;
     }
 }
 
@@ -207,7 +127,7 @@ async fn a_release_stopped_between_its_commits_is_found_and_completed() {
     std::fs::write(&usage, format!("{RECORD}\n")).unwrap();
     std::fs::write(&events, format!("{REGISTRATION}\n")).unwrap();
     succeeded(start_ingest(&lake_url, &[&usage], &[], None));
-    let stopped = start_ingest(&lake_url, &[], &[&events], Some("quarantine"));
+    let stopped = start_ingest(&lake_url, &[], &[&events], AFTER_QUARANTINE);
     assert!(!stopped.wait_with_output().unwrap().status.success());
 
     let lake = local_lake(&dir);
@@ -245,6 +165,12 @@ async fn a_release_stopped_between_its_commits_is_found_and_completed() {
 /// and reproduce the same documents; the books balance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issues_at_the_same_time_seal_each_month_once() {
+    for writers in [2, 3, 4] {
+        issues_at_the_same_time(writers).await;
+    }
+}
+
+async fn issues_at_the_same_time(writers: usize) {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_url(&dir);
     succeeded(start_ingest(
@@ -254,7 +180,7 @@ async fn issues_at_the_same_time_seal_each_month_once() {
         None,
     ));
     let prices = common::testdata("prices.toml").display().to_string();
-    let outs: Vec<String> = (0..3)
+    let outs: Vec<String> = (0..writers)
         .map(|i| dir.path().join(format!("out-{i}")).display().to_string())
         .collect();
     let children: Vec<Child> = outs
@@ -302,7 +228,7 @@ async fn issues_at_the_same_time_seal_each_month_once() {
             "{ws}"
         );
     }
-    assert_sample_1(&lake_handle).await;
+    assert_sample_1_and_books(&lake_handle).await;
 }
 
 /// Ingests with `lake compact` and `lake vacuum` running beside them: compaction commits no
@@ -310,10 +236,18 @@ async fn issues_at_the_same_time_seal_each_month_once() {
 /// ends as the ingests alone leave it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingests_beside_compaction_and_vacuum_equal_the_ingests_alone() {
+    // 2, 3 and 4 writers: an ingest and compact; an ingest, compact and vacuum; two
+    // ingests, compact and vacuum.
+    for (ingests, vacuum) in [(1, false), (1, true), (2, true)] {
+        beside_compaction_and_vacuum(ingests, vacuum).await;
+    }
+}
+
+async fn beside_compaction_and_vacuum(ingests: usize, vacuum: bool) {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_url(&dir);
     let events = sample("events");
-    let parts = dealt_usage(dir.path(), 4);
+    let parts = dealt_usage(dir.path(), 2 + ingests);
     // Two shares first, so there are small files to compact.
     succeeded(start_ingest(&lake, &[&parts[0]], &[&events], None));
     succeeded(start_ingest(&lake, &[&parts[1]], &[&events], None));
@@ -326,30 +260,36 @@ async fn ingests_beside_compaction_and_vacuum_equal_the_ingests_alone() {
             .spawn()
             .unwrap()
     };
-    let running = vec![
-        start_ingest(&lake, &[&parts[2]], &[&events], None),
-        maintenance(&["lake", "compact"]),
-        start_ingest(&lake, &[&parts[3]], &[&events], None),
-        maintenance(&["lake", "vacuum"]),
-    ];
+    let mut running = vec![maintenance(&["lake", "compact"])];
+    running.extend((parts[2..].iter()).map(|part| start_ingest(&lake, &[part], &[&events], None)));
+    if vacuum {
+        running.push(maintenance(&["lake", "vacuum"]));
+    }
     for child in running {
         succeeded(child);
     }
-    assert_sample_1(&local_lake(&dir)).await;
+    assert_sample_1_and_books(&local_lake(&dir)).await;
 }
 
-/// An ingest and `invoice --issue` of the same month at once: whatever the issue did not
+/// Ingests and `invoice --issue` of the same month at once: whatever the issue did not
 /// see is billed on December's invoice as an adjustment to November, so for every Workspace
 /// November's invoiced usage plus those adjustments is the fixture's cost, to the last
 /// digit, and the books balance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ingest_beside_an_issue_bills_every_slice_once() {
+async fn ingests_beside_an_issue_bill_every_slice_once() {
+    // 2, 3 and 4 writers: the issue and one to three ingests.
+    for ingests in 1..=3 {
+        ingests_beside_an_issue(ingests).await;
+    }
+}
+
+async fn ingests_beside_an_issue(ingests: usize) {
     use rust_decimal::Decimal;
     use std::str::FromStr;
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_url(&dir);
     let events = sample("events");
-    let parts = dealt_usage(dir.path(), 2);
+    let parts = dealt_usage(dir.path(), 1 + ingests);
     succeeded(start_ingest(&lake, &[&parts[0]], &[&events], None));
     let prices = common::testdata("prices.toml").display().to_string();
     let out = |name: &str| dir.path().join(name).display().to_string();
@@ -369,9 +309,13 @@ async fn an_ingest_beside_an_issue_bills_every_slice_once() {
             .unwrap()
     };
     let issuing = invoice("2026-11", "november", true);
-    let ingesting = start_ingest(&lake, &[&parts[1]], &[&events], None);
+    let ingesting: Vec<Child> = (parts[1..].iter())
+        .map(|part| start_ingest(&lake, &[part], &[&events], None))
+        .collect();
     succeeded(issuing);
-    succeeded(ingesting);
+    for child in ingesting {
+        succeeded(child);
+    }
     succeeded(invoice("2026-12", "december", false));
 
     let document = |folder: &str, id: &str| -> Option<serde_json::Value> {
@@ -392,5 +336,56 @@ async fn an_ingest_beside_an_issue_bills_every_slice_once() {
         }
         assert_eq!(billed, decimal(&totals["cost"]), "Workspace {ws}");
     }
-    assert_sample_1(&local_lake(&dir)).await;
+    assert_sample_1_and_books(&local_lake(&dir)).await;
+}
+
+/// A record cut by its SIM's registration (the time before it quarantined, the rest
+/// attributed), its pass stopped after `quarantine`; then the same input again with a
+/// transfer inside the attributed part. The record ends cut in three, each part once:
+/// quarantined before the registration, Workspace 101 until the transfer, 102 after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_stored_record_whose_sim_moves_before_the_rerun_is_cut_once() {
+    use common::wire;
+    let dir = tempfile::tempdir().unwrap();
+    let lake_url = lake_url(&dir);
+    let iccid = "8988303000010001867";
+    let (usage, events) = (dir.path().join("u.ndjson"), dir.path().join("e.ndjson"));
+    let record = wire::usage(
+        7000000009,
+        iccid,
+        "2026-11-04T03:00:00Z",
+        "2026-11-04T03:30:00Z",
+        "0.30",
+    );
+    let registration = wire::registered("r1", "2026-11-04T03:10:00Z", iccid, 101);
+    std::fs::write(&usage, format!("{record}\n")).unwrap();
+    std::fs::write(&events, format!("{registration}\n")).unwrap();
+    let stopped = start_ingest(&lake_url, &[&usage], &[&events], AFTER_QUARANTINE);
+    assert!(!stopped.wait_with_output().unwrap().status.success());
+    let half = rows(&local_lake(&dir), "SELECT slice, cost FROM quarantine").await;
+    assert_eq!(
+        half,
+        vec![vec!["1", "0.1000000000"]],
+        "the cut's first part only"
+    );
+
+    let transfer = wire::transferred("t1", "2026-11-04T03:20:00Z", iccid, 101, 102);
+    std::fs::write(&events, format!("{registration}\n{transfer}\n")).unwrap();
+    succeeded(start_ingest(&lake_url, &[&usage], &[&events], None));
+
+    let lake = local_lake(&dir);
+    let checked = check_lake(&lake).await.unwrap();
+    assert!(checked.passes(), "{checked}");
+    // 10 minutes each, of 30: a third of the cost each.
+    let counted = rows(
+        &lake,
+        "SELECT workspace_id, SUM(cost) FROM usage GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        counted,
+        vec![vec!["101", "0.1000000000"], vec!["102", "0.1000000000"]]
+    );
+    let quarantined = rows(&lake, "SELECT SUM(cost) FROM quarantine").await;
+    assert_eq!(quarantined, vec![vec!["0.1000000000"]]);
 }

@@ -14,11 +14,21 @@ use super::render::to_json;
 use super::{BillingError, InvoiceRun, Provenance};
 use deltalake::kernel::Transaction;
 
-use crate::lake::{crash_point, Lake, LakeError, LakeTable, TableAppender};
+use crate::crash::{CommitPoint, WritePath};
+use crate::lake::{Lake, LakeError, LakeTable, TableAppender};
 
 /// The Delta `txn` application id every commit of an issue records: of two runs that read
 /// the ledger before either committed, the second to commit conflicts and starts again.
 const ISSUE_FENCE_APP_ID: &str = "simtally:issue";
+
+/// An issue's commits in order: the claim (an empty `invoices` commit), the billed slices,
+/// the invoices. A run stopped after the first two has issued nothing: the month is still a
+/// draft, and the slices it billed belong to no invoice, so they are not counted as billed.
+pub const ISSUE_COMMIT_ORDER: [&str; 3] = ["claim", "billed_slices", "invoices"];
+
+fn passed(step: usize) {
+    CommitPoint::new(WritePath::Issue, ISSUE_COMMIT_ORDER[step]).passed();
+}
 
 fn fence(at: chrono::DateTime<chrono::Utc>) -> Vec<Transaction> {
     vec![Transaction::new(ISSUE_FENCE_APP_ID, at.timestamp_millis())]
@@ -40,6 +50,7 @@ impl Ledger {
         let billed = lake.appender(LakeTable::BilledSlices).await?;
         let claim = lake.appender(LakeTable::Invoices).await?;
         let claimed = claim.commit(fence(chrono::Utc::now())).await?;
+        passed(0);
         let invoices = lake.appender(LakeTable::Invoices).await?;
         if invoices.read_version() != claimed {
             return Err(LakeError::Fenced {
@@ -90,7 +101,7 @@ async fn record_issued(
         }
     }
     billed.commit(fence(run.issued_at)).await?;
-    crash_point(LakeTable::BilledSlices.name());
+    passed(1);
 
     let n = issued.len();
     let at = run.issued_at.timestamp_micros();
@@ -113,6 +124,7 @@ async fn record_issued(
         .map_err(|e| bug(LakeTable::Invoices, e))?;
     invoices.write(batch).await?;
     invoices.commit(fence(run.issued_at)).await?;
+    passed(2);
     Ok(())
 }
 

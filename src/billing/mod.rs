@@ -22,11 +22,12 @@ pub use document::{
     minor_unit_digits, round_to_minor_unit, AdjustmentKind, AdjustmentLine, CurrencyTotal, Invoice,
     InvoiceStatus, LakeVersions, UsageLine,
 };
+pub use ledger::ISSUE_COMMIT_ORDER;
 pub use period::Period;
 pub use prices::{PriceList, Tariff, WorkspaceSettings};
 pub use reconcile::{reconcile, Reconciliation};
 
-use crate::lake::{back_off, Lake, LakeError, FENCED_RETRIES};
+use crate::lake::{retry_while_refused, Lake, LakeError, FENCED_RETRIES};
 
 /// Errors of the billing layer. `Prices` and `Tariff` are the user's to fix (the price list
 /// or the command); `Lake`, `Query` and `Output` come from storage, the query engine or the
@@ -96,21 +97,11 @@ pub enum Provenance {
 /// HTML into `options.out`.
 pub async fn invoice(lake: &Lake, options: &InvoiceOptions) -> Result<InvoiceRun, BillingError> {
     let prices = PriceList::load(&options.prices).map_err(BillingError::Prices)?;
-    let mut attempt = 1;
-    let run = loop {
-        let started = std::time::Instant::now();
-        match invoice_once(lake, options, &prices).await {
-            Err(BillingError::Lake(e)) if e.is_concurrent_commit() && attempt <= FENCED_RETRIES => {
-                tracing::warn!(
-                    attempt,
-                    "another run issued invoices first; reading the lake again"
-                );
-                attempt += 1;
-                back_off(attempt, started.elapsed()).await;
-            }
-            other => break other?,
-        }
-    };
+    // Another issue sealed first: read the lake again and reproduce what it sealed.
+    let refused = |e: &BillingError| matches!(e, BillingError::Lake(e) if e.is_concurrent_commit());
+    let attempt = || invoice_once(lake, options, &prices);
+    let (run, _) = retry_while_refused(FENCED_RETRIES, refused, attempt).await;
+    let run = run?;
     for (invoice, _) in &run.invoices {
         write_files(&options.out, invoice)?;
     }

@@ -19,7 +19,7 @@ use super::document::{AdjustmentKind, Invoice};
 use super::read::{LakeSnapshot, Window};
 use super::{BillingError, InvoiceOptions, Period, PriceList, Provenance};
 use crate::lake::{Lake, LakeTable};
-use crate::pipeline::{RunRecord, QUARANTINE_RECORDS_KEY, RUN_RECORD_KEY};
+use crate::pipeline::{RunLedger, RunRecord};
 
 type Amounts = BTreeMap<String, Decimal>;
 
@@ -164,27 +164,12 @@ async fn check_runs(
     snapshot: &LakeSnapshot,
     books: &mut Reconciliation,
 ) -> Result<(), BillingError> {
-    let mut runs = Vec::new();
-    for value in lake.commit_values(LakeTable::Usage, RUN_RECORD_KEY).await? {
-        let run: RunRecord =
-            serde_json::from_value(value).map_err(|e| crate::lake::LakeError::Corrupt {
-                table: "usage",
-                detail: format!("a run record: {e}"),
-            })?;
-        runs.push(run);
-    }
-    let sum = |pick: fn(&RunRecord) -> u64| runs.iter().map(pick).sum::<u64>();
-    // Records stored in quarantine only are recorded by the `quarantine` commit that stored
-    // them, which stands even when its pass stopped before the `usage` commit.
-    let mut quarantined_by_commits = 0;
-    for value in (lake.commit_values(LakeTable::Quarantine, QUARANTINE_RECORDS_KEY)).await? {
-        quarantined_by_commits += value.as_u64().unwrap_or(0);
-    }
-    let unconserved = runs.iter().filter(|r| !r.is_conserved()).count();
+    let ledger = RunLedger::read(lake).await?;
+    let sum = |pick: fn(&RunRecord) -> u64| ledger.sum(pick);
     books.check(
         "ingest runs whose input lines are not all accounted for",
         0,
-        unconserved,
+        ledger.unconserved(),
     );
     let usage_rows = match snapshot.has(LakeTable::Usage) {
         true => snapshot.count("SELECT COUNT(*) FROM usage").await?,
@@ -232,12 +217,12 @@ async fn check_runs(
     };
     books.check(
         "records in the lake (attributed or quarantined) = records the runs wrote",
-        sum(|r| r.records) - sum(|r| r.quarantine_only) + quarantined_by_commits,
+        ledger.records_in_lake(),
         attributed + quarantined_only,
     );
     let lines = sum(|r| r.usage_lines);
     books.accounting = vec![
-        ("ingest runs".into(), runs.len().to_string()),
+        ("ingest runs".into(), ledger.runs.len().to_string()),
         ("usage input lines".into(), lines.to_string()),
         ("  blank".into(), sum(|r| r.usage_blank).to_string()),
         (

@@ -39,6 +39,18 @@ pub struct Fence {
 }
 
 impl Fence {
+    /// The fence as the pass's `usage` and `quarantine` appenders read it: the versions its
+    /// commits are checked against.
+    pub async fn read(
+        usage: &TableAppender,
+        quarantine: &TableAppender,
+    ) -> Result<Fence, LakeError> {
+        Ok(Fence {
+            usage: usage.recorded(FENCE_APP_ID).await?,
+            quarantine: quarantine.recorded(FENCE_APP_ID).await?,
+        })
+    }
+
     /// This pass's number: one past every number recorded.
     pub fn pass(&self) -> i64 {
         self.usage.max(self.quarantine).unwrap_or(0) + 1
@@ -63,7 +75,7 @@ pub const FENCED_RETRIES: u32 = 8;
 /// on the last attempt: 50 ms, doubled each time, but at least `spent` (the writer that won
 /// is likely as far from done as this one was), plus up to as much again at random, so that
 /// writers refused together do not meet again.
-pub async fn back_off(attempt: u32, spent: std::time::Duration) {
+async fn back_off(attempt: u32, spent: std::time::Duration) {
     let doubled = 50u64 << attempt.saturating_sub(2).min(10);
     let wait = doubled.max(
         u64::try_from(spent.as_millis())
@@ -74,17 +86,34 @@ pub async fn back_off(attempt: u32, spent: std::time::Duration) {
     tokio::time::sleep(std::time::Duration::from_millis(wait + jitter)).await;
 }
 
-impl Fence {
-    /// The fence as the pass's `usage` and `quarantine` appenders read it: the versions its
-    /// commits are checked against.
-    pub async fn read(
-        usage: &TableAppender,
-        quarantine: &TableAppender,
-    ) -> Result<Fence, LakeError> {
-        Ok(Fence {
-            usage: usage.recorded(FENCE_APP_ID).await?,
-            quarantine: quarantine.recorded(FENCE_APP_ID).await?,
-        })
+/// Runs `attempt` while the fence refuses it (`refused`), each time from a fresh read,
+/// at most `retries` times more; returns the last result and how many attempts were made.
+/// Each attempt reads the lake afresh, so it sees, and does not repeat, what the writer that
+/// won committed.
+pub async fn retry_while_refused<T, E, F, Fut>(
+    retries: u32,
+    refused: impl Fn(&E) -> bool,
+    mut attempt: F,
+) -> (Result<T, E>, u32)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut attempts = 1;
+    loop {
+        let started = std::time::Instant::now();
+        let result = attempt().await;
+        match &result {
+            Err(e) if refused(e) && attempts <= retries => {
+                tracing::warn!(
+                    attempts,
+                    "another writer committed to the lake after this run read it; reading it again"
+                );
+                attempts += 1;
+                back_off(attempts, started.elapsed()).await;
+            }
+            _ => return (result, attempts),
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use object_store::ObjectStoreExt;
 use super::appender::zstd;
 use super::files::TARGET_FILE_BYTES;
 use super::{Lake, LakeError, LakeTable};
+use crate::crash::{CommitPoint, WritePath};
 
 /// What one maintenance step did to one table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,6 +41,7 @@ impl Lake {
                 .with_writer_properties(props.clone())
                 .await
                 .map_err(|e| self.delta_error(table, e))?;
+            CommitPoint::new(WritePath::Compact, table.name()).passed();
             done.push(TableMaintenance {
                 table: table.name(),
                 files_removed: metrics.num_files_removed,

@@ -19,20 +19,10 @@ use deltalake::kernel::StructType;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
 pub use appender::TableAppender;
-pub use fence::{back_off, Fence, FENCED_RETRIES, FENCE_APP_ID};
+pub use fence::{retry_while_refused, Fence, FENCED_RETRIES, FENCE_APP_ID};
 pub use files::{PartitionValue, RowGroupRows};
 pub use location::LakeLocation;
 pub use maintenance::TableMaintenance;
-
-/// Crash injection for the exactly-once tests: with `SIMTALLY_CRASH_AFTER_COMMIT=TABLE` the
-/// process aborts (no cleanup, like `kill -9`) right after committing that table, the
-/// moments between the commits of one run that a random kill rarely hits.
-pub fn crash_point(table: &str) {
-    if std::env::var("SIMTALLY_CRASH_AFTER_COMMIT").is_ok_and(|t| t == table) {
-        eprintln!("SIMTALLY_CRASH_AFTER_COMMIT={table}: aborting");
-        std::process::abort();
-    }
-}
 
 /// Column `i` of `batch` as plain UTF-8 strings: scans may hand strings back as Utf8View.
 pub fn utf8_column(batch: &RecordBatch, i: usize) -> Result<arrow::array::StringArray, String> {

@@ -9,7 +9,8 @@
 
 use deltalake::kernel::Transaction;
 
-use crate::lake::{crash_point, Fence, LakeError, LakeTable, TableAppender};
+use crate::crash::{CommitPoint, WritePath};
+use crate::lake::{Fence, LakeError, LakeTable, TableAppender};
 
 /// The tables of a pass in commit order: the points a pass can be stopped between.
 pub const PASS_COMMIT_ORDER: [LakeTable; 6] = [
@@ -79,7 +80,7 @@ impl CommitPlan {
         if let Some(version) = appender.commit(txns).await? {
             self.committed.push((table.name(), version));
         }
-        crash_point(table.name());
+        CommitPoint::new(WritePath::Pass, table.name()).passed();
         Ok(Some(table))
     }
 

@@ -111,6 +111,9 @@ pub(super) struct EventPass {
     /// The Kafka partitions that delivered messages, with the latest SIM event time read
     /// from each (see [`super::hold`]).
     pub arrivals: BTreeMap<i32, Option<UtcMillis>>,
+    /// Whether the SIM events kept from the last pass were stale (another writer committed
+    /// to `sim_events` since) and were loaded from the lake again.
+    pub reloaded: bool,
 }
 
 /// SIMs whose stored usage may need correcting, with the ids of the events that name them.
@@ -161,9 +164,14 @@ pub(super) async fn run(
         dead_letters_in_lake,
         stored,
     } = targets;
+    let mut reloaded = false;
     let stored = match stored {
         StoredFrom::Kept(stored, _) if stored.version == appender.read_version() => stored,
-        StoredFrom::Kept(_, otherwise) => load_stored(lake, *otherwise).await?,
+        StoredFrom::Kept(_, otherwise) => {
+            tracing::info!("another writer stored SIM events since the last pass: loading them");
+            reloaded = true;
+            load_stored(lake, *otherwise).await?
+        }
         other => load_stored(lake, other).await?,
     };
     let StoredSimEvents {
@@ -331,6 +339,7 @@ pub(super) async fn run(
         dead_letters,
         counts,
         arrivals: arrivals_by_partition,
+        reloaded,
     })
 }
 

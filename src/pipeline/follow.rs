@@ -180,6 +180,9 @@ async fn passes(
                     }
                     kept = Some(next);
                     metrics.record_pass(&summary);
+                    if summary.sim_events_reloaded {
+                        metrics.record_ownership_load();
+                    }
                     total.passes += 1;
                     total.records += summary.usage.records;
                     total.duplicates += summary.usage.duplicates;

@@ -29,7 +29,7 @@ use deltalake::kernel::Transaction;
 
 use crate::directory::LinkLimits;
 use crate::domain::UtcMillis;
-use crate::lake::{back_off, Fence, Lake, LakeError, LakeTable, FENCED_RETRIES};
+use crate::lake::{retry_while_refused, Fence, Lake, LakeError, LakeTable, FENCED_RETRIES};
 use crate::source::kafka::{
     check_co_partitioned, resume_app_id, KafkaError, ReadBudget, TopicToEnd, Topics,
 };
@@ -43,7 +43,7 @@ use hold::Horizons;
 pub use hold::{Hold, HoldPolicy};
 pub use metrics::Metrics;
 pub use summary::{
-    EventCounts, QuarantineTotals, RunRecord, RunSummary, UsageCounts, WorkspaceTotals,
+    EventCounts, QuarantineTotals, RunLedger, RunRecord, RunSummary, UsageCounts, WorkspaceTotals,
     QUARANTINE_RECORDS_KEY, RUN_RECORD_KEY,
 };
 pub use usage::DEFAULT_WINDOW_DAYS;
@@ -216,37 +216,24 @@ pub async fn ingest(
 }
 
 /// Runs `attempt` until it is not refused by the writer fence (`lake::fence`): another
-/// writer committed to a table this run read, after it read it. Each attempt reads the lake
-/// afresh, so it sees, and does not repeat, what the other writer committed. Inputs that
-/// cannot be read again (stdin) are not retried.
+/// writer committed to a table this run read, after it read it. Inputs that cannot be read
+/// again (stdin) are not retried.
 pub(crate) async fn retry_when_fenced<T, F, Fut>(
     rereadable: bool,
-    mut attempt: F,
+    attempt: F,
 ) -> Result<T, IngestError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, IngestError>>,
 {
-    let mut attempts = 1;
-    loop {
-        let started = std::time::Instant::now();
-        match attempt().await {
-            Err(IngestError::Lake(e)) if e.is_concurrent_commit() => {
-                if !rereadable || attempts > FENCED_RETRIES {
-                    return Err(IngestError::Fenced {
-                        attempts,
-                        rereadable,
-                    });
-                }
-                tracing::warn!(
-                    attempts,
-                    "another writer committed to the lake after this run read it; reading it again"
-                );
-                attempts += 1;
-                back_off(attempts, started.elapsed()).await;
-            }
-            other => return other,
-        }
+    let retries = if rereadable { FENCED_RETRIES } else { 0 };
+    let fenced = |e: &IngestError| matches!(e, IngestError::Lake(e) if e.is_concurrent_commit());
+    match retry_while_refused(retries, fenced, attempt).await {
+        (Err(e), attempts) if fenced(&e) => Err(IngestError::Fenced {
+            attempts,
+            rereadable,
+        }),
+        (result, _) => result,
     }
 }
 
@@ -359,6 +346,7 @@ pub async fn ingest_pass(
     // Events first: usage never refers to an ownership the lake cannot explain.
     let mut summary = usage_pass.summary;
     summary.events = event_pass.counts;
+    summary.sim_events_reloaded = event_pass.reloaded;
     summary.corrections = corrected.counts;
     if let Some((brokers, topic)) = options.kafka.as_ref().and_then(|k| {
         k.dead_letter_topic

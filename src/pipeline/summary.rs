@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::CorrectionCounts;
 use crate::domain::{Money, Volume};
+use crate::lake::{Lake, LakeError, LakeTable};
 
 /// Per Workspace: distinct records with a slice there, slices, and exact sums.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -189,6 +190,50 @@ impl RunRecord {
     }
 }
 
+/// What the run records of a lake say it holds: every run's [`RunRecord`], and the records
+/// the `quarantine` commits stored in quarantine only (which stand even when their pass
+/// stopped before its `usage` commit).
+#[derive(Clone, Debug, Default)]
+pub struct RunLedger {
+    pub runs: Vec<RunRecord>,
+    pub quarantined_by_commits: u64,
+}
+
+impl RunLedger {
+    pub async fn read(lake: &Lake) -> Result<Self, LakeError> {
+        let mut runs = Vec::new();
+        for value in lake.commit_values(LakeTable::Usage, RUN_RECORD_KEY).await? {
+            runs.push(
+                serde_json::from_value(value).map_err(|e| LakeError::Corrupt {
+                    table: LakeTable::Usage.name(),
+                    detail: format!("a run record: {e}"),
+                })?,
+            );
+        }
+        let quarantined = lake
+            .commit_values(LakeTable::Quarantine, QUARANTINE_RECORDS_KEY)
+            .await?;
+        Ok(RunLedger {
+            runs,
+            quarantined_by_commits: quarantined.iter().filter_map(|v| v.as_u64()).sum(),
+        })
+    }
+
+    pub fn sum(&self, pick: fn(&RunRecord) -> u64) -> u64 {
+        self.runs.iter().map(pick).sum()
+    }
+
+    /// Runs whose input lines are not all accounted for.
+    pub fn unconserved(&self) -> usize {
+        self.runs.iter().filter(|r| !r.is_conserved()).count()
+    }
+
+    /// Distinct records the runs stored, attributed or quarantined.
+    pub fn records_in_lake(&self) -> u64 {
+        self.sum(|r| r.records) - self.sum(|r| r.quarantine_only) + self.quarantined_by_commits
+    }
+}
+
 /// What an ingest run did, accounting for every input line.
 #[derive(Clone, Debug, Default)]
 pub struct RunSummary {
@@ -202,6 +247,9 @@ pub struct RunSummary {
     pub quarantine: BTreeMap<&'static str, QuarantineTotals>,
     pub lake_versions: Vec<(&'static str, i64)>,
     pub elapsed: Duration,
+    /// Whether a follower's SIM events kept from its last pass were loaded again because
+    /// another writer stored events since.
+    pub sim_events_reloaded: bool,
 }
 
 impl RunSummary {
@@ -213,6 +261,7 @@ impl RunSummary {
         self.corrections.records += pass.corrections.records;
         self.corrections.rows += pass.corrections.rows;
         self.unsent_dead_letters += pass.unsent_dead_letters;
+        self.sim_events_reloaded |= pass.sim_events_reloaded;
         for (workspace, totals) in pass.workspaces {
             let sum = self.workspaces.entry(workspace).or_default();
             sum.records += totals.records;

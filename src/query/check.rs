@@ -7,6 +7,7 @@ use arrow::util::display::array_value_to_string;
 
 use super::{open_session, run_sql, QueryError, Scope};
 use crate::lake::{Lake, LakeTable};
+use crate::pipeline::RunLedger;
 
 /// How many offending ids a failed check shows.
 const SHOWN: usize = 20;
@@ -76,6 +77,10 @@ const REPAIR_BY_RERUN: &str = "a run was stopped between its commits (by a crash
     check again";
 const NOT_SIMTALLY: &str = "the lake holds rows simtally did not write this way: restore the \
     table from a backup or its Delta history";
+
+const RUN_RECORDS: &str = "if a run was stopped between its commits, run it again and check \
+    again; otherwise rows were added or removed outside simtally: restore the table from a \
+    backup or its Delta history";
 
 const INVARIANTS: &[Invariant] = &[
     Invariant {
@@ -158,6 +163,7 @@ pub async fn check_lake(lake: &Lake) -> Result<LakeCheck, QueryError> {
             });
         }
     }
+    checks.extend(run_records(lake, &ctx, &slice_tables).await?);
     let missing = lake.missing_files().await?;
     checks.push(Check {
         name: "every data file the tables name exists".to_owned(),
@@ -167,6 +173,70 @@ pub async fn check_lake(lake: &Lake) -> Result<LakeCheck, QueryError> {
                  restore it from a backup of the object store",
     });
     Ok(LakeCheck { checks })
+}
+
+/// The run records against the stored rows: every run accounted for each of its input
+/// lines, the `usage` rows are those the runs wrote, and the distinct records stored in
+/// `usage` and `quarantine` are those the runs stored.
+async fn run_records(
+    lake: &Lake,
+    ctx: &datafusion::prelude::SessionContext,
+    slice_tables: &[&str],
+) -> Result<Vec<Check>, QueryError> {
+    let ledger = RunLedger::read(lake).await?;
+    let stored = |sql: String| async move {
+        let (first, _) = offending_ids(ctx, &sql).await?;
+        Ok::<u64, QueryError>(first.first().and_then(|n| n.parse().ok()).unwrap_or(0))
+    };
+    let usage_rows = match slice_tables.contains(&"usage") {
+        true => stored("SELECT COUNT(*) FROM usage_ledger".to_owned()).await?,
+        false => 0,
+    };
+    let records = match slice_tables.is_empty() {
+        true => 0,
+        false => {
+            let ids: Vec<String> = (slice_tables.iter())
+                .map(|t| format!("SELECT record_id FROM {t}_ledger"))
+                .collect();
+            let sql = format!(
+                "SELECT COUNT(DISTINCT record_id) FROM ({})",
+                ids.join(" UNION ALL ")
+            );
+            stored(sql).await?
+        }
+    };
+    let unconserved = ledger.unconserved() as u64;
+    let compared = [
+        (
+            "every ingest run accounted for each of its input lines",
+            ledger.runs.len() as u64 - unconserved,
+            ledger.runs.len() as u64,
+        ),
+        (
+            "usage rows = the rows the ingest runs wrote",
+            usage_rows,
+            ledger.sum(|r| r.written_usage),
+        ),
+        (
+            "records stored (attributed or quarantined) = the records the runs stored",
+            records,
+            ledger.records_in_lake(),
+        ),
+    ];
+    Ok(compared
+        .into_iter()
+        .map(|(name, found, recorded)| Check {
+            name: name.to_owned(),
+            count: found.abs_diff(recorded),
+            offending: match found == recorded {
+                true => Vec::new(),
+                false => vec![format!(
+                    "the lake holds {found}, the run records say {recorded}"
+                )],
+            },
+            remedy: RUN_RECORDS,
+        })
+        .collect())
 }
 
 /// The first column of each row `sql` gives (at most [`SHOWN`]), and how many rows.

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod kafka;
+pub mod runs;
 pub mod server;
 pub mod wire;
 
@@ -205,4 +206,21 @@ pub async fn assert_sample_1(lake: &Lake) {
     }
     let dead = rows(lake, "SELECT COUNT(*) FROM dead_letters").await;
     assert!(dead[0][0].parse::<u64>().unwrap() >= expected["dead_letters_min"].as_u64().unwrap());
+}
+
+/// The fixture's totals, `lake check` passes, and the books of November balance against the
+/// run records (every record accounted for by the runs that stored it).
+pub async fn assert_sample_1_and_books(lake: &Lake) {
+    assert_sample_1(lake).await;
+    let checked = simtally::query::check_lake(lake).await.unwrap();
+    assert!(checked.passes(), "{checked}");
+    let prices = testdata("prices.toml");
+    let books = simtally::billing::reconcile(
+        lake,
+        simtally::billing::Period::new(2026, 11).unwrap(),
+        &prices,
+    )
+    .await
+    .unwrap();
+    assert!(books.balances(), "{books}");
 }
