@@ -59,7 +59,7 @@ for target in "${targets[@]}"; do
   echo "== $target for ${seconds}s" >&2
   cargo fuzz run --fuzz-dir fuzz --sanitizer none "$target" "$corpus" -- \
     -max_total_time="$seconds" -max_len=65536 -timeout=10 2>&1 |
-    grep -E '^(#[0-9]+ +DONE|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written|thread .* panicked)' || true
+    grep -E '^(Done [0-9]+ runs|#[0-9]+ +DONE|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written|thread .* panicked)' || true
   if ls fuzz/artifacts/"$target"/crash-* >/dev/null 2>&1; then
     echo "crashes in fuzz/artifacts/$target" >&2
     exit 1
