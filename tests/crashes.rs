@@ -9,10 +9,12 @@ mod common;
 use std::path::Path;
 
 use common::access::{self, WORKSPACES};
-use common::runs::{lake_url, sample, start, start_ingest, stopped_at, succeeded};
+use common::runs::{
+    ingest_args, lake_url, sample, seeded_moments, start, start_ingest, succeeded, Stop,
+};
 use common::{assert_sample_1_and_books, local_lake, rows, split_sample_events, testdata};
 use rust_decimal::Decimal;
-use simtally::crash::{commit_points, CommitPoint, WritePath};
+use simtally::crash::{commit_points, WritePath};
 use simtally::decode::{Reason, Rejection};
 use simtally::domain::UtcMillis;
 use simtally::lake::{Lake, LakeTable};
@@ -22,16 +24,31 @@ use simtally::sink::{DeadLetter, DeadLetterRows};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_commit_point_of_every_path_is_completed_by_running_again() {
     for point in commit_points() {
-        match point.path {
-            WritePath::Pass => {
-                first_ingest(point).await;
-                late_events(point).await;
-                directory_events(point).await;
-                replay(point).await;
-            }
-            WritePath::Issue => issue(point).await,
-            WritePath::Compact => compact(point).await,
+        run_path(point.path, Stop::At(point)).await;
+    }
+}
+
+/// The same scenarios killed (SIGKILL) at moments drawn from a fixed seed: before, between
+/// or after any commit, or in the middle of writing a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_path_killed_at_seeded_moments_is_completed_by_running_again() {
+    for path in WritePath::ALL {
+        for after in seeded_moments(0x5eed ^ path as u64, 3, 800) {
+            run_path(path, Stop::Killed(after)).await;
         }
+    }
+}
+
+async fn run_path(path: WritePath, stop: Stop) {
+    match path {
+        WritePath::Pass => {
+            first_ingest(stop).await;
+            late_events(stop).await;
+            directory_events(stop).await;
+            replay(stop).await;
+        }
+        WritePath::Issue => issue(stop).await,
+        WritePath::Compact => compact(stop).await,
     }
 }
 
@@ -41,37 +58,37 @@ async fn assert_checked(lake: &Lake) {
 }
 
 /// The first ingest of the fixture.
-async fn first_ingest(point: CommitPoint) {
+async fn first_ingest(stop: Stop) {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_url(&dir);
     let (usage, events) = (sample("usage"), sample("events"));
-    let stopped = start_ingest(&lake, &[&usage], &[&events], Some(point));
-    assert!(stopped_at(stopped, point), "a first ingest reaches {point}");
+    let args = ingest_args(&lake, &[&usage], &[&events]);
+    assert!(stop.run(&args), "a first ingest reaches {stop:?}");
     succeeded(start_ingest(&lake, &[&usage], &[&events], None));
     assert_sample_1_and_books(&local_lake(&dir)).await;
 }
 
 /// Usage first, then its registrations, then the later events stopped: corrections of
 /// transfers and quarantine releases span `quarantine` and `usage`.
-async fn late_events(point: CommitPoint) {
+async fn late_events(stop: Stop) {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_url(&dir);
     let (registrations, later) = split_sample_events(dir.path());
     succeeded(start_ingest(&lake, &[&sample("usage")], &[], None));
     succeeded(start_ingest(&lake, &[], &[&registrations], None));
-    let stopped = start_ingest(&lake, &[], &[&later], Some(point));
-    assert!(stopped_at(stopped, point), "late events reach {point}");
+    let args = ingest_args(&lake, &[], &[&later]);
+    assert!(stop.run(&args), "late events reach {stop:?}");
     succeeded(start_ingest(&lake, &[], &[&later], None));
     assert_sample_1_and_books(&local_lake(&dir)).await;
 }
 
 /// Directory events (Workspaces, links, roles, two that break a rule) with usage.
-async fn directory_events(point: CommitPoint) {
+async fn directory_events(stop: Stop) {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_url(&dir);
     let (usage, events) = access::write_fixture(dir.path());
-    let stopped = start_ingest(&lake, &[&usage], &[&events], Some(point));
-    assert!(stopped_at(stopped, point), "directory events reach {point}");
+    let args = ingest_args(&lake, &[&usage], &[&events]);
+    assert!(stop.run(&args), "directory events reach {stop:?}");
     succeeded(start_ingest(&lake, &[&usage], &[&events], None));
 
     let lake = local_lake(&dir);
@@ -83,7 +100,7 @@ async fn directory_events(point: CommitPoint) {
          (SELECT COUNT(*) FROM memberships) AS m, (SELECT COUNT(*) FROM dead_letters) AS d",
     )
     .await;
-    assert_eq!(history, vec![vec!["8", "5", "2"]], "after {point}");
+    assert_eq!(history, vec![vec!["8", "5", "2"]], "after {stop:?}");
     let sums = rows(
         &lake,
         "SELECT workspace_id, COUNT(*), SUM(cost) FROM usage GROUP BY 1 ORDER BY 1",
@@ -100,13 +117,13 @@ async fn directory_events(point: CommitPoint) {
             (ws.to_string(), "2".into(), cost * Decimal::TWO)
         })
         .collect();
-    assert_eq!(sums, want, "after {point}");
+    assert_eq!(sums, want, "after {stop:?}");
     assert_checked(&lake).await;
 }
 
 /// `dead-letters replay` of a valid record an older version left as a dead letter: the
 /// fixture's first line under a new id.
-async fn replay(point: CommitPoint) {
+async fn replay(stop: Stop) {
     let dir = tempfile::tempdir().unwrap();
     let lake_dir = lake_url(&dir);
     let (usage, events) = (sample("usage"), sample("events"));
@@ -119,10 +136,7 @@ async fn replay(point: CommitPoint) {
     store_dead_letter(&lake, record.to_string()).await;
 
     let args = ["dead-letters", "replay", "--lake", &lake_dir];
-    assert!(
-        stopped_at(start(&args, Some(point)), point),
-        "replay reaches {point}"
-    );
+    assert!(stop.run(&args), "replay reaches {stop:?}");
     succeeded(start(&args, None));
     // The cost as written in the line, not through a float.
     let line = first_line.lines().next().unwrap();
@@ -140,7 +154,7 @@ async fn replay(point: CommitPoint) {
     .await;
     let want: Decimal = cost.parse().unwrap();
     let got: Decimal = found[0][0].parse().unwrap();
-    assert_eq!(got, want, "the replayed record once, after {point}");
+    assert_eq!(got, want, "the replayed record once, after {stop:?}");
     assert_checked(&lake).await;
 }
 
@@ -163,7 +177,7 @@ async fn store_dead_letter(lake: &Lake, payload: String) {
 
 /// `invoice --issue` of November: after the stop and a second run, each Workspace's
 /// invoice is issued once and bills the fixture's cost; December adjusts nothing.
-async fn issue(point: CommitPoint) {
+async fn issue(stop: Stop) {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_url(&dir);
     succeeded(start_ingest(
@@ -179,10 +193,7 @@ async fn issue(point: CommitPoint) {
         "invoice", "--lake", &lake, "--period", "2026-11", "--prices", &prices, "--out", &november,
         "--issue",
     ];
-    assert!(
-        stopped_at(start(&issue, Some(point)), point),
-        "an issue reaches {point}"
-    );
+    assert!(stop.run(&issue), "an issue reaches {stop:?}");
     succeeded(start(&issue, None));
     let draft = [
         "invoice", "--lake", &lake, "--period", "2026-12", "--prices", &prices, "--out", &december,
@@ -198,7 +209,7 @@ async fn issue(point: CommitPoint) {
     )
     .await;
     let n = workspaces.len().to_string();
-    assert_eq!(sealed, vec![vec![n.clone(), n]], "after {point}");
+    assert_eq!(sealed, vec![vec![n.clone(), n]], "after {stop:?}");
     for (ws, totals) in workspaces {
         let read = |folder: &str, period: &str| -> Option<serde_json::Value> {
             let text = std::fs::read_to_string(format!("{folder}/{ws}-{period}.json")).ok()?;
@@ -208,11 +219,11 @@ async fn issue(point: CommitPoint) {
         assert_eq!(
             decimal(&invoice["totals"][0]["usage"]),
             decimal(&totals["cost"]),
-            "{ws} after {point}"
+            "{ws} after {stop:?}"
         );
         if let Some(next) = read(&december, "2026-12") {
             let adjustments = next["adjustments"].as_array().map_or(0, Vec::len);
-            assert_eq!(adjustments, 0, "{ws} after {point}");
+            assert_eq!(adjustments, 0, "{ws} after {stop:?}");
         }
     }
     assert_sample_1_and_books(&lake).await;
@@ -221,7 +232,7 @@ async fn issue(point: CommitPoint) {
 /// `lake compact` of a lake written in two shares (small files to merge): the rows and
 /// sums stay the fixture's. A table the lake does not have is not compacted, so its
 /// point is not reached.
-async fn compact(point: CommitPoint) {
+async fn compact(stop: Stop) {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_url(&dir);
     let events = sample("events");
@@ -241,17 +252,19 @@ async fn compact(point: CommitPoint) {
         succeeded(start_ingest(&lake, &[Path::new(share)], &[&events], None));
     }
     let args = ["lake", "compact", "--lake", &lake];
-    let reached = stopped_at(start(&args, Some(point)), point);
+    let reached = stop.run(&args);
     let handle = local_lake(&dir);
-    let table = LakeTable::ALL
-        .into_iter()
-        .find(|t| t.name() == point.step)
-        .unwrap();
-    let exists = handle.open(table).await.unwrap().is_some();
-    assert_eq!(
-        reached, exists,
-        "compaction reaches {point} when the table exists"
-    );
+    if let Stop::At(point) = stop {
+        let table = LakeTable::ALL
+            .into_iter()
+            .find(|t| t.name() == point.step)
+            .unwrap();
+        let exists = handle.open(table).await.unwrap().is_some();
+        assert_eq!(
+            reached, exists,
+            "compaction reaches {point} when the table exists"
+        );
+    }
     succeeded(start(&args, None));
     assert_sample_1_and_books(&handle).await;
 }

@@ -89,29 +89,6 @@ async fn a_stopped_pass_is_completed_after_another_writer_closed() {
     assert_sample_1_and_books(&local_lake(&dir)).await;
 }
 
-/// Runs killed (SIGKILL) at moments drawn from a fixed seed, each then run again: the lake
-/// is exact whatever the moment was (before, between or after any commit).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_killed_at_any_moment_are_completed_by_running_them_again() {
-    let (usage, events) = (sample("usage"), sample("events"));
-    let mut seed: u64 = 0x5eed;
-    for _ in 0..6 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let after = std::time::Duration::from_millis((seed >> 33) % 600);
-        let dir = tempfile::tempdir().unwrap();
-        let lake = lake_url(&dir);
-        let mut run = start_ingest(&lake, &[&usage], &[&events], None);
-        // The moment of the kill is what is random here; nothing waits for an outcome.
-        std::thread::sleep(after);
-        let _ = run.kill();
-        let _ = run.wait();
-        succeeded(start_ingest(&lake, &[&usage], &[&events], None));
-        assert_sample_1_and_books(&local_lake(&dir)).await;
-    }
-}
-
 const RECORD: &str = r#"{"id": 7000000003, "traffic_type": {"id": 5, "description": "Data"}, "start_timestamp": "2026-11-04T03:27:07.716Z", "end_timestamp": "2026-11-04T03:37:07.716Z", "sim": {"iccid": "8988303000010001867"}, "volume": {"rx": 22.816511, "tx": 0.949929, "total": 23.766440}, "cost": 0.0404039320, "currency": {"code": "EUR"}}"#;
 const REGISTRATION: &str = r#"{"event_id": "r1", "type": "sim_registered", "timestamp": "2026-11-01T00:00:00Z", "iccid": "8988303000010001867", "workspace_id": 101}"#;
 
