@@ -14,7 +14,7 @@ use crate::domain::{UtcMillis, WorkspaceId};
 use crate::generate::GenerateOptions;
 use crate::lake::{LakeError, LakeLocation};
 use crate::pipeline::{HoldPolicy, IngestOptions, KafkaIngest, DEFAULT_WINDOW_DAYS};
-use crate::query::{OutputFormat, QueryLimits, Scope};
+use crate::query::{OutputFormat, QueryLimits, Scope, StatementLimits};
 use crate::serve::{AuthOptions, EventsTopic, ServeOptions};
 use crate::source::kafka::{ProduceOptions, ReadBudget, Topics};
 use crate::source::Input;
@@ -567,6 +567,7 @@ impl Cli {
                         timeout: std::time::Duration::from_secs(a.query_timeout),
                         memory_bytes: usize::try_from(a.query_memory_mb.saturating_mul(1 << 20))
                             .unwrap_or(usize::MAX),
+                        statement: StatementLimits::default(),
                     },
                     query_threads: a.threads,
                     events_topic: a.brokers.map(|brokers| EventsTopic {

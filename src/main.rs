@@ -54,7 +54,13 @@ fn main() -> ExitCode {
             }
         }
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // The Postgres endpoint parses and plans statements on these threads: their stacks are
+    // as deep as the query threads' (see `simtally::query::QUERY_STACK_BYTES`).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(simtally::query::QUERY_STACK_BYTES)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -69,7 +75,24 @@ fn main() -> ExitCode {
             on_signal.cancel();
         }
     });
-    let outcome = runtime.block_on(run_until_stopped(config, shutdown));
+    // On a thread of its own rather than the main thread: its stack is as deep as the
+    // query threads' (`simtally query` plans on it).
+    let handle = runtime.handle().clone();
+    let driver = std::thread::Builder::new()
+        .name("simtally-main".into())
+        .stack_size(simtally::query::QUERY_STACK_BYTES)
+        .spawn(move || handle.block_on(run_until_stopped(config, shutdown)));
+    let outcome = match driver.map(|thread| thread.join()) {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_panicked)) => {
+            runtime.shutdown_background();
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("error: cannot start the main thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // A reader blocked on stdin or a broker must not keep the process alive.
     runtime.shutdown_background();
     match outcome {

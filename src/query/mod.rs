@@ -1,12 +1,15 @@
 //! query/serve: DataFusion over the lake. Ad-hoc SQL, the named reports in `sql/`, and the
 //! output formats people paste into spreadsheets and scripts.
 
+mod admission;
 mod check;
 mod format;
 mod reports;
 mod scoped;
 mod session;
+mod yields;
 
+pub use admission::{admit, Refusal, StatementLimits, QUERY_STACK_BYTES};
 pub use check::{check_lake, Check, LakeCheck};
 pub use format::{write_batches, OutputFormat};
 pub use reports::{Report, REPORTS};
@@ -35,6 +38,8 @@ pub enum QueryError {
     TooManyRows(usize),
     #[error("the query ran longer than {}s; narrow it (fewer Workspaces or days)", .0.as_secs())]
     Timeout(std::time::Duration),
+    #[error("statement refused before planning: {0}")]
+    Refused(#[from] Refusal),
 }
 
 impl From<datafusion::error::DataFusionError> for QueryError {

@@ -23,7 +23,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{cast, col, SessionConfig, SessionContext};
 use futures::StreamExt;
 
-use super::{QueryError, Scope};
+use super::{admit, QueryError, Scope, StatementLimits};
 use crate::directory::{load_directory, Directory, LinkLimits};
 use crate::domain::{Role, UserId, WorkspaceId};
 use crate::lake::schema::{counted_slices_sql, OWNERSHIP_VIEW_SQL};
@@ -62,6 +62,8 @@ pub struct QueryLimits {
     pub timeout: std::time::Duration,
     /// Memory for the operators (sorts, joins, aggregates) of all running queries.
     pub memory_bytes: usize,
+    /// How big and deep one statement may be (checked before it is parsed).
+    pub statement: StatementLimits,
 }
 
 impl Default for QueryLimits {
@@ -70,6 +72,7 @@ impl Default for QueryLimits {
             max_rows: 100_000,
             timeout: std::time::Duration::from_secs(30),
             memory_bytes: 1 << 30,
+            statement: StatementLimits::default(),
         }
     }
 }
@@ -94,7 +97,13 @@ pub fn scoped_session(
     scope: &Scope,
     runtime: Arc<RuntimeEnv>,
 ) -> Result<SessionContext, QueryError> {
-    let ctx = SessionContext::new_with_config_rt(member_config(), runtime.clone());
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(member_config())
+        .with_runtime_env(runtime.clone())
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(super::yields::YieldEverywhere))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     let mut kinds = vec![
         ViewKind::Usage,
         ViewKind::SimEvents,
@@ -456,6 +465,7 @@ pub async fn run_limited(
     sql: &str,
     limits: &QueryLimits,
 ) -> Result<QueryResult, QueryError> {
+    admit(sql, &limits.statement)?;
     check_read_only(sql)?;
     let sql_options = datafusion::execution::context::SQLOptions::new()
         .with_allow_ddl(false)

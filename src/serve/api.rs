@@ -395,7 +395,7 @@ async fn execute(
     let (lake, limits, runtime) = (state.lake.clone(), state.limits, state.runtime.clone());
     state
         .executor
-        .run(async move {
+        .run(limits.timeout, async move {
             let ctx = scoped_session(&lake, &viewer, &scope, runtime)?;
             Ok(run_limited(&ctx, &sql, &limits).await?)
         })

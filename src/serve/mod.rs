@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod executor;
+mod pg_limits;
 mod postgres;
 mod respond;
 mod transfers;
@@ -83,7 +84,7 @@ pub async fn start(
                 lake.clone(),
                 auth.clone(),
                 runtime.clone(),
-                options.limits.timeout,
+                options.limits,
                 shutdown.clone(),
             )
             .await?,

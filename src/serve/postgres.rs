@@ -39,9 +39,10 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{Authenticator, Caller};
+use super::pg_limits::{limited, limited_one, statement_limit, too_complex};
 use super::ServeError;
 use crate::lake::Lake;
-use crate::query::{scoped_session, Scope, Viewer};
+use crate::query::{admit, scoped_session, QueryLimits, Scope, Viewer};
 
 /// Who a connection authenticated as; kept where `SET` cannot reach (unlike the
 /// connection's metadata, which `SET name = value` writes).
@@ -171,6 +172,7 @@ impl QueryHook for ReadOnly {
 struct ScopedService {
     lake: Lake,
     runtime: Arc<RuntimeEnv>,
+    limits: QueryLimits,
     /// For the parser calls that need no session (result and parameter types).
     plain: Arc<DfSessionService>,
 }
@@ -209,8 +211,10 @@ impl SimpleQueryHandler for ScopedService {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        admit(query, &self.limits.statement).map_err(too_complex)?;
         let service = self.service_for(client)?;
-        SimpleQueryHandler::do_query(&service, client, query).await
+        let limit = statement_limit(client, self.limits.timeout);
+        limited(limit, SimpleQueryHandler::do_query(&service, client, query)).await
     }
 }
 
@@ -234,6 +238,7 @@ impl QueryParser for ScopedParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        admit(sql, &self.service.limits.statement).map_err(too_complex)?;
         let service = self.service.service_for(client)?;
         service.query_parser().parse_sql(client, sql, types).await
     }
@@ -281,7 +286,9 @@ impl ExtendedQueryHandler for ScopedExtended {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let service = self.service.service_for(client)?;
-        ExtendedQueryHandler::do_query(&service, client, portal, max_rows).await
+        let limit = statement_limit(client, self.service.limits.timeout);
+        let work = ExtendedQueryHandler::do_query(&service, client, portal, max_rows);
+        limited_one(limit, work).await
     }
 }
 
@@ -311,7 +318,7 @@ pub async fn start_postgres(
     lake: Lake,
     auth: Arc<Authenticator>,
     runtime: Arc<RuntimeEnv>,
-    statement_timeout: std::time::Duration,
+    limits: QueryLimits,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, ServeError> {
     let bind_error = |source| ServeError::Bind {
@@ -325,12 +332,13 @@ pub async fn start_postgres(
     let simple = Arc::new(ScopedService {
         lake,
         runtime,
+        limits,
         plain: Arc::new(DfSessionService::new(Arc::new(SessionContext::new()))),
     });
     let handlers = Arc::new(Handlers {
         startup: Arc::new(TokenStartup {
             auth,
-            statement_timeout,
+            statement_timeout: limits.timeout,
         }),
         simple: simple.clone(),
         extended: Arc::new(ScopedExtended {

@@ -80,6 +80,7 @@ impl From<QueryError> for ApiError {
             QueryError::Forbidden(_) => (S::FORBIDDEN, "forbidden_statement"),
             QueryError::TooManyRows(_) => (S::UNPROCESSABLE_ENTITY, "result_too_large"),
             QueryError::Timeout(_) => (S::UNPROCESSABLE_ENTITY, "query_timeout"),
+            QueryError::Refused(_) => (S::BAD_REQUEST, "statement_too_complex"),
             QueryError::Lake(_) => (S::SERVICE_UNAVAILABLE, "lake_unavailable"),
             QueryError::Output(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         };

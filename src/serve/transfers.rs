@@ -69,7 +69,7 @@ pub async fn request_transfer(
     let now = UtcMillis::now();
     let (target, plans) = state
         .executor
-        .run(async move {
+        .run(state.limits.timeout, async move {
             let stored = load_stored_events(&lake)
                 .await
                 .map_err(|e| ApiError::from(QueryError::Lake(e)))?;

@@ -1,0 +1,125 @@
+//! The limits of one Postgres statement: admission before parsing, one deadline over
+//! planning, execution and the streaming of rows, and a panic inside the query engine
+//! turned into this caller's error. datafusion-postgres applies the client's
+//! `statement_timeout` to planning only, and lets `SET statement_timeout = 0` remove it;
+//! here the server's limit always holds, and a client's shorter setting shortens it.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use datafusion_postgres::pgwire;
+use futures::{FutureExt, StreamExt};
+use pgwire::api::results::{QueryResponse, Response};
+use pgwire::api::ClientInfo;
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use tokio::time::Instant;
+
+use crate::query::Refusal;
+
+/// Where datafusion-postgres keeps the session's `statement_timeout`, in milliseconds.
+const STATEMENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
+
+fn error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_owned(),
+        code.to_owned(),
+        message,
+    )))
+}
+
+/// A statement refused before planning (`query::admission`).
+pub fn too_complex(refusal: Refusal) -> PgWireError {
+    error("54001", refusal.to_string()) // statement_too_complex
+}
+
+fn canceled(limit: Duration) -> PgWireError {
+    error(
+        "57014", // query_canceled
+        format!(
+            "canceling statement due to statement timeout ({} ms); narrow the query",
+            limit.as_millis()
+        ),
+    )
+}
+
+fn engine_failed() -> PgWireError {
+    tracing::error!("a Postgres query panicked");
+    error(
+        "XX000",
+        "the query engine failed on this statement (a bug in simtally or DataFusion); \
+         other queries are not affected"
+            .to_owned(),
+    )
+}
+
+/// The time one statement may take: the server's `limit`, or the session's
+/// `statement_timeout` if the client set a shorter one (0 means none: the server's).
+pub fn statement_limit<C: ClientInfo + ?Sized>(client: &C, limit: Duration) -> Duration {
+    let asked = (client.metadata().get(STATEMENT_TIMEOUT_KEY))
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis);
+    asked.map_or(limit, |asked| asked.min(limit))
+}
+
+/// Runs `work` (planning, and whatever execution happens before rows stream) until the
+/// deadline; its responses then stream their rows under the same deadline.
+pub async fn limited<F>(limit: Duration, work: F) -> PgWireResult<Vec<Response>>
+where
+    F: std::future::Future<Output = PgWireResult<Vec<Response>>>,
+{
+    let deadline = Instant::now() + limit;
+    let responses = run_until(deadline, limit, work).await?;
+    Ok(responses
+        .into_iter()
+        .map(|r| streamed_until(r, deadline, limit))
+        .collect())
+}
+
+/// As [`limited`], for the extended protocol's one response.
+pub async fn limited_one<F>(limit: Duration, work: F) -> PgWireResult<Response>
+where
+    F: std::future::Future<Output = PgWireResult<Response>>,
+{
+    let deadline = Instant::now() + limit;
+    let response = run_until(deadline, limit, work).await?;
+    Ok(streamed_until(response, deadline, limit))
+}
+
+async fn run_until<F, T>(deadline: Instant, limit: Duration, work: F) -> PgWireResult<T>
+where
+    F: std::future::Future<Output = PgWireResult<T>>,
+{
+    match tokio::time::timeout_at(deadline, AssertUnwindSafe(work).catch_unwind()).await {
+        Err(_) => Err(canceled(limit)),
+        Ok(Err(_panic)) => Err(engine_failed()),
+        Ok(Ok(result)) => result,
+    }
+}
+
+/// The response with its rows cut off by `deadline` (57014) and a panic while producing
+/// them turned into an error; dropping the rows stream stops the query's work.
+fn streamed_until(response: Response, deadline: Instant, limit: Duration) -> Response {
+    let Response::Query(query) = response else {
+        return response;
+    };
+    let QueryResponse {
+        command_tag,
+        row_schema,
+        data_rows,
+        ..
+    } = query;
+    let rows = AssertUnwindSafe(data_rows).catch_unwind();
+    let rows = futures::stream::unfold(Some(Box::pin(rows)), move |rows| async move {
+        let mut rows = rows?;
+        match tokio::time::timeout_at(deadline, rows.next()).await {
+            Err(_) => Some((Err(canceled(limit)), None)),
+            Ok(None) => None,
+            Ok(Some(Err(_panic))) => Some((Err(engine_failed()), None)),
+            Ok(Some(Ok(row))) => Some((row, Some(rows))),
+        }
+    });
+    let mut limited = QueryResponse::new(row_schema, rows);
+    limited.set_command_tag(&command_tag);
+    Response::Query(limited)
+}

@@ -1,0 +1,266 @@
+//! Hostile and careless queries against the real `simtally serve` process, over HTTP and
+//! over the Postgres protocol (psql): each gets its own clear error, and afterwards the
+//! service still answers `/healthz` and a normal report for everyone.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::access::write_fixture;
+use common::server::{token, OPERATOR_SECRET, USER_SECRET};
+use common::{ingest_files, local_lake};
+
+/// A `simtally serve` process on free ports, stopped when dropped.
+struct Served {
+    child: Child,
+    http: String,
+    postgres: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    fn start(dir: &std::path::Path, lake: &str) -> Served {
+        Served::start_with(dir, lake, &[])
+    }
+
+    fn start_with(dir: &std::path::Path, lake: &str, flags: &[&str]) -> Served {
+        let (users, operators) = (dir.join("users.txt"), dir.join("operators.txt"));
+        std::fs::write(&users, USER_SECRET).unwrap();
+        std::fs::write(&operators, OPERATOR_SECRET).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_simtally"))
+            .args(["serve", "--lake", lake, "--addr", "127.0.0.1:0"])
+            .args(["--postgres-addr", "127.0.0.1:0", "--jwt-secret-file"])
+            .arg(&users)
+            .arg("--operator-secret-file")
+            .arg(&operators)
+            .args(flags)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut http, mut postgres) = (None, None);
+        while http.is_none() || postgres.is_none() {
+            let line = lines.next().expect("serve prints its addresses").unwrap();
+            if let Some(address) = line.strip_prefix("simtally serve: listening on http://") {
+                http = Some(address.to_owned());
+            }
+            if let Some(address) = line.strip_prefix("simtally serve: Postgres protocol on ") {
+                postgres = Some(address.to_owned());
+            }
+        }
+        Served {
+            child,
+            http: http.unwrap(),
+            postgres: postgres.unwrap(),
+        }
+    }
+
+    /// The process has not ended.
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+/// psql (SQL on its standard input, so it may be longer than one argument can be):
+/// `Ok(rows)` or `Err(what it printed, with the SQLSTATE)`.
+fn psql(served: &Served, user: &str, sql: &str) -> Result<Vec<String>, String> {
+    let (host, port) = served.postgres.rsplit_once(':').unwrap();
+    let target = format!(
+        "host={host} port={port} user={user} dbname=simtally sslmode=disable connect_timeout=10"
+    );
+    let mut child = Command::new("psql")
+        .args([
+            &target,
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "VERBOSITY=verbose",
+        ])
+        .args(["-f", "-"])
+        .env("PGPASSWORD", token(user))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql runs (scripts/test.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+/// The service answers `/healthz` and a normal report over both endpoints, each within
+/// 2 s (the client gives up after that).
+async fn still_serves(served: &mut Served) {
+    assert!(served.alive(), "the server process ended");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("http://{}/healthz", served.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let report = client
+        .get(format!("http://{}/v1/reports/workspace-usage", served.http))
+        .bearer_auth(token("olga"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(report.status(), 200, "{}", report.text().await.unwrap());
+    let rows = psql(served, "olga", "SELECT COUNT(*) FROM usage").unwrap();
+    assert_eq!(rows, ["2"]);
+}
+
+fn chain(n: usize, term: &str, op: &str) -> String {
+    vec![term; n].join(op)
+}
+
+/// Statements whose size or depth would overflow a thread's stack in the parser or the
+/// planner (which ended the whole process before admission limits).
+fn too_complex() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "2,000 additions",
+            format!("SELECT {}", chain(2_000, "1", "+")),
+        ),
+        (
+            "an OR chain of 2,000 terms",
+            format!(
+                "SELECT COUNT(*) FROM usage WHERE {}",
+                chain(2_000, "workspace_id = 101", " OR ")
+            ),
+        ),
+        (
+            "an IN list of 40,000 values",
+            format!(
+                "SELECT COUNT(*) FROM usage WHERE workspace_id IN ({})",
+                chain(40_000, "101", ", ")
+            ),
+        ),
+        (
+            "10,000 concatenations",
+            format!("SELECT {}", chain(10_000, "'x'", " || ")),
+        ),
+        (
+            "parentheses 5,000 deep",
+            format!("SELECT {}1{}", "(".repeat(5_000), ")".repeat(5_000)),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_too_big_or_deep_are_refused_and_the_service_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (usage, events) = write_fixture(dir.path());
+    ingest_files(&lake, &[usage], &[events]).await;
+    let lake_path = dir.path().join("lake").display().to_string();
+    let mut served = Served::start(dir.path(), &lake_path);
+    still_serves(&mut served).await;
+
+    let client = reqwest::Client::new();
+    // A person with no role anywhere, and an Observer.
+    for user in ["nobody", "olga"] {
+        for (what, sql) in too_complex() {
+            let answer = client
+                .post(format!("http://{}/v1/query", served.http))
+                .bearer_auth(token(user))
+                .header("content-type", "application/json")
+                .body(serde_json::json!({ "sql": sql }).to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 400, "{what} by {user}");
+            let body: serde_json::Value =
+                serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+            assert_eq!(
+                body["error"]["code"], "statement_too_complex",
+                "{what}: {body}"
+            );
+            still_serves(&mut served).await;
+
+            let refused = psql(&served, user, &sql).unwrap_err();
+            assert!(refused.contains("54001"), "{what} by {user}: {refused}");
+            still_serves(&mut served).await;
+        }
+    }
+}
+
+/// Work that takes far longer than the limit whatever the lake holds: a cross join of two
+/// hundred-thousand-row series.
+const ENDLESS: &str =
+    "SELECT COUNT(*) FROM generate_series(1, 100000) a, generate_series(1, 100000) b";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_past_the_deadline_is_stopped_over_both_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (usage, events) = write_fixture(dir.path());
+    ingest_files(&lake, &[usage], &[events]).await;
+    let lake_path = dir.path().join("lake").display().to_string();
+    let mut served = Served::start_with(dir.path(), &lake_path, &["--query-timeout", "2"]);
+
+    // The client gives up well after the deadline: an answer means the server stopped it.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let answer = client
+        .post(format!("http://{}/v1/query", served.http))
+        .bearer_auth(token("olga"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "sql": ENDLESS }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 422);
+    let body: serde_json::Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "query_timeout", "{body}");
+    still_serves(&mut served).await;
+
+    // Over Postgres the limit holds whatever the session sets: 0 (none) or longer.
+    for setting in [
+        "",
+        "SET statement_timeout = 0;",
+        "SET statement_timeout = '1h';",
+    ] {
+        let refused = psql(&served, "olga", &format!("{setting}{ENDLESS}")).unwrap_err();
+        assert!(refused.contains("57014"), "{setting}: {refused}");
+        still_serves(&mut served).await;
+    }
+    // A shorter one is the client's to set.
+    let shortened = psql(
+        &served,
+        "olga",
+        &format!("SET statement_timeout = '100ms'; {ENDLESS}"),
+    )
+    .unwrap_err();
+    assert!(
+        shortened.contains("57014") && shortened.contains("100 ms"),
+        "{shortened}"
+    );
+}
