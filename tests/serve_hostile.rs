@@ -264,3 +264,47 @@ async fn a_query_past_the_deadline_is_stopped_over_both_endpoints() {
         "{shortened}"
     );
 }
+
+/// A function asked to allocate half a gigabyte is refused before it allocates, and the
+/// server's peak memory stays far below it; engine errors carry PostgreSQL's SQLSTATEs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocations_asked_by_arguments_are_bounded_and_errors_have_sqlstates() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (usage, events) = write_fixture(dir.path());
+    ingest_files(&lake, &[usage], &[events]).await;
+    let lake_path = dir.path().join("lake").display().to_string();
+    let mut served = Served::start(dir.path(), &lake_path);
+    let huge = "SELECT length(repeat('x', 500000000))";
+    let answer = reqwest::Client::new()
+        .post(format!("http://{}/v1/query", served.http))
+        .bearer_auth(token("olga"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "sql": huge }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 422);
+    let body: serde_json::Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "resources_exhausted", "{body}");
+    let refused = psql(&served, "olga", huge).unwrap_err();
+    assert!(refused.contains("53200"), "{refused}");
+    still_serves(&mut served).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", served.child.id())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(peak_kib < 400 * 1024, "peak {peak_kib} KiB");
+
+    for (sql, state) in [
+        ("SELECT * FROM no_such_table", "42P01"),
+        ("SELECT no_such_column FROM usage", "42703"),
+        ("SELECT no_such_function(1)", "42883"),
+        ("SELEC 1", "42601"),
+    ] {
+        let refused = psql(&served, "olga", sql).unwrap_err();
+        assert!(refused.contains(state), "{sql}: {refused}");
+    }
+}

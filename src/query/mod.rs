@@ -2,6 +2,7 @@
 //! output formats people paste into spreadsheets and scripts.
 
 mod admission;
+mod bounded;
 mod check;
 mod format;
 mod reports;

@@ -104,6 +104,7 @@ pub fn scoped_session(
         .with_physical_optimizer_rule(Arc::new(super::yields::YieldEverywhere))
         .build();
     let ctx = SessionContext::new_with_state(state);
+    super::bounded::bound_functions(&ctx);
     let mut kinds = vec![
         ViewKind::Usage,
         ViewKind::SimEvents,

@@ -7,6 +7,8 @@
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
+use datafusion::error::DataFusionError;
+use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_postgres::pgwire;
 use futures::{FutureExt, StreamExt};
 use pgwire::api::results::{QueryResponse, Response};
@@ -93,8 +95,34 @@ where
     match tokio::time::timeout_at(deadline, AssertUnwindSafe(work).catch_unwind()).await {
         Err(_) => Err(canceled(limit)),
         Ok(Err(_panic)) => Err(engine_failed()),
-        Ok(Ok(result)) => result,
+        Ok(Ok(result)) => result.map_err(with_sqlstate),
     }
+}
+
+/// A query engine error with the SQLSTATE PostgreSQL would give (datafusion-postgres
+/// answers XX000 for every one), so that clients and tools can tell a typo from a fault.
+fn with_sqlstate(e: PgWireError) -> PgWireError {
+    let PgWireError::ApiError(source) = &e else {
+        return e;
+    };
+    if let Some(syntax) = source.downcast_ref::<ParserError>() {
+        return error("42601", format!("syntax error: {syntax}")); // syntax_error
+    }
+    let Some(engine) = source.downcast_ref::<DataFusionError>() else {
+        return e;
+    };
+    let message = engine.to_string();
+    let code = match engine.find_root() {
+        DataFusionError::ResourcesExhausted(_) => "53200", // out_of_memory
+        DataFusionError::SQL(..) => "42601",               // syntax_error
+        DataFusionError::SchemaError(..) => "42703",       // undefined_column
+        DataFusionError::NotImplemented(_) => "0A000",     // feature_not_supported
+        DataFusionError::Plan(plan) if plan.contains("not found") => "42P01", // undefined_table
+        DataFusionError::Plan(plan) if plan.contains("function") => "42883", // undefined_function
+        DataFusionError::Plan(_) => "42601",
+        _ => "XX000",
+    };
+    error(code, message)
 }
 
 /// The response with its rows cut off by `deadline` (57014) and a panic while producing
@@ -116,7 +144,7 @@ fn streamed_until(response: Response, deadline: Instant, limit: Duration) -> Res
             Err(_) => Some((Err(canceled(limit)), None)),
             Ok(None) => None,
             Ok(Some(Err(_panic))) => Some((Err(engine_failed()), None)),
-            Ok(Some(Ok(row))) => Some((row, Some(rows))),
+            Ok(Some(Ok(row))) => Some((row.map_err(with_sqlstate), Some(rows))),
         }
     });
     let mut limited = QueryResponse::new(row_schema, rows);
