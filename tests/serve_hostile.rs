@@ -298,6 +298,15 @@ async fn allocations_asked_by_arguments_are_bounded_and_errors_have_sqlstates() 
         .unwrap();
     assert!(peak_kib < 400 * 1024, "peak {peak_kib} KiB");
 
+    // Clients read the server's major version from version() (SQLAlchemy refuses
+    // anything that does not start like PostgreSQL's).
+    for sql in ["SELECT version()", "SELECT pg_catalog.version()"] {
+        let version = psql(&served, "olga", sql).unwrap();
+        assert!(
+            version[0].starts_with("PostgreSQL 16.6 (simtally "),
+            "{version:?}"
+        );
+    }
     for (sql, state) in [
         ("SELECT * FROM no_such_table", "42P01"),
         ("SELECT no_such_column FROM usage", "42703"),

@@ -5,6 +5,7 @@
 //! here the server's limit always holds, and a client's shorter setting shortens it.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::error::DataFusionError;
@@ -150,4 +151,30 @@ fn streamed_until(response: Response, deadline: Instant, limit: Duration) -> Res
     let mut limited = QueryResponse::new(row_schema, rows);
     limited.set_command_tag(&command_tag);
     Response::Query(limited)
+}
+
+/// What `version()` answers: PostgreSQL's form first, which clients parse for the server's
+/// major version (SQLAlchemy refuses to connect to "Apache DataFusion ..."), then what
+/// answers really.
+pub const VERSION: &str = concat!(
+    "PostgreSQL 16.6 (simtally ",
+    env!("CARGO_PKG_VERSION"),
+    "; Apache DataFusion 55; read-only)"
+);
+
+/// `version()` as PostgreSQL words it (see [`VERSION`]).
+pub fn version_function() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
+    use datafusion::scalar::ScalarValue;
+    create_udf(
+        "version",
+        vec![],
+        arrow::datatypes::DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|_| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                VERSION.to_owned(),
+            ))))
+        }),
+    )
 }

@@ -39,7 +39,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{Authenticator, Caller};
-use super::pg_limits::{limited, limited_one, statement_limit, too_complex};
+use super::pg_limits::{self, limited, limited_one, statement_limit, too_complex};
 use super::ServeError;
 use crate::lake::Lake;
 use crate::query::{admit, scoped_session, QueryLimits, Scope, Viewer};
@@ -192,6 +192,7 @@ impl ScopedService {
         .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         setup_pg_catalog(&ctx, "simtally", EmptyContextProvider)
             .map_err(|e| PgWireError::ApiError(e))?;
+        ctx.register_udf(pg_limits::version_function());
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(ReadOnly),
             Arc::new(CursorStatementHook),
