@@ -307,6 +307,18 @@ async fn allocations_asked_by_arguments_are_bounded_and_errors_have_sqlstates() 
             "{version:?}"
         );
     }
+    // What pools and ORMs send around their queries is accepted in a read-only session.
+    let around = "BEGIN; SAVEPOINT s1; SELECT COUNT(*) FROM usage; RELEASE SAVEPOINT s1; \
+                  COMMIT; DISCARD ALL;";
+    let tags = [
+        "BEGIN",
+        "SAVEPOINT",
+        "2",
+        "RELEASE",
+        "COMMIT",
+        "DISCARD ALL",
+    ];
+    assert_eq!(psql(&served, "olga", around).unwrap(), tags);
     for (sql, state) in [
         ("SELECT * FROM no_such_table", "42P01"),
         ("SELECT no_such_column FROM usage", "42703"),

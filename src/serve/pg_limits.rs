@@ -8,11 +8,17 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::common::{DFSchema, ParamValues};
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::parser::ParserError;
+use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire;
+use datafusion_postgres::QueryHook;
 use futures::{FutureExt, StreamExt};
-use pgwire::api::results::{QueryResponse, Response};
+use pgwire::api::results::{QueryResponse, Response, Tag};
 use pgwire::api::ClientInfo;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use tokio::time::Instant;
@@ -177,4 +183,56 @@ pub fn version_function() -> datafusion::logical_expr::ScalarUDF {
             ))))
         }),
     )
+}
+
+/// Statements a read-only session has nothing to do for, answered as PostgreSQL would:
+/// `SAVEPOINT` and `RELEASE` (SQLAlchemy, Django), `DISCARD ALL` (pgbouncer, Npgsql).
+pub struct SessionNoOps;
+
+impl SessionNoOps {
+    fn tag(statement: &Statement) -> Option<&'static str> {
+        match statement {
+            Statement::Savepoint { .. } => Some("SAVEPOINT"),
+            Statement::ReleaseSavepoint { .. } => Some("RELEASE"),
+            Statement::Discard { .. } => Some("DISCARD ALL"),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl QueryHook for SessionNoOps {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::tag(statement).map(|tag| Ok(Response::Execution(Tag::new(tag))))
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        Self::tag(statement).map(|_| {
+            Ok(LogicalPlan::EmptyRelation(EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::new(DFSchema::empty()),
+            }))
+        })
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _logical_plan: &LogicalPlan,
+        _params: &ParamValues,
+        _session_context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::tag(statement).map(|tag| Ok(Response::Execution(Tag::new(tag))))
+    }
 }

@@ -128,7 +128,10 @@ impl ReadOnly {
             | S::Rollback { .. }
             | S::Declare { .. }
             | S::Fetch { .. }
-            | S::Close { .. } => None,
+            | S::Close { .. }
+            | S::Savepoint { .. }
+            | S::ReleaseSavepoint { .. }
+            | S::Discard { .. } => None,
             _ => Some(permission_denied(
                 "only queries are allowed (no DDL, DML, COPY or EXPLAIN)".to_owned(),
             )),
@@ -198,6 +201,7 @@ impl ScopedService {
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
+            Arc::new(pg_limits::SessionNoOps),
         ];
         Ok(DfSessionService::new_with_hooks(Arc::new(ctx), hooks))
     }
