@@ -4,43 +4,15 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::access::write_fixture;
+use common::pg::psql_at;
 use common::server::{serve, token, TestServer};
 use common::{ingest_files, local_lake, wire};
 use simtally::query::QueryLimits;
 
-/// psql's answer: rows (unaligned, `|`-separated) or the error it printed.
+/// psql's answer: rows or the error it printed.
 fn psql(server: &TestServer, user: &str, password: &str, sql: &str) -> Result<Vec<String>, String> {
-    let target = format!(
-        "host={} port={} user={user} dbname=simtally sslmode=disable connect_timeout=10",
-        server.postgres.ip(),
-        server.postgres.port()
-    );
-    let output = Command::new("psql")
-        .args([
-            &target,
-            "-X",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .env("PGPASSWORD", password)
-        .output()
-        .expect("psql runs (scripts/test.sh installs it)");
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
+    psql_at(&server.postgres.to_string(), user, password, sql)
 }
 
 fn as_user(server: &TestServer, user: &str, sql: &str) -> Result<Vec<String>, String> {

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod kafka;
+pub mod pg;
 pub mod runs;
 pub mod server;
 pub mod wire;
