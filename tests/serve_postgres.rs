@@ -90,7 +90,6 @@ async fn psql_cannot_leave_the_scope() {
         "SELECT * FROM dead_letters",
         "SELECT * FROM memberships",
         "SELECT * FROM read_parquet('lake/usage')",
-        "SELECT * FROM information_schema.tables",
         "SELECT * FROM datafusion.public.usage",
         "SELECT pg_read_file('/etc/passwd')",
         "COPY (SELECT * FROM usage) TO '/tmp/simtally-pg-escape.csv'",
@@ -137,6 +136,23 @@ async fn psql_cannot_leave_the_scope() {
     assert!(!tables
         .iter()
         .any(|t| t == "dead_letters" || t == "memberships"));
+    // information_schema (Grafana's and Metabase's pickers) lists the same views.
+    let listed = as_user(
+        &server,
+        "olga",
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' \
+         ORDER BY 1",
+    )
+    .unwrap();
+    assert_eq!(listed, ["ownership", "sim_events", "usage", "workspaces"]);
+    let columns = as_user(
+        &server,
+        "olga",
+        "SELECT column_name, data_type FROM information_schema.columns \
+         WHERE table_name = 'usage' AND column_name IN ('cost', 'start_time', 'source') ORDER BY 1",
+    )
+    .unwrap();
+    assert_eq!(columns, ["cost|numeric", "start_time|timestamp with time zone"]);
     // A `SET` cannot make anyone an operator.
     let escalate = as_user(
         &server,

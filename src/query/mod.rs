@@ -15,7 +15,8 @@ pub use check::{check_lake, Check, LakeCheck};
 pub use format::{write_batches, OutputFormat};
 pub use reports::{Report, REPORTS};
 pub use scoped::{
-    check_read_only, run_limited, scoped_session, QueryLimits, QueryResult, Viewer, MEMBER_VIEWS,
+    base_state, check_read_only, register_views, run_limited, scoped_session, QueryLimits,
+    QueryResult, Viewer, MEMBER_VIEWS,
 };
 pub use session::{open_session, run_report, run_sql, Scope};
 

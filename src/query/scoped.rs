@@ -97,14 +97,33 @@ pub fn scoped_session(
     scope: &Scope,
     runtime: Arc<RuntimeEnv>,
 ) -> Result<SessionContext, QueryError> {
+    let ctx = SessionContext::new_with_state(base_state(runtime.clone()));
+    register_views(&ctx, lake, viewer, scope, runtime)?;
+    Ok(ctx)
+}
+
+/// The engine of a caller's session without its views: bounded functions, cooperative
+/// operators, no `information_schema`.
+pub fn base_state(runtime: Arc<RuntimeEnv>) -> datafusion::execution::SessionState {
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_config(member_config())
-        .with_runtime_env(runtime.clone())
+        .with_runtime_env(runtime)
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(super::yields::YieldEverywhere))
         .build();
     let ctx = SessionContext::new_with_state(state);
     super::bounded::bound_functions(&ctx);
+    ctx.state()
+}
+
+/// Registers `viewer`'s views (see the module documentation) in `ctx`'s default schema.
+pub fn register_views(
+    ctx: &SessionContext,
+    lake: &Lake,
+    viewer: &Viewer,
+    scope: &Scope,
+    runtime: Arc<RuntimeEnv>,
+) -> Result<(), QueryError> {
     let mut kinds = vec![
         ViewKind::Usage,
         ViewKind::SimEvents,
@@ -125,7 +144,7 @@ pub fn scoped_session(
         };
         ctx.register_table(kind.name(), Arc::new(view))?;
     }
-    Ok(ctx)
+    Ok(())
 }
 
 /// No `information_schema`, no URL tables: the session knows its views and nothing else.

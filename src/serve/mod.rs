@@ -4,8 +4,7 @@
 mod api;
 mod auth;
 mod executor;
-mod pg_limits;
-mod postgres;
+mod pg;
 mod respond;
 mod transfers;
 
@@ -53,6 +52,8 @@ pub enum ServeError {
     Key(String),
     #[error("cannot start the query runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot build the Postgres catalogs: {0}")]
+    Catalog(String),
 }
 
 /// A server that is listening: where, and how it ends.
@@ -79,7 +80,7 @@ pub async fn start(
         .map_err(|e| ServeError::Runtime(std::io::Error::other(e)))?;
     let postgres_address = match &options.postgres_address {
         Some(address) => Some(
-            postgres::start_postgres(
+            pg::start_postgres(
                 address,
                 lake.clone(),
                 auth.clone(),

@@ -1,6 +1,17 @@
 //! The Postgres wire protocol endpoint, for psql and BI tools (Grafana, Metabase, Superset).
 //! The password is the caller's token; every statement runs in a fresh session of the
-//! caller's scoped views (see [`scoped_session`]), through datafusion-postgres.
+//! caller's scoped views beside the shared catalogs ([`catalog`]), through
+//! datafusion-postgres, under the limits of [`limits`] and the dialect of [`dialect`],
+//! [`names`] and [`settings`].
+
+mod catalog;
+mod cursors;
+mod dialect;
+mod limits;
+mod names;
+mod settings;
+mod subqueries;
+mod to_char;
 
 use std::fmt::Debug;
 use std::net::SocketAddr;
@@ -12,8 +23,6 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
@@ -27,33 +36,52 @@ use pgwire::api::auth::{
 };
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::results::{DescribePortalResponse, FieldInfo, Response};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
 };
-use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio_util::sync::CancellationToken;
 
+use self::catalog::Catalogs;
+use self::limits::{
+    limited, limited_one, sql_error, statement_limit, too_complex, with_sqlstate, SqlState,
+};
+use self::names::{client_fields, client_response};
+use self::settings::{adopt_startup_parameters, Settings};
 use super::auth::{Authenticator, Caller};
-use super::pg_limits::{self, limited, limited_one, statement_limit, too_complex};
 use super::ServeError;
 use crate::lake::Lake;
-use crate::query::{admit, scoped_session, QueryLimits, Scope, Viewer};
+use crate::query::{admit, QueryLimits, Viewer};
 
 /// Who a connection authenticated as; kept where `SET` cannot reach (unlike the
 /// connection's metadata, which `SET name = value` writes).
-struct AuthenticatedViewer(Viewer);
+struct AuthenticatedViewer {
+    viewer: Viewer,
+    /// The token's subject: what `session_user` answers.
+    subject: String,
+}
 
 fn permission_denied(message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_owned(),
-        "42501".to_owned(), // insufficient_privilege
-        message,
-    )))
+    sql_error(SqlState::INSUFFICIENT_PRIVILEGE, message)
+}
+
+/// The parameters reported at startup: PostgreSQL's for a read-only server, and the
+/// client's own time zone and date style if it sent them.
+fn server_parameters<C: ClientInfo>(client: &C) -> DefaultServerParameterProvider {
+    let settings = Settings::of(client.metadata());
+    let mut parameters = DefaultServerParameterProvider::default();
+    parameters.server_version = settings::SERVER_VERSION.to_owned();
+    parameters.is_superuser = false;
+    parameters.default_transaction_read_only = true;
+    parameters.search_path = settings.get("search_path").unwrap_or_default().to_owned();
+    parameters.time_zone = settings.time_zone().to_owned();
+    parameters.date_style = settings.get("datestyle").unwrap_or_default().to_owned();
+    parameters
 }
 
 /// Asks for a password and takes it as a token.
@@ -78,6 +106,7 @@ impl StartupHandler for TokenStartup {
             PgWireFrontendMessage::Startup(ref startup) => {
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
+                adopt_startup_parameters(client.metadata_mut());
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);
                 client
                     .send(PgWireBackendMessage::Authentication(
@@ -89,22 +118,26 @@ impl StartupHandler for TokenStartup {
                 let token = password.into_password()?.password;
                 let user = client.metadata().get("user").cloned().unwrap_or_default();
                 let viewer = match self.auth.caller_of_token(&token) {
-                    Ok(Caller::Member(id)) => Viewer::Member(id),
-                    Ok(Caller::Operator(_)) => Viewer::Operator,
+                    Ok(Caller::Member(id)) => AuthenticatedViewer {
+                        subject: id.to_string(),
+                        viewer: Viewer::Member(id),
+                    },
+                    Ok(Caller::Operator(subject)) => AuthenticatedViewer {
+                        subject,
+                        viewer: Viewer::Operator,
+                    },
                     Err(e) => {
                         tracing::info!(%user, "Postgres login refused: {e}");
                         return Err(PgWireError::InvalidPassword(user));
                     }
                 };
-                client
-                    .session_extensions()
-                    .insert(AuthenticatedViewer(viewer));
+                client.session_extensions().insert(viewer);
                 // The server's limit, unless the client sets a shorter one.
                 client.metadata_mut().insert(
                     "statement_timeout_ms".to_owned(),
                     self.statement_timeout.as_millis().to_string(),
                 );
-                finish_authentication(client, &DefaultServerParameterProvider::default()).await?;
+                finish_authentication(client, &server_parameters(client)).await?;
             }
             _ => {}
         }
@@ -176,6 +209,7 @@ struct ScopedService {
     lake: Lake,
     runtime: Arc<RuntimeEnv>,
     limits: QueryLimits,
+    catalogs: Catalogs,
     /// For the parser calls that need no session (result and parameter types).
     plain: Arc<DfSessionService>,
 }
@@ -186,22 +220,24 @@ impl ScopedService {
             .session_extensions()
             .get::<AuthenticatedViewer>()
             .ok_or_else(|| permission_denied("not authenticated".to_owned()))?;
-        let ctx = scoped_session(
-            &self.lake,
-            &viewer.0,
-            &Scope::default(),
-            self.runtime.clone(),
-        )
-        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-        setup_pg_catalog(&ctx, "simtally", EmptyContextProvider)
-            .map_err(|e| PgWireError::ApiError(e))?;
-        ctx.register_udf(pg_limits::version_function());
+        let ctx = (self.catalogs)
+            .session(&self.lake, &viewer.viewer, self.runtime.clone())
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let settings = Arc::new(Settings::of(client.metadata()));
+        ctx.register_udf(settings::CurrentSetting::udf(settings));
+        ctx.register_udf(settings::set_config_function());
+        ctx.register_udf(dialect::session_user_function(viewer.subject.clone()));
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(ReadOnly),
+            Arc::new(settings::SettingsHook),
+            Arc::new(cursors::CursorShapes),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
-            Arc::new(pg_limits::SessionNoOps),
+            Arc::new(dialect::SessionNoOps),
+            Arc::new(dialect::Queries {
+                empty_catalog_tables: self.catalogs.empty_tables(),
+            }),
         ];
         Ok(DfSessionService::new_with_hooks(Arc::new(ctx), hooks))
     }
@@ -245,7 +281,7 @@ impl QueryParser for ScopedParser {
     {
         admit(sql, &self.service.limits.statement).map_err(too_complex)?;
         let service = self.service.service_for(client)?;
-        service.query_parser().parse_sql(client, sql, types).await
+        (service.query_parser().parse_sql(client, sql, types).await).map_err(with_sqlstate)
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
@@ -257,10 +293,13 @@ impl QueryParser for ScopedParser {
         stmt: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        self.service
-            .plain
-            .query_parser()
-            .get_result_schema(stmt, column_format)
+        if let (_, Some((statement, plan))) = stmt {
+            if let Some(fields) = cursors::fetch_fields(statement, plan) {
+                return fields;
+            }
+        }
+        let fields = (self.service.plain.query_parser()).get_result_schema(stmt, column_format)?;
+        Ok(client_fields(fields))
     }
 }
 
@@ -293,7 +332,31 @@ impl ExtendedQueryHandler for ScopedExtended {
         let service = self.service.service_for(client)?;
         let limit = statement_limit(client, self.service.limits.timeout);
         let work = ExtendedQueryHandler::do_query(&service, client, portal, max_rows);
-        limited_one(limit, work).await
+        limited_one(limit, work).await.map(client_response)
+    }
+
+    /// A cursor's portal is described with its columns (see [`cursors`]).
+    async fn do_describe_portal<C>(
+        &self,
+        client: &mut C,
+        target: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if target.statement.statement.1.is_none() {
+            if let Some(fields) = cursors::cursor_fields(client, &target.name) {
+                return Ok(DescribePortalResponse::new(fields?));
+            }
+        }
+        let fields = (self.parser).get_result_schema(
+            &target.statement.statement,
+            Some(&target.result_column_format),
+        )?;
+        Ok(DescribePortalResponse::new(fields))
     }
 }
 
@@ -334,10 +397,14 @@ pub async fn start_postgres(
         .await
         .map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
+    let catalogs = Catalogs::new(&lake, runtime.clone())
+        .await
+        .map_err(|e| ServeError::Catalog(e.to_string()))?;
     let simple = Arc::new(ScopedService {
         lake,
         runtime,
         limits,
+        catalogs,
         plain: Arc::new(DfSessionService::new(Arc::new(SessionContext::new()))),
     });
     let handlers = Arc::new(Handlers {

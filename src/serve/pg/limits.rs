@@ -5,35 +5,51 @@
 //! here the server's limit always holds, and a client's shorter setting shortens it.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::common::{DFSchema, ParamValues};
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
-use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::parser::ParserError;
-use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire;
-use datafusion_postgres::QueryHook;
 use futures::{FutureExt, StreamExt};
-use pgwire::api::results::{QueryResponse, Response, Tag};
+use pgwire::api::results::{QueryResponse, Response};
 use pgwire::api::ClientInfo;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use tokio::time::Instant;
 
 use crate::query::Refusal;
 
-/// Where datafusion-postgres keeps the session's `statement_timeout`, in milliseconds.
-const STATEMENT_TIMEOUT_KEY: &str = "statement_timeout_ms";
+use super::settings::STATEMENT_TIMEOUT_KEY;
 
-fn error(code: &str, message: String) -> PgWireError {
+/// The SQLSTATEs the endpoint answers besides the query engine's.
+pub struct SqlState;
+
+impl SqlState {
+    pub const UNDEFINED_OBJECT: &'static str = "42704";
+    pub const INVALID_PARAMETER_VALUE: &'static str = "22023";
+    pub const CANT_CHANGE_RUNTIME_PARAM: &'static str = "55P02";
+    pub const INSUFFICIENT_PRIVILEGE: &'static str = "42501";
+}
+
+/// An error with its SQLSTATE, for the client.
+pub fn sql_error(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".to_owned(),
         code.to_owned(),
         message,
     )))
+}
+
+/// An error raised inside the query engine (a function of ours) that must reach the client
+/// with its own SQLSTATE.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SqlStateError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn error(code: &str, message: String) -> PgWireError {
+    sql_error(code, message)
 }
 
 /// A statement refused before planning (`query::admission`).
@@ -108,7 +124,7 @@ where
 
 /// A query engine error with the SQLSTATE PostgreSQL would give (datafusion-postgres
 /// answers XX000 for every one), so that clients and tools can tell a typo from a fault.
-fn with_sqlstate(e: PgWireError) -> PgWireError {
+pub fn with_sqlstate(e: PgWireError) -> PgWireError {
     let PgWireError::ApiError(source) = &e else {
         return e;
     };
@@ -118,6 +134,11 @@ fn with_sqlstate(e: PgWireError) -> PgWireError {
     let Some(engine) = source.downcast_ref::<DataFusionError>() else {
         return e;
     };
+    if let DataFusionError::External(inner) = engine.find_root() {
+        if let Some(own) = inner.downcast_ref::<SqlStateError>() {
+            return error(own.code, own.message.clone());
+        }
+    }
     let message = engine.to_string();
     let code = match engine.find_root() {
         DataFusionError::ResourcesExhausted(_) => "53200", // out_of_memory
@@ -157,82 +178,4 @@ fn streamed_until(response: Response, deadline: Instant, limit: Duration) -> Res
     let mut limited = QueryResponse::new(row_schema, rows);
     limited.set_command_tag(&command_tag);
     Response::Query(limited)
-}
-
-/// What `version()` answers: PostgreSQL's form first, which clients parse for the server's
-/// major version (SQLAlchemy refuses to connect to "Apache DataFusion ..."), then what
-/// answers really.
-pub const VERSION: &str = concat!(
-    "PostgreSQL 16.6 (simtally ",
-    env!("CARGO_PKG_VERSION"),
-    "; Apache DataFusion 55; read-only)"
-);
-
-/// `version()` as PostgreSQL words it (see [`VERSION`]).
-pub fn version_function() -> datafusion::logical_expr::ScalarUDF {
-    use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
-    use datafusion::scalar::ScalarValue;
-    create_udf(
-        "version",
-        vec![],
-        arrow::datatypes::DataType::Utf8,
-        Volatility::Immutable,
-        Arc::new(|_| {
-            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
-                VERSION.to_owned(),
-            ))))
-        }),
-    )
-}
-
-/// Statements a read-only session has nothing to do for, answered as PostgreSQL would:
-/// `SAVEPOINT` and `RELEASE` (SQLAlchemy, Django), `DISCARD ALL` (pgbouncer, Npgsql).
-pub struct SessionNoOps;
-
-impl SessionNoOps {
-    fn tag(statement: &Statement) -> Option<&'static str> {
-        match statement {
-            Statement::Savepoint { .. } => Some("SAVEPOINT"),
-            Statement::ReleaseSavepoint { .. } => Some("RELEASE"),
-            Statement::Discard { .. } => Some("DISCARD ALL"),
-            _ => None,
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl QueryHook for SessionNoOps {
-    async fn handle_simple_query(
-        &self,
-        statement: &Statement,
-        _session_context: &SessionContext,
-        _client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
-        Self::tag(statement).map(|tag| Ok(Response::Execution(Tag::new(tag))))
-    }
-
-    async fn handle_extended_parse_query(
-        &self,
-        statement: &Statement,
-        _session_context: &SessionContext,
-        _client: &(dyn ClientInfo + Send + Sync),
-    ) -> Option<PgWireResult<LogicalPlan>> {
-        Self::tag(statement).map(|_| {
-            Ok(LogicalPlan::EmptyRelation(EmptyRelation {
-                produce_one_row: false,
-                schema: Arc::new(DFSchema::empty()),
-            }))
-        })
-    }
-
-    async fn handle_extended_query(
-        &self,
-        statement: &Statement,
-        _logical_plan: &LogicalPlan,
-        _params: &ParamValues,
-        _session_context: &SessionContext,
-        _client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
-        Self::tag(statement).map(|tag| Ok(Response::Execution(Tag::new(tag))))
-    }
 }
