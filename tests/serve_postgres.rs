@@ -152,7 +152,10 @@ async fn psql_cannot_leave_the_scope() {
          WHERE table_name = 'usage' AND column_name IN ('cost', 'start_time', 'source') ORDER BY 1",
     )
     .unwrap();
-    assert_eq!(columns, ["cost|numeric", "start_time|timestamp with time zone"]);
+    assert_eq!(
+        columns,
+        ["cost|numeric", "start_time|timestamp with time zone"]
+    );
     // A `SET` cannot make anyone an operator.
     let escalate = as_user(
         &server,

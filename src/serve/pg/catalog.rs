@@ -25,6 +25,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::TableType;
 use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
 use datafusion_postgres::arrow_pg::datatypes::into_pg_type;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
@@ -131,7 +132,9 @@ impl Template {
                 .schema(name)
                 .ok_or_else(|| DataFusionError::Internal(format!("no schema {name}")))
         };
-        let (public, pg_catalog) = (schema(PUBLIC)?, schema("pg_catalog")?);
+        let public = schema(PUBLIC)?;
+        let pg_catalog: Arc<dyn SchemaProvider> = Arc::new(NoKeys(schema("pg_catalog")?));
+        catalog.register_schema("pg_catalog", pg_catalog.clone())?;
         let information_schema = Arc::new(information_schema(&public, &pg_catalog).await?);
         Ok(Template {
             state: ctx.state(),
@@ -139,6 +142,62 @@ impl Template {
             information_schema,
         })
     }
+}
+
+/// Tables that describe keys and indexes. datafusion-postgres fills them with those of
+/// PostgreSQL's own system catalogs; nothing here has any (the catalogs here are plain
+/// tables, the views have no keys), so they are empty, and clients that look up a view's
+/// primary key or indexes (SQLAlchemy, Superset) find none instead of failing on rows they
+/// cannot decode.
+const WITHOUT_ROWS: &[&str] = &["pg_constraint", "pg_index"];
+
+/// `pg_catalog` with [`WITHOUT_ROWS`] empty.
+#[derive(Debug)]
+struct NoKeys(Arc<dyn SchemaProvider>);
+
+#[async_trait::async_trait]
+impl SchemaProvider for NoKeys {
+    fn table_names(&self) -> Vec<String> {
+        self.0.table_names()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(table) = self.0.table(name).await? else {
+            return Ok(None);
+        };
+        let name = name.to_ascii_lowercase();
+        if name == "pg_class" {
+            return Ok(Some(with_reloptions(table)?));
+        }
+        if !WITHOUT_ROWS.contains(&name.as_str()) {
+            return Ok(Some(table));
+        }
+        Ok(Some(Arc::new(MemTable::try_new(
+            table.schema(),
+            vec![vec![]],
+        )?)))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.0.table_exist(name)
+    }
+}
+
+/// `pg_class` with the `reloptions` column datafusion-postgres lacks (NULL: no storage
+/// options), which psql's `\d+` and SQLAlchemy's index listing select.
+fn with_reloptions(pg_class: Arc<dyn TableProvider>) -> DfResult<Arc<dyn TableProvider>> {
+    use datafusion::datasource::{provider_as_source, ViewTable};
+    use datafusion::logical_expr::{col, lit, LogicalPlanBuilder};
+    let options = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    let mut columns: Vec<_> = (pg_class.schema().fields().iter())
+        .map(|f| col(datafusion::common::Column::from_name(f.name())))
+        .collect();
+    columns
+        .push(datafusion::logical_expr::cast(lit(ScalarValue::Null), options).alias("reloptions"));
+    let plan = LogicalPlanBuilder::scan("pg_class", provider_as_source(pg_class), None)?
+        .project(columns)?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
 /// `information_schema.tables`, `columns`, `views` and `schemata` of the caller's views,

@@ -22,7 +22,7 @@ use pgwire::types::format::FormatOptions;
 
 use super::names::{client_response, in_time_zone, name_outputs};
 use super::settings::Settings;
-use super::subqueries::adapt_catalog_subqueries;
+use super::subqueries::adapt_catalog_queries;
 
 /// What `version()` answers: PostgreSQL's form first, which clients parse for the server's
 /// major version (SQLAlchemy refuses to connect to "Apache DataFusion ..."), then what
@@ -120,7 +120,7 @@ pub fn session_user_function(user: String) -> datafusion::logical_expr::ScalarUD
 /// `timestamptz` outputs in the session's `TimeZone`; the last hook, after the statements
 /// the others answer.
 pub struct Queries {
-    /// The `pg_catalog` tables without rows (see [`adapt_catalog_subqueries`]).
+    /// The `pg_catalog` tables without rows (see [`adapt_catalog_queries`]).
     pub empty_catalog_tables: Arc<HashSet<String>>,
 }
 
@@ -136,7 +136,7 @@ impl Queries {
         };
         let mut named = statement.clone();
         name_outputs(&mut named);
-        adapt_catalog_subqueries(&mut named, &self.empty_catalog_tables);
+        adapt_catalog_queries(&mut named, &self.empty_catalog_tables);
         let planned = async {
             let plan = (ctx.state())
                 .statement_to_plan(DfStatement::Statement(Box::new(named)))
@@ -258,19 +258,56 @@ pub fn to_regtype_function() -> datafusion::logical_expr::ScalarUDF {
     )
 }
 
-/// `pg_get_serial_sequence(table, column)`: NULL, as for every column without a sequence
-/// (SQLAlchemy's `inspect()` asks for each column).
-pub fn pg_get_serial_sequence_function() -> datafusion::logical_expr::ScalarUDF {
-    use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
-    use datafusion::scalar::ScalarValue;
-    let text = arrow::datatypes::DataType::Utf8;
-    create_udf(
-        "pg_get_serial_sequence",
-        vec![text.clone(), text.clone()],
-        text,
-        Volatility::Stable,
-        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-    )
+/// Functions that describe objects this server has none of, answering NULL as PostgreSQL
+/// does for them: `pg_get_serial_sequence` (no sequences), `pg_get_indexdef` (no
+/// indexes), `pg_get_viewdef` (view definitions are not shown, as in `information_schema`).
+/// SQLAlchemy's `inspect()` and Superset call them for each view.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct NullText {
+    name: &'static str,
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl NullText {
+    fn udfs() -> Vec<datafusion::logical_expr::ScalarUDF> {
+        use datafusion::logical_expr::{Signature, Volatility};
+        [
+            "pg_get_serial_sequence",
+            "pg_get_indexdef",
+            "pg_get_viewdef",
+        ]
+        .into_iter()
+        .map(|name| {
+            datafusion::logical_expr::ScalarUDF::new_from_impl(NullText {
+                name,
+                signature: Signature::variadic_any(Volatility::Stable),
+            })
+        })
+        .collect()
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for NullText {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(
+        &self,
+        _: &[arrow::datatypes::DataType],
+    ) -> datafusion::error::Result<arrow::datatypes::DataType> {
+        Ok(arrow::datatypes::DataType::Utf8)
+    }
+    fn invoke_with_args(
+        &self,
+        _: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::error::Result<datafusion::logical_expr::ColumnarValue> {
+        Ok(datafusion::logical_expr::ColumnarValue::Scalar(
+            datafusion::scalar::ScalarValue::Utf8(None),
+        ))
+    }
 }
 
 /// `json_build_object(key, value, ...)` as JSON text (SQLAlchemy's `inspect()` plans it for
@@ -378,8 +415,42 @@ pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(version_function());
     ctx.register_udf(to_regtype_function());
     ctx.register_udf(JsonBuildObject::udf());
-    ctx.register_udf(pg_get_serial_sequence_function());
-    for udf in visibility_functions() {
+    for udf in NullText::udfs().into_iter().chain(visibility_functions()) {
         ctx.register_udf(udf);
     }
+}
+
+/// `sql` with each `'name'::regproc` literal as the bare function name, if it has any.
+/// datafusion-postgres turns the cast into an OID lookup in `pg_proc`, but its `pg_type`
+/// holds function names in `typinput` and `typoutput`, so DBeaver's `typinput =
+/// 'pg_catalog.array_in'::regproc` fails to compare; the names compare as PostgreSQL's
+/// OIDs would. (Upstream: make the two agree.)
+pub fn regproc_as_names(sql: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr, Value};
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    if !sql.to_ascii_lowercase().contains("regproc") {
+        return None;
+    }
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let _ = visit_expressions_mut(&mut statements, |expr| {
+        if let Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = expr
+        {
+            let type_name = data_type.to_string().to_lowercase();
+            let is_regproc = type_name.trim_start_matches("pg_catalog.") == "regproc";
+            if let (true, Expr::Value(v)) = (is_regproc, inner.as_ref()) {
+                if let Value::SingleQuotedString(name) = &v.value {
+                    let bare = name.trim_start_matches("pg_catalog.").to_owned();
+                    *expr = Expr::Value(Value::SingleQuotedString(bare).into());
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    let texts: Vec<String> = statements.iter().map(ToString::to_string).collect();
+    Some(texts.join(";\n"))
 }

@@ -253,6 +253,8 @@ impl SimpleQueryHandler for ScopedService {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         admit(query, &self.limits.statement).map_err(too_complex)?;
+        let adapted = dialect::regproc_as_names(query);
+        let query = adapted.as_deref().unwrap_or(query);
         let service = self.service_for(client)?;
         let limit = statement_limit(client, self.limits.timeout);
         limited(limit, SimpleQueryHandler::do_query(&service, client, query)).await
@@ -280,6 +282,8 @@ impl QueryParser for ScopedParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         admit(sql, &self.service.limits.statement).map_err(too_complex)?;
+        let adapted = dialect::regproc_as_names(sql);
+        let sql = adapted.as_deref().unwrap_or(sql);
         let service = self.service.service_for(client)?;
         (service.query_parser().parse_sql(client, sql, types).await).map_err(with_sqlstate)
     }

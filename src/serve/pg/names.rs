@@ -85,6 +85,11 @@ fn column_name(expr: &Expr) -> Option<String> {
     })
 }
 
+/// The name PostgreSQL gives an unaliased output expression.
+pub fn output_name(expr: &Expr) -> String {
+    column_name(expr).unwrap_or_else(|| pg_name(expr))
+}
+
 /// PostgreSQL's name for an unaliased output expression (its `FigureColname` rules, for
 /// the expressions people write).
 fn pg_name(expr: &Expr) -> String {
