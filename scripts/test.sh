@@ -29,6 +29,11 @@ python_tools() {
   [ -x "$cache/venv/bin/schemathesis" ] ||
     "$cache/venv/bin/pip" install --quiet "schemathesis==4.32.*"
   export SIMTALLY_TEST_SCHEMATHESIS="$cache/venv/bin/schemathesis"
+  # The Postgres clients BI tools and scripts use (tests/serve_clients.rs).
+  "$cache/venv/bin/python" -c 'import psycopg, psycopg2, sqlalchemy, pandas' 2>/dev/null ||
+    "$cache/venv/bin/pip" install --quiet "psycopg[binary]==3.3.*" "psycopg2-binary==2.9.*" \
+      "SQLAlchemy==2.1.*" "pandas==2.3.*"
+  export SIMTALLY_TEST_PYTHON="$cache/venv/bin/python"
 }
 
 # An S3 API on a free loopback port with one bucket; the tests find it through

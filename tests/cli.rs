@@ -214,6 +214,11 @@ fn ingest_query_and_report_on_a_real_lake() {
         "SELECT workspace_id, SUM(cost) AS cost FROM usage WHERE workspace_id = 102 GROUP BY 1",
     ]);
     assert!(stdout(&out).contains("79.9664018456"), "{}", stdout(&out));
+    // Every table `query --help` lists is there, empty before its first write.
+    assert_eq!(
+        query_csv(lake, "SELECT count(*) AS n FROM invoices"),
+        "n\n0\n"
+    );
 
     assert_clean_failure(
         &simtally(&["query", "--lake", lake, "SELEC nonsense"]),

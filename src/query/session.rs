@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use chrono::NaiveDate;
@@ -56,7 +58,13 @@ pub async fn open_session(lake: &Lake, scope: &Scope) -> Result<SessionContext, 
     if found.is_empty() {
         return Err(LakeError::NotFound(lake.location().to_string()).into());
     }
-    for table in found {
+    // A table not written yet (invoices before the first issue) is there, empty.
+    for table in LakeTable::ALL.into_iter().filter(|t| !found.contains(t)) {
+        let schema = table.schema();
+        let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?;
+        ctx.register_table(format!("raw_{}", table.name()), Arc::new(empty))?;
+    }
+    for table in LakeTable::ALL {
         let name = table.name();
         let filter = match table {
             LakeTable::Usage => scope.usage_filter(),
