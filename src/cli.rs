@@ -15,7 +15,7 @@ use crate::generate::GenerateOptions;
 use crate::lake::{LakeError, LakeLocation};
 use crate::pipeline::{HoldPolicy, IngestOptions, KafkaIngest, DEFAULT_WINDOW_DAYS};
 use crate::query::{OutputFormat, QueryLimits, Scope, StatementLimits};
-use crate::serve::{AuthOptions, EventsTopic, ServeOptions};
+use crate::serve::{AuthOptions, ConnectionLimits, EventsTopic, FairnessLimits, ServeOptions};
 use crate::source::kafka::{ProduceOptions, ReadBudget, Topics};
 use crate::source::Input;
 
@@ -43,7 +43,8 @@ pub struct Cli {
     /// hold_idle_seconds, metrics_addr, dead_letter_topic, dedup_window_days, plausible_from,
     /// plausible_until, max_line_bytes, prices, link_limits, serve_addr, postgres_addr,
     /// jwt_secret_file, jwt_public_key_file, jwt_issuer, jwt_audience, operator_secret_file,
-    /// max_rows, query_timeout). Precedence: flags, then SIMTALLY_*
+    /// max_rows, query_timeout, queries_per_caller, queued_per_caller, max_connections,
+    /// idle_timeout). Precedence: flags, then SIMTALLY_*
     /// variables, then the file, then the defaults.
     #[arg(long, global = true, env = "SIMTALLY_CONFIG", value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
@@ -157,6 +158,20 @@ pub struct ServeArgs {
     /// Threads that run queries (default: one per core).
     #[arg(long, env = "SIMTALLY_THREADS", default_value_t = 0)]
     pub threads: usize,
+    /// Queries one person may run at the same time (over HTTP and Postgres together).
+    #[arg(long, env = "SIMTALLY_QUERIES_PER_CALLER", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub queries_per_caller: u64,
+    /// Further queries one person may have waiting; more are refused (HTTP 429, SQLSTATE
+    /// 53000).
+    #[arg(long, env = "SIMTALLY_QUEUED_PER_CALLER", default_value_t = 8, value_parser = clap::value_parser!(u64).range(0..=65536))]
+    pub queued_per_caller: u64,
+    /// Connections each endpoint holds; more are refused (HTTP 503, SQLSTATE 53300).
+    #[arg(long, env = "SIMTALLY_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Seconds a connection may send nothing (between requests or statements) before it is
+    /// closed.
+    #[arg(long, env = "SIMTALLY_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout: u64,
     /// Kafka brokers (HOST:PORT[,...]) that SIM transfer requests publish their events to;
     /// without them, transfer requests can only be dry runs.
     #[arg(long, env = "SIMTALLY_BROKERS")]
@@ -574,6 +589,15 @@ impl Cli {
                         brokers,
                         topic: a.events_topic,
                     }),
+                    fairness: FairnessLimits {
+                        per_caller: usize::try_from(a.queries_per_caller).unwrap_or(usize::MAX),
+                        queued_per_caller: usize::try_from(a.queued_per_caller)
+                            .unwrap_or(usize::MAX),
+                    },
+                    connections: ConnectionLimits {
+                        max_connections: usize::try_from(a.max_connections).unwrap_or(usize::MAX),
+                        idle_timeout: std::time::Duration::from_secs(a.idle_timeout),
+                    },
                 },
             },
             Command::Produce(a) => {

@@ -33,6 +33,10 @@
 //! operator_secret_file = "/run/secrets/ops"   # SIMTALLY_OPERATOR_SECRET_FILE
 //! max_rows = 100000                # SIMTALLY_MAX_ROWS
 //! query_timeout = 30               # SIMTALLY_QUERY_TIMEOUT
+//! queries_per_caller = 2           # SIMTALLY_QUERIES_PER_CALLER
+//! queued_per_caller = 8            # SIMTALLY_QUEUED_PER_CALLER
+//! max_connections = 512            # SIMTALLY_MAX_CONNECTIONS
+//! idle_timeout = 60                # SIMTALLY_IDLE_TIMEOUT
 //! ```
 
 use std::ffi::OsString;
@@ -73,6 +77,10 @@ pub struct FileConfig {
     pub operator_secret_file: Option<String>,
     pub max_rows: Option<u64>,
     pub query_timeout: Option<u64>,
+    pub queries_per_caller: Option<u64>,
+    pub queued_per_caller: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub idle_timeout: Option<u64>,
 }
 
 impl FileConfig {
@@ -151,6 +159,14 @@ impl FileConfig {
             "SIMTALLY_QUERY_TIMEOUT",
             self.query_timeout.map(|n| n.to_string()),
         );
+        for (variable, value) in [
+            ("SIMTALLY_QUERIES_PER_CALLER", self.queries_per_caller),
+            ("SIMTALLY_QUEUED_PER_CALLER", self.queued_per_caller),
+            ("SIMTALLY_MAX_CONNECTIONS", self.max_connections),
+            ("SIMTALLY_IDLE_TIMEOUT", self.idle_timeout),
+        ] {
+            add(variable, value.map(|n| n.to_string()));
+        }
         out
     }
 }

@@ -268,3 +268,110 @@ async fn allocations_asked_by_arguments_are_bounded_and_errors_have_sqlstates() 
         assert!(refused.contains(state), "{sql}: {refused}");
     }
 }
+
+/// Connections past the maximum get a clear refusal, and connections that send nothing
+/// (or half a request) are closed after the idle timeout, on both endpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_maximum_are_refused_and_idle_ones_closed() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let flags = ["--max-connections", "3", "--idle-timeout", "2"];
+    let (_dir, mut served) = served_fixture(&flags).await;
+    let wait = Some(Duration::from_secs(30));
+    for endpoint in [served.http.clone(), served.postgres.clone()] {
+        let mut held: Vec<TcpStream> = (0..3)
+            .map(|_| TcpStream::connect(&endpoint).unwrap())
+            .collect();
+        // Half a request: HTTP headers without their end, a Postgres startup length alone.
+        let half: &[u8] = match endpoint == served.http {
+            true => b"GET /healthz HTTP/1.1\r\nHost: simtally\r\n",
+            false => &[0, 0, 0, 8],
+        };
+        held[0].write_all(half).unwrap();
+        let mut fourth = TcpStream::connect(&endpoint).unwrap();
+        fourth.set_read_timeout(wait).unwrap();
+        let mut refusal = Vec::new();
+        let _ = fourth.read_to_end(&mut refusal);
+        let refusal = String::from_utf8_lossy(&refusal);
+        let expected = match endpoint == served.http {
+            true => "too_many_connections",
+            false => "53300",
+        };
+        assert!(refusal.contains(expected), "{endpoint}: {refusal}");
+        // The server closes each held connection once it has been idle (end of stream).
+        for connection in &mut held {
+            connection.set_read_timeout(wait).unwrap();
+            let mut rest = Vec::new();
+            let ended = connection.read_to_end(&mut rest);
+            assert!(ended.is_ok(), "{endpoint}: {ended:?}");
+        }
+    }
+    still_serves(&mut served).await;
+}
+
+/// One person cannot take more than their share of the query slots: with one slot and one
+/// place in the queue each, of three heavy queries sent at once one runs to its deadline
+/// and the others are refused (queue full, or waited past the deadline); another person is
+/// answered meanwhile. The same over Postgres (SQLSTATE 53000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_person_cannot_take_every_query_slot() {
+    let flags = [
+        "--queries-per-caller",
+        "1",
+        "--queued-per-caller",
+        "1",
+        "--query-timeout",
+        "4",
+    ];
+    let (_dir, mut served) = served_fixture(&flags).await;
+    let served_ref = &served;
+    let heavy = (0..3).map(|_| post_query(served_ref, "olga", ENDLESS));
+    let other = async {
+        let (status, _) = post_query(served_ref, "adam", "SELECT COUNT(*) FROM usage").await;
+        status
+    };
+    let (answers, adam) = tokio::join!(futures::future::join_all(heavy), other);
+    assert_eq!(adam, 200);
+    let mut statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    statuses.sort();
+    // One runs to its deadline, one finds the queue full; the queued one is refused or
+    // gets its slot only as its deadline passes.
+    let full = |body: &serde_json::Value| {
+        body["error"]["code"] == "too_many_queries"
+            && body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("running and")
+    };
+    assert_eq!(
+        answers.iter().filter(|(_, b)| full(b)).count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(statuses[0] == 422 && statuses.iter().all(|s| *s == 422 || *s == 429));
+    let postgres = (0..3).map(|_| {
+        let served = (served.postgres.clone(), token("olga"));
+        tokio::task::spawn_blocking(move || {
+            common::pg::psql_at(&served.0, "olga", &served.1, ENDLESS).unwrap_err()
+        })
+    });
+    let mut refused: Vec<String> = futures::future::join_all(postgres)
+        .await
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            ["57014", "53000"]
+                .into_iter()
+                .find(|code| e.contains(code))
+                .unwrap_or(&e)
+                .to_owned()
+        })
+        .collect();
+    refused.sort();
+    assert!(refused.contains(&"53000".to_owned()) && refused.contains(&"57014".to_owned()));
+    assert!(
+        refused.iter().all(|c| c == "53000" || c == "57014"),
+        "{refused:?}"
+    );
+    still_serves(&mut served).await;
+}

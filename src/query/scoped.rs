@@ -39,6 +39,15 @@ pub enum Viewer {
 }
 
 impl Viewer {
+    /// Whose share of the server a query takes (see `serve::fairness`): the person, or the
+    /// operators together.
+    pub fn key(&self) -> String {
+        match self {
+            Viewer::Operator => "operator".to_owned(),
+            Viewer::Member(user) => format!("user:{user}"),
+        }
+    }
+
     /// The Workspaces this viewer may see in `directory`, with their role (`None`: all, for
     /// an operator).
     pub fn access(

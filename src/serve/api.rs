@@ -36,6 +36,7 @@ pub struct ApiState {
     pub limits: QueryLimits,
     pub runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     pub executor: QueryExecutor,
+    pub fairness: Arc<super::fairness::Fairness>,
     pub counters: ApiCounters,
 }
 
@@ -393,11 +394,17 @@ async fn execute(
 ) -> Result<QueryResult, ApiError> {
     state.counters.queries.fetch_add(1, Ordering::Relaxed);
     let (lake, limits, runtime) = (state.lake.clone(), state.limits, state.runtime.clone());
-    state
-        .executor
-        .run(limits.timeout, async move {
-            let ctx = scoped_session(&lake, &viewer, &scope, runtime)?;
-            Ok(run_limited(&ctx, &sql, &limits).await?)
-        })
-        .await
+    // Waiting for one of the caller's slots counts toward the query's deadline.
+    let started = tokio::time::Instant::now();
+    let _pass = state.fairness.enter(&viewer.key(), limits.timeout).await?;
+    let left = limits.timeout.saturating_sub(started.elapsed());
+    let ran = state.executor.run(left, async move {
+        let ctx = scoped_session(&lake, &viewer, &scope, runtime)?;
+        Ok(run_limited(&ctx, &sql, &limits).await?)
+    });
+    // The deadline the caller knows is the whole one, waiting included.
+    ran.await.map_err(|e| match e.code {
+        "query_timeout" => crate::query::QueryError::Timeout(limits.timeout).into(),
+        _ => e,
+    })
 }

@@ -3,7 +3,9 @@
 
 mod api;
 mod auth;
+mod connections;
 mod executor;
+mod fairness;
 mod pg;
 mod respond;
 mod transfers;
@@ -20,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use api::OPENAPI;
 pub use auth::{AuthOptions, Authenticator, Caller};
+pub use connections::ConnectionLimits;
+pub use fairness::FairnessLimits;
 pub use transfers::EventsTopic;
 
 use crate::lake::Lake;
@@ -38,6 +42,10 @@ pub struct ServeOptions {
     pub query_threads: usize,
     /// Where SIM transfer requests publish their events (none: dry runs only).
     pub events_topic: Option<EventsTopic>,
+    /// Queries each caller may run and queue (both endpoints).
+    pub fairness: FairnessLimits,
+    /// Connections each endpoint holds, and how long an idle one is kept.
+    pub connections: ConnectionLimits,
 }
 
 /// Errors that stop the server from starting: all the user's to fix.
@@ -78,6 +86,8 @@ pub async fn start(
         .limits
         .runtime()
         .map_err(|e| ServeError::Runtime(std::io::Error::other(e)))?;
+    // One share per caller across both endpoints.
+    let fairness = Arc::new(fairness::Fairness::new(options.fairness));
     let postgres_address = match &options.postgres_address {
         Some(address) => Some(
             pg::start_postgres(
@@ -85,7 +95,11 @@ pub async fn start(
                 lake.clone(),
                 auth.clone(),
                 runtime.clone(),
-                options.limits,
+                pg::Limits {
+                    query: options.limits,
+                    fairness: fairness.clone(),
+                    connections: options.connections,
+                },
                 shutdown.clone(),
             )
             .await?,
@@ -107,6 +121,7 @@ pub async fn start(
         limits: options.limits,
         runtime,
         executor: executor::QueryExecutor::new(threads).map_err(ServeError::Runtime)?,
+        fairness,
         counters: api::ApiCounters::default(),
     });
     let bind_error = |source| ServeError::Bind {
@@ -117,7 +132,10 @@ pub async fn start(
         .await
         .map_err(bind_error)?;
     let address = listener.local_addr().map_err(bind_error)?;
-    let router = api::router(state);
+    let router = api::router(state)
+        .layer(axum::middleware::from_fn(connections::track))
+        .into_make_service_with_connect_info::<connections::InFlight>();
+    let listener = connections::HttpListener::new(listener, options.connections);
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.cancelled_owned())

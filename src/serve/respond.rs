@@ -55,6 +55,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<super::fairness::Busy> for ApiError {
+    fn from(e: super::fairness::Busy) -> Self {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_queries",
+            e.to_string(),
+        )
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())

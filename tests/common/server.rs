@@ -72,6 +72,8 @@ pub async fn serve_with_events(
         limits,
         query_threads: 2,
         events_topic,
+        fairness: simtally::serve::FairnessLimits::default(),
+        connections: simtally::serve::ConnectionLimits::default(),
     };
     let shutdown = CancellationToken::new();
     let server = start(lake.clone(), &options, shutdown.clone())

@@ -24,6 +24,7 @@ use super::settings::STATEMENT_TIMEOUT_KEY;
 pub struct SqlState;
 
 impl SqlState {
+    pub const INSUFFICIENT_RESOURCES: &'static str = "53000";
     pub const UNDEFINED_OBJECT: &'static str = "42704";
     pub const INVALID_PARAMETER_VALUE: &'static str = "22023";
     pub const CANT_CHANGE_RUNTIME_PARAM: &'static str = "55P02";
@@ -89,26 +90,42 @@ pub fn statement_limit<C: ClientInfo + ?Sized>(client: &C, limit: Duration) -> D
 
 /// Runs `work` (planning, and whatever execution happens before rows stream) until the
 /// deadline; its responses then stream their rows under the same deadline.
-pub async fn limited<F>(limit: Duration, work: F) -> PgWireResult<Vec<Response>>
+/// `keep` (the caller's query slot) is held until the last row is sent. The statement's
+/// `limit` ends at `deadline` (it may have started while the statement waited for a slot).
+pub async fn limited<F, K>(
+    (limit, deadline): (Duration, Instant),
+    work: F,
+    keep: K,
+) -> PgWireResult<Vec<Response>>
 where
     F: std::future::Future<Output = PgWireResult<Vec<Response>>>,
+    K: Send + Sync + 'static,
 {
-    let deadline = Instant::now() + limit;
     let responses = run_until(deadline, limit, work).await?;
+    let keep = std::sync::Arc::new(keep);
     Ok(responses
         .into_iter()
-        .map(|r| streamed_until(r, deadline, limit))
+        .map(|r| streamed_until(r, deadline, limit, keep.clone()))
         .collect())
 }
 
 /// As [`limited`], for the extended protocol's one response.
-pub async fn limited_one<F>(limit: Duration, work: F) -> PgWireResult<Response>
+pub async fn limited_one<F, K>(
+    (limit, deadline): (Duration, Instant),
+    work: F,
+    keep: K,
+) -> PgWireResult<Response>
 where
     F: std::future::Future<Output = PgWireResult<Response>>,
+    K: Send + Sync + 'static,
 {
-    let deadline = Instant::now() + limit;
     let response = run_until(deadline, limit, work).await?;
-    Ok(streamed_until(response, deadline, limit))
+    Ok(streamed_until(
+        response,
+        deadline,
+        limit,
+        std::sync::Arc::new(keep),
+    ))
 }
 
 async fn run_until<F, T>(deadline: Instant, limit: Duration, work: F) -> PgWireResult<T>
@@ -155,7 +172,12 @@ pub fn with_sqlstate(e: PgWireError) -> PgWireError {
 
 /// The response with its rows cut off by `deadline` (57014) and a panic while producing
 /// them turned into an error; dropping the rows stream stops the query's work.
-fn streamed_until(response: Response, deadline: Instant, limit: Duration) -> Response {
+fn streamed_until<K: Send + Sync + 'static>(
+    response: Response,
+    deadline: Instant,
+    limit: Duration,
+    keep: std::sync::Arc<K>,
+) -> Response {
     let Response::Query(query) = response else {
         return response;
     };
@@ -166,13 +188,17 @@ fn streamed_until(response: Response, deadline: Instant, limit: Duration) -> Res
         ..
     } = query;
     let rows = AssertUnwindSafe(data_rows).catch_unwind();
-    let rows = futures::stream::unfold(Some(Box::pin(rows)), move |rows| async move {
-        let mut rows = rows?;
-        match tokio::time::timeout_at(deadline, rows.next()).await {
-            Err(_) => Some((Err(canceled(limit)), None)),
-            Ok(None) => None,
-            Ok(Some(Err(_panic))) => Some((Err(engine_failed()), None)),
-            Ok(Some(Ok(row))) => Some((row.map_err(with_sqlstate), Some(rows))),
+    let rows = futures::stream::unfold(Some(Box::pin(rows)), move |rows| {
+        let keep = keep.clone();
+        async move {
+            let _kept = keep;
+            let mut rows = rows?;
+            match tokio::time::timeout_at(deadline, rows.next()).await {
+                Err(_) => Some((Err(canceled(limit)), None)),
+                Ok(None) => None,
+                Ok(Some(Err(_panic))) => Some((Err(engine_failed()), None)),
+                Ok(Some(Ok(row))) => Some((row.map_err(with_sqlstate), Some(rows))),
+            }
         }
     });
     let mut limited = QueryResponse::new(row_schema, rows);

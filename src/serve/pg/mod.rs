@@ -54,6 +54,8 @@ use self::limits::{
 use self::names::{client_fields, client_response};
 use self::settings::{adopt_startup_parameters, Settings};
 use super::auth::{Authenticator, Caller};
+use super::connections::{ConnectionLimits, PostgresConnections};
+use super::fairness::Fairness;
 use super::ServeError;
 use crate::lake::Lake;
 use crate::query::{admit, QueryLimits, Viewer};
@@ -204,22 +206,55 @@ impl QueryHook for ReadOnly {
     }
 }
 
+/// What bounds the endpoint's work.
+pub struct Limits {
+    pub query: QueryLimits,
+    /// Shared with the HTTP endpoint: one share per caller.
+    pub fairness: Arc<Fairness>,
+    pub connections: ConnectionLimits,
+}
+
 /// Runs each statement in a session of the connection's viewer.
 struct ScopedService {
     lake: Lake,
     runtime: Arc<RuntimeEnv>,
     limits: QueryLimits,
+    fairness: Arc<Fairness>,
+    connections: Arc<PostgresConnections>,
     catalogs: Catalogs,
     /// For the parser calls that need no session (result and parameter types).
     plain: Arc<DfSessionService>,
 }
 
+fn viewer_of<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<AuthenticatedViewer>> {
+    client
+        .session_extensions()
+        .get::<AuthenticatedViewer>()
+        .ok_or_else(|| permission_denied("not authenticated".to_owned()))
+}
+
+/// What a statement holds while it runs and streams: the caller's query slot, and the
+/// connection marked busy (not idle).
+type Held = (super::fairness::Pass, Option<super::connections::Busy>);
+
 impl ScopedService {
+    /// Waits for one of the caller's query slots, at most until the statement's deadline
+    /// (`limit` from now), which it returns with the limit.
+    async fn slot<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        limit: std::time::Duration,
+    ) -> PgWireResult<(Held, (std::time::Duration, tokio::time::Instant))> {
+        let started = tokio::time::Instant::now();
+        let busy = self.connections.busy(client.socket_addr());
+        let who = viewer_of(client)?.viewer.key();
+        let pass = (self.fairness.enter(&who, limit).await)
+            .map_err(|e| sql_error(SqlState::INSUFFICIENT_RESOURCES, e.to_string()))?;
+        Ok(((pass, busy), (limit, started + limit)))
+    }
+
     fn service_for<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<DfSessionService> {
-        let viewer = client
-            .session_extensions()
-            .get::<AuthenticatedViewer>()
-            .ok_or_else(|| permission_denied("not authenticated".to_owned()))?;
+        let viewer = viewer_of(client)?;
         let ctx = (self.catalogs)
             .session(&self.lake, &viewer.viewer, self.runtime.clone())
             .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
@@ -257,7 +292,13 @@ impl SimpleQueryHandler for ScopedService {
         let query = adapted.as_deref().unwrap_or(query);
         let service = self.service_for(client)?;
         let limit = statement_limit(client, self.limits.timeout);
-        limited(limit, SimpleQueryHandler::do_query(&service, client, query)).await
+        let (held, left) = self.slot(client, limit).await?;
+        limited(
+            left,
+            SimpleQueryHandler::do_query(&service, client, query),
+            held,
+        )
+        .await
     }
 }
 
@@ -335,8 +376,9 @@ impl ExtendedQueryHandler for ScopedExtended {
     {
         let service = self.service.service_for(client)?;
         let limit = statement_limit(client, self.service.limits.timeout);
+        let (held, left) = self.service.slot(client, limit).await?;
         let work = ExtendedQueryHandler::do_query(&service, client, portal, max_rows);
-        limited_one(limit, work).await.map(client_response)
+        limited_one(left, work, held).await.map(client_response)
     }
 
     /// A cursor's portal is described with its columns (see [`cursors`]).
@@ -390,7 +432,7 @@ pub async fn start_postgres(
     lake: Lake,
     auth: Arc<Authenticator>,
     runtime: Arc<RuntimeEnv>,
-    limits: QueryLimits,
+    limits: Limits,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, ServeError> {
     let bind_error = |source| ServeError::Bind {
@@ -404,17 +446,20 @@ pub async fn start_postgres(
     let catalogs = Catalogs::new(&lake, runtime.clone())
         .await
         .map_err(|e| ServeError::Catalog(e.to_string()))?;
+    let connections = Arc::new(PostgresConnections::new(limits.connections));
     let simple = Arc::new(ScopedService {
         lake,
         runtime,
-        limits,
+        limits: limits.query,
+        fairness: limits.fairness,
+        connections: connections.clone(),
         catalogs,
         plain: Arc::new(DfSessionService::new(Arc::new(SessionContext::new()))),
     });
     let handlers = Arc::new(Handlers {
         startup: Arc::new(TokenStartup {
             auth,
-            statement_timeout: limits.timeout,
+            statement_timeout: limits.query.timeout,
         }),
         simple: simple.clone(),
         extended: Arc::new(ScopedExtended {
@@ -431,12 +476,8 @@ pub async fn start_postgres(
             match accepted {
                 Ok((socket, peer)) => {
                     let handlers = handlers.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await
-                        {
-                            tracing::info!(%peer, "Postgres connection ended: {e}");
-                        }
-                    });
+                    let serve = move |socket| pgwire::tokio::process_socket(socket, None, handlers);
+                    tokio::spawn(connections.clone().serve(socket, peer, serve));
                 }
                 Err(e) => tracing::warn!("Postgres endpoint: accepting a connection: {e}"),
             }
