@@ -11,6 +11,7 @@ Tokens come in SIMTALLY_TOKEN_<USER> variables. Exits non-zero on the first fail
 
 import datetime
 import decimal
+import threading
 import json
 import os
 import pathlib
@@ -93,6 +94,37 @@ def psycopg3(user, want):
             check(f"{user}: COPY refused (42501)", True)
 
 
+ENDLESS = "SELECT count(*) FROM generate_series(1, 100000) a, generate_series(1, 100000) b"
+
+
+def cancel(user):
+    """A running statement stops when its client cancels it (psycopg's cancel() sends a
+    CancelRequest on a second connection), long before its deadline."""
+    with psycopg.connect(dsn(user), autocommit=True) as conn:
+        outcome = {}
+
+        def run():
+            try:
+                conn.execute(ENDLESS)
+                outcome["error"] = None
+            except Exception as e:  # noqa: BLE001 - the error is what is checked
+                outcome["error"] = e
+
+        started = datetime.datetime.now()
+        worker = threading.Thread(target=run)
+        worker.start()
+        while worker.is_alive():
+            conn.cancel_safe(timeout=5)
+            worker.join(timeout=0.2)
+        error = outcome["error"]
+        check(f"{user}: CancelRequest stops the statement (57014, user request)",
+              isinstance(error, psycopg.errors.QueryCanceled) and "user request" in str(error),
+              repr(error))
+        took = datetime.datetime.now() - started
+        check(f"{user}: canceled before the deadline", took < datetime.timedelta(seconds=20), took)
+        check(f"{user}: the session goes on", conn.execute("SELECT 1").fetchone() == (1,))
+
+
 def psycopg2_simple(user, want):
     conn = psycopg2.connect(dsn(user))
     try:
@@ -157,6 +189,7 @@ def introspection(user):
 for user, want in EXPECTED.items():
     psycopg3(user, want)
     psycopg2_simple(user, want)
+    cancel(user)
     sqlalchemy_clients(user, want)
     introspection(user)
 print("all clients answered as expected")

@@ -15,6 +15,7 @@ use pgwire::api::results::{QueryResponse, Response};
 use pgwire::api::ClientInfo;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::query::Refusal;
 
@@ -90,53 +91,59 @@ pub fn statement_limit<C: ClientInfo + ?Sized>(client: &C, limit: Duration) -> D
 
 /// Runs `work` (planning, and whatever execution happens before rows stream) until the
 /// deadline; its responses then stream their rows under the same deadline.
-/// `keep` (the caller's query slot) is held until the last row is sent. The statement's
-/// `limit` ends at `deadline` (it may have started while the statement waited for a slot).
-pub async fn limited<F, K>(
-    (limit, deadline): (Duration, Instant),
-    work: F,
-    keep: K,
-) -> PgWireResult<Vec<Response>>
+/// When a statement must stop: its `limit` ends at `deadline` (it may have started while
+/// the statement waited for a slot), or when its client cancels it.
+#[derive(Clone)]
+pub struct Bounds {
+    pub limit: Duration,
+    pub deadline: Instant,
+    pub cancel: CancellationToken,
+}
+
+/// `keep` (the caller's query slot) is held until the last row is sent.
+pub async fn limited<F, K>(bounds: Bounds, work: F, keep: K) -> PgWireResult<Vec<Response>>
 where
     F: std::future::Future<Output = PgWireResult<Vec<Response>>>,
     K: Send + Sync + 'static,
 {
-    let responses = run_until(deadline, limit, work).await?;
+    let responses = run_until(&bounds, work).await?;
     let keep = std::sync::Arc::new(keep);
     Ok(responses
         .into_iter()
-        .map(|r| streamed_until(r, deadline, limit, keep.clone()))
+        .map(|r| streamed_until(r, bounds.clone(), keep.clone()))
         .collect())
 }
 
 /// As [`limited`], for the extended protocol's one response.
-pub async fn limited_one<F, K>(
-    (limit, deadline): (Duration, Instant),
-    work: F,
-    keep: K,
-) -> PgWireResult<Response>
+pub async fn limited_one<F, K>(bounds: Bounds, work: F, keep: K) -> PgWireResult<Response>
 where
     F: std::future::Future<Output = PgWireResult<Response>>,
     K: Send + Sync + 'static,
 {
-    let response = run_until(deadline, limit, work).await?;
-    Ok(streamed_until(
-        response,
-        deadline,
-        limit,
-        std::sync::Arc::new(keep),
-    ))
+    let response = run_until(&bounds, work).await?;
+    Ok(streamed_until(response, bounds, std::sync::Arc::new(keep)))
 }
 
-async fn run_until<F, T>(deadline: Instant, limit: Duration, work: F) -> PgWireResult<T>
+async fn run_until<F, T>(bounds: &Bounds, work: F) -> PgWireResult<T>
 where
     F: std::future::Future<Output = PgWireResult<T>>,
 {
-    match tokio::time::timeout_at(deadline, AssertUnwindSafe(work).catch_unwind()).await {
-        Err(_) => Err(canceled(limit)),
-        Ok(Err(_panic)) => Err(engine_failed()),
-        Ok(Ok(result)) => result.map_err(with_sqlstate),
+    let work = tokio::time::timeout_at(bounds.deadline, AssertUnwindSafe(work).catch_unwind());
+    tokio::select! {
+        _ = bounds.cancel.cancelled() => Err(canceled_by_client()),
+        done = work => match done {
+            Err(_) => Err(canceled(bounds.limit)),
+            Ok(Err(_panic)) => Err(engine_failed()),
+            Ok(Ok(result)) => result.map_err(with_sqlstate),
+        },
     }
+}
+
+fn canceled_by_client() -> PgWireError {
+    error(
+        "57014",
+        "canceling statement due to user request".to_owned(),
+    )
 }
 
 /// A query engine error with the SQLSTATE PostgreSQL would give (datafusion-postgres
@@ -174,8 +181,7 @@ pub fn with_sqlstate(e: PgWireError) -> PgWireError {
 /// them turned into an error; dropping the rows stream stops the query's work.
 fn streamed_until<K: Send + Sync + 'static>(
     response: Response,
-    deadline: Instant,
-    limit: Duration,
+    bounds: Bounds,
     keep: std::sync::Arc<K>,
 ) -> Response {
     let Response::Query(query) = response else {
@@ -189,12 +195,17 @@ fn streamed_until<K: Send + Sync + 'static>(
     } = query;
     let rows = AssertUnwindSafe(data_rows).catch_unwind();
     let rows = futures::stream::unfold(Some(Box::pin(rows)), move |rows| {
-        let keep = keep.clone();
+        let (keep, bounds) = (keep.clone(), bounds.clone());
         async move {
             let _kept = keep;
             let mut rows = rows?;
-            match tokio::time::timeout_at(deadline, rows.next()).await {
-                Err(_) => Some((Err(canceled(limit)), None)),
+            let next = tokio::time::timeout_at(bounds.deadline, rows.next());
+            let next = tokio::select! {
+                _ = bounds.cancel.cancelled() => return Some((Err(canceled_by_client()), None)),
+                next = next => next,
+            };
+            match next {
+                Err(_) => Some((Err(canceled(bounds.limit)), None)),
                 Ok(None) => None,
                 Ok(Some(Err(_panic))) => Some((Err(engine_failed()), None)),
                 Ok(Some(Ok(row))) => Some((row.map_err(with_sqlstate), Some(rows))),

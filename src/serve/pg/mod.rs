@@ -4,6 +4,7 @@
 //! datafusion-postgres, under the limits of [`limits`] and the dialect of [`dialect`],
 //! [`names`] and [`settings`].
 
+mod cancel;
 mod catalog;
 mod cursors;
 mod dialect;
@@ -49,7 +50,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::catalog::Catalogs;
 use self::limits::{
-    limited, limited_one, sql_error, statement_limit, too_complex, with_sqlstate, SqlState,
+    limited, limited_one, sql_error, statement_limit, too_complex, with_sqlstate, Bounds, SqlState,
 };
 use self::names::{client_fields, client_response};
 use self::settings::{adopt_startup_parameters, Settings};
@@ -90,6 +91,7 @@ fn server_parameters<C: ClientInfo>(client: &C) -> DefaultServerParameterProvide
 struct TokenStartup {
     auth: Arc<Authenticator>,
     statement_timeout: std::time::Duration,
+    cancels: Arc<cancel::Cancels>,
 }
 
 #[async_trait]
@@ -139,6 +141,7 @@ impl StartupHandler for TokenStartup {
                     "statement_timeout_ms".to_owned(),
                     self.statement_timeout.as_millis().to_string(),
                 );
+                self.cancels.register(client);
                 finish_authentication(client, &server_parameters(client)).await?;
             }
             _ => {}
@@ -239,18 +242,24 @@ type Held = (super::fairness::Pass, Option<super::connections::Busy>);
 
 impl ScopedService {
     /// Waits for one of the caller's query slots, at most until the statement's deadline
-    /// (`limit` from now), which it returns with the limit.
+    /// (`limit` from now); returns when the statement must stop.
     async fn slot<C: ClientInfo + ?Sized>(
         &self,
         client: &C,
         limit: std::time::Duration,
-    ) -> PgWireResult<(Held, (std::time::Duration, tokio::time::Instant))> {
+    ) -> PgWireResult<(Held, Bounds)> {
         let started = tokio::time::Instant::now();
+        let cancel = cancel::statement_token(client);
         let busy = self.connections.busy(client.socket_addr());
         let who = viewer_of(client)?.viewer.key();
         let pass = (self.fairness.enter(&who, limit).await)
             .map_err(|e| sql_error(SqlState::INSUFFICIENT_RESOURCES, e.to_string()))?;
-        Ok(((pass, busy), (limit, started + limit)))
+        let bounds = Bounds {
+            limit,
+            deadline: started + limit,
+            cancel,
+        };
+        Ok(((pass, busy), bounds))
     }
 
     fn service_for<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<DfSessionService> {
@@ -424,6 +433,10 @@ impl PgWireServerHandlers for Handlers {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.startup.clone()
     }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(cancel::CancelStatements(self.startup.cancels.clone()))
+    }
 }
 
 /// Binds `address` and serves the Postgres protocol until `shutdown`.
@@ -460,6 +473,7 @@ pub async fn start_postgres(
         startup: Arc::new(TokenStartup {
             auth,
             statement_timeout: limits.query.timeout,
+            cancels: Arc::new(cancel::Cancels::default()),
         }),
         simple: simple.clone(),
         extended: Arc::new(ScopedExtended {
