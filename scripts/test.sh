@@ -81,6 +81,7 @@ debian_package() {
 
 mkdir -p "$CARGO_TARGET_DIR"
 debian_package psql postgresql-client
+debian_package openssl openssl
 debian_package chromium chromium
 export SIMTALLY_TEST_CHROMIUM="$(command -v chromium)"
 python_tools

@@ -138,7 +138,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         Config::Serve { lake, options } => {
             let server = crate::serve::start(Lake::new(lake), &options, shutdown).await?;
             // On stdout, so scripts that start the server on port 0 can find it.
-            println!("simtally serve: listening on http://{}", server.address);
+            let scheme = if options.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            println!("simtally serve: listening on {scheme}://{}", server.address);
             if let Some(postgres) = server.postgres_address {
                 println!("simtally serve: Postgres protocol on {postgres}");
             }

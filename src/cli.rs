@@ -15,7 +15,9 @@ use crate::generate::GenerateOptions;
 use crate::lake::{LakeError, LakeLocation};
 use crate::pipeline::{HoldPolicy, IngestOptions, KafkaIngest, DEFAULT_WINDOW_DAYS};
 use crate::query::{OutputFormat, QueryLimits, Scope, StatementLimits};
-use crate::serve::{AuthOptions, ConnectionLimits, EventsTopic, FairnessLimits, ServeOptions};
+use crate::serve::{
+    AuthOptions, ConnectionLimits, EventsTopic, FairnessLimits, ServeOptions, TlsFiles,
+};
 use crate::source::kafka::{ProduceOptions, ReadBudget, Topics};
 use crate::source::Input;
 
@@ -44,7 +46,7 @@ pub struct Cli {
     /// plausible_until, max_line_bytes, prices, link_limits, serve_addr, postgres_addr,
     /// jwt_secret_file, jwt_public_key_file, jwt_issuer, jwt_audience, operator_secret_file,
     /// max_rows, query_timeout, queries_per_caller, queued_per_caller, max_connections,
-    /// idle_timeout). Precedence: flags, then SIMTALLY_*
+    /// idle_timeout, tls_cert_file, tls_key_file). Precedence: flags, then SIMTALLY_*
     /// variables, then the file, then the defaults.
     #[arg(long, global = true, env = "SIMTALLY_CONFIG", value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
@@ -168,6 +170,23 @@ pub struct ServeArgs {
     /// Connections each endpoint holds; more are refused (HTTP 503, SQLSTATE 53300).
     #[arg(long, env = "SIMTALLY_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
+    /// Serve HTTPS, and TLS over Postgres (psql `sslmode=require`), with this certificate
+    /// chain (PEM); needs --tls-key-file.
+    #[arg(
+        long,
+        env = "SIMTALLY_TLS_CERT_FILE",
+        value_name = "FILE",
+        requires = "tls_key_file"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert-file.
+    #[arg(
+        long,
+        env = "SIMTALLY_TLS_KEY_FILE",
+        value_name = "FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_key_file: Option<PathBuf>,
     /// Seconds a connection may send nothing (between requests or statements) before it is
     /// closed.
     #[arg(long, env = "SIMTALLY_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -598,6 +617,10 @@ impl Cli {
                         max_connections: usize::try_from(a.max_connections).unwrap_or(usize::MAX),
                         idle_timeout: std::time::Duration::from_secs(a.idle_timeout),
                     },
+                    tls: a
+                        .tls_cert_file
+                        .zip(a.tls_key_file)
+                        .map(|(certificate, key)| TlsFiles { certificate, key }),
                 },
             },
             Command::Produce(a) => {

@@ -37,6 +37,8 @@
 //! queued_per_caller = 8            # SIMTALLY_QUEUED_PER_CALLER
 //! max_connections = 512            # SIMTALLY_MAX_CONNECTIONS
 //! idle_timeout = 60                # SIMTALLY_IDLE_TIMEOUT
+//! tls_cert_file = "/etc/simtally/tls.crt"     # SIMTALLY_TLS_CERT_FILE
+//! tls_key_file = "/etc/simtally/tls.key"      # SIMTALLY_TLS_KEY_FILE
 //! ```
 
 use std::ffi::OsString;
@@ -81,6 +83,8 @@ pub struct FileConfig {
     pub queued_per_caller: Option<u64>,
     pub max_connections: Option<u64>,
     pub idle_timeout: Option<u64>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
 }
 
 impl FileConfig {
@@ -159,6 +163,8 @@ impl FileConfig {
             "SIMTALLY_QUERY_TIMEOUT",
             self.query_timeout.map(|n| n.to_string()),
         );
+        add("SIMTALLY_TLS_CERT_FILE", self.tls_cert_file.clone());
+        add("SIMTALLY_TLS_KEY_FILE", self.tls_key_file.clone());
         for (variable, value) in [
             ("SIMTALLY_QUERIES_PER_CALLER", self.queries_per_caller),
             ("SIMTALLY_QUEUED_PER_CALLER", self.queued_per_caller),

@@ -19,6 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
+use datafusion_postgres::pgwire::tokio::tokio_rustls;
+
 /// The connection limits of one endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -147,19 +149,118 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     }
 }
 
-/// The HTTP listener under the limits (axum serves its connections).
+/// The HTTP listener under the limits (axum serves its connections). A task of its own
+/// accepts connections, takes their slots in the order they came, and does the TLS
+/// handshakes (each in a task, so a slow one holds up nobody); `accept` hands over the
+/// connections ready to serve.
 pub struct HttpListener {
-    inner: TcpListener,
-    limits: ConnectionLimits,
-    slots: Arc<Semaphore>,
+    ready: tokio::sync::mpsc::Receiver<(Guarded<Stream>, SocketAddr)>,
+    address: SocketAddr,
+}
+
+/// A connection, plain or TLS.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
 impl HttpListener {
-    pub fn new(inner: TcpListener, limits: ConnectionLimits) -> Self {
-        HttpListener {
-            inner,
-            limits,
-            slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+    pub fn new(
+        inner: TcpListener,
+        limits: ConnectionLimits,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> io::Result<Self> {
+        let address = inner.local_addr()?;
+        let (sender, ready) = tokio::sync::mpsc::channel(64);
+        let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+        tokio::spawn(accept_http(inner, limits, slots, tls, sender));
+        Ok(HttpListener { ready, address })
+    }
+}
+
+async fn accept_http(
+    inner: TcpListener,
+    limits: ConnectionLimits,
+    slots: Arc<Semaphore>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    ready: tokio::sync::mpsc::Sender<(Guarded<Stream>, SocketAddr)>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = ready.closed() => return, // the server stopped
+            accepted = inner.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, then try again.
+                tracing::warn!("HTTP endpoint: accepting a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::info!(%peer, "HTTP endpoint full: connection refused");
+            tokio::spawn(refuse(stream, http_full()));
+            continue;
+        };
+        let (ready, tls) = (ready.clone(), tls.clone());
+        let handshake = async move {
+            let stream = match tls {
+                None => Stream::Plain(stream),
+                Some(tls) => {
+                    let shake = tokio::time::timeout(limits.idle_timeout, tls.accept(stream));
+                    match shake.await {
+                        Ok(Ok(stream)) => Stream::Tls(Box::new(stream)),
+                        Ok(Err(e)) => return tracing::info!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => return tracing::info!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            };
+            let _ = ready
+                .send((Guarded::new(stream, limits.idle_timeout, slot), peer))
+                .await;
+        };
+        tokio::spawn(handshake);
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -180,32 +281,19 @@ fn http_full() -> &'static [u8] {
 }
 
 impl axum::serve::Listener for HttpListener {
-    type Io = Guarded<TcpStream>;
+    type Io = Guarded<Stream>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (stream, peer) = match self.inner.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, then try again.
-                    tracing::warn!("HTTP endpoint: accepting a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            match self.slots.clone().try_acquire_owned() {
-                Ok(slot) => return (Guarded::new(stream, self.limits.idle_timeout, slot), peer),
-                Err(_) => {
-                    tracing::info!(%peer, "HTTP endpoint full: connection refused");
-                    tokio::spawn(refuse(stream, http_full()));
-                }
-            }
+        match self.ready.recv().await {
+            Some(ready) => ready,
+            // The accepting task ended (it does not, short of a panic): serve nothing more.
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        Ok(self.address)
     }
 }
 

@@ -8,6 +8,7 @@ mod executor;
 mod fairness;
 mod pg;
 mod respond;
+mod tls;
 mod transfers;
 
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ pub use api::OPENAPI;
 pub use auth::{AuthOptions, Authenticator, Caller};
 pub use connections::ConnectionLimits;
 pub use fairness::FairnessLimits;
+pub use tls::TlsFiles;
 pub use transfers::EventsTopic;
 
 use crate::lake::Lake;
@@ -46,6 +48,8 @@ pub struct ServeOptions {
     pub fairness: FairnessLimits,
     /// Connections each endpoint holds, and how long an idle one is kept.
     pub connections: ConnectionLimits,
+    /// TLS for both endpoints (HTTPS; Postgres SSLRequest), if given.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Errors that stop the server from starting: all the user's to fix.
@@ -62,6 +66,8 @@ pub enum ServeError {
     Runtime(std::io::Error),
     #[error("cannot build the Postgres catalogs: {0}")]
     Catalog(String),
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// A server that is listening: where, and how it ends.
@@ -86,6 +92,12 @@ pub async fn start(
         .limits
         .runtime()
         .map_err(|e| ServeError::Runtime(std::io::Error::other(e)))?;
+    let tls = options
+        .tls
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()
+        .map_err(ServeError::Tls)?;
     // One share per caller across both endpoints.
     let fairness = Arc::new(fairness::Fairness::new(options.fairness));
     let postgres_address = match &options.postgres_address {
@@ -99,6 +111,7 @@ pub async fn start(
                     query: options.limits,
                     fairness: fairness.clone(),
                     connections: options.connections,
+                    tls: tls.clone(),
                 },
                 shutdown.clone(),
             )
@@ -135,7 +148,8 @@ pub async fn start(
     let router = api::router(state)
         .layer(axum::middleware::from_fn(connections::track))
         .into_make_service_with_connect_info::<connections::InFlight>();
-    let listener = connections::HttpListener::new(listener, options.connections);
+    let listener =
+        connections::HttpListener::new(listener, options.connections, tls).map_err(bind_error)?;
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.cancelled_owned())

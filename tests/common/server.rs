@@ -74,6 +74,7 @@ pub async fn serve_with_events(
         events_topic,
         fairness: simtally::serve::FairnessLimits::default(),
         connections: simtally::serve::ConnectionLimits::default(),
+        tls: None,
     };
     let shutdown = CancellationToken::new();
     let server = start(lake.clone(), &options, shutdown.clone())

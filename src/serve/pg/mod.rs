@@ -215,6 +215,8 @@ pub struct Limits {
     /// Shared with the HTTP endpoint: one share per caller.
     pub fairness: Arc<Fairness>,
     pub connections: ConnectionLimits,
+    /// Answers SSLRequest with a handshake, if given.
+    pub tls: Option<pgwire::tokio::TlsAcceptor>,
 }
 
 /// Runs each statement in a session of the connection's viewer.
@@ -460,6 +462,7 @@ pub async fn start_postgres(
         .await
         .map_err(|e| ServeError::Catalog(e.to_string()))?;
     let connections = Arc::new(PostgresConnections::new(limits.connections));
+    let tls = limits.tls.clone();
     let simple = Arc::new(ScopedService {
         lake,
         runtime,
@@ -489,8 +492,8 @@ pub async fn start_postgres(
             };
             match accepted {
                 Ok((socket, peer)) => {
-                    let handlers = handlers.clone();
-                    let serve = move |socket| pgwire::tokio::process_socket(socket, None, handlers);
+                    let (handlers, tls) = (handlers.clone(), tls.clone());
+                    let serve = move |socket| pgwire::tokio::process_socket(socket, tls, handlers);
                     tokio::spawn(connections.clone().serve(socket, peer, serve));
                 }
                 Err(e) => tracing::warn!("Postgres endpoint: accepting a connection: {e}"),
