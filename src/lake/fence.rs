@@ -68,15 +68,17 @@ impl Fence {
     }
 }
 
-/// How many times work that the fence refused starts again from a fresh read.
-pub const FENCED_RETRIES: u32 = 8;
+/// How many times work that the fence refused starts again from a fresh read. Four
+/// writers of one kind at once on two busy cores needed more than eight; twenty, with the
+/// waits below, gives up only after minutes of losing every race.
+pub const FENCED_RETRIES: u32 = 20;
 
 /// Waits before attempt `attempt` (2, 3, ...) of work that the fence refused after `spent`
-/// on the last attempt: 50 ms, doubled each time, but at least `spent` (the writer that won
-/// is likely as far from done as this one was), plus up to as much again at random, so that
-/// writers refused together do not meet again.
+/// on the last attempt: 50 ms, doubled each time up to 6.4 s, but at least `spent` (the
+/// writer that won is likely as far from done as this one was), plus up to as much again at
+/// random, so that writers refused together do not meet again.
 async fn back_off(attempt: u32, spent: std::time::Duration) {
-    let doubled = 50u64 << attempt.saturating_sub(2).min(10);
+    let doubled = 50u64 << attempt.saturating_sub(2).min(7);
     let wait = doubled.max(
         u64::try_from(spent.as_millis())
             .unwrap_or(u64::MAX)

@@ -372,12 +372,10 @@ pub fn set_config_function() -> ScalarUDF {
     )
 }
 
-#[async_trait::async_trait]
-impl QueryHook for SettingsHook {
-    async fn handle_simple_query(
-        &self,
+impl SettingsHook {
+    /// The answer to `statement` if it is one of this hook's (over either protocol).
+    async fn respond(
         statement: &Statement,
-        _session_context: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         if let Some(zone) = Self::time_zone_set(statement) {
@@ -387,6 +385,18 @@ impl QueryHook for SettingsHook {
             return Some(shown);
         }
         Self::keep_set_config(statement, client)
+    }
+}
+
+#[async_trait::async_trait]
+impl QueryHook for SettingsHook {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::respond(statement, client).await
     }
 
     async fn handle_extended_parse_query(
@@ -406,12 +416,6 @@ impl QueryHook for SettingsHook {
         _session_context: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        if let Some(zone) = Self::time_zone_set(statement) {
-            return Some(Self::set_time_zone(zone, client).await);
-        }
-        if let Some(shown) = Self::respond_show(statement, client) {
-            return Some(shown);
-        }
-        Self::keep_set_config(statement, client)
+        Self::respond(statement, client).await
     }
 }
