@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use simtally::domain::WorkspaceId;
-use simtally::query::{run_limited, scoped_session, QueryLimits, Report, Scope, Viewer};
+use simtally::query::{
+    run_limited, scoped_session, LakeSnapshots, QueryLimits, Report, Scope, Viewer,
+};
 
 use common::wire::{registered, transferred, usage};
 
@@ -64,7 +66,8 @@ async fn report(
             .collect(),
         ..Scope::default()
     };
-    let ctx = scoped_session(lake, &Viewer::Operator, &scope, runtime.clone()).unwrap();
+    let snapshots = LakeSnapshots::new(lake.clone(), runtime.clone());
+    let ctx = scoped_session(&snapshots, &Viewer::Operator, &scope).unwrap();
     let sql = Report::find(name).unwrap().sql;
     let result = run_limited(&ctx, sql, &QueryLimits::default())
         .await

@@ -129,6 +129,56 @@ async fn each_person_sees_exactly_their_workspaces_before_and_after_an_unlink() 
     assert_sees(&w.server, "olga", &[101]).await;
 }
 
+/// The server keeps the lake's tables and the directory between requests: what is committed
+/// after one answer is in the next (new rows, a revoked role), and the same cached version
+/// answers in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_written_while_serving_is_in_the_next_answer() {
+    let w = world(QueryLimits::default()).await;
+    let olga = token("olga");
+    let sum = "SELECT COUNT(*) AS n, SUM(cost) AS cost FROM usage";
+    let answer = |rows: Value| (rows[0]["n"].as_i64().unwrap(), decimal(&rows[0]["cost"]));
+    let one = BTreeSet::from([101]);
+    for _ in 0..2 {
+        let rows = w.server.sql(&olga, sum).await.json();
+        assert_eq!(answer(rows), (2, expected_cost(&one)));
+    }
+
+    let late = access::write(
+        &w.dir.path().join("late.ndjson"),
+        &[wire::usage(
+            5000,
+            &access::iccid(101),
+            "2026-10-05T10:00:00Z",
+            "2026-10-05T10:05:00Z",
+            &access::cost(101),
+        )],
+    );
+    ingest_files(&w.lake, &[late], &[]).await;
+    let rows = w.server.sql(&olga, sum).await.json();
+    let third: Decimal = access::cost(101).parse().unwrap();
+    assert_eq!(answer(rows), (3, expected_cost(&one) + third));
+
+    let revoke = access::write(
+        &w.dir.path().join("revoke.ndjson"),
+        &[wire::revoked(
+            "d-revoke-olga",
+            "2026-10-11T00:00:00Z",
+            "olga",
+            101,
+        )],
+    );
+    ingest_files(&w.lake, &[], &[revoke]).await;
+    let rows = w.server.sql(&olga, sum).await.json();
+    assert_eq!(rows[0]["n"].as_i64(), Some(0), "{rows}");
+    let workspaces = w
+        .server
+        .get("/v1/workspaces", Some(&olga), None)
+        .await
+        .json();
+    assert_eq!(workspaces["workspaces"], json!([]), "{workspaces}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asking_for_a_workspace_you_cannot_access_is_a_403() {
     let w = world(QueryLimits::default()).await;

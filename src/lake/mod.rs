@@ -190,7 +190,7 @@ impl Lake {
         })
     }
 
-    fn delta_error(&self, table: LakeTable, source: DeltaTableError) -> LakeError {
+    pub(crate) fn delta_error(&self, table: LakeTable, source: DeltaTableError) -> LakeError {
         LakeError::Delta {
             table: table.name(),
             url: self.location.table_url(table.name()).to_string(),

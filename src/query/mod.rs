@@ -8,6 +8,7 @@ mod format;
 mod reports;
 mod scoped;
 mod session;
+mod snapshots;
 mod yields;
 
 pub use admission::{admit, Refusal, StatementLimits, QUERY_STACK_BYTES};
@@ -19,6 +20,7 @@ pub use scoped::{
     QueryResult, Viewer, MEMBER_VIEWS,
 };
 pub use session::{open_session, run_report, run_sql, Scope};
+pub use snapshots::{LakeSnapshots, TableVersion};
 
 /// Errors of the query layer: `Sql` and `Scope` are the user's to fix, `Lake` an outside
 /// system's, `Output` the terminal's or pipe's.

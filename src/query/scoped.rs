@@ -1,8 +1,9 @@
 //! Sessions for people who may see only some Workspaces. A caller's session holds four
 //! tables and nothing else: `usage`, `ownership`, `sim_events`, `workspaces` (operators
 //! also get `quarantine` and `dead_letters`). Each is a [`ScopedView`]: every time a query
-//! scans it, it reads who may see what from the directory *then*, opens the lake's current
-//! version in a private session, and hands back only those Workspaces' rows. So there is no
+//! scans it, it takes who may see what from the directory *then* and the lake's current
+//! version (both from [`LakeSnapshots`], which re-reads only what changed), reads it in a
+//! private session, and hands back only those Workspaces' rows. So there is no
 //! name, schema or function in the caller's session through which SQL could reach anything
 //! else, and a revoked role or an unlink takes effect on the next scan, even for a
 //! statement prepared before it.
@@ -23,11 +24,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{cast, col, SessionConfig, SessionContext};
 use futures::StreamExt;
 
+use super::snapshots::LakeSnapshots;
 use super::{admit, QueryError, Scope, StatementLimits};
-use crate::directory::{load_directory, Directory, LinkLimits};
+use crate::directory::Directory;
 use crate::domain::{Role, UserId, WorkspaceId};
 use crate::lake::schema::{counted_slices_sql, OWNERSHIP_VIEW_SQL};
-use crate::lake::{Lake, LakeTable};
+use crate::lake::LakeTable;
 
 /// Who is asking.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,13 +103,12 @@ impl QueryLimits {
 /// A session for `viewer`, narrowed to `scope` (Workspaces and dates). Does no I/O: the
 /// views read the lake when they are scanned.
 pub fn scoped_session(
-    lake: &Lake,
+    lake: &Arc<LakeSnapshots>,
     viewer: &Viewer,
     scope: &Scope,
-    runtime: Arc<RuntimeEnv>,
 ) -> Result<SessionContext, QueryError> {
-    let ctx = SessionContext::new_with_state(base_state(runtime.clone()));
-    register_views(&ctx, lake, viewer, scope, runtime)?;
+    let ctx = SessionContext::new_with_state(base_state(lake.runtime()));
+    register_views(&ctx, lake, viewer, scope)?;
     Ok(ctx)
 }
 
@@ -128,10 +129,9 @@ pub fn base_state(runtime: Arc<RuntimeEnv>) -> datafusion::execution::SessionSta
 /// Registers `viewer`'s views (see the module documentation) in `ctx`'s default schema.
 pub fn register_views(
     ctx: &SessionContext,
-    lake: &Lake,
+    lake: &Arc<LakeSnapshots>,
     viewer: &Viewer,
     scope: &Scope,
-    runtime: Arc<RuntimeEnv>,
 ) -> Result<(), QueryError> {
     let mut kinds = vec![
         ViewKind::Usage,
@@ -148,7 +148,6 @@ pub fn register_views(
             viewer: viewer.clone(),
             scope: scope.clone(),
             lake: lake.clone(),
-            runtime: runtime.clone(),
             schema: kind.schema(viewer),
         };
         ctx.register_table(kind.name(), Arc::new(view))?;
@@ -252,8 +251,7 @@ struct ScopedView {
     kind: ViewKind,
     viewer: Viewer,
     scope: Scope,
-    lake: Lake,
-    runtime: Arc<RuntimeEnv>,
+    lake: Arc<LakeSnapshots>,
     schema: SchemaRef,
 }
 
@@ -399,15 +397,14 @@ impl ScopedView {
             "datafusion.execution.parquet.schema_force_view_types",
             false,
         );
-        let private = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        let private = SessionContext::new_with_config_rt(config, self.lake.runtime());
         match self.kind.table() {
             Some(table) => {
-                let found = self
-                    .lake
-                    .register_table(&private, table, table.name())
-                    .await
-                    .map_err(external)?;
-                Ok(found.map(|_| private))
+                let Some(current) = self.lake.table(table).await.map_err(external)? else {
+                    return Ok(None);
+                };
+                private.register_table(table.name(), current.provider)?;
+                Ok(Some(private))
             }
             None => {
                 let batch = self.workspaces_batch(directory, filter)?;
@@ -451,13 +448,8 @@ impl TableProvider for ScopedView {
             None => self.schema.clone(),
         };
         let directory = match self.viewer {
-            Viewer::Operator if self.kind != ViewKind::Workspaces => Directory::default(),
-            _ => {
-                load_directory(&self.lake, LinkLimits::unbounded())
-                    .await
-                    .map_err(external)?
-                    .directory
-            }
+            Viewer::Operator if self.kind != ViewKind::Workspaces => Arc::new(Directory::default()),
+            _ => self.lake.directory().await.map_err(external)?,
         };
         let filter = self.visible(&directory);
         let Some(private) = self.private_session(&directory, &filter).await? else {

@@ -19,11 +19,12 @@ use serde_json::json;
 use super::auth::{Authenticator, Caller};
 use super::executor::QueryExecutor;
 use super::respond::{json_response, result_response, ApiError, ResultFormat};
-use crate::directory::{load_directory, Directory, LinkLimits};
+use crate::directory::Directory;
 use crate::domain::WorkspaceId;
 use crate::lake::Lake;
 use crate::query::{
-    run_limited, scoped_session, QueryLimits, QueryResult, Report, Scope, Viewer, REPORTS,
+    run_limited, scoped_session, LakeSnapshots, QueryLimits, QueryResult, Report, Scope, Viewer,
+    REPORTS,
 };
 
 /// The OpenAPI 3.1 document of this API.
@@ -34,7 +35,8 @@ pub struct ApiState {
     pub lake: Lake,
     pub auth: Arc<Authenticator>,
     pub limits: QueryLimits,
-    pub runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    /// The lake and directory as queries read them (cached per version).
+    pub snapshots: Arc<LakeSnapshots>,
     pub executor: QueryExecutor,
     pub fairness: Arc<super::fairness::Fairness>,
     pub counters: ApiCounters,
@@ -169,15 +171,16 @@ fn can_access(access: &Access, workspace: WorkspaceId) -> bool {
 pub(super) async fn audience_of(
     state: &ApiState,
     headers: &HeaderMap,
-) -> Result<(Caller, Directory, Viewer, Access), ApiError> {
+) -> Result<(Caller, Arc<Directory>, Viewer, Access), ApiError> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let caller = state.auth.caller(authorization)?;
-    let directory = load_directory(&state.lake, LinkLimits::unbounded())
+    let directory = state
+        .snapshots
+        .directory()
         .await
-        .map_err(|e| ApiError::from(crate::query::QueryError::Lake(e)))?
-        .directory;
+        .map_err(|e| ApiError::from(crate::query::QueryError::Lake(e)))?;
     let viewer = match &caller {
         Caller::Operator(_) => Viewer::Operator,
         Caller::Member(user) => Viewer::Member(user.clone()),
@@ -393,13 +396,13 @@ async fn execute(
     sql: String,
 ) -> Result<QueryResult, ApiError> {
     state.counters.queries.fetch_add(1, Ordering::Relaxed);
-    let (lake, limits, runtime) = (state.lake.clone(), state.limits, state.runtime.clone());
+    let (lake, limits) = (state.snapshots.clone(), state.limits);
     // Waiting for one of the caller's slots counts toward the query's deadline.
     let started = tokio::time::Instant::now();
     let _pass = state.fairness.enter(&viewer.key(), limits.timeout).await?;
     let left = limits.timeout.saturating_sub(started.elapsed());
     let ran = state.executor.run(left, async move {
-        let ctx = scoped_session(&lake, &viewer, &scope, runtime)?;
+        let ctx = scoped_session(&lake, &viewer, &scope)?;
         Ok(run_limited(&ctx, &sql, &limits).await?)
     });
     // The deadline the caller knows is the whole one, waiting included.

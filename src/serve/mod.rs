@@ -30,6 +30,7 @@ pub use transfers::EventsTopic;
 
 use crate::lake::Lake;
 use crate::pipeline::Metrics;
+use crate::query::LakeSnapshots;
 use crate::query::QueryLimits;
 
 /// What `simtally serve` needs.
@@ -98,15 +99,15 @@ pub async fn start(
         .map(tls::acceptor)
         .transpose()
         .map_err(ServeError::Tls)?;
+    let snapshots = LakeSnapshots::new(lake.clone(), runtime);
     // One share per caller across both endpoints.
     let fairness = Arc::new(fairness::Fairness::new(options.fairness));
     let postgres_address = match &options.postgres_address {
         Some(address) => Some(
             pg::start_postgres(
                 address,
-                lake.clone(),
+                snapshots.clone(),
                 auth.clone(),
-                runtime.clone(),
                 pg::Limits {
                     query: options.limits,
                     fairness: fairness.clone(),
@@ -132,7 +133,7 @@ pub async fn start(
         lake,
         auth,
         limits: options.limits,
-        runtime,
+        snapshots,
         executor: executor::QueryExecutor::new(threads).map_err(ServeError::Runtime)?,
         fairness,
         counters: api::ApiCounters::default(),

@@ -21,7 +21,6 @@ use datafusion::catalog::{
 };
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::TableType;
 use datafusion::prelude::SessionContext;
@@ -32,7 +31,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::pgwire::api::Type;
 
 use crate::domain::UserId;
-use crate::lake::Lake;
+use crate::query::LakeSnapshots;
 use crate::query::{base_state, register_views, QueryError, Scope, Viewer};
 
 /// The database name clients connect to and `current_database()` answers.
@@ -54,13 +53,13 @@ struct Template {
 }
 
 impl Catalogs {
-    pub async fn new(lake: &Lake, runtime: Arc<RuntimeEnv>) -> Result<Catalogs, QueryError> {
+    pub async fn new(lake: &Arc<LakeSnapshots>) -> Result<Catalogs, QueryError> {
         let someone = UserId::parse("template").map_err(QueryError::Scope)?;
-        let member = Template::new(lake, &Viewer::Member(someone), runtime.clone()).await?;
+        let member = Template::new(lake, &Viewer::Member(someone)).await?;
         let empty = Arc::new(empty_tables(&member).await);
         Ok(Catalogs {
             member,
-            operator: Template::new(lake, &Viewer::Operator, runtime).await?,
+            operator: Template::new(lake, &Viewer::Operator).await?,
             empty,
         })
     }
@@ -73,9 +72,8 @@ impl Catalogs {
     /// A session for one statement of `viewer`: their views beside the shared catalogs.
     pub fn session(
         &self,
-        lake: &Lake,
+        lake: &Arc<LakeSnapshots>,
         viewer: &Viewer,
-        runtime: Arc<RuntimeEnv>,
     ) -> Result<SessionContext, QueryError> {
         let template = match viewer {
             Viewer::Operator => &self.operator,
@@ -91,7 +89,7 @@ impl Catalogs {
             .with_catalog_list(Arc::new(catalogs))
             .build();
         let ctx = SessionContext::new_with_state(state);
-        register_views(&ctx, lake, viewer, &Scope::default(), runtime)?;
+        register_views(&ctx, lake, viewer, &Scope::default())?;
         Ok(ctx)
     }
 }
@@ -114,13 +112,9 @@ async fn empty_tables(template: &Template) -> HashSet<String> {
 }
 
 impl Template {
-    async fn new(
-        lake: &Lake,
-        viewer: &Viewer,
-        runtime: Arc<RuntimeEnv>,
-    ) -> Result<Template, QueryError> {
-        let ctx = SessionContext::new_with_state(base_state(runtime.clone()));
-        register_views(&ctx, lake, viewer, &Scope::default(), runtime)?;
+    async fn new(lake: &Arc<LakeSnapshots>, viewer: &Viewer) -> Result<Template, QueryError> {
+        let ctx = SessionContext::new_with_state(base_state(lake.runtime()));
+        register_views(&ctx, lake, viewer, &Scope::default())?;
         setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider).map_err(|e| *e)?;
         super::dialect::register_functions(&ctx);
         super::to_char::use_postgres_patterns(&ctx);

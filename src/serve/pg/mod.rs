@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
-use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -58,7 +57,7 @@ use super::auth::{Authenticator, Caller};
 use super::connections::{ConnectionLimits, PostgresConnections};
 use super::fairness::Fairness;
 use super::ServeError;
-use crate::lake::Lake;
+use crate::query::LakeSnapshots;
 use crate::query::{admit, QueryLimits, Viewer};
 
 /// Who a connection authenticated as; kept where `SET` cannot reach (unlike the
@@ -221,8 +220,7 @@ pub struct Limits {
 
 /// Runs each statement in a session of the connection's viewer.
 struct ScopedService {
-    lake: Lake,
-    runtime: Arc<RuntimeEnv>,
+    lake: Arc<LakeSnapshots>,
     limits: QueryLimits,
     fairness: Arc<Fairness>,
     connections: Arc<PostgresConnections>,
@@ -267,7 +265,7 @@ impl ScopedService {
     fn service_for<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<DfSessionService> {
         let viewer = viewer_of(client)?;
         let ctx = (self.catalogs)
-            .session(&self.lake, &viewer.viewer, self.runtime.clone())
+            .session(&self.lake, &viewer.viewer)
             .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         let settings = Arc::new(Settings::of(client.metadata()));
         ctx.register_udf(settings::CurrentSetting::udf(settings));
@@ -444,9 +442,8 @@ impl PgWireServerHandlers for Handlers {
 /// Binds `address` and serves the Postgres protocol until `shutdown`.
 pub async fn start_postgres(
     address: &str,
-    lake: Lake,
+    lake: Arc<LakeSnapshots>,
     auth: Arc<Authenticator>,
-    runtime: Arc<RuntimeEnv>,
     limits: Limits,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, ServeError> {
@@ -458,14 +455,13 @@ pub async fn start_postgres(
         .await
         .map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
-    let catalogs = Catalogs::new(&lake, runtime.clone())
+    let catalogs = Catalogs::new(&lake)
         .await
         .map_err(|e| ServeError::Catalog(e.to_string()))?;
     let connections = Arc::new(PostgresConnections::new(limits.connections));
     let tls = limits.tls.clone();
     let simple = Arc::new(ScopedService {
         lake,
-        runtime,
         limits: limits.query,
         fairness: limits.fairness,
         connections: connections.clone(),
