@@ -25,6 +25,7 @@ fn data_set(dir: &std::path::Path) -> (PathBuf, PathBuf) {
         records: RECORDS,
         days: 7,
         start: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        workspaces: None,
         out: dir.to_path_buf(),
     })
     .unwrap();

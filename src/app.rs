@@ -109,6 +109,34 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
                 return Err(RunError::LakeCheckFailed);
             }
         }
+        Config::Maintain { lake, retain } => {
+            let done = Lake::new(lake)
+                .maintain(retain)
+                .await
+                .map_err(QueryError::from)?;
+            for table in &done.compacted {
+                println!(
+                    "{:<13} {} files merged into {}",
+                    table.table, table.files_removed, table.files_added
+                );
+            }
+            println!("checkpointed: {}", done.checkpointed.join(", "));
+            for table in &done.vacuumed {
+                println!("{:<13} deleted {} files", table.table, table.files_removed);
+            }
+        }
+        Config::Migrate { lake } => {
+            let done = Lake::new(lake).migrate().await.map_err(QueryError::from)?;
+            if done.is_empty() {
+                println!("every table already has this simtally's layout");
+            }
+            for table in done {
+                println!(
+                    "{:<13} rewritten: {} files into {}",
+                    table.table, table.files_removed, table.files_added
+                );
+            }
+        }
         Config::Vacuum {
             lake,
             retain,
@@ -230,6 +258,7 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
         records: 20_000,
         days: 3,
         start: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default(),
+        workspaces: None,
         out: dir.join("data"),
     };
     println!(

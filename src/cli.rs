@@ -268,9 +268,17 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum LakeCommand {
-    /// Merge each table's small files, partition by partition, into files of up to
-    /// 128 MiB. Safe while ingests run: readers see the same rows before and after.
+    /// Merge each table's small files into files of up to 128 MiB (`usage` and `quarantine`
+    /// sorted by Workspace, day and ICCID; at most 256 MiB of small files a run). Safe while
+    /// ingests run: readers see the same rows before and after.
     Compact(LakeArg),
+    /// What a scheduler runs (hourly, say): compact, checkpoint every table's log, then
+    /// vacuum. Safe while ingests run.
+    Maintain(MaintainArgs),
+    /// Rewrite tables written by an older simtally in this simtally's layout (`usage` was
+    /// partitioned by Workspace), in place, in one commit per table. Writers that run at
+    /// the same time start their pass again on the new layout.
+    Migrate(LakeArg),
     /// Delete data files that no commit has referenced for --retain-hours (compaction and
     /// interrupted runs leave them behind). Time travel to older versions stops working
     /// for what is deleted.
@@ -280,6 +288,15 @@ pub enum LakeCommand {
     /// stored once, every data file present); print each and exit 1 with the offending ids
     /// if any fails.
     Check(LakeArg),
+}
+
+#[derive(Debug, Args)]
+pub struct MaintainArgs {
+    #[command(flatten)]
+    pub lake: LakeArg,
+    /// Vacuum keeps files unreferenced for less than this many hours.
+    #[arg(long, default_value_t = 168)]
+    pub retain_hours: u64,
 }
 
 #[derive(Debug, Args)]
@@ -493,6 +510,10 @@ pub struct GenerateArgs {
     /// First day (UTC).
     #[arg(long, value_parser = parse_date, default_value = "2026-11-01")]
     pub start: NaiveDate,
+    /// Number of Workspaces owning the SIMs (ids 1001 and up); without it, the five
+    /// Workspaces of the samples (101, 102, 103, 201, 202).
+    #[arg(long)]
+    pub workspaces: Option<u32>,
     /// Output directory.
     #[arg(long)]
     pub out: PathBuf,
@@ -654,6 +675,13 @@ impl Cli {
             Command::Lake(LakeCommand::Check(lake)) => Config::Check {
                 lake: lake.location().map_err(lake_err)?,
             },
+            Command::Lake(LakeCommand::Maintain(a)) => Config::Maintain {
+                lake: a.lake.location().map_err(lake_err)?,
+                retain: std::time::Duration::from_secs(a.retain_hours.saturating_mul(3600)),
+            },
+            Command::Lake(LakeCommand::Migrate(lake)) => Config::Migrate {
+                lake: lake.location().map_err(lake_err)?,
+            },
             Command::Lake(LakeCommand::Vacuum(a)) => Config::Vacuum {
                 lake: a.lake.location().map_err(lake_err)?,
                 retain: std::time::Duration::from_secs(a.retain_hours.saturating_mul(3600)),
@@ -688,6 +716,7 @@ impl Cli {
                 records: a.records,
                 days: a.days,
                 start: a.start,
+                workspaces: a.workspaces,
                 out: a.out,
             }),
             Command::Demo(a) => Config::Demo { dir: a.dir },

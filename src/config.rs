@@ -64,6 +64,15 @@ pub enum Config {
         retain: std::time::Duration,
         dry_run: bool,
     },
+    /// `simtally lake maintain`.
+    Maintain {
+        lake: LakeLocation,
+        retain: std::time::Duration,
+    },
+    /// `simtally lake migrate`.
+    Migrate {
+        lake: LakeLocation,
+    },
     Serve {
         lake: LakeLocation,
         options: crate::serve::ServeOptions,

@@ -130,12 +130,18 @@ async fn file_statistics_never_hide_a_row_from_a_filter() {
 
     // The files carry statistics, so filters below can skip files by them.
     let adds = logged_adds(&dir.path().join("lake").join("usage"));
-    assert!(adds.len() > 1, "{} usage files", adds.len());
+    assert!(!adds.is_empty(), "no usage files");
     let mut logged_rows = 0;
     for add in &adds {
         let stats: Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
         logged_rows += stats["numRecords"].as_i64().unwrap();
-        for column in ["record_id", "iccid", "start_time", "usage_date"] {
+        for column in [
+            "workspace_id",
+            "record_id",
+            "iccid",
+            "start_time",
+            "usage_date",
+        ] {
             assert!(
                 stats["minValues"].get(column).is_some(),
                 "{column}: {stats}"

@@ -1,4 +1,6 @@
-//! `lake compact` and `lake vacuum`: fewer files, the same rows, positions and idempotency.
+//! `lake compact`, `lake vacuum`, `lake maintain` and `lake migrate`: fewer files, rows in
+//! their clustered order, the same rows, positions and idempotency; a lake in the older
+//! layout refused until migrated in place.
 
 mod common;
 
@@ -80,9 +82,7 @@ async fn compaction_and_vacuum_keep_every_row_and_position() {
                 .sum::<usize>()
     );
     // A file no commit names, as a run killed before its commit leaves behind.
-    let orphan = dir
-        .path()
-        .join("lake/usage/workspace_id=101/part-00000-orphan.zstd.parquet");
+    let orphan = dir.path().join("lake/usage/part-00000-orphan.zstd.parquet");
     let data_file = any_parquet_file(&dir.path().join("lake/usage")).unwrap();
     std::fs::copy(data_file, &orphan).unwrap();
     let dry = lake.vacuum(std::time::Duration::ZERO, true).await.unwrap();
@@ -97,6 +97,171 @@ async fn compaction_and_vacuum_keep_every_row_and_position() {
     assert_eq!(rows(&lake, TOTALS).await, before);
 
     // Re-ingesting after all that still adds nothing.
+    for part in &parts {
+        let again = ingest_files(&lake, std::slice::from_ref(part), &events).await;
+        assert_eq!(again.usage.records, 0);
+    }
+    assert_eq!(rows(&lake, TOTALS).await, before);
+}
+
+/// `usage`'s rows in file order, per file, as (workspace_id, usage_date, iccid).
+fn clustered_keys(table_dir: &std::path::Path) -> Vec<Vec<(i64, i32, String)>> {
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::{Date32Type, Int64Type};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(table_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension() != Some("parquet".as_ref()) {
+            continue;
+        }
+        let file = std::fs::File::open(&path).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut keys = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let workspaces: &Int64Array = batch
+                .column_by_name("workspace_id")
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            let days = batch.column_by_name("usage_date").unwrap();
+            let days = days.as_primitive::<Date32Type>();
+            let iccids = batch.column_by_name("iccid").unwrap().as_string::<i32>();
+            for i in 0..batch.num_rows() {
+                keys.push((
+                    workspaces.value(i),
+                    days.value(i),
+                    iccids.value(i).to_owned(),
+                ));
+            }
+        }
+        files.push(keys);
+    }
+    files
+}
+
+fn three_ingests_of_sample(
+    dir: &tempfile::TempDir,
+) -> (Vec<std::path::PathBuf>, Vec<std::path::PathBuf>) {
+    let text = std::fs::read_to_string(shared_fixture("sample-1/usage.ndjson")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let events = vec![shared_fixture("sample-1/events.ndjson")];
+    let mut parts = Vec::new();
+    for (i, part) in lines.chunks(lines.len().div_ceil(3)).enumerate() {
+        let path = dir.path().join(format!("usage-{i}.ndjson"));
+        std::fs::write(&path, part.join("\n")).unwrap();
+        parts.push(path);
+    }
+    (parts, events)
+}
+
+/// An ingest writes each row group in Workspace, day and ICCID order; `lake maintain` merges
+/// the small files of several ingests into one in that order, checkpoints, and vacuums.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_are_clustered_by_workspace_day_and_iccid_within_and_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (parts, events) = three_ingests_of_sample(&dir);
+    for part in &parts {
+        ingest_files(&lake, std::slice::from_ref(part), &events).await;
+    }
+    let usage_dir = dir.path().join("lake/usage");
+    let before = rows(&lake, TOTALS).await;
+    let files = clustered_keys(&usage_dir);
+    // Not partitioned: each ingest added files by size, however many Workspaces it touched.
+    assert!(files.len() <= 3 * 2, "{} files", files.len());
+    for keys in &files {
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "a file out of order");
+    }
+
+    let done = lake.maintain(std::time::Duration::ZERO).await.unwrap();
+    let usage = done.compacted.iter().find(|t| t.table == "usage").unwrap();
+    assert_eq!(
+        (usage.files_removed, usage.files_added),
+        (files.len() as u64, 1)
+    );
+    assert!(
+        done.checkpointed.contains(&"usage"),
+        "{:?}",
+        done.checkpointed
+    );
+    let after = clustered_keys(&usage_dir);
+    assert_eq!(after.len(), 1, "vacuum left the merged files");
+    let mut expected: Vec<_> = files.concat();
+    expected.sort();
+    assert_eq!(after[0], expected);
+    assert_eq!(rows(&lake, TOTALS).await, before);
+    // Nothing small left to merge: a second run changes nothing.
+    let again = lake.compact().await.unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|t| t.table != "usage" || t.files_added == 0),
+        "{again:?}"
+    );
+}
+
+/// A lake whose `usage` an older simtally wrote partitioned by Workspace is refused by
+/// writers with what to do, and `lake migrate` rewrites it in place with the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lake_in_the_older_layout_is_refused_until_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (parts, events) = three_ingests_of_sample(&dir);
+    for part in &parts {
+        ingest_files(&lake, std::slice::from_ref(part), &events).await;
+    }
+    let before = rows(&lake, TOTALS).await;
+    // The same rows as the older layout had them: `usage` partitioned by `workspace_id`.
+    let stored = lake
+        .select(LakeTable::Usage, "SELECT * FROM t")
+        .await
+        .unwrap();
+    let usage_dir = dir.path().join("lake/usage");
+    std::fs::remove_dir_all(&usage_dir).unwrap();
+    std::fs::create_dir_all(&usage_dir).unwrap();
+    let url = url::Url::from_directory_path(&usage_dir).unwrap();
+    let table = deltalake::DeltaTableBuilder::from_url(url)
+        .unwrap()
+        .build()
+        .unwrap();
+    table
+        .write(stored)
+        .with_partition_columns(["workspace_id"])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&lake, TOTALS).await,
+        before,
+        "readers read either layout"
+    );
+
+    let refused = simtally::pipeline::ingest(
+        &lake,
+        simtally::pipeline::IngestOptions {
+            usage: vec![simtally::source::Input::File(parts[0].clone())],
+            progress: false,
+            ..Default::default()
+        },
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("simtally lake migrate"), "{refused}");
+
+    let migrated = lake.migrate().await.unwrap();
+    assert_eq!(migrated.len(), 1, "{migrated:?}");
+    assert_eq!(migrated[0].table, "usage");
+    assert_eq!(rows(&lake, TOTALS).await, before);
+    assert!(
+        lake.migrate().await.unwrap().is_empty(),
+        "a second migration is a no-op"
+    );
+    // Writers work again, and nothing is stored twice.
     for part in &parts {
         let again = ingest_files(&lake, std::slice::from_ref(part), &events).await;
         assert_eq!(again.usage.records, 0);

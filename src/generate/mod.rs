@@ -25,6 +25,9 @@ pub struct GenerateOptions {
     pub records: u64,
     pub days: u32,
     pub start: NaiveDate,
+    /// How many Workspaces own the SIMs (`None`: the five of the samples, 101-103, 201, 202;
+    /// `Some(n)`: 1001 to 1000 + n).
+    pub workspaces: Option<u32>,
     pub out: PathBuf,
 }
 
@@ -57,11 +60,20 @@ pub struct Generated {
 }
 
 pub fn generate(options: &GenerateOptions) -> Result<Generated, GenerateError> {
-    if options.sims == 0 || options.days == 0 {
+    if options.sims == 0 || options.days == 0 || options.workspaces == Some(0) {
         return Err(GenerateError::Options(
-            "--sims and --days must be at least 1".into(),
+            "--sims, --days and --workspaces must be at least 1".into(),
         ));
     }
+    if options.workspaces == Some(1) {
+        return Err(GenerateError::Options(
+            "--workspaces must be at least 2, so that SIMs can move between them".into(),
+        ));
+    }
+    let workspaces: Vec<i64> = match options.workspaces {
+        None => WORKSPACES.to_vec(),
+        Some(n) => (1..=i64::from(n)).map(|i| 1000 + i).collect(),
+    };
     std::fs::create_dir_all(&options.out).map_err(|source| GenerateError::Write {
         path: options.out.display().to_string(),
         source,
@@ -77,7 +89,7 @@ pub fn generate(options: &GenerateOptions) -> Result<Generated, GenerateError> {
     let sims: Vec<Iccid> = (0..options.sims)
         .filter_map(|i| Iccid::parse(&format!("898830300{:010}", i)).ok())
         .collect();
-    let (events, rejected_lines) = lifecycle(&mut rng, &sims, period_start, period_ms);
+    let (events, rejected_lines) = lifecycle(&mut rng, &sims, &workspaces, period_start, period_ms);
     let events_path = options.out.join("events.ndjson");
     write_lines(
         &events_path,
@@ -143,6 +155,7 @@ pub fn generate(options: &GenerateOptions) -> Result<Generated, GenerateError> {
 fn lifecycle(
     rng: &mut Rng,
     sims: &[Iccid],
+    workspaces: &[i64],
     start: i64,
     period: i64,
 ) -> (Vec<SequencedEvent>, Vec<String>) {
@@ -167,7 +180,8 @@ fn lifecycle(
         if roll < 4 {
             continue; // never registered: its usage is `unknown_sim`
         }
-        let mut owner = ws(WORKSPACES[rng.below(WORKSPACES.len() as u64) as usize]);
+        let pick = |rng: &mut Rng| ws(workspaces[rng.below(workspaces.len() as u64) as usize]);
+        let mut owner = pick(rng);
         let registered = if roll < 10 {
             start + rng.below(period as u64) as i64
         } else {
@@ -197,7 +211,7 @@ fn lifecycle(
         for _ in 0..transfers {
             at += 1 + rng.below(((start + period - at).max(2) / 2) as u64) as i64;
             let target = loop {
-                let t = ws(WORKSPACES[rng.below(WORKSPACES.len() as u64) as usize]);
+                let t = pick(rng);
                 if t != owner {
                     break t;
                 }
@@ -224,7 +238,7 @@ fn lifecycle(
         }
         if rng.below(200) == 0 {
             // A transfer from a Workspace that does not own the SIM: refused.
-            let wrong = WORKSPACES
+            let wrong = workspaces
                 .iter()
                 .map(|&w| ws(w))
                 .find(|&w| w != owner)

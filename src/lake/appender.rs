@@ -1,4 +1,5 @@
 use arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, Transaction};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
@@ -12,6 +13,9 @@ use super::{LakeError, LakeTable};
 
 const ROW_GROUP_ROWS: usize = 256 * 1024;
 const PAGE_BYTES: usize = 128 * 1024;
+/// Rows per data page at most: the page index then narrows a one-Workspace query to a few
+/// pages of each row group (rows are in Workspace order within it).
+const PAGE_ROWS: usize = 8 * 1024;
 /// Open files hold their compressed bytes until they close; closing them all every this many
 /// rows keeps memory flat however long the input is (at the cost of one more file per
 /// partition each time).
@@ -73,6 +77,9 @@ pub struct TableAppender {
     /// predicate that names them.
     replaced: Vec<Action>,
     replace_predicate: Option<String>,
+    /// Set when this commit rewrites files without changing the rows (compaction, a layout
+    /// migration): the operation to record.
+    rewrite: Option<DeltaOperation>,
 }
 
 impl TableAppender {
@@ -80,7 +87,8 @@ impl TableAppender {
         let mut props = WriterProperties::builder()
             .set_compression(zstd())
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_data_page_size_limit(PAGE_BYTES);
+            .set_data_page_size_limit(PAGE_BYTES)
+            .set_data_page_row_count_limit(PAGE_ROWS);
         // Nearly every value of these columns is distinct: building a dictionary for them
         // only costs time before the writer falls back to plain encoding.
         for column in UNIQUE_COLUMNS {
@@ -115,7 +123,97 @@ impl TableAppender {
             commit_info: Vec::new(),
             replaced: Vec::new(),
             replace_predicate: None,
+            rewrite: None,
         })
+    }
+
+    pub fn table(&self) -> LakeTable {
+        self.table
+    }
+
+    /// The data files of the table as this appender read it.
+    pub fn data_files(&self) -> Result<Vec<super::cluster::DataFile>, LakeError> {
+        let state = self.delta.snapshot().map_err(|e| self.error(e))?;
+        Ok(state
+            .log_data()
+            .iter()
+            .map(|file| super::cluster::DataFile {
+                path: file.path().to_string(),
+                size: file.size(),
+                modified: file.modification_time(),
+            })
+            .collect())
+    }
+
+    /// The URL a session reads the data file `path` (relative to the table) at.
+    pub fn file_url(&self, path: &str) -> Result<String, DeltaTableError> {
+        let root = self.delta.table_url().clone();
+        let root = match root.as_str().ends_with('/') {
+            true => root,
+            false => url::Url::parse(&format!("{root}/"))
+                .map_err(|e| DeltaTableError::Generic(e.to_string()))?,
+        };
+        Ok(root
+            .join(path)
+            .map_err(|e| DeltaTableError::Generic(e.to_string()))?
+            .to_string())
+    }
+
+    /// Lets `ctx` read the table's files (registers its object store).
+    pub fn prepare_session(&self, ctx: &SessionContext) -> Result<(), LakeError> {
+        self.delta
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Registers the version this appender read with `ctx` as `name`.
+    pub async fn register_as(&self, ctx: &SessionContext, name: &str) -> Result<(), LakeError> {
+        let provider = self
+            .delta
+            .table_provider()
+            .await
+            .map_err(|e| self.error(DeltaTableError::Generic(e.to_string())))?;
+        ctx.register_table(name, provider)
+            .map_err(|e| self.error(DeltaTableError::Generic(e.to_string())))?;
+        Ok(())
+    }
+
+    /// Writes one file at a time (each closed at the target size), so that rows written in
+    /// order stay in order across files: a clustered rewrite.
+    pub fn one_file_at_a_time(mut self) -> Self {
+        self.files.one_file_at_a_time();
+        self
+    }
+
+    /// Makes this commit a rewrite of `files` (of the table as this appender read it): they
+    /// are removed and the rows written take their place, with no data change for readers.
+    /// A concurrent commit that removes any of them makes this one conflict. With `layout`,
+    /// the table's metadata (its partition columns) changes in the same commit.
+    pub fn rewrite_files(
+        &mut self,
+        files: &[String],
+        layout: Option<deltalake::kernel::Metadata>,
+    ) -> Result<(), LakeError> {
+        let state = self.delta.snapshot().map_err(|e| self.error(e))?;
+        for file in state.log_data().iter() {
+            if files.iter().any(|f| f.as_str() == file.path().as_ref()) {
+                let remove = file.remove_action(layout.is_some());
+                self.replaced.push(Action::Remove(remove));
+            }
+        }
+        self.rewrite = Some(match &layout {
+            None => DeltaOperation::Optimize {
+                predicate: None,
+                target_size: super::files::TARGET_FILE_BYTES as i64,
+            },
+            Some(metadata) => DeltaOperation::Write {
+                mode: SaveMode::Overwrite,
+                partition_by: Some(metadata.partition_columns().to_vec()),
+                predicate: None,
+            },
+        });
+        self.replaced.extend(layout.map(Action::Metadata));
+        Ok(())
     }
 
     /// Closes the open files every `rows` rows instead of every [`FLUSH_ROWS`].
@@ -234,19 +332,37 @@ impl TableAppender {
 
     /// Commits what was written, recording `txns` (application ids and versions) in the same
     /// Delta transaction. Returns the new table version, or `None` if nothing was written.
-    pub async fn commit(mut self, txns: Vec<Transaction>) -> Result<Option<i64>, LakeError> {
+    pub async fn commit(self, txns: Vec<Transaction>) -> Result<Option<i64>, LakeError> {
+        Ok(self.commit_counted(txns).await?.0)
+    }
+
+    /// As [`TableAppender::commit`], also saying how many data files the commit added.
+    pub async fn commit_counted(
+        mut self,
+        txns: Vec<Transaction>,
+    ) -> Result<(Option<i64>, usize), LakeError> {
         if self.rows == 0
             && txns.is_empty()
             && self.commit_info.is_empty()
             && self.replaced.is_empty()
+            && self.rewrite.is_none()
         {
-            return Ok(None);
+            return Ok((None, 0));
         }
         let last = self.files.close_all().await.map_err(|e| self.error(e))?;
+        let compaction = matches!(self.rewrite, Some(DeltaOperation::Optimize { .. }));
         let adds: Vec<Action> = std::mem::take(&mut self.closed)
             .into_iter()
             .chain(last)
+            .map(|add| Add {
+                data_change: !compaction,
+                ..add
+            })
             .map(Action::Add)
+            .collect();
+        let added = adds.len();
+        let adds: Vec<Action> = adds
+            .into_iter()
             .chain(std::mem::take(&mut self.replaced))
             .collect();
         let partition_by = Some(
@@ -257,13 +373,14 @@ impl TableAppender {
                 .collect::<Vec<_>>(),
         )
         .filter(|cols| !cols.is_empty());
-        let operation = match self.replace_predicate.take() {
-            None => DeltaOperation::Write {
+        let operation = match (self.rewrite.take(), self.replace_predicate.take()) {
+            (Some(rewrite), _) => rewrite,
+            (None, None) => DeltaOperation::Write {
                 mode: SaveMode::Append,
                 partition_by,
                 predicate: None,
             },
-            predicate => DeltaOperation::Write {
+            (None, predicate) => DeltaOperation::Write {
                 mode: SaveMode::Overwrite,
                 partition_by,
                 predicate,
@@ -278,7 +395,7 @@ impl TableAppender {
             .build(Some(snapshot), self.delta.log_store(), operation)
             .await
             .map_err(|e| self.error(e))?;
-        Ok(Some(finalized.version() as i64))
+        Ok((Some(finalized.version() as i64), added))
     }
 
     fn error(&self, source: DeltaTableError) -> LakeError {
@@ -342,7 +459,7 @@ mod tests {
     async fn a_table_partitioned_otherwise_is_refused_with_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::new(LakeLocation::parse(dir.path().to_str().unwrap()).unwrap());
-        // As simtally wrote `usage` before it was partitioned by Workspace only.
+        // As simtally wrote `usage` when it was partitioned by Workspace and day.
         let table = LakeTable::Usage;
         lake.location.prepare_table(table.name()).unwrap();
         let columns: StructType = table.schema().as_ref().try_into_kernel().unwrap();
@@ -359,7 +476,7 @@ mod tests {
         let refused = lake.appender(table).await.err().unwrap().to_string();
         assert!(
             refused.contains(r#"partitioned by ["workspace_id", "usage_date"]"#)
-                && refused.contains("ingest into a new lake"),
+                && refused.contains("simtally lake migrate"),
             "{refused}"
         );
         assert!(lake.appender(LakeTable::Quarantine).await.is_ok());

@@ -1,5 +1,6 @@
 //! The Parquet data files of one table while an ingest writes them: one open file per
-//! partition, each batch written as one whole row group.
+//! partition (for a table without partitions, one per encoder thread), each batch written as
+//! one whole row group.
 //!
 //! Why not delta-rs's `RecordBatchWriter`: it keeps a row group in progress in every open
 //! file, and each column of it holds a page buffer and a zstd compressor and decompressor.
@@ -30,8 +31,8 @@ use parquet::file::properties::WriterProperties;
 use super::encoders;
 use super::stats::file_stats;
 
-/// The value of one partition column (every partition column is a BIGINT since `usage` is
-/// no longer partitioned by date).
+/// The value of one partition column (the only partitioned table, `sim_events_snapshot`, is
+/// partitioned by a BIGINT).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PartitionValue {
     Long(i64),
@@ -101,7 +102,7 @@ impl RowGroupRows {
     }
 }
 
-/// Files roll over at this size, so a long ingest makes a few large files per partition.
+/// Files roll over at this size, so a long ingest makes a few large files.
 pub(super) const TARGET_FILE_BYTES: usize = 128 * 1024 * 1024;
 /// Closed files being stored at once.
 const PUTS_AT_ONCE: usize = 8;
@@ -115,17 +116,23 @@ pub(super) struct DataFiles {
     props: WriterProperties,
     writer_id: uuid::Uuid,
     files_started: usize,
-    open: HashMap<Vec<PartitionValue>, OpenFile>,
+    open: HashMap<FileSlot, OpenFile>,
     /// Row groups being encoded, each task owning its file until it is done.
     encoding: FuturesUnordered<Encoding>,
-    /// The partitions of the files in `encoding`.
-    busy: Vec<Vec<PartitionValue>>,
+    /// The slots of the files in `encoding`.
+    busy: Vec<FileSlot>,
     most_encoding: usize,
+    /// Open files of a table without partitions (one per encoder thread, or one).
+    unpartitioned_slots: usize,
 }
+
+/// Which open file a row group goes to: its partition, and for a table without partition
+/// columns one of a few files, so that row groups are encoded on all encoder threads at once.
+type FileSlot = (Vec<PartitionValue>, usize);
 
 struct OpenFile {
     path: Path,
-    partition: Vec<PartitionValue>,
+    slot: FileSlot,
     writer: ArrowWriter<Blocks>,
 }
 
@@ -200,6 +207,7 @@ impl DataFiles {
             encoding: FuturesUnordered::new(),
             busy: Vec::new(),
             most_encoding: encoders::threads(),
+            unpartitioned_slots: encoders::threads(),
         })
     }
 
@@ -213,18 +221,26 @@ impl DataFiles {
         partition: &[PartitionValue],
     ) -> Result<Vec<Add>, DeltaTableError> {
         let mut closed = Vec::new();
-        // A file takes one row group at a time: wait for the one it is encoding, if any.
-        while self.is_encoding(partition) {
-            closed.extend(self.finish_one_encoding().await?);
-        }
         while self.encoding.len() >= self.most_encoding {
             closed.extend(self.finish_one_encoding().await?);
         }
-        let mut file = match self.open.remove(partition) {
-            Some(file) => file,
-            None => self.start_file(partition)?,
+        // A file takes one row group at a time: a free slot, or wait for the partition's.
+        let slots = match partition.is_empty() {
+            true => self.unpartitioned_slots,
+            false => 1,
         };
-        self.busy.push(partition.to_vec());
+        let slot = loop {
+            let free = (0..slots).find(|&s| !self.busy.contains(&(partition.to_vec(), s)));
+            match free {
+                Some(s) => break (partition.to_vec(), s),
+                None => closed.extend(self.finish_one_encoding().await?),
+            }
+        };
+        let mut file = match self.open.remove(&slot) {
+            Some(file) => file,
+            None => self.start_file(slot.clone())?,
+        };
+        self.busy.push(slot);
         let (schema, columns) = (self.file_schema.clone(), self.data_columns.clone());
         self.encoding.push(encoders::run(move || {
             let rows = rows.into_file_batch(&schema, &columns)?;
@@ -235,10 +251,6 @@ impl DataFiles {
         Ok(closed)
     }
 
-    fn is_encoding(&self, partition: &[PartitionValue]) -> bool {
-        self.busy.iter().any(|busy| busy.as_slice() == partition)
-    }
-
     /// Waits for one row group to be encoded; returns its file if that filled it.
     async fn finish_one_encoding(&mut self) -> Result<Option<Add>, DeltaTableError> {
         let Some(done) = self.encoding.next().await else {
@@ -247,14 +259,19 @@ impl DataFiles {
         let file = done.map_err(|_| {
             DeltaTableError::Generic("encoding a row group failed (the encoder stopped)".into())
         })??;
-        if let Some(i) = self.busy.iter().position(|busy| *busy == file.partition) {
+        if let Some(i) = self.busy.iter().position(|busy| *busy == file.slot) {
             self.busy.swap_remove(i);
         }
         if file.writer.bytes_written() < TARGET_FILE_BYTES {
-            self.open.insert(file.partition.clone(), file);
+            self.open.insert(file.slot.clone(), file);
             return Ok(None);
         }
         self.finish(file).await.map(Some)
+    }
+
+    /// Row groups of a table without partitions go to one file, closed at the target size.
+    pub(super) fn one_file_at_a_time(&mut self) {
+        self.unpartitioned_slots = 1;
     }
 
     /// Closes every open file.
@@ -274,7 +291,7 @@ impl DataFiles {
         Ok(adds)
     }
 
-    fn start_file(&mut self, partition: &[PartitionValue]) -> Result<OpenFile, DeltaTableError> {
+    fn start_file(&mut self, slot: FileSlot) -> Result<OpenFile, DeltaTableError> {
         let name = format!(
             "part-{:05}-{}-c000.zstd.parquet",
             self.files_started, self.writer_id
@@ -283,7 +300,7 @@ impl DataFiles {
         let directory: Vec<String> = self
             .partition_columns
             .iter()
-            .zip(partition)
+            .zip(&slot.0)
             .map(|(column, value)| format!("{column}={}", value.serialize()))
             .collect();
         let path = if directory.is_empty() {
@@ -298,7 +315,7 @@ impl DataFiles {
         )?;
         Ok(OpenFile {
             path: Path::parse(path)?,
-            partition: partition.to_vec(),
+            slot,
             writer,
         })
     }
@@ -312,7 +329,7 @@ impl DataFiles {
         let partition_values = self
             .partition_columns
             .iter()
-            .zip(&file.partition)
+            .zip(&file.slot.0)
             .map(|(column, value)| (column.to_string(), Some(value.serialize())))
             .collect();
         Ok(Add {

@@ -12,8 +12,17 @@ use object_store::ObjectStoreExt;
 
 use super::appender::zstd;
 use super::files::TARGET_FILE_BYTES;
-use super::{Lake, LakeError, LakeTable};
+use super::{cluster_order, Lake, LakeError, LakeTable};
 use crate::crash::{CommitPoint, WritePath};
+
+/// What `lake maintain` did.
+#[derive(Clone, Debug, Default)]
+pub struct Maintained {
+    pub compacted: Vec<TableMaintenance>,
+    /// Tables given a checkpoint at their latest version.
+    pub checkpointed: Vec<&'static str>,
+    pub vacuumed: Vec<TableMaintenance>,
+}
 
 /// What one maintenance step did to one table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,8 +33,9 @@ pub struct TableMaintenance {
 }
 
 impl Lake {
-    /// Merges each table's small files, partition by partition. Tables that do not exist
-    /// yet are skipped.
+    /// Merges each table's small files: `usage` and `quarantine` into large files in their
+    /// clustered order (`cluster.rs`), the others partition by partition. Tables that do not
+    /// exist yet are skipped.
     pub async fn compact(&self) -> Result<Vec<TableMaintenance>, LakeError> {
         let props = WriterProperties::builder().set_compression(zstd()).build();
         // Compacted files aim at the size the ingest rolls its files at.
@@ -35,6 +45,11 @@ impl Lake {
             let Some(delta) = self.open(table).await? else {
                 continue;
             };
+            if let Some(order) = cluster_order(table) {
+                done.push(self.cluster_small_files(table, order).await?);
+                CommitPoint::new(WritePath::Compact, table.name()).passed();
+                continue;
+            }
             let (_, metrics) = delta
                 .optimize()
                 .with_target_size(target)
@@ -49,6 +64,36 @@ impl Lake {
             });
         }
         self.found(done)
+    }
+
+    /// What a scheduler runs: compaction, then a checkpoint of every table whose log has
+    /// commits after its last one (opening a table then reads the checkpoint and the few
+    /// commits after it), then vacuum with `retain`.
+    pub async fn maintain(&self, retain: Duration) -> Result<Maintained, LakeError> {
+        let compacted = self.compact().await?;
+        let mut checkpointed = Vec::new();
+        for table in LakeTable::ALL {
+            let Some(delta) = self.open(table).await? else {
+                continue;
+            };
+            let version = delta.version().unwrap_or_default() as i64;
+            if last_checkpoint(&delta)
+                .await
+                .is_some_and(|at| at >= version)
+            {
+                continue;
+            }
+            deltalake::checkpoints::create_checkpoint(&delta, None)
+                .await
+                .map_err(|e| self.delta_error(table, e))?;
+            checkpointed.push(table.name());
+        }
+        let vacuumed = self.vacuum(retain, false).await?;
+        Ok(Maintained {
+            compacted,
+            checkpointed,
+            vacuumed,
+        })
     }
 
     /// Deletes data files the tables no longer reference, once unreferenced for `retain`
@@ -114,4 +159,13 @@ impl Lake {
         }
         Ok(done)
     }
+}
+
+/// The version of the table's last checkpoint, as `_delta_log/_last_checkpoint` says (none if
+/// it has none, or cannot be read: a checkpoint is then written again).
+async fn last_checkpoint(delta: &deltalake::DeltaTable) -> Option<i64> {
+    let path = object_store::path::Path::from("_delta_log/_last_checkpoint");
+    let found = delta.object_store().get(&path).await.ok()?;
+    let bytes = found.bytes().await.ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes).ok()?["version"].as_i64()
 }

@@ -1,6 +1,7 @@
 //! lake: the Delta tables under one root URL, written through object_store.
 
 mod appender;
+mod cluster;
 mod encoders;
 mod fence;
 mod files;
@@ -19,10 +20,11 @@ use deltalake::kernel::StructType;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
 pub use appender::TableAppender;
+pub use cluster::{cluster_order, DataFile};
 pub use fence::{retry_while_refused, Fence, FENCED_RETRIES, FENCE_APP_ID};
 pub use files::{PartitionValue, RowGroupRows};
 pub use location::LakeLocation;
-pub use maintenance::TableMaintenance;
+pub use maintenance::{Maintained, TableMaintenance};
 
 /// Column `i` of `batch` as plain UTF-8 strings: scans may hand strings back as Utf8View.
 pub fn utf8_column(batch: &RecordBatch, i: usize) -> Result<arrow::array::StringArray, String> {
@@ -92,12 +94,11 @@ impl LakeTable {
 
     pub fn partition_columns(self) -> &'static [&'static str] {
         match self {
-            // Not by `usage_date` too: a day of one Workspace is a few hundred KiB, and a
-            // file and a row group per day made many small files and 30 times the
-            // per-column-chunk work of encoding (README, Performance). Date filters skip
-            // files by their `usage_date` statistics instead, and each row group holds its
-            // rows in `usage_date` order, so page statistics narrow it further.
-            LakeTable::Usage => &["workspace_id"],
+            // `usage` is not partitioned (docs/lake-layout.md): a partition per Workspace
+            // made a file per Workspace per ingest (3,000 a day for a provider). Rows are
+            // clustered by Workspace, day and ICCID instead, within each row group as it is
+            // written and across files by `lake maintain`, and file, row-group and page
+            // statistics skip the rest.
             LakeTable::SimEventsSnapshot => &["kafka_partition"],
             _ => &[],
         }
@@ -135,7 +136,8 @@ pub enum LakeError {
     Corrupt { table: &'static str, detail: String },
     #[error(
         "table {table} is partitioned by {found:?}, and this simtally writes it partitioned \
-         by {expected:?} (an older simtally wrote it): ingest into a new lake"
+         by {expected:?} (an older simtally wrote it): run `simtally lake migrate` on this \
+         lake once (it rewrites the table in place, safely beside running writers)"
     )]
     OtherLayout {
         table: &'static str,

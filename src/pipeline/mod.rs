@@ -453,11 +453,10 @@ async fn write_corrections(
     for (table, appender) in appenders.iter_mut() {
         match *table {
             LakeTable::Usage => {
-                for (day, batch) in &rows.usage {
-                    let values = usage::partition_values(day.workspace);
-                    appender
-                        .write_partition(std::slice::from_ref(batch), &values)
-                        .await?;
+                // In Workspace and day order (the map's), as one row group.
+                let pieces: Vec<_> = rows.usage.iter().map(|(_, batch)| batch.clone()).collect();
+                if !pieces.is_empty() {
+                    appender.write_pieces(pieces).await?;
                 }
             }
             LakeTable::Quarantine => {

@@ -2,12 +2,12 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use ahash::AHashMap;
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 
 use crate::domain::WorkspaceId;
 
-/// The rows of one Workspace on one day: a `usage` file holds one Workspace (its partition),
-/// and each of its row groups holds its rows day by day.
+/// The rows of one Workspace on one day: `usage` row groups hold their rows in Workspace,
+/// day and ICCID order, so that statistics skip everything but the asked Workspace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WorkspaceDay {
     pub workspace: WorkspaceId,
@@ -16,9 +16,9 @@ pub struct WorkspaceDay {
 }
 
 /// `usage` rows gathered by Workspace and day: the chunks' batches as they came, and for
-/// each Workspace day which of their rows it has, so that the lake writer picks one row group
-/// per Workspace out of them. (Slicing every chunk's batch into a piece per partition cost
-/// an array per column per piece: a quarter of the gathered rows' memory.)
+/// each Workspace day which of their rows it has, so that the lake writer picks a row group
+/// out of them in Workspace, day and ICCID order. (Slicing every chunk's batch into a piece
+/// per Workspace cost an array per column per piece: a quarter of the gathered rows' memory.)
 #[derive(Default)]
 pub struct PartitionedBatches {
     batches: Vec<RecordBatch>,
@@ -27,9 +27,9 @@ pub struct PartitionedBatches {
     rows: usize,
 }
 
-/// What [`PartitionedBatches::drain`] gives: the batches, and by Workspace, in Workspace
-/// order, the (batch, row) pairs of its rows, by day and then in arrival order.
-pub type Gathered = (Arc<[RecordBatch]>, Vec<(WorkspaceId, Vec<(usize, usize)>)>);
+/// What [`PartitionedBatches::drain`] gives: the batches, and the (batch, row) pairs of their
+/// rows by Workspace, then day, then ICCID (then arrival).
+pub type Gathered = (Arc<[RecordBatch]>, Vec<(usize, usize)>);
 
 impl PartitionedBatches {
     /// Adds a batch whose rows [`PartitionedBatches::push`] then assigns; returns its index.
@@ -60,20 +60,30 @@ impl PartitionedBatches {
         self.rows == 0
     }
 
-    /// Everything gathered, leaving this empty.
-    pub fn drain(&mut self) -> Gathered {
+    /// Everything gathered, leaving this empty. `iccid` is the batches' ICCID column (a
+    /// string column; rows of a day stay in arrival order if it is not one).
+    pub fn drain(&mut self, iccid: usize) -> Gathered {
+        let mut rows = Vec::with_capacity(self.rows);
         self.rows = 0;
         let batches: Arc<[RecordBatch]> = std::mem::take(&mut self.batches).into();
+        let iccids: Option<Vec<_>> = batches
+            .iter()
+            .map(|b| {
+                b.columns()
+                    .get(iccid)
+                    .and_then(|c| c.as_string_opt::<i32>())
+            })
+            .collect();
         let mut days: Vec<_> = self.days.drain().collect();
         days.sort_unstable_by_key(|(day, _)| *day);
-        let mut workspaces: Vec<(WorkspaceId, Vec<(usize, usize)>)> = Vec::new();
-        for (day, rows) in days {
-            match workspaces.last_mut() {
-                Some((workspace, held)) if *workspace == day.workspace => held.extend(rows),
-                _ => workspaces.push((day.workspace, rows)),
+        for (_, mut held) in days {
+            if let Some(iccids) = &iccids {
+                // Stable: a SIM's rows of the day stay in arrival order.
+                held.sort_by(|a, b| iccids[a.0].value(a.1).cmp(iccids[b.0].value(b.1)));
             }
+            rows.extend(held);
         }
-        (batches, workspaces)
+        (batches, rows)
     }
 }
 
@@ -86,6 +96,32 @@ mod tests {
     fn rows(values: &[i64]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
         RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap()
+    }
+
+    #[test]
+    fn gathers_rows_by_workspace_day_and_iccid() {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "iccid",
+            DataType::Utf8,
+            false,
+        )]));
+        let batch = |values: &[&str]| {
+            let column = arrow::array::StringArray::from(values.to_vec());
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap()
+        };
+        let day = |w, d| WorkspaceDay {
+            workspace: WorkspaceId::new(w).unwrap(),
+            usage_date: d,
+        };
+        let mut batches = PartitionedBatches::default();
+        let first = batches.add_batch(batch(&["b", "a", "c"]));
+        batches.push(day(7, 1), first, 0..3);
+        let second = batches.add_batch(batch(&["a", "b"]));
+        batches.push(day(7, 1), second, 0..1);
+        batches.push(day(3, 2), second, 1..2);
+        let (_, rows) = batches.drain(0);
+        // Workspace 3 first; then 7's day: a (arrived first), a, b, c.
+        assert_eq!(rows, vec![(1, 1), (0, 1), (1, 0), (0, 0), (0, 2)]);
     }
 
     #[test]
@@ -103,19 +139,13 @@ mod tests {
         batches.push(p(1, 1), second, 1..2);
         batches.push(p(3, 1), second, 2..2);
         assert_eq!(batches.len(), 5);
-        let (held, workspaces) = batches.drain();
+        // No string column: the ICCID order is skipped.
+        let (held, rows) = batches.drain(0);
         assert!(batches.is_empty());
         assert_eq!(held.len(), 2);
-        let w = |w| WorkspaceId::new(w).unwrap();
         // Workspace 1's day 1 arrived after its day 2, and comes first; nothing for 3.
-        assert_eq!(
-            workspaces,
-            vec![
-                (w(1), vec![(1, 1), (0, 2)]),
-                (w(2), vec![(0, 0), (0, 1), (1, 0)])
-            ]
-        );
-        let (held, workspaces) = batches.drain();
-        assert!(held.is_empty() && workspaces.is_empty());
+        assert_eq!(rows, vec![(1, 1), (0, 2), (0, 0), (0, 1), (1, 0)]);
+        let (held, rows) = batches.drain(0);
+        assert!(held.is_empty() && rows.is_empty());
     }
 }

@@ -300,12 +300,8 @@ impl Collector {
             (USAGE_BUFFER_ROWS, QUARANTINE_BUFFER_ROWS, BATCH_ROWS)
         };
         if self.usage.len() >= usage_rows {
-            let (batches, workspaces) = self.usage.drain();
-            for (workspace, rows) in workspaces {
-                let batches = batches.clone();
-                let rows = RowGroupRows::Picked { batches, rows };
-                self.send(Output::Usage(workspace, rows))?;
-            }
+            let (batches, rows) = self.usage.drain(usage_iccid_column());
+            self.send(Output::Usage(RowGroupRows::Picked { batches, rows }))?;
         }
         if self.quarantine_rows >= quarantine_rows {
             self.quarantine_rows = 0;
@@ -344,6 +340,13 @@ impl Collector {
         self.flush(true)?;
         Ok(self.summary)
     }
+}
+
+/// Where `usage` rows hold their ICCID.
+fn usage_iccid_column() -> usize {
+    crate::lake::schema::USAGE
+        .index_of("iccid")
+        .unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]

@@ -19,8 +19,8 @@ use super::hold::Horizons;
 use super::{IngestError, IngestOptions, RunSummary};
 use crate::attribute::OwnershipBook;
 use crate::decode::InputLimits;
-use crate::domain::{UtcMillis, WorkspaceId};
-use crate::lake::{Fence, Lake, LakeTable, PartitionValue, RowGroupRows, TableAppender};
+use crate::domain::UtcMillis;
+use crate::lake::{Fence, Lake, LakeTable, RowGroupRows, TableAppender};
 use crate::sink::DeadLetter;
 use crate::source::{ChunkSource, Input, SourceError};
 use collector::{AlreadyInLake, Collector};
@@ -46,8 +46,8 @@ pub(super) struct UsagePass {
 
 /// What the collector hands the lake writer.
 enum Output {
-    /// Rows of one Workspace, day by day, to be written as one row group.
-    Usage(WorkspaceId, RowGroupRows),
+    /// Rows in Workspace, day and ICCID order, to be written as one row group.
+    Usage(RowGroupRows),
     Quarantine(Vec<RecordBatch>),
     DeadLetters(RecordBatch),
 }
@@ -119,9 +119,7 @@ pub(super) async fn run(
 
     while let Some(output) = rx.recv().await {
         match output {
-            Output::Usage(workspace, rows) => {
-                usage.write_rows(rows, &partition_values(workspace)).await?
-            }
+            Output::Usage(rows) => usage.write_rows(rows, &[]).await?,
             Output::Quarantine(pieces) => quarantine.write_pieces(pieces).await?,
             Output::DeadLetters(batch) => {
                 if keep_dead_letters {
@@ -167,11 +165,6 @@ fn resume_before_held(
         }
     }
     points
-}
-
-/// The `usage` table's partition column's value for the rows of `workspace`.
-pub(super) fn partition_values(workspace: WorkspaceId) -> [(&'static str, PartitionValue); 1] {
-    [("workspace_id", PartitionValue::Long(workspace.get()))]
 }
 
 /// About how many records the inputs hold, from their sizes (stdin counts as none). Usage

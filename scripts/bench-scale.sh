@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The lake at provider scale: WORKSPACES Workspaces, SIMS SIMs and RECORDS_PER_DAY usage
+# records a day for DAYS days, ingested one day at a time into one growing lake (what a
+# nightly job does). Prints per day: ingest wall time, peak memory, files `usage` gained and
+# the files it lists; then `simtally lake maintain`; then a one-Workspace month and the full
+# aggregation, by `simtally query` (fresh processes) and by DuckDB over the Parquet files the
+# Delta log lists.
+#
+#   scripts/bench-scale.sh [WORKSPACES] [DAYS] [RECORDS_PER_DAY] [SIMS]
+#
+# Writes $cache/bench-scale.tsv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+workspaces="${1:-3000}"
+days="${2:-30}"
+per_day="${3:-100000}"
+sims="${4:-100000}"
+records=$((days * per_day))
+source scripts/bench-setup.sh
+python="$cache/venv/bin/python"
+"$python" -c 'import deltalake' 2>/dev/null || "$cache/venv/bin/pip" install --quiet deltalake
+set_name="scale-${workspaces}w-${days}d-${per_day}"
+data="$cache/bench-data/$set_name"
+if [ ! -f "$data/expected.json" ]; then
+  "$bin" generate --seed 1 --sims "$sims" --workspaces "$workspaces" --records "$records" \
+    --days "$days" --out "$data"
+  "$python" scripts/bench_scale.py split "$data/usage.ndjson" "$data/days"
+fi
+work="$cache/bench-scale"
+rm -rf "$work" && mkdir -p "$work"
+lake="$work/lake"
+results="$cache/bench-scale.tsv"
+echo "$workspaces Workspaces, $sims SIMs, $per_day records a day, $days days; machine: $(nproc) cores"
+echo -e "step\tseconds\tpeak_MiB\tcpu_seconds\tfiles_added\tusage_files\tusage_MiB" | tee "$results"
+before=0
+n=0
+for day_file in "$data"/days/*.ndjson; do
+  n=$((n + 1))
+  events=()
+  [ "$n" = 1 ] && events=(--events "$data/events.ndjson")
+  line=$(measure "day-$n" "$bin" ingest --no-progress --lake "$lake" --usage "$day_file" "${events[@]}")
+  read -r files bytes < <("$python" scripts/bench_scale.py files "$lake" usage)
+  echo -e "$line\t$((files - before))\t$files\t$((bytes / 1048576))" | tee -a "$results"
+  before=$files
+done
+line=$(measure maintain "$bin" lake maintain --lake "$lake")
+read -r files bytes < <("$python" scripts/bench_scale.py files "$lake" usage)
+echo -e "$line\t\t$files\t$((bytes / 1048576))" | tee -a "$results"
+
+# Queries: a Workspace in the middle, the first month of data.
+workspace=$((1000 + workspaces / 2))
+from=$(basename "$(ls "$data"/days/*.ndjson | head -1)" .ndjson)
+to=$(date -d "$from + $((days - 1)) days" +%F)
+one="SELECT COUNT(*), SUM(cost) FROM usage WHERE workspace_id = $workspace AND usage_date BETWEEN DATE '$from' AND DATE '$to'"
+full="SELECT COUNT(*), SUM(cost) FROM usage"
+for round in 1 2 3; do
+  measure "simtally-one-workspace-month-$round" "$bin" query --lake "$lake" "$one" | tee -a "$results"
+  measure "simtally-full-aggregation-$round" "$bin" query --lake "$lake" "$full" | tee -a "$results"
+  "$python" scripts/bench_scale.py duckdb "$lake" "$workspace" "$from" "$to" \
+    | tee -a "$cache/bench-scale-duckdb.jsonl"
+done
+echo "answers (simtally, then DuckDB's last):"
+"$bin" query --lake "$lake" "$one"
+"$bin" query --lake "$lake" "$full"
+tail -1 "$cache/bench-scale-duckdb.jsonl"

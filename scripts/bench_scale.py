@@ -1,0 +1,90 @@
+"""Helpers of scripts/bench-scale.sh.
+
+  python bench_scale.py split USAGE.ndjson OUT_DIR
+      Splits usage lines by the day of their start (lines without one go with the line
+      before), into OUT_DIR/YYYY-MM-DD.ndjson.
+  python bench_scale.py files LAKE TABLE
+      Prints the number of files and bytes the table's current Delta version lists.
+  python bench_scale.py duckdb LAKE WORKSPACE FROM TO
+      Times DuckDB over the Parquet files `usage`'s Delta log lists: one Workspace's month,
+      then the full aggregation (the counted view: slices not reversed by a correction).
+      Prints one JSON line.
+"""
+
+import json
+import os
+import re
+import sys
+import time
+
+START = re.compile(rb'"start_timestamp": "(\d{4}-\d{2}-\d{2})')
+
+
+def split(usage, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    files, day = {}, None
+    with open(usage, "rb") as lines:
+        for line in lines:
+            found = START.search(line)
+            if found:
+                day = found.group(1).decode()
+            if day is None:
+                continue
+            if day not in files:
+                files[day] = open(os.path.join(out_dir, f"{day}.ndjson"), "wb")
+            files[day].write(line)
+    for f in files.values():
+        f.close()
+
+
+def active_files(lake, table):
+    from deltalake import DeltaTable
+
+    t = DeltaTable(os.path.join(lake, table))
+    actions = t.get_add_actions(flatten=True)
+    paths = [os.path.join(lake, table, p) for p in actions.column("path").to_pylist()]
+    sizes = actions.column("size_bytes").to_pylist()
+    return paths, sum(sizes)
+
+
+def counted(source):
+    return f"""(SELECT * FROM {source} WHERE reverses_slice IS NULL) AS counted
+      ANTI JOIN (SELECT record_id AS r, reverses_slice AS s FROM {source}
+                 WHERE reverses_slice IS NOT NULL) AS reversed
+      ON counted.record_id = reversed.r AND counted.slice = reversed.s"""
+
+
+def duckdb_queries(lake, workspace, start, end):
+    import duckdb
+
+    paths, _ = active_files(lake, "usage")
+    con = duckdb.connect()
+    listed = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
+    source = f"read_parquet({listed}, hive_partitioning = true)"
+    timings = {}
+    one = f"""SELECT COUNT(*), SUM(cost) FROM {counted(source)}
+              WHERE workspace_id = {workspace} AND usage_date BETWEEN '{start}' AND '{end}'"""
+    full = f"SELECT COUNT(*), SUM(cost) FROM {counted(source)}"
+    for name, sql in (("one_workspace_month", one), ("full_aggregation", full)):
+        began = time.perf_counter()
+        rows = con.execute(sql).fetchall()
+        timings[name] = {"seconds": round(time.perf_counter() - began, 3),
+                         "rows": rows[0][0], "cost": str(rows[0][1])}
+    print(json.dumps(timings))
+
+
+def main():
+    command = sys.argv[1]
+    if command == "split":
+        split(sys.argv[2], sys.argv[3])
+    elif command == "files":
+        paths, size = active_files(sys.argv[2], sys.argv[3])
+        print(f"{len(paths)}\t{size}")
+    elif command == "duckdb":
+        duckdb_queries(*sys.argv[2:6])
+    else:
+        sys.exit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    main()
