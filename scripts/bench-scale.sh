@@ -53,13 +53,17 @@ from=$(basename "$(ls "$data"/days/*.ndjson | head -1)" .ndjson)
 to=$(date -d "$from + $((days - 1)) days" +%F)
 one="SELECT COUNT(*), SUM(cost) FROM usage WHERE workspace_id = $workspace AND usage_date BETWEEN DATE '$from' AND DATE '$to'"
 full="SELECT COUNT(*), SUM(cost) FROM usage"
+"$python" scripts/bench_scale.py list "$lake" usage "$work/usage-files.txt"
 for round in 1 2 3; do
   measure "simtally-one-workspace-month-$round" "$bin" query --lake "$lake" "$one" | tee -a "$results"
+  measure "duckdb-one-workspace-month-$round" "$python" scripts/bench_scale.py duckdb \
+    "$work/usage-files.txt" one "$workspace" "$from" "$to" | tee -a "$results"
   measure "simtally-full-aggregation-$round" "$bin" query --lake "$lake" "$full" | tee -a "$results"
-  "$python" scripts/bench_scale.py duckdb "$lake" "$workspace" "$from" "$to" \
-    | tee -a "$cache/bench-scale-duckdb.jsonl"
+  measure "duckdb-full-aggregation-$round" "$python" scripts/bench_scale.py duckdb \
+    "$work/usage-files.txt" full "$workspace" "$from" "$to" | tee -a "$results"
 done
-echo "answers (simtally, then DuckDB's last):"
-"$bin" query --lake "$lake" "$one"
-"$bin" query --lake "$lake" "$full"
-tail -1 "$cache/bench-scale-duckdb.jsonl"
+echo "answers: simtally, then DuckDB"
+"$bin" query --lake "$lake" --format csv "$one" | tail -1
+"$python" scripts/bench_scale.py duckdb "$work/usage-files.txt" one "$workspace" "$from" "$to"
+"$bin" query --lake "$lake" --format csv "$full" | tail -1
+"$python" scripts/bench_scale.py duckdb "$work/usage-files.txt" full "$workspace" "$from" "$to"

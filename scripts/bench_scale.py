@@ -5,17 +5,16 @@
       before), into OUT_DIR/YYYY-MM-DD.ndjson.
   python bench_scale.py files LAKE TABLE
       Prints the number of files and bytes the table's current Delta version lists.
-  python bench_scale.py duckdb LAKE WORKSPACE FROM TO
-      Times DuckDB over the Parquet files `usage`'s Delta log lists: one Workspace's month,
-      then the full aggregation (the counted view: slices not reversed by a correction).
-      Prints one JSON line.
+  python bench_scale.py list LAKE TABLE OUT
+      Writes the paths of the files the table's current Delta version lists to OUT.
+  python bench_scale.py duckdb FILES_LIST one|full WORKSPACE FROM TO
+      Runs one query in DuckDB over the listed Parquet files (the counted view: slices not
+      reversed by a correction): one Workspace's days FROM to TO, or the full aggregation.
 """
 
-import json
 import os
 import re
 import sys
-import time
 
 START = re.compile(rb'"start_timestamp": "(\d{4}-\d{2}-\d{2})')
 
@@ -54,23 +53,18 @@ def counted(source):
       ON counted.record_id = reversed.r AND counted.slice = reversed.s"""
 
 
-def duckdb_queries(lake, workspace, start, end):
+def duckdb_query(files_list, kind, workspace, start, end):
+    """One query as a fresh process would run it: connect, read the listed files, answer."""
     import duckdb
 
-    paths, _ = active_files(lake, "usage")
-    con = duckdb.connect()
+    paths = open(files_list).read().split()
     listed = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
     source = f"read_parquet({listed}, hive_partitioning = true)"
-    timings = {}
-    one = f"""SELECT COUNT(*), SUM(cost) FROM {counted(source)}
-              WHERE workspace_id = {workspace} AND usage_date BETWEEN '{start}' AND '{end}'"""
-    full = f"SELECT COUNT(*), SUM(cost) FROM {counted(source)}"
-    for name, sql in (("one_workspace_month", one), ("full_aggregation", full)):
-        began = time.perf_counter()
-        rows = con.execute(sql).fetchall()
-        timings[name] = {"seconds": round(time.perf_counter() - began, 3),
-                         "rows": rows[0][0], "cost": str(rows[0][1])}
-    print(json.dumps(timings))
+    where = {
+        "one": f"WHERE workspace_id = {workspace} AND usage_date BETWEEN '{start}' AND '{end}'",
+        "full": "",
+    }[kind]
+    print(duckdb.connect().execute(f"SELECT COUNT(*), SUM(cost) FROM {counted(source)} {where}").fetchall())
 
 
 def main():
@@ -80,8 +74,12 @@ def main():
     elif command == "files":
         paths, size = active_files(sys.argv[2], sys.argv[3])
         print(f"{len(paths)}\t{size}")
+    elif command == "list":
+        paths, _ = active_files(sys.argv[2], sys.argv[3])
+        with open(sys.argv[4], "w") as out:
+            out.write("\n".join(paths) + "\n")
     elif command == "duckdb":
-        duckdb_queries(*sys.argv[2:6])
+        duckdb_query(*sys.argv[2:7])
     else:
         sys.exit(f"unknown command {command}")
 

@@ -169,7 +169,9 @@ fn rewrite_session(appender: &TableAppender) -> Result<SessionContext, LakeError
         .with_memory_limit(REWRITE_MEMORY_BYTES, 1.0)
         .build_arc()
         .map_err(|e| read_error(appender.table(), e))?;
-    let config = SessionConfig::new().set_bool(
+    // One sorted stream: two sorters sharing the pool each spill half as early, and their
+    // merges (which cannot spill) then ran out of memory.
+    let config = SessionConfig::new().with_target_partitions(1).set_bool(
         "datafusion.execution.parquet.schema_force_view_types",
         false,
     );

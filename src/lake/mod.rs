@@ -167,6 +167,9 @@ impl LakeError {
     }
 }
 
+/// Commits between two checkpoints of a table simtally creates.
+pub const CHECKPOINT_INTERVAL: u32 = 10;
+
 /// A set of Delta tables under one root.
 #[derive(Clone, Debug)]
 pub struct Lake {
@@ -237,6 +240,13 @@ impl Lake {
             .with_table_name(table.name())
             .with_columns(kernel_schema.fields().cloned())
             .with_partition_columns(table.partition_columns().iter().copied())
+            // Every writer opens its tables at each pass: with a checkpoint every 10 commits
+            // (delta-rs's default is 100), opening one replays at most 9 JSON commits,
+            // however long the lake has been written.
+            .with_configuration_property(
+                deltalake::TableProperty::CheckpointInterval,
+                Some(CHECKPOINT_INTERVAL.to_string()),
+            )
             .with_save_mode(deltalake::protocol::SaveMode::Ignore)
             .await
             .map_err(|e| self.delta_error(table, e))
@@ -352,8 +362,30 @@ impl Lake {
         table: LakeTable,
         column: &str,
     ) -> Result<HashSet<String>, LakeError> {
+        self.string_keys_starting(table, column, None).await
+    }
+
+    /// As [`Lake::string_keys`], only the values that start with one of `prefixes` (all
+    /// values if `None`).
+    pub async fn string_keys_starting(
+        &self,
+        table: LakeTable,
+        column: &str,
+        prefixes: Option<&[String]>,
+    ) -> Result<HashSet<String>, LakeError> {
         let mut keys = HashSet::new();
-        let sql = format!("SELECT CAST({column} AS VARCHAR) FROM t");
+        let condition = match prefixes {
+            None => String::new(),
+            Some([]) => return Ok(keys),
+            Some(prefixes) => {
+                let each: Vec<String> = prefixes
+                    .iter()
+                    .map(|p| format!("starts_with({column}, '{}')", p.replace('\'', "''")))
+                    .collect();
+                format!(" WHERE {}", each.join(" OR "))
+            }
+        };
+        let sql = format!("SELECT CAST({column} AS VARCHAR) FROM t{condition}");
         self.select_each(table, &sql, |batch| {
             let values = utf8_column(batch, 0).map_err(|detail| LakeError::Corrupt {
                 table: table.name(),

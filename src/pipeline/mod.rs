@@ -285,8 +285,15 @@ pub async fn ingest_pass(
         lake.appender(LakeTable::DeadLetters).await?,
     ];
     let fence = Fence::read(&usage_appenders[0], &usage_appenders[1]).await?;
-    let dead_letters_in_lake: Arc<HashSet<String>> =
-        Arc::new(lake.string_keys(LakeTable::DeadLetters, "source").await?);
+    // A dead letter is keyed by where it came from (`path:line`, `topic/partition/offset`):
+    // only letters of this pass's inputs can collide, when the sources name them all.
+    let prefixes: Option<Vec<String>> = (events_source.prefixes_are_final()
+        && usage_source.prefixes_are_final())
+    .then(|| [events_source.prefixes(), usage_source.prefixes()].concat());
+    let dead_letters_in_lake: Arc<HashSet<String>> = Arc::new(
+        lake.string_keys_starting(LakeTable::DeadLetters, "source", prefixes.as_deref())
+            .await?,
+    );
 
     let targets = events::EventTargets {
         appender: events_appender,

@@ -16,6 +16,12 @@ pub trait ChunkSource: Send {
     /// `topic/partition/` before an offset.
     fn prefixes(&self) -> Vec<String>;
 
+    /// Whether [`ChunkSource::prefixes`] already names every input this source will read (a
+    /// Kafka consumer learns its partitions as it goes).
+    fn prefixes_are_final(&self) -> bool {
+        false
+    }
+
     /// The next chunk and the index of its input, or `None` when the source is done.
     fn next_chunk(&mut self) -> Result<Option<(usize, Chunk)>, SourceError>;
 
@@ -69,6 +75,10 @@ impl ChunkSource for FileChunks {
             .iter()
             .map(|input| format!("{}:", input.source_name()))
             .collect()
+    }
+
+    fn prefixes_are_final(&self) -> bool {
+        true
     }
 
     fn next_chunk(&mut self) -> Result<Option<(usize, Chunk)>, SourceError> {

@@ -67,6 +67,10 @@ impl ChunkSource for Replayed {
         self.prefixes.clone()
     }
 
+    fn prefixes_are_final(&self) -> bool {
+        true
+    }
+
     fn next_chunk(&mut self) -> Result<Option<(usize, Chunk)>, SourceError> {
         Ok(self.chunks.next())
     }
