@@ -268,3 +268,50 @@ async fn a_lake_in_the_older_layout_is_refused_until_migrated_in_place() {
     }
     assert_eq!(rows(&lake, TOTALS).await, before);
 }
+
+/// A one-Workspace query reads a fraction of `usage`: its rows are in Workspace order within
+/// each row group, and the page index skips the pages of other Workspaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_workspace_query_skips_the_pages_of_other_workspaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let generated = simtally::generate::generate(&simtally::generate::GenerateOptions {
+        seed: 3,
+        sims: 2_000,
+        records: 40_000,
+        days: 3,
+        start: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        workspaces: Some(40),
+        out: dir.path().join("data"),
+    })
+    .unwrap();
+    ingest_files(&lake, &[generated.usage], &[generated.events]).await;
+    let plan = rows(
+        &lake,
+        "EXPLAIN ANALYZE SELECT COUNT(*) FROM usage WHERE workspace_id = 1020",
+    )
+    .await
+    .concat()
+    .join("\n");
+    // `page_index_rows_pruned=37.45 K total → 8.19 K matched`: the first scan is the rows.
+    let pruned = plan
+        .split("page_index_rows_pruned=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no page index pruning in\n{plan}"));
+    let number = |text: &str| -> f64 {
+        let text = text.trim();
+        let (value, unit) = text.split_once(' ').unwrap_or((text, ""));
+        value.parse::<f64>().unwrap() * if unit.starts_with('K') { 1000.0 } else { 1.0 }
+    };
+    let (total, rest) = pruned.split_once("total").unwrap();
+    let matched = rest
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .split_once("matched")
+        .unwrap()
+        .0;
+    let (total, matched) = (number(total), number(matched));
+    assert!(
+        total > 30_000.0 && matched <= total / 3.0,
+        "{total} rows, {matched} read:\n{plan}"
+    );
+}
