@@ -154,6 +154,21 @@ async fn file_statistics_never_hide_a_row_from_a_filter() {
     }
     let all = rows(&lake, "SELECT COUNT(*) FROM usage").await;
     assert_eq!(all[0][0], logged_rows.to_string());
+    // The latest day as the log's statistics say (what the de-duplication window starts
+    // from) is the latest day of the rows.
+    let latest = rows(
+        &lake,
+        "SELECT CAST(MAX(usage_date) AS BIGINT) FROM raw_usage",
+    )
+    .await;
+    let logged = lake
+        .logged_max_day(simtally::lake::LakeTable::Usage, "usage_date")
+        .await
+        .unwrap();
+    assert_eq!(
+        logged.flatten().map(|d| d.to_string()),
+        Some(latest[0][0].clone())
+    );
 
     // Filters on every tenth row's values find exactly the rows that hold them.
     let all_rows = rows(

@@ -356,6 +356,39 @@ impl Lake {
         Ok(keys)
     }
 
+    /// The largest value of the DATE `column` over the table's files, from the statistics
+    /// the Delta log holds: `Some(None)` if the table has no rows, `None` if a file has no
+    /// such statistic (read the rows then).
+    pub async fn logged_max_day(
+        &self,
+        table: LakeTable,
+        column: &str,
+    ) -> Result<Option<Option<i32>>, LakeError> {
+        let Some(delta) = self.open(table).await? else {
+            return Ok(Some(None));
+        };
+        let snapshot = delta.snapshot().map_err(|e| self.delta_error(table, e))?;
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+        let mut latest = None;
+        for file in snapshot.log_data().iter() {
+            if file.num_records() == Some(0) {
+                continue;
+            }
+            let stats: Option<serde_json::Value> =
+                file.stats().and_then(|s| serde_json::from_str(&s).ok());
+            let day = stats
+                .as_ref()
+                .and_then(|s| s["maxValues"][column].as_str())
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .and_then(|d| i32::try_from((d - epoch).num_days()).ok());
+            match day {
+                Some(day) => latest = latest.max(Some(day)),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(latest))
+    }
+
     /// Distinct values of a string column, for idempotent re-ingest (streamed, as above).
     pub async fn string_keys(
         &self,

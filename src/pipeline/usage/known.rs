@@ -117,10 +117,16 @@ impl KnownRecords {
     }
 }
 
-/// The latest `usage_date` in `usage` or `quarantine`, if either has rows.
+/// The latest `usage_date` in `usage` or `quarantine`, if either has rows: from the
+/// statistics the Delta log keeps for every file (reading the column of every file would
+/// grow with the lake), or from the rows where a file has none.
 async fn latest_day(lake: &Lake) -> Result<Option<i32>, LakeError> {
     let mut latest = None;
     for table in [LakeTable::Usage, LakeTable::Quarantine] {
+        if let Some(logged) = lake.logged_max_day(table, "usage_date").await? {
+            latest = latest.max(logged);
+            continue;
+        }
         for batch in lake.select(table, "SELECT MAX(usage_date) FROM t").await? {
             let days = batch
                 .column(0)
