@@ -39,16 +39,10 @@ fn any_parquet_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
 async fn compaction_and_vacuum_keep_every_row_and_position() {
     let dir = tempfile::tempdir().unwrap();
     let lake = local_lake(&dir);
-    // Three ingests of a third of the usage each: three files per partition.
-    let text = std::fs::read_to_string(shared_fixture("sample-1/usage.ndjson")).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let events = vec![shared_fixture("sample-1/events.ndjson")];
-    let mut parts = Vec::new();
-    for (i, part) in lines.chunks(lines.len().div_ceil(3)).enumerate() {
-        let path = dir.path().join(format!("usage-{i}.ndjson"));
-        std::fs::write(&path, part.join("\n")).unwrap();
-        ingest_files(&lake, std::slice::from_ref(&path), &events).await;
-        parts.push(path);
+    // Three ingests of a third of the usage each: files of three ingests per table.
+    let (parts, events) = three_ingests_of_sample(&dir);
+    for part in &parts {
+        ingest_files(&lake, std::slice::from_ref(part), &events).await;
     }
     // A recorded position (as a Kafka ingest leaves) must survive compaction.
     let appender = lake.appender(LakeTable::Usage).await.unwrap();
