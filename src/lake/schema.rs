@@ -42,8 +42,8 @@ fn slice_columns() -> Vec<Field> {
     ]
 }
 
-/// `usage`: attributed slices, partitioned by `workspace_id`; each row group in `usage_date`
-/// order.
+/// `usage`: attributed slices, not partitioned; each row group in `workspace_id`,
+/// `usage_date` and `iccid` order (docs/lake-layout.md).
 pub static USAGE: LazyLock<SchemaRef> = LazyLock::new(|| {
     let mut fields = vec![Field::new("workspace_id", DataType::Int64, false)];
     fields.extend(slice_columns());
