@@ -32,11 +32,16 @@ use crate::source::Input;
 #[command(name = "simtally", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
     /// Log filter, e.g. `info` or `simtally=debug` (logs go to stderr).
+    // The default quiets what simtally reports itself: delta-rs's warnings of a commit that
+    // found the table moved (a pass checks those commits, `lake::fence`), the kernel's error
+    // for a table not created yet, and statistics of columns without any.
     #[arg(
         long,
         global = true,
         env = "SIMTALLY_LOG",
-        default_value = "warn,deltalake_core::writer::stats=error"
+        default_value = "warn,deltalake_core::writer::stats=error,\
+                         deltalake_core::kernel::transaction=error,\
+                         buoyant_kernel::snapshot::builder=off"
     )]
     pub log: String,
 

@@ -8,10 +8,14 @@ use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 
+use super::fence::{Claim, Winner};
 use super::files::{DataFiles, PartitionValue, RowGroupRows};
 use super::{LakeError, LakeTable};
 
 const ROW_GROUP_ROWS: usize = 256 * 1024;
+/// A pass's commit is tried at most this often while other commits keep landing first
+/// (each time after checking them); then it fails as fenced and the pass starts again.
+const CLAIM_ATTEMPTS: usize = 20;
 const PAGE_BYTES: usize = 128 * 1024;
 /// Rows per data page at most: the page index then narrows a one-Workspace query to a few
 /// pages of each row group (rows are in Workspace order within it).
@@ -386,16 +390,82 @@ impl TableAppender {
                 predicate,
             },
         };
-        let snapshot = self.delta.snapshot().map_err(|e| self.error(e))?;
+        let rewrites = adds.iter().any(|a| !matches!(a, Action::Add(_)));
+        let claim = Claim::of(&txns, rewrites);
         let properties = CommitProperties::default()
             .with_application_transactions(txns)
             .with_metadata(std::mem::take(&mut self.commit_info));
-        let finalized = CommitBuilder::from(properties)
-            .with_actions(adds)
-            .build(Some(snapshot), self.delta.log_store(), operation)
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok((Some(finalized.version() as i64), added))
+        let version = match claim {
+            Some(claim) => {
+                self.commit_claimed(&claim, adds, operation, properties)
+                    .await?
+            }
+            None => {
+                let snapshot = self.delta.snapshot().map_err(|e| self.error(e))?;
+                CommitBuilder::from(properties)
+                    .with_actions(adds)
+                    .build(Some(snapshot), self.delta.log_store(), operation)
+                    .await
+                    .map_err(|e| self.error(e))?
+                    .version()
+            }
+        };
+        Ok((Some(version as i64), added))
+    }
+
+    /// Commits a pass's actions (see [`Claim`]): checks each commit made since this
+    /// appender's read, fails if the claim yields to one, and otherwise commits on top of
+    /// them with no retry of Delta's own; a commit that lands meanwhile is checked the same
+    /// way.
+    async fn commit_claimed(
+        &mut self,
+        claim: &Claim,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+        properties: CommitProperties,
+    ) -> Result<u64, LakeError> {
+        use deltalake::kernel::transaction::TransactionError;
+        let fenced = LakeError::Fenced {
+            table: self.table.name(),
+        };
+        for _ in 0..CLAIM_ATTEMPTS {
+            let Some(read) = self.delta.version() else {
+                return Err(LakeError::Internal("a commit to an unloaded table".into()));
+            };
+            let log_store = self.delta.log_store();
+            let latest = log_store
+                .get_latest_version(read)
+                .await
+                .map_err(|e| self.error(e))?;
+            for version in read + 1..=latest {
+                let entry = log_store
+                    .read_commit_entry(version)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                let winner = entry.map(|bytes| Winner::from_commit(&bytes));
+                match winner {
+                    Some(Ok(winner)) if !claim.yields_to(&winner) => {}
+                    _ => return Err(fenced),
+                }
+            }
+            if latest > read {
+                (self.delta.update_incremental(Some(latest)).await).map_err(|e| self.error(e))?;
+            }
+            let snapshot = self.delta.snapshot().map_err(|e| self.error(e))?;
+            let built = CommitBuilder::from(properties.clone().with_max_retries(0))
+                .with_actions(actions.clone())
+                .build(Some(snapshot), log_store, operation.clone())
+                .await;
+            match built {
+                Ok(done) => return Ok(done.version()),
+                Err(DeltaTableError::VersionAlreadyExists(_))
+                | Err(DeltaTableError::Transaction {
+                    source: TransactionError::MaxCommitAttempts(_),
+                }) => continue,
+                Err(e) => return Err(self.error(e)),
+            }
+        }
+        Err(fenced)
     }
 
     fn error(&self, source: DeltaTableError) -> LakeError {

@@ -18,7 +18,7 @@ use deltalake::DeltaTableError;
 use futures::StreamExt;
 
 use super::files::TARGET_FILE_BYTES;
-use super::{Lake, LakeError, LakeTable, TableAppender, TableMaintenance, FENCE_APP_ID};
+use super::{Fence, Lake, LakeError, LakeTable, TableAppender, TableMaintenance, FENCE_APP_ID};
 
 /// Files under this size are merged by compaction.
 const SMALL_FILE_BYTES: i64 = TARGET_FILE_BYTES as i64 / 2;
@@ -136,22 +136,25 @@ impl Lake {
         Ok(done)
     }
 
-    /// The writer fence's next pass number: one past every number `usage` and `quarantine`
-    /// record.
+    /// The writer fence's next pass number, as a pass that read the lake now would number
+    /// itself ([`Fence::pass`]).
     async fn next_pass(&self) -> Result<i64, LakeError> {
-        let mut last = 0;
-        for table in [LakeTable::Usage, LakeTable::Quarantine] {
-            let Some(delta) = self.open(table).await? else {
-                continue;
-            };
-            let snapshot = delta.snapshot().map_err(|e| self.delta_error(table, e))?;
-            let recorded = snapshot
-                .transaction_version(delta.log_store().as_ref(), FENCE_APP_ID)
-                .await
-                .map_err(|e| self.delta_error(table, e))?;
-            last = last.max(recorded.unwrap_or(0));
-        }
-        Ok(last + 1)
+        let recorded = |table| async move {
+            match self.open(table).await? {
+                Some(delta) => {
+                    TableAppender::new(table, delta)
+                        .map_err(|e| self.delta_error(table, e))?
+                        .recorded(FENCE_APP_ID)
+                        .await
+                }
+                None => Ok(None),
+            }
+        };
+        let fence = Fence {
+            usage: recorded(LakeTable::Usage).await?,
+            quarantine: recorded(LakeTable::Quarantine).await?,
+        };
+        Ok(fence.pass())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The writer fence: how writers of one lake that run at the same time never both commit
 //! work decided on the same read.
 //!
-//! Every commit an ingest pass makes (to `sim_events`, `workspaces`, `memberships`,
+//! Every commit a file ingest's pass makes (to `sim_events`, `workspaces`, `memberships`,
 //! `dead_letters`, `quarantine`, `usage`) records the Delta `txn` action
 //! [`FENCE_APP_ID`] with the pass's number. Delta refuses a commit when a commit made since
 //! the committer read the table carries a `txn` with the same application id (a concurrent
@@ -17,10 +17,22 @@
 //! closing commit, exactly as a pass killed there; the next pass completes that work (see
 //! `pipeline::usage::unfinished`).
 //!
+//! A following ingest's pass does not record the fence: it records the Kafka positions it
+//! read up to (`simtally:kafka:<topic>:<partition>`) on every table it commits to, so passes
+//! of the same partitions (a member paused past its session and the member that took its
+//! partitions over) are serialized exactly as above, and passes of other partitions, which
+//! attribute other SIMs, commit side by side. Passes of the two kinds are kept apart by
+//! [`Claim`]: a commit that records the fence fails on any commit since its read that records
+//! Kafka positions, and the other way round. Delta's own conflict check would let such a
+//! commit through (no application id in common), so these commits check the commits since
+//! their read themselves and then commit with no automatic retry.
+//!
 //! The number also tells a killed pass apart: a pass numbers itself one past the largest
 //! number recorded in `usage` and `quarantine`, and records it in both, so a `quarantine`
 //! number ahead of `usage`'s means the last pass committed `quarantine` and not its closing
 //! commit.
+
+use std::collections::HashSet;
 
 use deltalake::kernel::Transaction;
 
@@ -28,6 +40,85 @@ use super::{LakeError, TableAppender};
 
 /// The application id of the writer fence's `txn` action.
 pub const FENCE_APP_ID: &str = "simtally:pass";
+
+/// How the application ids of a following ingest's positions begin.
+pub const KAFKA_APP_ID_PREFIX: &str = "simtally:kafka:";
+
+/// What a pass's commit claims (its `txn` application ids), checked against each commit
+/// made to the table since the pass read it.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    app_ids: HashSet<String>,
+    /// The commit removes files or changes the table's metadata (`lake migrate`).
+    rewrites: bool,
+}
+
+/// What a commit made since a pass read the table did, as far as a [`Claim`] is concerned.
+#[derive(Debug, Default)]
+pub struct Winner {
+    app_ids: HashSet<String>,
+    metadata: bool,
+    files: bool,
+}
+
+impl Claim {
+    /// The claim of a commit recording `txns`; `None` for a commit that is no pass's (its
+    /// conflicts are Delta's to check).
+    pub fn of(txns: &[Transaction], rewrites: bool) -> Option<Claim> {
+        let app_ids: HashSet<String> = txns.iter().map(|t| t.app_id.clone()).collect();
+        let claim = Claim { app_ids, rewrites };
+        (claim.fenced() || claim.kafka()).then_some(claim)
+    }
+
+    fn fenced(&self) -> bool {
+        self.app_ids.contains(FENCE_APP_ID)
+    }
+
+    fn kafka(&self) -> bool {
+        self.topics().next().is_some()
+    }
+
+    /// The topics of the Kafka positions claimed.
+    fn topics(&self) -> impl Iterator<Item = &str> {
+        self.app_ids.iter().filter_map(|id| {
+            let (topic, _partition) = id.strip_prefix(KAFKA_APP_ID_PREFIX)?.rsplit_once(':')?;
+            Some(topic)
+        })
+    }
+
+    /// Whether this commit must fail because `winner` was committed since its read: a change
+    /// of metadata; an application id in common (Delta's rule); the fence against Kafka
+    /// positions either way; positions in other topics (another feed may name the same
+    /// SIMs); any file change under a rewrite.
+    pub fn yields_to(&self, winner: &Winner) -> bool {
+        let theirs = Claim {
+            app_ids: winner.app_ids.clone(),
+            rewrites: false,
+        };
+        winner.metadata
+            || (self.rewrites && winner.files)
+            || !self.app_ids.is_disjoint(&winner.app_ids)
+            || (self.fenced() && theirs.kafka())
+            || (self.kafka() && theirs.fenced())
+            || (self.kafka() && theirs.topics().any(|t| !self.topics().any(|m| m == t)))
+    }
+}
+
+impl Winner {
+    /// The winner of a Delta commit file's actions (newline-delimited JSON).
+    pub fn from_commit(entry: &[u8]) -> Result<Winner, serde_json::Error> {
+        let mut winner = Winner::default();
+        for line in entry.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let action: serde_json::Value = serde_json::from_slice(line)?;
+            if let Some(app_id) = action.pointer("/txn/appId").and_then(|v| v.as_str()) {
+                winner.app_ids.insert(app_id.to_owned());
+            }
+            winner.metadata |= action.get("metaData").is_some() || action.get("protocol").is_some();
+            winner.files |= action.get("add").is_some() || action.get("remove").is_some();
+        }
+        Ok(winner)
+    }
+}
 
 /// One pass's place in the lake's sequence of passes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -122,6 +213,43 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn commit(lines: &[&str]) -> Winner {
+        Winner::from_commit(lines.join("\n").as_bytes()).unwrap()
+    }
+
+    fn txn(app_id: &str) -> String {
+        format!(r#"{{"txn":{{"appId":"{app_id}","version":7}}}}"#)
+    }
+
+    #[test]
+    fn passes_of_other_partitions_commit_side_by_side_and_the_fence_keeps_kinds_apart() {
+        let kafka = |ids: &[&str]| {
+            let txns: Vec<Transaction> = ids.iter().map(|id| Transaction::new(*id, 3)).collect();
+            Claim::of(&txns, false).unwrap()
+        };
+        let (p0, p1) = ("simtally:kafka:usage:0", "simtally:kafka:usage:1");
+        let add = r#"{"add":{"path":"a.parquet","dataChange":true}}"#;
+        let other_partition = commit(&[&txn(p1), add]);
+        let same_partition = commit(&[&txn(p0), add]);
+        let file_pass = commit(&[&txn(FENCE_APP_ID), add]);
+        let compaction = commit(&[add, r#"{"remove":{"path":"b.parquet","dataChange":false}}"#]);
+        let migration = commit(&[&txn(FENCE_APP_ID), r#"{"metaData":{"id":"x"}}"#, add]);
+        assert!(!kafka(&[p0]).yields_to(&other_partition));
+        assert!(!kafka(&[p0]).yields_to(&compaction));
+        let other_feed = commit(&[&txn("simtally:kafka:other-usage:1"), add]);
+        assert!(kafka(&[p0]).yields_to(&other_feed));
+        assert!(kafka(&[p0]).yields_to(&same_partition));
+        assert!(kafka(&[p0]).yields_to(&file_pass));
+        assert!(kafka(&[p0]).yields_to(&migration));
+        let file = Claim::of(&[Transaction::new(FENCE_APP_ID, 4)], false).unwrap();
+        assert!(file.yields_to(&other_partition));
+        assert!(file.yields_to(&file_pass));
+        assert!(!file.yields_to(&compaction));
+        let migrate = Claim::of(&[Transaction::new(FENCE_APP_ID, 4)], true).unwrap();
+        assert!(migrate.yields_to(&compaction));
+        assert!(Claim::of(&[Transaction::new("simtally:snapshot:x", 1)], false).is_none());
+    }
 
     #[test]
     fn a_pass_numbers_itself_after_every_recorded_pass() {

@@ -21,7 +21,9 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
 pub use appender::TableAppender;
 pub use cluster::{cluster_order, DataFile};
-pub use fence::{retry_while_refused, Fence, FENCED_RETRIES, FENCE_APP_ID};
+pub use fence::{
+    retry_while_refused, Claim, Fence, FENCED_RETRIES, FENCE_APP_ID, KAFKA_APP_ID_PREFIX,
+};
 pub use files::{PartitionValue, RowGroupRows};
 pub use location::LakeLocation;
 pub use maintenance::{Maintained, TableMaintenance};

@@ -4,8 +4,9 @@
 //! `quarantine`, then `usage`, the closing commit. Events come first so usage never refers
 //! to an ownership the lake cannot explain; `usage` comes last because it records where the
 //! sources resume (a pass killed before it is read again) and closes the pass for the writer
-//! fence (`lake::fence`). Every commit carries the fence; the closing commit is made, with
-//! no rows if need be, whenever the pass committed anything before it.
+//! fence (`lake::fence`). Every commit carries the fence (a file ingest's pass) or the
+//! pass's Kafka positions (a following ingest's); the closing commit is made, with no rows if
+//! need be, whenever the pass committed anything before it.
 
 use deltalake::kernel::Transaction;
 
@@ -38,8 +39,10 @@ pub(super) struct CommitPlan {
 }
 
 impl CommitPlan {
-    /// A plan of `steps`, put in commit order; a table given twice is a bug.
-    pub fn new(fence: Fence, mut steps: Vec<Step>) -> Result<Self, LakeError> {
+    /// A plan of `steps`, put in commit order; a table given twice is a bug. A file
+    /// ingest's pass records `fence` with every commit; a following ingest's pass (no fence)
+    /// records its Kafka positions instead (see `lake::fence`).
+    pub fn new(fence: Option<Fence>, mut steps: Vec<Step>) -> Result<Self, LakeError> {
         let position = |table: LakeTable| PASS_COMMIT_ORDER.iter().position(|t| *t == table);
         steps.sort_by_key(|step| std::cmp::Reverse(position(step.table)));
         let mut tables: Vec<LakeTable> = steps.iter().map(|s| s.table).collect();
@@ -50,7 +53,7 @@ impl CommitPlan {
             )));
         }
         Ok(CommitPlan {
-            fence: Some(fence),
+            fence,
             steps,
             committed: Vec::new(),
         })
@@ -101,9 +104,18 @@ mod tests {
     use crate::lake::{Lake, LakeLocation};
     use crate::sink::{DeadLetter, DeadLetterRows};
 
+    /// How a test pass claims its commits: the fence (a file ingest), the positions of one
+    /// Kafka partition (a follower), or nothing (the protocol before the fence).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Kind {
+        File,
+        Partition(i32),
+        Unfenced,
+    }
+
     /// A pass that read the lake and decided to store one dead letter (as a rerun of the
     /// same input decides): its plan, not yet committed.
-    async fn decided_pass(lake: &Lake, fenced: bool) -> CommitPlan {
+    async fn decided_pass(lake: &Lake, kind: Kind) -> CommitPlan {
         let mut dead_letters = lake.appender(LakeTable::DeadLetters).await.unwrap();
         let usage = lake.appender(LakeTable::Usage).await.unwrap();
         let quarantine = lake.appender(LakeTable::Quarantine).await.unwrap();
@@ -116,19 +128,27 @@ mod tests {
         });
         dead_letters.write(rows.finish()).await.unwrap();
         let fence = Fence::read(&usage, &quarantine).await.unwrap();
+        let txns = match kind {
+            Kind::Partition(p) => vec![Transaction::new(
+                crate::source::kafka::resume_app_id("usage", p),
+                1,
+            )],
+            _ => Vec::new(),
+        };
         let step = |table, appender| Step {
             table,
             appender,
-            txns: Vec::new(),
+            txns: txns.clone(),
         };
         let steps = vec![
             step(LakeTable::DeadLetters, dead_letters),
             step(LakeTable::Usage, usage),
         ];
+        let fence = matches!(kind, Kind::File | Kind::Unfenced).then_some(fence);
         let plan = CommitPlan::new(fence, steps).unwrap();
-        match fenced {
-            true => plan,
-            false => plan.unfenced(),
+        match kind {
+            Kind::Unfenced => plan.unfenced(),
+            _ => plan,
         }
     }
 
@@ -156,53 +176,55 @@ mod tests {
     /// Writers that all read the lake before any commits, their commits interleaved in
     /// every order: with the fence, exactly one completes (the others are refused at some
     /// commit, and start again from a fresh read); without it, as before the fence, every
-    /// one completes and the same dead letter is stored once per writer.
+    /// one completes and the same dead letter is stored once per writer. Followers' passes
+    /// of different partitions all complete; of the same partition, or beside a file
+    /// ingest's pass, one does.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn of_writers_that_read_the_same_lake_exactly_one_completes() {
-        for writers in [2, 3] {
-            for order in interleavings(writers, 2) {
-                for fenced in [true, false] {
-                    let dir = tempfile::tempdir().unwrap();
-                    let lake =
-                        Lake::new(LakeLocation::parse(dir.path().to_str().unwrap()).unwrap());
-                    let mut plans = Vec::new();
-                    for _ in 0..writers {
-                        plans.push(Some(decided_pass(&lake, fenced).await));
-                    }
-                    let mut completed = 0;
-                    for writer in &order {
-                        let Some(plan) = plans[*writer].as_mut() else {
-                            continue;
-                        };
-                        match plan.commit_next().await {
-                            Ok(Some(LakeTable::Usage)) => completed += 1,
-                            Ok(_) => {}
-                            Err(e) => {
-                                assert!(e.is_concurrent_commit(), "{e}");
-                                plans[*writer] = None;
-                            }
-                        }
-                    }
-                    let stored = lake
-                        .select(LakeTable::DeadLetters, "SELECT COUNT(*) FROM t")
-                        .await
-                        .unwrap();
-                    let stored =
-                        arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(
-                            stored[0].column(0),
-                        )
-                        .value(0);
-                    match fenced {
-                        true => {
-                            assert_eq!(completed, 1, "{order:?}");
-                            assert_eq!(stored, 1, "{order:?}");
-                        }
-                        false => {
-                            assert_eq!(completed, writers, "{order:?}");
-                            assert_eq!(stored, writers as i64, "{order:?}");
+        use Kind::*;
+        // The writers, and how many may complete: the file pass or both followers, never
+        // a mix.
+        let cases: [(&[Kind], &[usize]); 7] = [
+            (&[File, File], &[1]),
+            (&[File, File, File], &[1]),
+            (&[Unfenced, Unfenced], &[2]),
+            (&[Unfenced, Unfenced, Unfenced], &[3]),
+            (&[Partition(0), Partition(1)], &[2]),
+            (&[Partition(0), Partition(0)], &[1]),
+            (&[File, Partition(0), Partition(1)], &[1, 2]),
+        ];
+        for (kinds, completing) in cases {
+            for order in interleavings(kinds.len(), 2) {
+                let dir = tempfile::tempdir().unwrap();
+                let lake = Lake::new(LakeLocation::parse(dir.path().to_str().unwrap()).unwrap());
+                let mut plans = Vec::new();
+                for kind in kinds {
+                    plans.push(Some(decided_pass(&lake, *kind).await));
+                }
+                let mut completed = 0;
+                for writer in &order {
+                    let Some(plan) = plans[*writer].as_mut() else {
+                        continue;
+                    };
+                    match plan.commit_next().await {
+                        Ok(Some(LakeTable::Usage)) => completed += 1,
+                        Ok(_) => {}
+                        Err(e) => {
+                            assert!(e.is_concurrent_commit(), "{e}");
+                            plans[*writer] = None;
                         }
                     }
                 }
+                let stored = lake
+                    .select(LakeTable::DeadLetters, "SELECT COUNT(*) FROM t")
+                    .await
+                    .unwrap();
+                let stored = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(
+                    stored[0].column(0),
+                )
+                .value(0);
+                assert!(completing.contains(&completed), "{kinds:?} {order:?}");
+                assert_eq!(stored, completed as i64, "{kinds:?} {order:?}");
             }
         }
     }

@@ -439,6 +439,8 @@ pub async fn ingest_pass(
             txns,
         });
     }
+    // A file ingest's pass records the fence; a follower's, its positions (`lake::fence`).
+    let fence = resume_points.is_empty().then_some(fence);
     let committed = commit::CommitPlan::new(fence, steps)?.commit().await?;
     let events_version = committed
         .iter()

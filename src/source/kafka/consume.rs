@@ -29,7 +29,7 @@ const PROBE_LIMIT: Duration = Duration::from_secs(10);
 
 /// The Delta `txn` application id under which a partition's next offset is recorded.
 pub fn resume_app_id(topic: &str, partition: i32) -> String {
-    format!("simtally:kafka:{topic}:{partition}")
+    format!("{}{topic}:{partition}", crate::lake::KAFKA_APP_ID_PREFIX)
 }
 
 /// librdkafka reports every end of a partition as an error as well; reaching the end is
