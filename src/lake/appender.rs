@@ -245,6 +245,25 @@ impl TableAppender {
             .map_err(|e| self.error(e))
     }
 
+    /// The commits made to the table after `version`, up to the version this appender read.
+    pub async fn commits_since(&self, version: i64) -> Result<Vec<Winner>, LakeError> {
+        let read = self.read_version().unwrap_or(-1);
+        let mut commits = Vec::new();
+        for version in version.max(-1) + 1..=read {
+            let entry = (self
+                .delta
+                .log_store()
+                .read_commit_entry(version as u64)
+                .await)
+                .map_err(|e| self.error(e))?
+                .ok_or_else(|| LakeError::Internal(format!("commit {version} is missing")))?;
+            let winner = Winner::from_commit(&entry)
+                .map_err(|e| LakeError::Internal(format!("commit {version}: {e}")))?;
+            commits.push(winner);
+        }
+        Ok(commits)
+    }
+
     /// The table version this appender read, which its commit is checked against.
     pub fn read_version(&self) -> Option<i64> {
         self.delta.version().map(|v| v as i64)

@@ -59,6 +59,8 @@ pub struct Winner {
     app_ids: HashSet<String>,
     metadata: bool,
     files: bool,
+    /// It adds or removes rows (not only rewrites them, as compaction does).
+    data: bool,
 }
 
 impl Claim {
@@ -102,6 +104,23 @@ impl Claim {
             || (self.kafka() && theirs.fenced())
             || (self.kafka() && theirs.topics().any(|t| !self.topics().any(|m| m == t)))
     }
+
+    /// Whether the rows `winner` added or removed may be rows this claim's passes read
+    /// (SIM events of its partitions, say): always, unless `winner` is a pass of other
+    /// partitions of the same topics, or moved no rows.
+    pub fn may_share_rows(&self, winner: &Winner) -> bool {
+        let other_partitions = self.kafka()
+            && !winner.app_ids.contains(FENCE_APP_ID)
+            && !winner.app_ids.is_empty()
+            && self.app_ids.is_disjoint(&winner.app_ids)
+            && winner.app_ids.iter().all(|id| {
+                let topic = id
+                    .strip_prefix(KAFKA_APP_ID_PREFIX)
+                    .and_then(|rest| rest.rsplit_once(':'));
+                topic.is_some_and(|(t, _)| self.topics().any(|m| m == t))
+            });
+        winner.data && !other_partitions
+    }
 }
 
 impl Winner {
@@ -114,7 +133,12 @@ impl Winner {
                 winner.app_ids.insert(app_id.to_owned());
             }
             winner.metadata |= action.get("metaData").is_some() || action.get("protocol").is_some();
-            winner.files |= action.get("add").is_some() || action.get("remove").is_some();
+            for kind in ["add", "remove"] {
+                if let Some(file) = action.get(kind) {
+                    winner.files = true;
+                    winner.data |= file.get("dataChange") != Some(&serde_json::Value::Bool(false));
+                }
+            }
         }
         Ok(winner)
     }
@@ -233,7 +257,10 @@ mod tests {
         let other_partition = commit(&[&txn(p1), add]);
         let same_partition = commit(&[&txn(p0), add]);
         let file_pass = commit(&[&txn(FENCE_APP_ID), add]);
-        let compaction = commit(&[add, r#"{"remove":{"path":"b.parquet","dataChange":false}}"#]);
+        let compaction = commit(&[
+            r#"{"add":{"path":"c.parquet","dataChange":false}}"#,
+            r#"{"remove":{"path":"b.parquet","dataChange":false}}"#,
+        ]);
         let migration = commit(&[&txn(FENCE_APP_ID), r#"{"metaData":{"id":"x"}}"#, add]);
         assert!(!kafka(&[p0]).yields_to(&other_partition));
         assert!(!kafka(&[p0]).yields_to(&compaction));
@@ -249,6 +276,13 @@ mod tests {
         let migrate = Claim::of(&[Transaction::new(FENCE_APP_ID, 4)], true).unwrap();
         assert!(migrate.yields_to(&compaction));
         assert!(Claim::of(&[Transaction::new("simtally:snapshot:x", 1)], false).is_none());
+        // What a follower kept from its last pass stays valid beside other partitions' passes.
+        assert!(!kafka(&[p0]).may_share_rows(&other_partition));
+        assert!(!kafka(&[p0]).may_share_rows(&compaction));
+        assert!(kafka(&[p0]).may_share_rows(&same_partition));
+        assert!(kafka(&[p0]).may_share_rows(&file_pass));
+        assert!(kafka(&[p0]).may_share_rows(&other_feed));
+        assert!(kafka(&[p0]).may_share_rows(&commit(&[add])));
     }
 
     #[test]

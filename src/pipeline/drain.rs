@@ -41,7 +41,7 @@ pub(super) async fn drain_topics(
                 }
                 let stopped_short = usage.stopped_short();
                 let stored = kept.map_or(StoredFrom::Lake, |kept| {
-                    StoredFrom::Kept(kept, Box::new(StoredFrom::Lake))
+                    StoredFrom::Kept(kept, Box::new(StoredFrom::Lake), None)
                 });
                 let sources: (Box<dyn ChunkSource>, Box<dyn ChunkSource>) =
                     (Box::new(events), Box::new(usage));

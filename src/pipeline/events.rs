@@ -10,7 +10,7 @@ use crate::directory::{load_directory, LinkLimits};
 use crate::domain::{
     DeviceId, DirectoryEvent, EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId,
 };
-use crate::lake::{utf8_column, Lake, LakeError, LakeTable, TableAppender};
+use crate::lake::{utf8_column, Claim, Lake, LakeError, LakeTable, TableAppender};
 use crate::sink::{DeadLetter, DirectoryRows, EventRows};
 use crate::source::{Chunk, ChunkSource, SourceError, KEPT_BYTES};
 
@@ -87,8 +87,10 @@ pub enum StoredFrom {
     #[default]
     Lake,
     /// Those the previous pass of this process left, if `sim_events` is still at the version
-    /// they are of; otherwise (another writer committed events since) from the second.
-    Kept(StoredSimEvents, Box<StoredFrom>),
+    /// they are of, or if every commit since is a pass of other partitions (by the claim of
+    /// this process's passes); otherwise (another writer committed events since) from the
+    /// second.
+    Kept(StoredSimEvents, Box<StoredFrom>, Option<Claim>),
     /// The snapshots of these partitions of the events topic, plus the events stored after
     /// them (and every event not read from the topic).
     Snapshot { topic: String, partitions: Vec<i32> },
@@ -136,6 +138,20 @@ pub(super) struct EventTargets<'a> {
     pub stored: StoredFrom,
 }
 
+/// Whether `stored` still holds every event its passes read: no commit to `sim_events`
+/// since its version may hold events of the partitions `claim` names.
+async fn still_current(
+    appender: &TableAppender,
+    stored: &StoredSimEvents,
+    claim: &Claim,
+) -> Result<bool, IngestError> {
+    let Some(version) = stored.version else {
+        return Ok(false);
+    };
+    let since = appender.commits_since(version).await?;
+    Ok(!since.iter().any(|commit| claim.may_share_rows(commit)))
+}
+
 /// The stored SIM events from the lake: all of them, or a snapshot's.
 async fn load_stored(lake: &Lake, from: StoredFrom) -> Result<StoredSimEvents, IngestError> {
     Ok(match from {
@@ -166,8 +182,13 @@ pub(super) async fn run(
     } = targets;
     let mut reloaded = false;
     let stored = match stored {
-        StoredFrom::Kept(stored, _) if stored.version == appender.read_version() => stored,
-        StoredFrom::Kept(_, otherwise) => {
+        StoredFrom::Kept(stored, _, _) if stored.version == appender.read_version() => stored,
+        StoredFrom::Kept(stored, _, Some(claim))
+            if still_current(&appender, &stored, &claim).await? =>
+        {
+            stored.at_version(appender.read_version())
+        }
+        StoredFrom::Kept(_, otherwise, _) => {
             tracing::info!("another writer stored SIM events since the last pass: loading them");
             reloaded = true;
             load_stored(lake, *otherwise).await?

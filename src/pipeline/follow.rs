@@ -13,15 +13,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use deltalake::kernel::Transaction;
 use tokio_util::sync::CancellationToken;
 
 use super::{
     ingest_pass, open_topics, Hold, IngestError, IngestOptions, KafkaIngest, Metrics, PassState,
     StoredFrom, StoredSimEvents,
 };
-use crate::lake::Lake;
+use crate::lake::{Claim, Lake};
 use crate::serve::serve_operations;
-use crate::source::kafka::{check_co_partitioned, GroupMember};
+use crate::source::kafka::{check_co_partitioned, resume_app_id, GroupMember};
 use crate::source::ChunkSource;
 
 /// Used when `KafkaIngest::follow` is not set (the CLI always sets it).
@@ -137,7 +138,7 @@ async fn passes(
             };
             let (stored, events_since_snapshot) = match kept.take() {
                 Some(kept) if kept.generation == generation => (
-                    StoredFrom::Kept(kept.stored, Box::new(snapshot)),
+                    StoredFrom::Kept(kept.stored, Box::new(snapshot), claim_of(kafka, &owned)),
                     kept.events_since_snapshot,
                 ),
                 previous => {
@@ -218,6 +219,16 @@ async fn passes(
         write_snapshots(lake, kafka, kept).await;
     }
     Ok(total)
+}
+
+/// What this member's passes claim: the positions of its partitions in both topics.
+fn claim_of(kafka: &KafkaIngest, partitions: &[i32]) -> Option<Claim> {
+    let txns: Vec<Transaction> = [&kafka.topics.usage, &kafka.topics.events]
+        .iter()
+        .flat_map(|topic| partitions.iter().map(|p| resume_app_id(topic, *p)))
+        .map(|app_id| Transaction::new(app_id, 0))
+        .collect();
+    Claim::of(&txns, false)
 }
 
 /// A follower writes its partitions' SIM event snapshots after this many new events (and
