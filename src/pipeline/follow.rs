@@ -107,8 +107,8 @@ async fn passes(
     while !shutdown.is_cancelled() {
         let (owned, generation) = member.owned();
         if !owned.is_empty() {
-            let (events, mut usage) =
-                open_topics(lake, kafka, partitions, Some(owned.clone())).await?;
+            let (events, usage) = open_topics(lake, kafka, partitions, Some(owned.clone())).await?;
+            let (events, mut usage) = (events.ending_at_start(), usage.ending_at_start());
             if let Some(budget) = kafka.pass_budget {
                 usage = usage.with_budget(budget);
             }

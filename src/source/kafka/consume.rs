@@ -58,6 +58,11 @@ struct PartitionRead {
     end: i64,
     /// The consumer reported reaching the end of the partition after the last message.
     at_end: bool,
+    /// Reading this partition is done once the broker said it had nothing more after `end`
+    /// was passed, even if more arrived since (see [`TopicToEnd::ending_at_start`]).
+    stop_at_end: bool,
+    /// The broker said so at least once since `end` was passed.
+    passed_end: bool,
     /// Checks that the broker resumed where asked (see [`ResumeCheck`]).
     resume: ResumeCheck,
     data: Vec<u8>,
@@ -143,7 +148,7 @@ impl PartitionRead {
     /// (Both: some brokers' end offsets lag behind their logs, and the end-of-partition
     /// signal can come before a fetch from a later offset was made.)
     fn done(&self) -> bool {
-        self.at_end && self.next >= self.end
+        (self.at_end || (self.stop_at_end && self.passed_end)) && self.next >= self.end
     }
 
     fn take_chunk(&mut self) -> Option<Chunk> {
@@ -239,6 +244,8 @@ impl TopicToEnd {
                 next,
                 end: high,
                 at_end: false,
+                stop_at_end: false,
+                passed_end: false,
                 resume: ResumeCheck::new(low, next),
                 data: Vec::new(),
                 messages: Vec::new(),
@@ -259,6 +266,18 @@ impl TopicToEnd {
     /// Stops this read after `budget` (see [`ReadBudget`]).
     pub fn with_budget(mut self, budget: ReadBudget) -> Self {
         self.budget = Some(budget);
+        self
+    }
+
+    /// Ends each partition's read once it is past the end offset seen at start and the
+    /// broker has said it had nothing more, not at the first moment the broker says so of
+    /// every partition at once: for a follower, whose topics never stop growing (with a
+    /// producer writing to every partition, that moment may not come for minutes). What
+    /// arrives later is the next pass's.
+    pub fn ending_at_start(mut self) -> Self {
+        for read in &mut self.partitions {
+            read.stop_at_end = true;
+        }
         self
     }
 
@@ -367,7 +386,9 @@ impl TopicToEnd {
             Ok(message) => message,
             Err(RdKafkaError::PartitionEOF(partition)) => {
                 if let Some(index) = self.index_of(partition) {
-                    self.partitions[index].at_end = true;
+                    let read = &mut self.partitions[index];
+                    read.at_end = true;
+                    read.passed_end |= read.next >= read.end;
                 }
                 return Ok(true);
             }
