@@ -3,8 +3,8 @@
   python bench_live.py topics BROKERS PREFIX PARTITIONS
       Creates the topics PREFIX-usage and PREFIX-events, PARTITIONS each.
   python bench_live.py run BROKERS PREFIX PARTITIONS DATA RATE LAKE OUT
-      Produces the data set in DATA as a live feed: first the events dated before its first day at once, then
-      the days in time order (usage by end time, merged with the events by timestamp) at
+      Produces the data set in DATA as a live feed: first the events dated before its first day at once (the
+      feed starts once the lake holds them), then the days in time order (usage by end time, merged with the events by timestamp) at
       RATE messages a second, keyed like `simtally produce`. Meanwhile it polls the Delta log
       of LAKE/usage for the Kafka positions each pass records, and every 10 s counts each
       table's active files. When the feed is produced and the lake's positions reach the end
@@ -78,10 +78,12 @@ def feed(data):
 class Probe(threading.Thread):
     """Reads the lake's recorded positions as they move, and its active files."""
 
-    def __init__(self, lake, topic, partitions):
+    def __init__(self, lake, prefix, partitions):
         super().__init__(daemon=True)
-        self.lake, self.topic, self.partitions = lake, topic, partitions
-        self.seen = {p: [] for p in range(partitions)}  # p -> [(position, first seen at)]
+        self.lake, self.prefix, self.partitions = lake, prefix, partitions
+        # (topic, p) -> [(position, first seen at)]
+        self.seen = {(f"{prefix}-{kind}", p): [] for kind in ("usage", "events")
+                     for p in range(partitions)}
         self.keys = {}  # p -> the positions of `seen`, once the run is over
         self.files = []  # (seconds since start, {table: active files})
         self.started = time.time()
@@ -95,10 +97,10 @@ class Probe(threading.Thread):
 
     def positions(self, usage):
         now = time.time()
-        for p in range(self.partitions):
-            position = usage.transaction_version(f"simtally:kafka:{self.topic}:{p}")
-            if position is not None and (not self.seen[p] or self.seen[p][-1][0] < position):
-                self.seen[p].append((position, now))
+        for (topic, p), marks in self.seen.items():
+            position = usage.transaction_version(f"simtally:kafka:{topic}:{p}")
+            if position is not None and (not marks or marks[-1][0] < position):
+                marks.append((position, now))
 
     def count_files(self):
         counts = {}
@@ -124,14 +126,14 @@ class Probe(threading.Thread):
             time.sleep(0.2)
 
     def reached(self, ends):
-        return all(self.seen[p] and self.seen[p][-1][0] >= end for p, end in ends.items())
+        return all(self.seen[tp] and self.seen[tp][-1][0] >= end for tp, end in ends.items())
 
-    def first_seen(self, partition, offset):
+    def first_seen(self, topic, partition, offset):
         """When the lake first recorded a position past `offset`."""
-        marks = self.seen[partition]
-        if partition not in self.keys:
-            self.keys[partition] = [m[0] for m in marks]
-        i = bisect.bisect_right(self.keys[partition], offset)
+        marks = self.seen[(topic, partition)]
+        if (topic, partition) not in self.keys:
+            self.keys[(topic, partition)] = [m[0] for m in marks]
+        i = bisect.bisect_right(self.keys[(topic, partition)], offset)
         return marks[i][1] if i < len(marks) else None
 
 
@@ -145,8 +147,9 @@ def topics(brokers, prefix, partitions):
         future.result()
 
 
-def produce(brokers, prefix, data, rate):
-    """Produces the feed; returns [(partition, offset, produced at)] of the usage messages."""
+def produce(brokers, prefix, data, rate, probe):
+    """Produces the feed: the backlog, then (once the lake holds it) the live part, paced.
+    Returns [(topic, partition, offset, produced at)]; produced at is None for the backlog."""
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": brokers, "linger.ms": 5,
@@ -157,27 +160,30 @@ def produce(brokers, prefix, data, rate):
         def done(err, msg):
             if err is not None:
                 failed.append(str(err))
-            elif at is not None:
-                delivered.append((msg.partition(), msg.offset(), at))
+            else:
+                delivered.append((msg.topic(), msg.partition(), msg.offset(), at))
         return done
 
     start, sent = None, 0
     for kind, line, backlog in feed(data):
         key = key_of(line, kind == "usage")
-        now = time.time()
+        now = None
         if not backlog:
             if start is None:
                 producer.flush()
+                wait_for(probe, ends_of(delivered), "the backlog")
+                print(f"backlog of {len(delivered)} messages in the lake; the live feed starts",
+                      flush=True)
                 start = time.monotonic()
             sent += 1
             ahead = start + sent / rate - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
-                now = time.time()
+            now = time.time()
         while True:
             try:
                 producer.produce(f"{prefix}-{kind}", value=line.rstrip(b"\n"), key=key,
-                                 on_delivery=on_delivery(now if kind == "usage" else None))
+                                 on_delivery=on_delivery(now))
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -188,6 +194,21 @@ def produce(brokers, prefix, data, rate):
     return delivered
 
 
+def ends_of(delivered):
+    ends = {}
+    for topic, p, offset, _ in delivered:
+        ends[(topic, p)] = max(ends.get((topic, p), 0), offset + 1)
+    return ends
+
+
+def wait_for(probe, ends, what):
+    deadline = time.time() + 900
+    while not probe.reached(ends):
+        if time.time() > deadline:
+            sys.exit(f"the lake did not take {what} in 15 minutes")
+        time.sleep(0.5)
+
+
 def percentile(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))] if values else None
@@ -195,22 +216,20 @@ def percentile(values, q):
 
 def run(brokers, prefix, partitions, data, rate, lake, out):
     partitions = int(partitions)
-    probe = Probe(lake, f"{prefix}-usage", partitions)
+    probe = Probe(lake, prefix, partitions)
     probe.start()
-    started = time.time()
-    delivered = produce(brokers, prefix, data, float(rate))
-    produced = time.time() - started
-    ends = {p: 0 for p in range(partitions)}
-    for p, offset, _ in delivered:
-        ends[p] = max(ends[p], offset + 1)
-    deadline = time.time() + 600
-    while not probe.reached(ends) and time.time() < deadline:
-        time.sleep(0.5)
+    delivered = produce(brokers, prefix, data, float(rate), probe)
+    live = [d for d in delivered if d[3] is not None]
+    started = min(at for *_, at in live)
+    produced = max(at for *_, at in live) - started
+    wait_for(probe, ends_of(delivered), "the feed")
     probe.count_files()
     probe.stop.set()
     freshness, warm, unseen = [], [], 0
-    for p, offset, at in delivered:
-        seen = probe.first_seen(p, offset)
+    for topic, p, offset, at in live:
+        if not topic.endswith("-usage"):
+            continue
+        seen = probe.first_seen(topic, p, offset)
         if seen is None:
             unseen += 1
             continue
@@ -218,7 +237,7 @@ def run(brokers, prefix, partitions, data, rate, lake, out):
         if at - started > 60:
             warm.append(seen - at)
     summary = {
-        "usage_messages": len(delivered),
+        "usage_messages": len(freshness) + unseen,
         "produce_seconds": round(produced, 1),
         "rate": float(rate),
         "not_in_lake": unseen,

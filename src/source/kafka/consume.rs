@@ -399,6 +399,10 @@ impl TopicToEnd {
             return Ok(true);
         };
         let read = &mut self.partitions[index];
+        if read.stop_at_end && read.done() {
+            // The next pass's: left unread, so the position recorded stays before it.
+            return Ok(true);
+        }
         read.at_end = false;
         if let ResumeStep::SeekBack(earlier) = read.resume.step(read.next, offset) {
             tracing::debug!(
