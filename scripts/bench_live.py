@@ -3,14 +3,14 @@
   python bench_live.py topics BROKERS PREFIX PARTITIONS
       Creates the topics PREFIX-usage and PREFIX-events, PARTITIONS each.
   python bench_live.py run BROKERS PREFIX PARTITIONS DATA RATE LAKE OUT
-      Produces the data set in DATA as a live feed: first the events dated before its first day at once (the
-      feed starts once the lake holds them), then the days in time order (usage by end time, merged with the events by timestamp) at
-      RATE messages a second, keyed like `simtally produce`. Meanwhile it polls the Delta log
-      of LAKE/usage for the Kafka positions each pass records, and every 10 s counts each
-      table's active files. When the feed is produced and the lake's positions reach the end
-      of every usage partition, it writes OUT (JSON): each usage message's freshness (from
-      the produce call to the first read of the log that records it in the lake) as p50,
-      p99 and max, and the active files over time.
+      Produces the data set in DATA as a live feed: first the events dated before its first
+      day at once (the feed starts once the lake holds them), then the days in time order
+      (usage by end time, merged with the events by timestamp) at RATE messages a second,
+      keyed like `simtally produce`. Meanwhile it polls the Delta log of LAKE/usage for the
+      Kafka positions each pass records, and every 10 s counts each table's active files.
+      When the lake's positions reach the end of both topics, it writes OUT (JSON): each
+      usage message's freshness (from the produce call to the first read of the log that
+      records it in the lake) as p50, p99 and max, and the active files over time.
   python bench_live.py exact LAKE_QUERY_CSV EXPECTED
       Compares `simtally query --format csv` output of per-Workspace-day sums with the
       generator's expected.json; exit 1 on any difference.
