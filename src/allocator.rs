@@ -2,12 +2,12 @@
 //! first allocation, from `SIMTALLY_ALLOCATOR` (`mimalloc`, the default, or `system`).
 //!
 //! Why two: a file ingest allocates on the decode threads and frees on the encoder threads,
-//! hundreds of MiB a second, and mimalloc takes a third off glibc's CPU time there (README,
-//! Performance). A Kafka ingest runs pass after pass on new threads for hours; its live heap
+//! hundreds of MiB a second, and mimalloc takes a third off glibc's CPU time there (docs/performance.md,
+//! File ingest). A Kafka ingest runs pass after pass on new threads for hours; its live heap
 //! is flat (heaptrack: 153 MiB at its peak for 1 M records and for 3 M), but mimalloc's
 //! resident memory climbs with the backlog (431 MiB for 3 M records, 570 MiB for 6 M) while
 //! glibc's malloc, held to two arenas, levels off (382 and 401 MiB) at the same wall time and
-//! a little less CPU (README, Performance, Kafka). The binary's `main` therefore reruns a
+//! a little less CPU (docs/performance.md, Kafka ingest). The binary's `main` therefore reruns a
 //! Kafka ingest on the system allocator.
 //!
 //! Choosing at the first allocation, and never again, is what makes the switch sound: every
@@ -152,7 +152,7 @@ pub fn return_freed_memory_at_once() {
 /// For a file ingest: freed pages are never returned, only reused. Returning them after the
 /// default second made the workers fault fresh (zeroed) pages in for most of their chunks,
 /// and first touches are the dearest thing on a VM that hands free memory back to its host
-/// (README, Performance). The memory is the run's peak either way, and it ends with the run.
+/// (docs/performance.md). The memory is the run's peak either way, and it ends with the run.
 ///
 /// The same goes for the C library's malloc, which zstd uses: every compressed column of
 /// every row group creates a compressor and a decompressor, several hundred KiB, and glibc

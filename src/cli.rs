@@ -228,7 +228,7 @@ pub struct InvoiceArgs {
 
 #[derive(Debug, Args)]
 pub struct PricesArg {
-    /// The price list (TOML): tariffs by effective date, Workspace time zones. See README.
+    /// The price list (TOML): tariffs by effective date, Workspace time zones. See docs/billing.md.
     #[arg(long = "prices", env = "SIMTALLY_PRICES", value_name = "FILE")]
     pub path: PathBuf,
 }

@@ -35,7 +35,7 @@ impl Text {
         match &self.0 {
             // SAFETY: `new` copies the inline bytes whole from a `&str` and nothing else
             // writes them, so they are valid UTF-8. Checking again on every read cost a
-            // measurable share of ingest time (README, Performance).
+            // measurable share of ingest time (docs/performance.md).
             Repr::Inline { len, bytes } => unsafe {
                 std::str::from_utf8_unchecked(&bytes[..usize::from(*len)])
             },

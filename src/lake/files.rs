@@ -5,7 +5,7 @@
 //! Why not delta-rs's `RecordBatchWriter`: it keeps a row group in progress in every open
 //! file, and each column of it holds a page buffer and a zstd compressor and decompressor.
 //! A partitioned ingest has hundreds of files open at once, which made that more than half
-//! of the process's memory (README, Performance). Here a row group is started and finished
+//! of the process's memory (docs/performance.md). Here a row group is started and finished
 //! in one go, so that state exists only for the row groups being encoded (one per core, on
 //! the encoder threads) and is reused from the allocator's warm memory; between batches an
 //! open file is only its compressed bytes.
