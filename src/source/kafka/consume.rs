@@ -63,6 +63,9 @@ struct PartitionRead {
     stop_at_end: bool,
     /// The broker said so at least once since `end` was passed.
     passed_end: bool,
+    /// A message produced after the read started arrived past `end`: the read of this
+    /// partition is done there, and that message is the next pass's.
+    newer_seen: bool,
     /// Checks that the broker resumed where asked (see [`ResumeCheck`]).
     resume: ResumeCheck,
     data: Vec<u8>,
@@ -148,7 +151,9 @@ impl PartitionRead {
     /// (Both: some brokers' end offsets lag behind their logs, and the end-of-partition
     /// signal can come before a fetch from a later offset was made.)
     fn done(&self) -> bool {
-        (self.at_end || (self.stop_at_end && self.passed_end)) && self.next >= self.end
+        let past_end = self.next >= self.end;
+        (self.at_end && past_end)
+            || (self.stop_at_end && ((self.passed_end && past_end) || self.newer_seen))
     }
 
     fn take_chunk(&mut self) -> Option<Chunk> {
@@ -170,6 +175,9 @@ pub struct TopicToEnd {
     budget: Option<ReadBudget>,
     taken: ReadBudget,
     stopped_short: Arc<AtomicBool>,
+    /// When a read that ends at start (see [`TopicToEnd::ending_at_start`]) started (Unix
+    /// milliseconds).
+    started_ms: Option<i64>,
 }
 
 /// A limit on one read of a topic: it stops after this many messages or bytes, and the
@@ -246,6 +254,7 @@ impl TopicToEnd {
                 at_end: false,
                 stop_at_end: false,
                 passed_end: false,
+                newer_seen: false,
                 resume: ResumeCheck::new(low, next),
                 data: Vec::new(),
                 messages: Vec::new(),
@@ -260,6 +269,7 @@ impl TopicToEnd {
             budget: None,
             taken: ReadBudget::default(),
             stopped_short: Arc::default(),
+            started_ms: None,
         })
     }
 
@@ -270,14 +280,17 @@ impl TopicToEnd {
     }
 
     /// Ends each partition's read once it is past the end offset seen at start and the
-    /// broker has said it had nothing more, not at the first moment the broker says so of
-    /// every partition at once: for a follower, whose topics never stop growing (with a
-    /// producer writing to every partition, that moment may not come for minutes). What
-    /// arrives later is the next pass's.
+    /// broker has said it had nothing more, or at the first message past that offset produced
+    /// after the read started (by its Kafka timestamp), not at the first moment the broker
+    /// says so of every partition at once: for a follower, whose topics never stop growing
+    /// (with a producer writing to every partition, that moment may not come for minutes;
+    /// some brokers, tansu among them, rarely say "end" while a producer writes). Everything
+    /// produced before the read started is read; what arrives later is the next pass's.
     pub fn ending_at_start(mut self) -> Self {
         for read in &mut self.partitions {
             read.stop_at_end = true;
         }
+        self.started_ms = Some(chrono::Utc::now().timestamp_millis());
         self
     }
 
@@ -399,6 +412,10 @@ impl TopicToEnd {
             return Ok(true);
         };
         let read = &mut self.partitions[index];
+        let produced = message.timestamp().to_millis();
+        if read.stop_at_end && offset >= read.end && produced > self.started_ms {
+            read.newer_seen = true;
+        }
         if read.stop_at_end && read.done() {
             // The next pass's: left unread, so the position recorded stays before it.
             return Ok(true);
