@@ -247,21 +247,34 @@ impl TableAppender {
 
     /// The commits made to the table after `version`, up to the version this appender read.
     pub async fn commits_since(&self, version: i64) -> Result<Vec<Winner>, LakeError> {
-        let read = self.read_version().unwrap_or(-1);
+        let Some(read) = self.delta.version() else {
+            return Ok(Vec::new());
+        };
+        let first = u64::try_from(version + 1).unwrap_or(0);
         let mut commits = Vec::new();
-        for version in version.max(-1) + 1..=read {
-            let entry = (self
-                .delta
-                .log_store()
-                .read_commit_entry(version as u64)
-                .await)
-                .map_err(|e| self.error(e))?
-                .ok_or_else(|| LakeError::Internal(format!("commit {version} is missing")))?;
-            let winner = Winner::from_commit(&entry)
+        for (version, winner) in self.winners_between(first, read).await? {
+            let winner = winner
+                .ok_or_else(|| LakeError::Internal(format!("commit {version} is missing")))?
                 .map_err(|e| LakeError::Internal(format!("commit {version}: {e}")))?;
             commits.push(winner);
         }
         Ok(commits)
+    }
+
+    /// What each commit from `first` to `last` (both included) did: `None` for a commit whose
+    /// entry is gone (cleaned up after a checkpoint), an error for one that does not parse.
+    async fn winners_between(
+        &self,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<(u64, Option<Result<Winner, serde_json::Error>>)>, LakeError> {
+        let log_store = self.delta.log_store();
+        let mut winners = Vec::new();
+        for version in first..=last {
+            let entry = (log_store.read_commit_entry(version).await).map_err(|e| self.error(e))?;
+            winners.push((version, entry.map(|bytes| Winner::from_commit(&bytes))));
+        }
+        Ok(winners)
     }
 
     /// The table version this appender read, which its commit is checked against.
@@ -456,12 +469,8 @@ impl TableAppender {
                 .get_latest_version(read)
                 .await
                 .map_err(|e| self.error(e))?;
-            for version in read + 1..=latest {
-                let entry = log_store
-                    .read_commit_entry(version)
-                    .await
-                    .map_err(|e| self.error(e))?;
-                let winner = entry.map(|bytes| Winner::from_commit(&bytes));
+            // A commit gone from the log or not understood may have done anything: yield.
+            for (_, winner) in self.winners_between(read + 1, latest).await? {
                 match winner {
                     Some(Ok(winner)) if !claim.yields_to(&winner) => {}
                     _ => return Err(fenced),
