@@ -400,7 +400,8 @@ pub struct IngestArgs {
     #[arg(long, requires = "brokers")]
     pub exit_at_end: bool,
     /// With --brokers and without --exit-at-end: how often (seconds) to read the owned
-    /// partitions to their end and commit; what arrives is queryable within about this long.
+    /// partitions to their end and commit (a pass starts every interval); what arrives is
+    /// queryable within about one interval and a pass (two when held for the events).
     #[arg(long, env = "SIMTALLY_PASS_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub pass_seconds: u64,
     /// With --brokers: a pass commits after reading at most this many usage messages (or

@@ -1,5 +1,5 @@
 //! `ingest --brokers` without `--exit-at-end`: a member of a consumer group that keeps the
-//! lake up to date. Every interval it runs one pass (the same pass as `--exit-at-end`) over
+//! lake up to date. Every interval it starts one pass (the same pass as `--exit-at-end`) over
 //! the partitions it owns, from the positions recorded in the lake to their current end, and
 //! commits. Instances in one group share the partitions; when one stops, the others take its
 //! partitions over from the positions it last committed.
@@ -105,6 +105,9 @@ async fn passes(
     // assignments, so it is kept while partitions come and go.
     let mut hold = Hold::new(kafka.hold);
     while !shutdown.is_cancelled() {
+        // Passes start every interval (a pass that takes longer is followed at once): a
+        // message waits at most one interval to be read, however long the passes take.
+        let next_pass = tokio::time::Instant::now() + interval;
         let (owned, generation) = member.owned();
         if !owned.is_empty() {
             let (events, usage) = open_topics(lake, kafka, partitions, Some(owned.clone())).await?;
@@ -123,7 +126,7 @@ async fn passes(
             .await
             .map_err(|e| IngestError::Internal(format!("probing the topics: {e}")))??;
             if !pending {
-                wait(interval, shutdown).await;
+                wait(next_pass, shutdown).await;
                 continue;
             }
             metrics.record_lag(events.lags().into_iter().chain(usage.lags()));
@@ -213,7 +216,7 @@ async fn passes(
                 continue;
             }
         }
-        wait(interval, shutdown).await;
+        wait(next_pass, shutdown).await;
     }
     if let Some(kept) = &kept {
         write_snapshots(lake, kafka, kept).await;
@@ -257,9 +260,9 @@ async fn write_snapshots(lake: &Lake, kafka: &KafkaIngest, kept: &Kept) {
     }
 }
 
-async fn wait(interval: Duration, shutdown: &CancellationToken) {
+async fn wait(until: tokio::time::Instant, shutdown: &CancellationToken) {
     tokio::select! {
         _ = shutdown.cancelled() => {}
-        _ = tokio::time::sleep(interval) => {}
+        _ = tokio::time::sleep_until(until) => {}
     }
 }
