@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rust_decimal::Decimal;
 use simtally::billing::{
-    invoice, reconcile, AdjustmentKind, Invoice, InvoiceOptions, InvoiceRun, Period,
+    invoice, reconcile, AdjustmentKind, Invoice, InvoiceOptions, InvoiceRun, InvoiceStatus, Period,
 };
 use simtally::lake::Lake;
 
@@ -442,22 +442,93 @@ async fn a_late_transfer_after_the_seal_moves_billed_usage_by_a_reversal_adjustm
         .ingest(&[], &[transferred("e3", "2026-11-20T00:00:00Z", SIM, A, B)])
         .await;
     assert!(books.balances("2026-11").await);
-    // B had nothing in November when A's month was sealed, so its November is still open
-    // and bills the moved usage as usage; A's sealed November gives it back next month.
+    // B owned a SIM when November was issued, so its November was sealed with a zero
+    // invoice: the moved usage is B's adjustment in December, and A gives it back there.
     let november = books.draft("2026-11").await;
     assert_eq!(usage_total(of(&november, A).unwrap()), d("2"), "sealed");
-    assert_eq!(usage_total(of(&november, B).unwrap()), d("2"));
+    assert_eq!(usage_total(of(&november, B).unwrap()), d("0"), "sealed");
     let dec = books.issue("2026-12").await;
-    let a_usage: Vec<(String, Decimal)> = of(&dec, A)
-        .unwrap()
+    let usage_adjustments = |workspace| -> Vec<(String, Decimal)> {
+        of(&dec, workspace)
+            .unwrap()
+            .adjustments
+            .iter()
+            .filter(|l| l.kind == AdjustmentKind::Usage && l.period == "2026-11")
+            .map(|l| (l.reference.clone(), l.amount))
+            .collect()
+    };
+    // Slice 0 was billed to A; slice 1 is its reversal, slice 2 B's share.
+    assert_eq!(usage_adjustments(A), [("4/1".to_owned(), d("-2"))]);
+    assert_eq!(usage_adjustments(B), [("4/2".to_owned(), d("2"))]);
+    assert!(books.balances("2026-11").await && books.balances("2026-12").await);
+}
+
+/// A Workspace whose SIMs are registered but have neither usage nor an activation yet is
+/// sealed too: late usage for its month is an adjustment next month, never a draft inside
+/// an issued month.
+#[tokio::test]
+async fn issuing_seals_a_workspace_that_only_has_registered_sims() {
+    const QUIET: i64 = 301;
+    let mut books = Books::new();
+    let mut events = activated_in_a();
+    events.push(registered("e30", "2026-11-02T00:00:00Z", SIM2, QUIET));
+    let a_usage = usage(
+        1,
+        SIM,
+        "2026-11-05T00:00:00Z",
+        "2026-11-05T01:00:00Z",
+        "1.0000000000",
+    );
+    books.ingest(&[a_usage], &events).await;
+    let issued = books.issue("2026-11").await;
+    let quiet = of(&issued, QUIET).expect("the quiet Workspace is sealed");
+    assert!(
+        quiet.totals.iter().all(|t| t.exact_total.is_zero()),
+        "{quiet:?}"
+    );
+    assert!(books.out("2026-11").join("301-2026-11.json").exists());
+
+    let late = usage(
+        2,
+        SIM2,
+        "2026-11-10T00:00:00Z",
+        "2026-11-10T01:00:00Z",
+        "2.5000000000",
+    );
+    books.ingest(&[late], &[]).await;
+    let dec = books.draft("2026-12").await;
+    let adjustments: Vec<_> = of(&dec, QUIET)
+        .expect("the late usage reaches December")
         .adjustments
         .iter()
-        .filter(|l| l.kind == AdjustmentKind::Usage)
-        .map(|l| (l.reference.clone(), l.amount))
+        .map(|l| (l.period.as_str(), l.reference.as_str(), l.amount))
         .collect();
-    // Slice 0 was billed to A; slice 1 is its reversal (slice 2, B's, is B's November).
-    assert_eq!(a_usage, [("4/1".to_owned(), d("-2"))]);
-    assert!(books.balances("2026-12").await);
+    assert_eq!(adjustments, [("2026-11", "2/0", d("2.5"))]);
+    let november = books.draft("2026-11").await;
+    assert_eq!(usage_total(of(&november, QUIET).unwrap()), d("0"), "sealed");
+    assert!(books.balances("2026-11").await);
+}
+
+/// `reconcile` fails on a draft inside an issued period (here: a Workspace issuing did not
+/// know yet, whose backdated SIM brought usage for the month).
+#[tokio::test]
+async fn reconcile_fails_on_a_draft_inside_an_issued_period() {
+    const NEW: i64 = 401;
+    let mut books = Books::new();
+    books.ingest(&[], &activated_in_a()).await;
+    books.issue("2026-11").await;
+    assert!(books.balances("2026-11").await);
+    let backdated = [
+        registered("e40", "2026-11-03T00:00:00Z", SIM3, NEW),
+        status("e41", "2026-11-03T00:00:00Z", SIM3, NEW, "ACTIVATED"),
+    ];
+    books.ingest(&[], &backdated).await;
+    let november = books.draft("2026-11").await;
+    assert_eq!(of(&november, NEW).unwrap().status, InvoiceStatus::Draft);
+    assert!(!books.balances("2026-11").await);
+    // Issuing the period again seals the newcomer; the books balance.
+    books.issue("2026-11").await;
+    assert!(books.balances("2026-11").await);
 }
 
 #[tokio::test]

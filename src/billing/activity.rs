@@ -85,6 +85,8 @@ pub struct IgnoredStatus {
 pub struct Activity {
     /// Per SIM, its spells in time order.
     spells: BTreeMap<String, Vec<ActiveSpell>>,
+    /// Per Workspace, the first instant it owned a SIM (registered or transferred to it).
+    first_owned: BTreeMap<i64, i64>,
     pub ignored: Vec<IgnoredStatus>,
 }
 
@@ -102,6 +104,15 @@ impl Activity {
     pub fn from_events(mut events: Vec<SimEvent>) -> Self {
         events.sort_by(|a, b| (&a.iccid, a.at, a.seq).cmp(&(&b.iccid, b.at, b.seq)));
         let mut activity = Activity::default();
+        for event in &events {
+            let owner = match event.change {
+                Change::Registered { workspace } => workspace,
+                Change::Transferred { target, .. } => target,
+                Change::Status { .. } => continue,
+            };
+            let first = activity.first_owned.entry(owner).or_insert(event.at);
+            *first = (*first).min(event.at);
+        }
         let mut rest = events.as_slice();
         while let Some(first) = rest.first() {
             let count = rest.iter().take_while(|e| e.iccid == first.iccid).count();
@@ -130,6 +141,13 @@ impl Activity {
                 activation_event: spell.activation_event.clone(),
             })
             .collect()
+    }
+
+    /// Every Workspace that owned a SIM before `end` (microseconds).
+    pub fn owners_before(&self, end: i64) -> impl Iterator<Item = i64> + '_ {
+        (self.first_owned.iter())
+            .filter(move |(_, first)| **first < end)
+            .map(|(workspace, _)| *workspace)
     }
 
     /// Every Workspace that ever had a SIM ACTIVATED.

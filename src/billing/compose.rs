@@ -126,8 +126,11 @@ impl Biller<'_> {
         }
     }
 
-    /// Workspaces that may have something to bill: usage near the period, an activated
-    /// SIM, or an issued invoice (whose period may have gathered adjustments).
+    /// The Workspaces a period's run looks at: every Workspace known by the period's end
+    /// (created in the directory, or owning a SIM), with usage near the period, with an
+    /// activated SIM, or with an issued invoice (whose period may have gathered
+    /// adjustments). Issuing seals each of them, with a zero invoice where nothing is due,
+    /// so that what arrives later for the period is always an adjustment.
     async fn candidates(&self, period: Period) -> Result<BTreeSet<i64>, BillingError> {
         // Time zones reach at most 14 hours either side of UTC.
         let (start, end) = period.bounds(chrono_tz::Tz::UTC);
@@ -139,6 +142,9 @@ impl Biller<'_> {
             .into_iter()
             .collect();
         found.extend(self.activity.workspaces());
+        let known_by = end + margin;
+        found.extend(self.activity.owners_before(known_by.timestamp_micros()));
+        found.extend(self.snapshot.workspaces_created_before(known_by).await?);
         found.extend(self.issued.iter().map(|i| i.document.workspace_id));
         Ok(found)
     }

@@ -71,6 +71,7 @@ pub struct LakeSnapshot {
     has_billed: bool,
     has_invoices: bool,
     has_quarantine: bool,
+    has_directory: bool,
 }
 
 impl LakeSnapshot {
@@ -95,8 +96,13 @@ impl LakeSnapshot {
             .register_table(&ctx, LakeTable::Quarantine, "quarantine")
             .await?
             .is_some();
+        let has_directory = lake
+            .register_table(&ctx, LakeTable::Workspaces, "workspaces")
+            .await?
+            .is_some();
         Ok(LakeSnapshot {
             ctx,
+            has_directory,
             versions: LakeVersions { usage, sim_events },
             has_usage: usage.is_some(),
             has_billed,
@@ -184,6 +190,28 @@ impl LakeSnapshot {
         let mut out = Vec::new();
         for batch in &rows {
             out.extend(int64(LakeTable::Usage, batch, 0)?.iter().flatten());
+        }
+        Ok(out)
+    }
+
+    /// Workspaces the directory saw created before `end`.
+    pub async fn workspaces_created_before(
+        &self,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<i64>, BillingError> {
+        if !self.has_directory {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .rows(&format!(
+                "SELECT DISTINCT workspace_id FROM workspaces \
+                 WHERE event_type = 'workspace_created' AND event_time < {}",
+                timestamp_literal(end)
+            ))
+            .await?;
+        let mut out = Vec::new();
+        for batch in &rows {
+            out.extend(int64(LakeTable::Workspaces, batch, 0)?.iter().flatten());
         }
         Ok(out)
     }

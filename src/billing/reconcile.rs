@@ -129,6 +129,24 @@ pub async fn reconcile(
         )
         .await?;
     }
+    // Issuing seals every Workspace of the period: what reaches it later is an adjustment
+    // on the next invoice. A draft beside issued invoices would never be billed by a
+    // scheduler that issues each month once.
+    let issued = |p: Provenance| run.invoices.iter().filter(move |(_, v)| *v == p);
+    if issued(Provenance::IssuedBefore).next().is_some() {
+        let drafts: Vec<&str> = issued(Provenance::Draft)
+            .map(|(i, _)| i.invoice_id.as_str())
+            .collect();
+        books.check(
+            format!("drafts in the issued period {period}"),
+            "none",
+            if drafts.is_empty() {
+                "none".to_owned()
+            } else {
+                drafts.join(", ")
+            },
+        );
+    }
     let attributed = attributed_cost(&snapshot, &prices, period).await?;
     books.check(
         format!("usage charges of all Workspaces = cost of all attributed slices of {period}"),
