@@ -78,7 +78,11 @@ async fn reports_match_their_golden_output() {
     let lake = local_lake(&dir);
     ingest_files(
         &lake,
-        &[testdata("golden/input/usage.ndjson")],
+        &[
+            testdata("golden/input/usage.ndjson"),
+            // A few records billed in USD: every report keeps currencies apart.
+            testdata("golden/input/usage-usd.ndjson"),
+        ],
         &[testdata("golden/input/events.ndjson")],
     )
     .await;

@@ -19,4 +19,4 @@ pub use iccid::{Iccid, IccidError};
 pub use ids::{RecordId, WorkspaceId};
 pub use text::Text;
 pub use time::{TimestampError, UtcMillis};
-pub use usage::{Currency, Operator, TrafficType, UsageRecord, Volumes};
+pub use usage::{Costs, Currency, Operator, TrafficType, UsageRecord, Volumes};

@@ -3,7 +3,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::CorrectionCounts;
-use crate::domain::{Money, Volume};
+use crate::domain::{Costs, Volume};
 use crate::lake::{Lake, LakeError, LakeTable};
 
 /// Per Workspace: distinct records with a slice there, slices, and exact sums.
@@ -12,14 +12,14 @@ pub struct WorkspaceTotals {
     pub records: u64,
     pub slices: u64,
     pub volume_total: Volume,
-    pub cost: Money,
+    pub cost: Costs,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QuarantineTotals {
     pub slices: u64,
     pub volume_total: Volume,
-    pub cost: Money,
+    pub cost: Costs,
 }
 
 /// Where every usage line went. `lines = blank + records + duplicates + dead_letters`.
@@ -42,7 +42,7 @@ pub struct UsageCounts {
     pub dead_letters: u64,
     pub slices_attributed: u64,
     pub total_volume: Volume,
-    pub total_cost: Money,
+    pub total_cost: Costs,
     /// Messages read but held for the lifecycle events (a follower; see
     /// [`super::hold`]): not in `lines`, as the next pass reads them again. Over several
     /// passes, those the last one held.
@@ -61,7 +61,7 @@ impl UsageCounts {
         self.dead_letters += pass.dead_letters;
         self.slices_attributed += pass.slices_attributed;
         self.total_volume += pass.total_volume;
-        self.total_cost += pass.total_cost;
+        self.total_cost.absorb(&pass.total_cost);
         self.held = pass.held;
     }
 
@@ -267,13 +267,13 @@ impl RunSummary {
             sum.records += totals.records;
             sum.slices += totals.slices;
             sum.volume_total += totals.volume_total;
-            sum.cost += totals.cost;
+            sum.cost.absorb(&totals.cost);
         }
         for (reason, totals) in pass.quarantine {
             let sum = self.quarantine.entry(reason).or_default();
             sum.slices += totals.slices;
             sum.volume_total += totals.volume_total;
-            sum.cost += totals.cost;
+            sum.cost.absorb(&totals.cost);
         }
         for (table, version) in pass.lake_versions {
             match self.lake_versions.iter_mut().find(|(t, _)| *t == table) {
@@ -369,5 +369,37 @@ impl fmt::Display for RunSummary {
             write!(f, "; committed {}", versions.join(", "))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Currency, Money};
+
+    #[test]
+    fn a_summary_shows_costs_per_currency_never_added() {
+        let (eur, usd) = (
+            Currency::parse("EUR").unwrap(),
+            Currency::parse("USD").unwrap(),
+        );
+        let mut pass = RunSummary::default();
+        pass.usage.total_cost.add(eur, Money::parse("1").unwrap());
+        pass.usage.total_cost.add(usd, Money::parse("2").unwrap());
+        let totals = pass.workspaces.entry(101).or_default();
+        totals.cost.add(usd, Money::parse("2").unwrap());
+        let mut run = RunSummary::default();
+        run.absorb(pass.clone());
+        run.absorb(pass);
+        let text = run.to_string();
+        assert!(
+            text.contains("2.0000000000 EUR, 4.0000000000 USD\n"),
+            "{text}"
+        );
+        let workspace = text.lines().find(|l| l.trim_start().starts_with("101"));
+        assert!(
+            workspace.is_some_and(|l| l.ends_with(" 4.0000000000 USD")),
+            "{text}"
+        );
     }
 }

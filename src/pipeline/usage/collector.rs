@@ -14,7 +14,7 @@ use super::worker::{DecodedChunk, RecordRows, SliceRow, UsageBlock};
 use super::Output;
 use crate::attribute::{Deduplicator, Seen};
 use crate::decode::{Reason, Rejection};
-use crate::domain::UtcMillis;
+use crate::domain::{Currency, UtcMillis};
 use crate::lake::RowGroupRows;
 use crate::pipeline::{IngestError, QuarantineTotals, RunSummary};
 use crate::sink::{
@@ -150,14 +150,14 @@ impl Collector {
             let usage_slices = &chunk.usage.slices[record.usage.clone()];
             let quarantine_slices = &chunk.quarantine.slices[record.quarantine.clone()];
             if keep_usage {
-                self.count_usage(usage_slices);
+                self.count_usage(usage_slices, record.currency);
             } else {
                 for slice in usage_slices {
                     usage_dropped.mark(usage_rows, slice.row);
                 }
             }
             if keep_quarantine {
-                self.count_quarantine(quarantine_slices);
+                self.count_quarantine(quarantine_slices, record.currency);
             } else {
                 for slice in quarantine_slices {
                     quarantine_dropped.mark(quarantine_rows, slice.row);
@@ -240,17 +240,17 @@ impl Collector {
         counts.records += 1;
         counts.quarantine_only += u64::from(keep_quarantine && !keep_usage);
         counts.total_volume += record.volume_total;
-        counts.total_cost += record.cost;
+        counts.total_cost.add(record.currency, record.cost);
         (keep_usage, keep_quarantine)
     }
 
-    fn count_usage(&mut self, slices: &[SliceRow<crate::domain::WorkspaceId>]) {
+    fn count_usage(&mut self, slices: &[SliceRow<crate::domain::WorkspaceId>], currency: Currency) {
         self.summary.usage.slices_attributed += slices.len() as u64;
         for (i, slice) in slices.iter().enumerate() {
             let totals = self.summary.workspaces.entry(slice.key.get()).or_default();
             totals.slices += 1;
             totals.volume_total += slice.total;
-            totals.cost += slice.cost;
+            totals.cost.add(currency, slice.cost);
             // A record cut into several slices in one Workspace counts once there.
             if !slices[..i].iter().any(|s| s.key == slice.key) {
                 totals.records += 1;
@@ -258,7 +258,11 @@ impl Collector {
         }
     }
 
-    fn count_quarantine(&mut self, slices: &[SliceRow<crate::attribute::QuarantineReason>]) {
+    fn count_quarantine(
+        &mut self,
+        slices: &[SliceRow<crate::attribute::QuarantineReason>],
+        currency: Currency,
+    ) {
         for slice in slices {
             let totals: &mut QuarantineTotals = self
                 .summary
@@ -267,7 +271,7 @@ impl Collector {
                 .or_default();
             totals.slices += 1;
             totals.volume_total += slice.total;
-            totals.cost += slice.cost;
+            totals.cost.add(currency, slice.cost);
         }
     }
 

@@ -12,7 +12,7 @@ use crate::attribute::{
     attribute, fingerprint, Destination, OwnershipBook, QuarantineReason, Slice,
 };
 use crate::decode::{decode_usage, InputLimits, Rejection};
-use crate::domain::{Money, RecordId, UsageRecord, UtcMillis, Volume, WorkspaceId};
+use crate::domain::{Currency, Money, RecordId, UsageRecord, UtcMillis, Volume, WorkspaceId};
 use crate::pipeline::hold::Horizons;
 use crate::sink::{QuarantineRows, UsageRows, WorkspaceDay};
 use crate::source::{Chunk, MessageKeys, KEPT_BYTES};
@@ -67,6 +67,7 @@ pub(super) struct RecordRows {
     pub start_day: i32,
     pub volume_total: Volume,
     pub cost: Money,
+    pub currency: Currency,
     /// Indexes into `UsageBlock::slices`.
     pub usage: Range<usize>,
     /// Indexes into `QuarantineBlock::slices`.
@@ -291,6 +292,7 @@ impl<'a> ChunkRows<'a> {
             start_day: record.start.utc_days(),
             volume_total: record.volume.total(),
             cost: record.cost,
+            currency: record.currency,
             usage: usage_start..self.usage_slices.len(),
             quarantine: quarantine_start..self.quarantine_slices.len(),
         }

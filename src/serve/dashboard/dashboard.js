@@ -42,20 +42,21 @@ function svgElement(name, attributes, text) {
 }
 
 // Grouped bars: one group per day, one bar per Workspace.
-function drawChart(container, rows, metric, workspaces) {
+function drawChart(container, rows, metric, workspaces, label) {
   container.replaceChildren();
   const days = [...new Set(rows.map((r) => r.usage_date))].sort();
   if (days.length === 0) {
     container.textContent = "No usage in this range.";
     return;
   }
-  const value = (day, ws) => {
-    const row = rows.find((r) => r.usage_date === day && r.workspace_id === ws);
-    return row ? Number(row[metric]) : 0;
-  };
+  // A Workspace day has one row per currency; volumes add up across them (a chart of
+  // money is drawn per currency, so its rows are of one currency only).
+  const value = (day, ws) => rows
+    .filter((r) => r.usage_date === day && r.workspace_id === ws)
+    .reduce((sum, r) => sum + Number(r[metric]), 0);
   const max = Math.max(...days.flatMap((d) => workspaces.map((w) => value(d, w))), 0) || 1;
   const width = 900, height = 260, left = 70, bottom = 40, top = 10;
-  const svg = svgElement("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": metric });
+  const svg = svgElement("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label || metric });
   const plotHeight = height - bottom - top;
   const groupWidth = (width - left - 10) / days.length;
   const barWidth = Math.max(2, (groupWidth - 8) / workspaces.length);
@@ -73,7 +74,7 @@ function drawChart(container, rows, metric, workspaces) {
         x: x0 + w * barWidth, y: top + plotHeight - h, width: barWidth - 1, height: h,
         fill: COLORS[w % COLORS.length], "data-workspace": ws, "data-day": day, "data-value": v,
       });
-      bar.append(svgElement("title", {}, `Workspace ${ws}, ${day}: ${v}`));
+      bar.append(svgElement("title", {}, `Workspace ${ws}, ${day}: ${v}${label ? " " + label : ""}`));
       svg.append(bar);
     });
     if (days.length <= 31) {
@@ -92,10 +93,29 @@ function drawChart(container, rows, metric, workspaces) {
   container.append(legend);
 }
 
+// Money is never added across currencies: one cost chart per currency.
+function drawCostCharts(container, rows, workspaces) {
+  container.replaceChildren();
+  const currencies = [...new Set(rows.map((r) => r.currency))].sort();
+  if (currencies.length === 0) {
+    container.textContent = "No usage in this range.";
+    return;
+  }
+  for (const currency of currencies) {
+    const heading = document.createElement("h3");
+    heading.textContent = currency;
+    const chart = document.createElement("div");
+    chart.className = "chart";
+    chart.dataset.currency = currency;
+    container.append(heading, chart);
+    drawChart(chart, rows.filter((r) => r.currency === currency), "cost", workspaces, currency);
+  }
+}
+
 function drawTable(container, rows) {
   container.replaceChildren();
   const table = document.createElement("table");
-  const columns = ["usage_date", "workspace", "records", "data_mb", "sms", "cost"];
+  const columns = ["usage_date", "currency", "workspace", "records", "data_mb", "sms", "cost"];
   const head = table.createTHead().insertRow();
   for (const c of columns) {
     const th = document.createElement("th");
@@ -127,7 +147,7 @@ async function refresh() {
   }
   setStatus("Loading…");
   const usage = await api("/v1/reports/workspace-usage?" + params);
-  drawChart($("cost-chart"), usage, "cost", chosen);
+  drawCostCharts($("cost-chart"), usage, chosen);
   drawChart($("data-chart"), usage, "data_mb", chosen);
   if (chosen.length >= 2) {
     drawTable($("centralized"), await api("/v1/reports/centralized?" + params));
