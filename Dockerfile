@@ -17,7 +17,8 @@ RUN cargo build --release --locked --bin simtally
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 simtally
+    && useradd --system --uid 10001 simtally \
+    && mkdir /invoices && chown simtally /invoices
 COPY --from=build /src/target/release/simtally /usr/local/bin/simtally
 USER simtally
 ENTRYPOINT ["simtally"]

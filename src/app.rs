@@ -5,7 +5,7 @@ use std::io::Write;
 use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
 
-use crate::billing::{invoice, reconcile, BillingError, InvoiceOptions, Period, Provenance};
+use crate::billing::{due, invoice, reconcile, BillingError, InvoiceOptions, Period, Provenance};
 use crate::config::Config;
 use crate::generate::{generate, GenerateError, GenerateOptions};
 use crate::lake::{Lake, LakeLocation};
@@ -151,6 +151,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
         Config::Invoice { lake, options } => {
             let run = invoice(&Lake::new(lake), &options).await?;
             print_invoices(&run, &options.out);
+        }
+        Config::InvoiceDue { lake, options } => {
+            let run = due(&Lake::new(lake), &options).await?;
+            for (period, issued) in &run.issued {
+                print_invoices(issued, &options.out.join(period.to_string()));
+            }
+            let (period, drafts) = &run.drafts;
+            print_invoices(drafts, &options.out.join(period.to_string()));
         }
         Config::Reconcile {
             lake,

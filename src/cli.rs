@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
-use crate::billing::{InvoiceOptions, Period};
+use crate::billing::{DueOptions, InvoiceOptions, Period};
 use crate::config::{parse_date, Config, DEFAULT_LAKE};
 use crate::decode::InputLimits;
 use crate::directory::{LinkLimits, OrganizationLimit};
@@ -16,7 +16,8 @@ use crate::lake::{LakeError, LakeLocation};
 use crate::pipeline::{HoldPolicy, IngestOptions, KafkaIngest, DEFAULT_WINDOW_DAYS};
 use crate::query::{OutputFormat, QueryLimits, Scope, StatementLimits};
 use crate::serve::{
-    AuthOptions, ConnectionLimits, EventsTopic, FairnessLimits, ServeOptions, TlsFiles,
+    AuthOptions, ConnectionLimits, EventsTopic, FairnessLimits, ServeOptions, ServedBilling,
+    TlsFiles,
 };
 use crate::source::kafka::{ProduceOptions, ReadBudget, Topics};
 use crate::source::Input;
@@ -130,6 +131,17 @@ pub enum Command {
 pub struct ServeArgs {
     #[command(flatten)]
     pub lake: LakeArg,
+    /// The price list, for operators to issue invoices over HTTP (POST /v1/invoice-runs).
+    #[arg(long, env = "SIMTALLY_PRICES", value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// With --prices: where issued invoices are also written as files.
+    #[arg(
+        long,
+        env = "SIMTALLY_INVOICE_DIR",
+        value_name = "DIR",
+        default_value = "invoices"
+    )]
+    pub invoice_dir: PathBuf,
     /// Where to listen (HOST:PORT; port 0 picks a free one, printed at start).
     #[arg(long, env = "SIMTALLY_SERVE_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,
@@ -210,12 +222,20 @@ pub struct InvoiceArgs {
     #[command(flatten)]
     pub lake: LakeArg,
     /// The month to bill (YYYY-MM), in each Workspace's time zone.
-    #[arg(long, value_parser = parse_period)]
-    pub period: Period,
+    #[arg(long, value_parser = parse_period, required_unless_present = "due")]
+    pub period: Option<Period>,
     /// Only this Workspace; repeat for several (default: every Workspace with something to
     /// bill).
     #[arg(long = "workspace", value_name = "ID")]
     pub workspaces: Vec<WorkspaceId>,
+    /// What a nightly scheduler runs: issue each Workspace's last month once it has closed
+    /// in the Workspace's time zone and --grace-hours have passed, and write drafts of the
+    /// month in progress; invoices go to OUT/<period>/. Safe to run twice or at once.
+    #[arg(long, conflicts_with_all = ["period", "workspaces", "issue"])]
+    pub due: bool,
+    /// With --due: hours after a month closes that its invoices wait for late records.
+    #[arg(long, default_value_t = 6, requires = "due", value_parser = clap::value_parser!(u32).range(0..=720))]
+    pub grace_hours: u32,
     #[command(flatten)]
     pub prices: PricesArg,
     /// Directory for the invoice files.
@@ -648,6 +668,10 @@ impl Cli {
                         .tls_cert_file
                         .zip(a.tls_key_file)
                         .map(|(certificate, key)| TlsFiles { certificate, key }),
+                    billing: a.prices.map(|prices| ServedBilling {
+                        prices,
+                        out: a.invoice_dir,
+                    }),
                 },
             },
             Command::Produce(a) => {
@@ -726,14 +750,25 @@ impl Cli {
                 out: a.out,
             }),
             Command::Demo(a) => Config::Demo { dir: a.dir },
-            Command::Invoice(a) => Config::Invoice {
-                lake: a.lake.location().map_err(lake_err)?,
-                options: InvoiceOptions {
-                    period: a.period,
-                    workspaces: a.workspaces.iter().map(|w| w.get()).collect(),
-                    prices: a.prices.path,
-                    out: a.out,
-                    issue: a.issue,
+            Command::Invoice(a) => match a.period {
+                Some(period) if !a.due => Config::Invoice {
+                    lake: a.lake.location().map_err(lake_err)?,
+                    options: InvoiceOptions {
+                        period,
+                        workspaces: a.workspaces.iter().map(|w| w.get()).collect(),
+                        prices: a.prices.path,
+                        out: a.out,
+                        issue: a.issue,
+                    },
+                },
+                _ => Config::InvoiceDue {
+                    lake: a.lake.location().map_err(lake_err)?,
+                    options: DueOptions {
+                        prices: a.prices.path,
+                        out: a.out,
+                        now: chrono::Utc::now(),
+                        grace: chrono::Duration::hours(i64::from(a.grace_hours)),
+                    },
                 },
             },
             Command::Reconcile(a) => Config::Reconcile {

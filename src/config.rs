@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
-use crate::billing::{InvoiceOptions, Period};
+use crate::billing::{DueOptions, InvoiceOptions, Period};
 use crate::generate::GenerateOptions;
 use crate::lake::LakeLocation;
 use crate::pipeline::IngestOptions;
@@ -53,6 +53,11 @@ pub enum Config {
     Invoice {
         lake: LakeLocation,
         options: InvoiceOptions,
+    },
+    /// `invoice --due`.
+    InvoiceDue {
+        lake: LakeLocation,
+        options: DueOptions,
     },
     Reconcile {
         lake: LakeLocation,

@@ -2,15 +2,13 @@
 
 mod common;
 
+use common::books::{d, fee_sims, of, usage_total, Books};
 use common::wire::{registered, status, transferred, usage};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rust_decimal::Decimal;
-use simtally::billing::{
-    invoice, reconcile, AdjustmentKind, Invoice, InvoiceOptions, InvoiceRun, InvoiceStatus, Period,
-};
-use simtally::lake::Lake;
+use simtally::billing::{reconcile, AdjustmentKind, Invoice, InvoiceStatus};
 
 const A: i64 = 101;
 const B: i64 = 102;
@@ -33,100 +31,6 @@ id = 104
 time_zone = "Europe/Berlin"
 "#;
 
-fn d(text: &str) -> Decimal {
-    Decimal::from_str_exact(text).unwrap()
-}
-
-/// A lake in a temporary directory, fed NDJSON lines, with a price list beside it.
-struct Books {
-    dir: tempfile::TempDir,
-    lake: Lake,
-    batches: usize,
-}
-
-impl Books {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("prices.toml"), PRICES).unwrap();
-        let lake = common::local_lake(&dir);
-        Books {
-            dir,
-            lake,
-            batches: 0,
-        }
-    }
-
-    async fn ingest(&mut self, usage: &[String], events: &[String]) {
-        self.batches += 1;
-        let write = |name: &str, lines: &[String]| {
-            let path = self
-                .dir
-                .path()
-                .join(format!("{name}-{}.ndjson", self.batches));
-            std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-            path
-        };
-        let (u, e) = (write("usage", usage), write("events", events));
-        let summary = common::ingest_files(&self.lake, &[u], &[e]).await;
-        assert!(summary.usage.is_conserved());
-    }
-
-    fn options(&self, period: &str, issue: bool) -> InvoiceOptions {
-        InvoiceOptions {
-            period: period.parse().unwrap(),
-            workspaces: Vec::new(),
-            prices: self.dir.path().join("prices.toml"),
-            out: self.out(period),
-            issue,
-        }
-    }
-
-    fn out(&self, period: &str) -> PathBuf {
-        self.dir.path().join("invoices").join(period)
-    }
-
-    async fn draft(&self, period: &str) -> InvoiceRun {
-        invoice(&self.lake, &self.options(period, false))
-            .await
-            .unwrap()
-    }
-
-    async fn issue(&self, period: &str) -> InvoiceRun {
-        invoice(&self.lake, &self.options(period, true))
-            .await
-            .unwrap()
-    }
-
-    async fn balances(&self, period: &str) -> bool {
-        let books = reconcile(
-            &self.lake,
-            period.parse::<Period>().unwrap(),
-            &self.dir.path().join("prices.toml"),
-        )
-        .await
-        .unwrap();
-        if !books.balances() {
-            eprintln!("{books}");
-        }
-        books.balances()
-    }
-}
-
-fn of(run: &InvoiceRun, workspace: i64) -> Option<&Invoice> {
-    run.invoices
-        .iter()
-        .map(|(i, _)| i)
-        .find(|i| i.workspace_id == workspace)
-}
-
-fn usage_total(invoice: &Invoice) -> Decimal {
-    invoice.usage.iter().map(|l| l.amount).sum()
-}
-
-fn fee_sims(invoice: &Invoice) -> Vec<&str> {
-    invoice.sim_fees.iter().map(|l| l.iccid.as_str()).collect()
-}
-
 /// SIM registered and activated in A on 1 November.
 fn activated_in_a() -> Vec<String> {
     vec![
@@ -137,7 +41,7 @@ fn activated_in_a() -> Vec<String> {
 
 #[tokio::test]
 async fn a_transfer_in_the_middle_of_a_data_session_splits_its_charge() {
-    let mut books = Books::new();
+    let mut books = Books::new(PRICES);
     let mut events = activated_in_a();
     events.push(transferred("e3", "2026-11-10T10:05:00Z", SIM, A, B));
     let session = usage(
@@ -166,7 +70,7 @@ async fn a_transfer_in_the_middle_of_a_data_session_splits_its_charge() {
 
 #[tokio::test]
 async fn a_chain_a_b_c_in_one_month_bills_each_stretch_and_each_activation() {
-    let mut books = Books::new();
+    let mut books = Books::new(PRICES);
     let mut events = activated_in_a();
     events.extend([
         transferred("e3", "2026-11-10T00:00:00Z", SIM, A, B),
@@ -218,7 +122,7 @@ async fn a_chain_a_b_c_in_one_month_bills_each_stretch_and_each_activation() {
 
 #[tokio::test]
 async fn a_sim_activated_in_both_workspaces_pays_fee_and_allowance_in_both() {
-    let mut books = Books::new();
+    let mut books = Books::new(PRICES);
     let mut events = activated_in_a();
     events.extend([
         transferred("e3", "2026-11-15T00:00:00Z", SIM, A, B),
@@ -240,7 +144,7 @@ async fn a_sim_activated_in_both_workspaces_pays_fee_and_allowance_in_both() {
 
 #[tokio::test]
 async fn a_suspended_sim_pays_no_fee_from_the_next_month() {
-    let mut books = Books::new();
+    let mut books = Books::new(PRICES);
     let events = [
         registered("e1", "2026-10-01T00:00:00Z", SIM, A),
         status("e2", "2026-10-05T00:00:00Z", SIM, A, "ACTIVATED"),
@@ -260,7 +164,7 @@ async fn a_suspended_sim_pays_no_fee_from_the_next_month() {
 
 #[tokio::test]
 async fn a_transfer_at_midnight_of_the_month_boundary() {
-    let mut books = Books::new();
+    let mut books = Books::new(PRICES);
     let mut events = activated_in_a();
     events.extend([
         transferred("e3", "2026-12-01T00:00:00Z", SIM, A, B),
@@ -286,7 +190,7 @@ async fn a_transfer_at_midnight_of_the_month_boundary() {
 
 #[tokio::test]
 async fn a_workspace_time_zone_moves_usage_into_its_own_month() {
-    let mut books = Books::new();
+    let mut books = Books::new(PRICES);
     let events = [registered("e1", "2026-10-01T00:00:00Z", SIM, 104)];
     // 23:30 UTC on 31 October is 00:30 on 1 November in Berlin.
     let record = usage(
@@ -322,7 +226,7 @@ fn files(dir: &Path, prefix: &str) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn late_data_for_a_sealed_period_never_changes_it_and_is_billed_once_later() {
-    let mut books = Books::new();
+    let mut books = Books::new(PRICES);
     let mut events = activated_in_a();
     events.push(registered("e10", "2026-10-01T00:00:00Z", SIM2, A));
     events.push(status("e11", "2026-11-02T00:00:00Z", SIM2, A, "ACTIVATED"));
@@ -392,6 +296,8 @@ async fn late_data_for_a_sealed_period_never_changes_it_and_is_billed_once_later
             (AdjustmentKind::Usage, "2/0", d("0.25")),
             (AdjustmentKind::SimFee, SIM2, d("-1.50")),
             (AdjustmentKind::Allowance, SIM2, d("-4.00")),
+            // The late 2 MB are within SIM's 500 MB in A: credited as included.
+            (AdjustmentKind::AllowanceCover, SIM, d("-0.25")),
         ]
     );
     let b = of(&dec, B).unwrap();
@@ -407,6 +313,7 @@ async fn late_data_for_a_sealed_period_never_changes_it_and_is_billed_once_later
             (AdjustmentKind::Usage, "3/0", d("0.75")),
             (AdjustmentKind::SimFee, SIM, d("1.50")),
             (AdjustmentKind::Allowance, SIM, d("4.00")),
+            (AdjustmentKind::AllowanceCover, SIM, d("-0.75")),
         ]
     );
     assert!(a.adjustments.iter().all(|l| l.period == "2026-11"));
@@ -423,7 +330,7 @@ async fn late_data_for_a_sealed_period_never_changes_it_and_is_billed_once_later
 
 #[tokio::test]
 async fn a_late_transfer_after_the_seal_moves_billed_usage_by_a_reversal_adjustment() {
-    let mut books = Books::new();
+    let mut books = Books::new(PRICES);
     let mut events = activated_in_a();
     events.push(registered("e20", "2026-10-01T00:00:00Z", SIM3, B));
     let record = usage(
@@ -469,7 +376,7 @@ async fn a_late_transfer_after_the_seal_moves_billed_usage_by_a_reversal_adjustm
 #[tokio::test]
 async fn issuing_seals_a_workspace_that_only_has_registered_sims() {
     const QUIET: i64 = 301;
-    let mut books = Books::new();
+    let mut books = Books::new(PRICES);
     let mut events = activated_in_a();
     events.push(registered("e30", "2026-11-02T00:00:00Z", SIM2, QUIET));
     let a_usage = usage(
@@ -514,7 +421,7 @@ async fn issuing_seals_a_workspace_that_only_has_registered_sims() {
 #[tokio::test]
 async fn reconcile_fails_on_a_draft_inside_an_issued_period() {
     const NEW: i64 = 401;
-    let mut books = Books::new();
+    let mut books = Books::new(PRICES);
     books.ingest(&[], &activated_in_a()).await;
     books.issue("2026-11").await;
     assert!(books.balances("2026-11").await);
@@ -533,7 +440,7 @@ async fn reconcile_fails_on_a_draft_inside_an_issued_period() {
 
 #[tokio::test]
 async fn a_draft_computed_twice_from_the_same_versions_is_byte_identical() {
-    let mut books = Books::new();
+    let mut books = Books::new(PRICES);
     let records = [usage(
         1,
         SIM,
@@ -563,7 +470,7 @@ async fn reconcile_names_an_issued_invoice_that_does_not_equal_its_lines() {
     use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
     use simtally::lake::LakeTable;
 
-    let mut books = Books::new();
+    let mut books = Books::new(PRICES);
     let records = [usage(
         1,
         SIM,

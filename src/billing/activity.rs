@@ -143,16 +143,11 @@ impl Activity {
             .collect()
     }
 
-    /// Every Workspace that owned a SIM before `end` (microseconds).
-    pub fn owners_before(&self, end: i64) -> impl Iterator<Item = i64> + '_ {
-        (self.first_owned.iter())
-            .filter(move |(_, first)| **first < end)
-            .map(|(workspace, _)| *workspace)
-    }
-
-    /// Every Workspace that ever had a SIM ACTIVATED.
-    pub fn workspaces(&self) -> impl Iterator<Item = i64> + '_ {
-        self.spells.values().flatten().map(|s| s.workspace)
+    /// Every Workspace that ever owned a SIM, with the first instant it did.
+    pub fn first_owned(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.first_owned
+            .iter()
+            .map(|(workspace, at)| (*workspace, *at))
     }
 }
 

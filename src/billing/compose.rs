@@ -11,7 +11,7 @@ use super::document::{
     AdjustmentKind, AdjustmentLine, AllowanceLine, Invoice, InvoiceStatus, SimFeeLine,
     TariffApplied,
 };
-use super::prices::PriceList;
+use super::prices::{PriceList, Tariff};
 use super::read::{IssuedInvoice, LakeSnapshot, Window};
 use super::{BillingError, InvoiceOptions, InvoiceRun, Period, Provenance};
 
@@ -37,18 +37,7 @@ pub(super) async fn compose(
     prices: &PriceList,
     options: &InvoiceOptions,
 ) -> Result<(InvoiceRun, Vec<Seal>), BillingError> {
-    let events: Vec<SimEvent> = snapshot
-        .events()
-        .await?
-        .iter()
-        .filter_map(SimEvent::from_stored)
-        .collect();
-    let biller = Biller {
-        prices,
-        activity: Activity::from_events(events),
-        issued: snapshot.issued().await?,
-        snapshot,
-    };
+    let biller = Biller::new(snapshot, prices).await?;
     let period = options.period;
     let everyone = options.workspaces.is_empty();
     let workspaces = if everyone {
@@ -94,6 +83,19 @@ pub(super) async fn compose(
     Ok((run, seals))
 }
 
+/// The Workspaces a run for `period` over every Workspace looks at (see
+/// `Biller::candidates`).
+pub(super) async fn candidates(
+    snapshot: &LakeSnapshot,
+    prices: &PriceList,
+    period: Period,
+) -> Result<BTreeSet<i64>, BillingError> {
+    Biller::new(snapshot, prices)
+        .await?
+        .candidates(period)
+        .await
+}
+
 fn is_empty(invoice: &Invoice) -> bool {
     invoice.usage.is_empty()
         && invoice.sim_fees.is_empty()
@@ -105,19 +107,46 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A tariff version as an invoice states it.
+fn applied(tariff: &Tariff) -> TariffApplied {
+    TariffApplied {
+        name: tariff.name.clone(),
+        effective_from: tariff.effective_from.to_string(),
+        currency: tariff.currency.clone(),
+        sim_fee: tariff.sim_fee,
+        allowance_fee: tariff.allowance_fee,
+        allowance_volume_mb: tariff.allowance_volume_mb,
+        allowance_pooled: tariff.allowance_pooled,
+        allowance_prorated: tariff.allowance_prorated,
+    }
+}
+
 fn micros_to_text(micros: i64) -> String {
     DateTime::from_timestamp_micros(micros).map_or_else(|| micros.to_string(), timestamp)
 }
 
-struct Biller<'a> {
-    snapshot: &'a LakeSnapshot,
-    prices: &'a PriceList,
-    activity: Activity,
-    issued: Vec<IssuedInvoice>,
+pub(super) struct Biller<'a> {
+    pub(super) snapshot: &'a LakeSnapshot,
+    pub(super) prices: &'a PriceList,
+    pub(super) activity: Activity,
+    pub(super) issued: Vec<IssuedInvoice>,
 }
 
-impl Biller<'_> {
-    fn window(&self, workspace: i64, period: Period) -> Window {
+impl<'a> Biller<'a> {
+    async fn new(snapshot: &'a LakeSnapshot, prices: &'a PriceList) -> Result<Self, BillingError> {
+        let events: Vec<SimEvent> = (snapshot.events().await?)
+            .iter()
+            .filter_map(SimEvent::from_stored)
+            .collect();
+        Ok(Biller {
+            prices,
+            activity: Activity::from_events(events),
+            issued: snapshot.issued().await?,
+            snapshot,
+        })
+    }
+
+    pub(super) fn window(&self, workspace: i64, period: Period) -> Window {
         let (start, end) = period.bounds(self.prices.settings(workspace).time_zone);
         Window {
             workspace,
@@ -127,8 +156,8 @@ impl Biller<'_> {
     }
 
     /// The Workspaces a period's run looks at: every Workspace known by the period's end
-    /// (created in the directory, or owning a SIM), with usage near the period, with an
-    /// activated SIM, or with an issued invoice (whose period may have gathered
+    /// (created in the directory, or owning a SIM, which any with an activated SIM did), with
+    /// usage near the period, or with an issued invoice (whose period may have gathered
     /// adjustments). Issuing seals each of them, with a zero invoice where nothing is due,
     /// so that what arrives later for the period is always an adjustment.
     async fn candidates(&self, period: Period) -> Result<BTreeSet<i64>, BillingError> {
@@ -141,10 +170,14 @@ impl Biller<'_> {
             .await?
             .into_iter()
             .collect();
-        found.extend(self.activity.workspaces());
-        let known_by = end + margin;
-        found.extend(self.activity.owners_before(known_by.timestamp_micros()));
-        found.extend(self.snapshot.workspaces_created_before(known_by).await?);
+        // Known by the end of the period in the Workspace's own time zone.
+        let known = |(workspace, since): (i64, i64)| {
+            let end = self.window(workspace, period).end.timestamp_micros();
+            (since < end).then_some(workspace)
+        };
+        found.extend(self.activity.first_owned().filter_map(known));
+        let created = self.snapshot.workspaces_created().await?;
+        found.extend(created.into_iter().filter_map(known));
         found.extend(self.issued.iter().map(|i| i.document.workspace_id));
         Ok(found)
     }
@@ -171,15 +204,13 @@ impl Biller<'_> {
                 detail,
             })?;
         let window = self.window(workspace, period);
-        let tariff = TariffApplied {
-            name: tariff.name.clone(),
-            effective_from: tariff.effective_from.to_string(),
-            currency: tariff.currency.clone(),
-            sim_fee: tariff.sim_fee,
-            allowance_fee: tariff.allowance_fee,
-            allowance_volume_mb: tariff.allowance_volume_mb,
-        };
+        let tariff = applied(tariff);
         let (sim_fees, allowances) = self.fees(&window, &tariff);
+        let activated = self.activations(&window, allowances.iter().map(|l| &l.iccid));
+        let sims = (allowances.iter())
+            .map(|l| (l.iccid.clone(), (activated[&l.iccid], l.included_volume_mb)))
+            .collect();
+        let allowance_cover = self.allowance_cover(&window, &tariff, &sims).await?;
         let (adjustments, late) = self.adjustments(workspace, period).await?;
         let mut invoice = Invoice {
             invoice_id: format!("{workspace}-{period}"),
@@ -195,6 +226,7 @@ impl Biller<'_> {
             tariff,
             sim_fees,
             allowances,
+            allowance_cover,
             adjustments,
             totals: Vec::new(),
         };
@@ -203,7 +235,7 @@ impl Biller<'_> {
     }
 
     /// The SIMs ACTIVATED in the window's Workspace at any instant of it.
-    fn chargeable(&self, window: &Window) -> Vec<ChargeableSim> {
+    pub(super) fn chargeable(&self, window: &Window) -> Vec<ChargeableSim> {
         self.activity.chargeable(
             window.workspace,
             window.start.timestamp_micros(),
@@ -211,40 +243,62 @@ impl Biller<'_> {
         )
     }
 
-    /// The SIM fee and allowance lines of the SIMs ACTIVATED in the window; a price of zero
-    /// bills nothing and lists nothing.
+    /// The tariff version that prices a SIM ACTIVATED at `activated_at`: the one in effect
+    /// on the local day of its activation, or of the period's first day for a SIM activated
+    /// before the period (`period_tariff`, when that is the same version).
+    pub(super) fn price_at(
+        &self,
+        window: &Window,
+        period_tariff: &TariffApplied,
+        activated_at: i64,
+    ) -> TariffApplied {
+        let zone = self.prices.settings(window.workspace).time_zone;
+        let from = activated_at.max(window.start.timestamp_micros());
+        let day =
+            DateTime::from_timestamp_micros(from).map(|t| t.with_timezone(&zone).date_naive());
+        match day.and_then(|day| self.prices.tariff_on(window.workspace, day).ok()) {
+            Some(t) if t.effective_from.to_string() != period_tariff.effective_from => applied(t),
+            _ => period_tariff.clone(),
+        }
+    }
+
+    /// The SIM fee and allowance lines of the SIMs ACTIVATED in the window, each priced by
+    /// the tariff version at its activation (see `price_at`); a price of zero bills nothing
+    /// and lists nothing.
     fn fees(
         &self,
         window: &Window,
         tariff: &TariffApplied,
     ) -> (Vec<SimFeeLine>, Vec<AllowanceLine>) {
         let sims = self.chargeable(window);
-        let fees = if tariff.sim_fee.is_zero() {
-            Vec::new()
-        } else {
-            sims.iter()
-                .map(|sim| SimFeeLine {
-                    iccid: sim.iccid.clone(),
-                    activated_at: micros_to_text(sim.activated_at),
-                    activation_event: sim.activation_event.clone(),
-                    currency: tariff.currency.clone(),
-                    amount: tariff.sim_fee,
-                })
-                .collect()
+        let priced: Vec<(&ChargeableSim, TariffApplied)> = (sims.iter())
+            .map(|sim| (sim, self.price_at(window, tariff, sim.activated_at)))
+            .collect();
+        let version = |price: &TariffApplied| {
+            (price.effective_from != tariff.effective_from).then(|| price.effective_from.clone())
         };
-        let allowances = if tariff.allowance_fee.is_zero() {
-            Vec::new()
-        } else {
-            sims.iter()
-                .map(|sim| AllowanceLine {
-                    iccid: sim.iccid.clone(),
-                    activated_at: micros_to_text(sim.activated_at),
-                    included_volume_mb: tariff.allowance_volume_mb,
-                    currency: tariff.currency.clone(),
-                    amount: tariff.allowance_fee,
-                })
-                .collect()
-        };
+        let fees = (priced.iter())
+            .filter(|(_, price)| !price.sim_fee.is_zero())
+            .map(|(sim, price)| SimFeeLine {
+                iccid: sim.iccid.clone(),
+                activated_at: micros_to_text(sim.activated_at),
+                activation_event: sim.activation_event.clone(),
+                currency: price.currency.clone(),
+                amount: price.sim_fee,
+                tariff_version: version(price),
+            })
+            .collect();
+        let allowances = (priced.iter())
+            .filter(|(_, price)| !price.allowance_fee.is_zero())
+            .map(|(sim, price)| AllowanceLine {
+                iccid: sim.iccid.clone(),
+                activated_at: micros_to_text(sim.activated_at),
+                included_volume_mb: price.allowance_volume_mb,
+                currency: price.currency.clone(),
+                amount: price.allowance_fee,
+                tariff_version: version(price),
+            })
+            .collect();
         (fees, allowances)
     }
 
@@ -270,7 +324,9 @@ impl Biller<'_> {
                 start: parse_instant(&original.period_start)?,
                 end: parse_instant(&original.period_end)?,
             };
-            for slice in self.snapshot.unbilled_slices(&window).await? {
+            let unbilled = self.snapshot.unbilled_slices(&window).await?;
+            let usage_changed = !unbilled.is_empty();
+            for slice in unbilled {
                 lines.push(AdjustmentLine {
                     period: original.period.clone(),
                     kind: AdjustmentKind::Usage,
@@ -290,7 +346,16 @@ impl Biller<'_> {
                     slice: slice.slice,
                 });
             }
-            lines.extend(self.fee_adjustments(original, &window));
+            let fees = self.fee_adjustments(original, &window);
+            let allowances_changed = fees.iter().any(|l| l.kind == AdjustmentKind::Allowance);
+            // What the allowances cover changes only with the usage or the allowances.
+            if usage_changed || allowances_changed {
+                let cover = self.cover_adjustments(original, &window, &fees).await?;
+                lines.extend(fees);
+                lines.extend(cover);
+            } else {
+                lines.extend(fees);
+            }
         }
         Ok((lines, late))
     }
@@ -298,29 +363,37 @@ impl Biller<'_> {
     fn fee_adjustments(&self, original: &Invoice, window: &Window) -> Vec<AdjustmentLine> {
         let sims = self.chargeable(window);
         let tariff = &original.tariff;
+        let sim_fees: Vec<(&String, rust_decimal::Decimal)> = (original.sim_fees.iter())
+            .map(|l| (&l.iccid, l.amount))
+            .collect();
+        let allowances: Vec<(&String, rust_decimal::Decimal)> = (original.allowances.iter())
+            .map(|l| (&l.iccid, l.amount))
+            .collect();
+        let sim_fee: fn(&TariffApplied) -> rust_decimal::Decimal = |t| t.sim_fee;
+        let allowance_fee: fn(&TariffApplied) -> rust_decimal::Decimal = |t| t.allowance_fee;
         let kinds = [
-            (
-                AdjustmentKind::SimFee,
-                "SIM fee",
-                tariff.sim_fee,
-                &original
-                    .sim_fees
-                    .iter()
-                    .map(|l| &l.iccid)
-                    .collect::<Vec<_>>(),
-            ),
+            (AdjustmentKind::SimFee, "SIM fee", sim_fee, sim_fees),
             (
                 AdjustmentKind::Allowance,
                 "Data allowance",
-                tariff.allowance_fee,
-                &original.allowances.iter().map(|l| &l.iccid).collect(),
+                allowance_fee,
+                allowances,
             ),
         ];
         let mut lines = Vec::new();
-        for (kind, label, price, on_original) in kinds {
-            // As in `fees`: a price of zero bills nothing.
-            let now: &[ChargeableSim] = if price.is_zero() { &[] } else { &sims };
-            let billed = self.billed_sims(original, kind, on_original);
+        for (kind, label, price_of, on_original) in kinds {
+            // As in `fees`: each SIM at the version of its activation; zero bills nothing.
+            let now: Vec<(&ChargeableSim, rust_decimal::Decimal)> = (sims.iter())
+                .map(|sim| {
+                    (
+                        sim,
+                        price_of(&self.price_at(window, tariff, sim.activated_at)),
+                    )
+                })
+                .filter(|(_, price)| !price.is_zero())
+                .collect();
+            let iccids: Vec<&String> = on_original.iter().map(|(i, _)| *i).collect();
+            let billed = self.billed_sims(original, kind, &iccids);
             let line = |iccid: &str, description: String, amount| AdjustmentLine {
                 period: original.period.clone(),
                 kind,
@@ -329,22 +402,37 @@ impl Biller<'_> {
                 currency: tariff.currency.clone(),
                 amount,
             };
-            for sim in now.iter().filter(|s| !billed.contains(&s.iccid)) {
+            for (sim, price) in now.iter().filter(|(s, _)| !billed.contains(&s.iccid)) {
                 let activated_at = micros_to_text(sim.activated_at);
                 lines.push(line(
                     &sim.iccid,
                     format!("{label}: SIM ACTIVATED from {activated_at}, known after the period was issued"),
-                    price,
+                    *price,
                 ));
             }
             for iccid in billed
                 .iter()
-                .filter(|i| !now.iter().any(|s| &s.iccid == *i))
+                .filter(|i| !now.iter().any(|(s, _)| &s.iccid == *i))
             {
+                // What was billed for it: on the original, or by a later adjustment.
+                let later = (self.issued.iter().map(|i| &i.document))
+                    .filter(|d| {
+                        d.workspace_id == original.workspace_id && d.period > original.period
+                    })
+                    .flat_map(|d| &d.adjustments)
+                    .filter(|a| {
+                        a.period == original.period && a.kind == kind && &a.reference == iccid
+                    })
+                    .map(|a| a.amount)
+                    .find(|a| a.is_sign_positive());
+                let billed_price = (on_original.iter().find(|(i, _)| *i == iccid))
+                    .map(|(_, amount)| *amount)
+                    .or(later)
+                    .unwrap_or_else(|| price_of(tariff));
                 lines.push(line(
                     iccid,
                     format!("{label} withdrawn: later events show the SIM was not ACTIVATED here"),
-                    -price,
+                    -billed_price,
                 ));
             }
         }
@@ -353,7 +441,7 @@ impl Biller<'_> {
 
     /// The SIMs billed a `kind` charge for the original's period: on the original, plus
     /// and minus the adjustments later issued invoices made to it.
-    fn billed_sims(
+    pub(super) fn billed_sims(
         &self,
         original: &Invoice,
         kind: AdjustmentKind,

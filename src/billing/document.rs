@@ -23,6 +23,9 @@ pub struct Invoice {
     pub usage: Vec<UsageLine>,
     pub sim_fees: Vec<SimFeeLine>,
     pub allowances: Vec<AllowanceLine>,
+    /// The data usage the allowances include, credited (see `cover`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowance_cover: Vec<AllowanceCoverLine>,
     pub adjustments: Vec<AdjustmentLine>,
     pub totals: Vec<CurrencyTotal>,
 }
@@ -48,6 +51,16 @@ pub struct TariffApplied {
     pub sim_fee: Decimal,
     pub allowance_fee: Decimal,
     pub allowance_volume_mb: Decimal,
+    /// The allowances of a Workspace's SIMs form one pool.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allowance_pooled: bool,
+    /// A SIM activated during the month includes its share of the month from then.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allowance_prorated: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// Usage of one traffic type on one network, in one currency.
@@ -72,6 +85,9 @@ pub struct SimFeeLine {
     pub activation_event: String,
     pub currency: String,
     pub amount: Decimal,
+    /// The tariff version (effective from) that priced the line, when not the invoice's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tariff_version: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +95,21 @@ pub struct AllowanceLine {
     pub iccid: String,
     pub activated_at: String,
     pub included_volume_mb: Decimal,
+    pub currency: String,
+    pub amount: Decimal,
+    /// The tariff version (effective from) that priced the line, when not the invoice's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tariff_version: Option<String>,
+}
+
+/// What one allowance (a SIM's, or the Workspace's pool) covered of the data usage in one
+/// currency: that usage's cost, credited (a negative amount).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowanceCoverLine {
+    /// The ICCID, or `pool`.
+    pub reference: String,
+    pub included_volume_mb: Decimal,
+    pub covered_volume_mb: Decimal,
     pub currency: String,
     pub amount: Decimal,
 }
@@ -101,6 +132,9 @@ pub enum AdjustmentKind {
     Usage,
     SimFee,
     Allowance,
+    /// What an allowance covers changed: late usage it now includes, or usage it no
+    /// longer does.
+    AllowanceCover,
 }
 
 /// One currency's sums. `total` is `exact_total` rounded half-even to the currency's minor
@@ -111,6 +145,9 @@ pub struct CurrencyTotal {
     pub usage: Decimal,
     pub sim_fees: Decimal,
     pub allowances: Decimal,
+    /// The allowances' cover of data usage (negative).
+    #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+    pub allowance_cover: Decimal,
     pub adjustments: Decimal,
     pub exact_total: Decimal,
     pub total: Decimal,
@@ -145,6 +182,14 @@ impl Invoice {
                 line.amount,
             );
         }
+        for line in &self.allowance_cover {
+            add(
+                &mut by_currency,
+                &line.currency,
+                |t| &mut t.allowance_cover,
+                line.amount,
+            );
+        }
         for line in &self.adjustments {
             add(
                 &mut by_currency,
@@ -157,7 +202,8 @@ impl Invoice {
             .into_iter()
             .map(|(currency, mut t)| {
                 t.currency = currency.to_owned();
-                t.exact_total = t.usage + t.sim_fees + t.allowances + t.adjustments;
+                t.exact_total =
+                    t.usage + t.sim_fees + t.allowances + t.allowance_cover + t.adjustments;
                 t.total = round_to_minor_unit(t.exact_total, currency);
                 t.rounding_difference = t.total - t.exact_total;
                 t
@@ -214,6 +260,7 @@ mod tests {
             activation_event: String::new(),
             currency: "EUR".into(),
             amount: d("1.50"),
+            tariff_version: None,
         });
         invoice.usage.push(UsageLine {
             traffic_type: "Data".into(),
@@ -261,10 +308,13 @@ mod tests {
                 sim_fee: Decimal::ZERO,
                 allowance_fee: Decimal::ZERO,
                 allowance_volume_mb: Decimal::ZERO,
+                allowance_pooled: false,
+                allowance_prorated: false,
             },
             usage: Vec::new(),
             sim_fees: Vec::new(),
             allowances: Vec::new(),
+            allowance_cover: Vec::new(),
             adjustments: Vec::new(),
             totals: Vec::new(),
         }

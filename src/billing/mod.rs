@@ -6,22 +6,28 @@
 //! billed once, as an adjustment on the Workspace's next invoice.
 
 mod activity;
+mod allowances;
 mod compose;
+mod cover;
 mod document;
+mod due;
+mod issued;
 mod ledger;
 mod period;
 mod prices;
 mod read;
 mod reconcile;
-mod render;
+pub mod render;
 
 use std::path::{Path, PathBuf};
 
 pub use activity::{ActiveSpell, Activity, Change, ChargeableSim, SimEvent};
 pub use document::{
-    minor_unit_digits, round_to_minor_unit, AdjustmentKind, AdjustmentLine, CurrencyTotal, Invoice,
-    InvoiceStatus, LakeVersions, UsageLine,
+    minor_unit_digits, round_to_minor_unit, AdjustmentKind, AdjustmentLine, AllowanceCoverLine,
+    CurrencyTotal, Invoice, InvoiceStatus, LakeVersions, UsageLine,
 };
+pub use due::{due, DueOptions, DueRun};
+pub use issued::{issued_invoices, parse_invoice_id, IssuedFilter};
 pub use ledger::ISSUE_COMMIT_ORDER;
 pub use period::Period;
 pub use prices::{PriceList, Tariff, WorkspaceSettings};

@@ -29,6 +29,24 @@ impl Period {
         NaiveDate::from_ymd_opt(self.year, self.month, 1).unwrap_or(NaiveDate::MIN)
     }
 
+    pub fn previous(self) -> Self {
+        match self.month {
+            1 => Period {
+                year: self.year - 1,
+                month: 12,
+            },
+            m => Period {
+                year: self.year,
+                month: m - 1,
+            },
+        }
+    }
+
+    /// The period that contains `instant` in `zone`.
+    pub fn at(instant: DateTime<Utc>, zone: Tz) -> Self {
+        Period::containing(instant.with_timezone(&zone).date_naive())
+    }
+
     pub fn next(self) -> Self {
         match self.month {
             12 => Period {

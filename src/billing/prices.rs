@@ -4,11 +4,17 @@
 //! ```toml
 //! [[tariff]]
 //! name = "default"                 # Workspaces without a [[workspace]] entry use "default"
-//! effective_from = "2026-01-01"    # applies to periods starting on or after this day
+//! effective_from = "2026-01-01"    # from this day: SIMs activated since, and every SIM from the next month
 //! currency = "EUR"
 //! sim_fee = "1.50"                 # per SIM and month it is ACTIVATED in the Workspace
 //! allowance_fee = "4.00"           # per SIM and activation month
-//! allowance_volume_mb = "500"      # the data volume the allowance includes
+//! allowance_volume_mb = "500"      # the data volume the allowance includes: the SIM's data
+//!                                  # usage in the Workspace and month, in time order, up to
+//!                                  # this many MB, is credited
+//! allowance_pooled = false         # true: a Workspace's allowances form one pool that covers
+//!                                  # all its SIMs with an allowance (default false)
+//! allowance_prorated = false       # true: a SIM activated during the month includes its share
+//!                                  # of the month from the activation (default false)
 //!
 //! [[workspace]]
 //! id = 102
@@ -44,6 +50,10 @@ struct RawTariff {
     sim_fee: toml::Value,
     allowance_fee: toml::Value,
     allowance_volume_mb: toml::Value,
+    #[serde(default)]
+    allowance_pooled: bool,
+    #[serde(default)]
+    allowance_prorated: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +73,10 @@ pub struct Tariff {
     pub sim_fee: Decimal,
     pub allowance_fee: Decimal,
     pub allowance_volume_mb: Decimal,
+    /// The allowances of a Workspace's SIMs cover their data usage together.
+    pub allowance_pooled: bool,
+    /// A SIM activated during a month includes its share of the month from then.
+    pub allowance_prorated: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,7 +159,7 @@ impl PriceList {
         self.workspaces.get(&workspace).cloned().unwrap_or_default()
     }
 
-    /// The version of the Workspace's tariff in effect on `day` (the first day of a period).
+    /// The version of the Workspace's tariff in effect on `day`.
     pub fn tariff_on(&self, workspace: i64, day: NaiveDate) -> Result<&Tariff, String> {
         let name = self.settings(workspace).tariff;
         self.tariffs
@@ -182,6 +196,8 @@ fn parse_tariff(raw: RawTariff) -> Result<Tariff, String> {
         sim_fee: amount("sim_fee", &raw.sim_fee)?,
         allowance_fee: amount("allowance_fee", &raw.allowance_fee)?,
         allowance_volume_mb: amount("allowance_volume_mb", &raw.allowance_volume_mb)?,
+        allowance_pooled: raw.allowance_pooled,
+        allowance_prorated: raw.allowance_prorated,
         name: raw.name,
         effective_from,
         currency: raw.currency,

@@ -9,6 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::prelude::SessionContext;
 use rust_decimal::Decimal;
 
+use super::cover::DataSlice;
 use super::document::{Invoice, LakeVersions, UsageLine};
 use super::period::utc_days_covering;
 use super::BillingError;
@@ -194,24 +195,26 @@ impl LakeSnapshot {
         Ok(out)
     }
 
-    /// Workspaces the directory saw created before `end`.
-    pub async fn workspaces_created_before(
-        &self,
-        end: DateTime<Utc>,
-    ) -> Result<Vec<i64>, BillingError> {
+    /// Every Workspace the directory saw created, with the instant (microseconds).
+    pub async fn workspaces_created(&self) -> Result<Vec<(i64, i64)>, BillingError> {
         if !self.has_directory {
             return Ok(Vec::new());
         }
         let rows = self
-            .rows(&format!(
-                "SELECT DISTINCT workspace_id FROM workspaces \
-                 WHERE event_type = 'workspace_created' AND event_time < {}",
-                timestamp_literal(end)
-            ))
+            .rows(
+                "SELECT workspace_id, MIN(event_time) FROM workspaces \
+                 WHERE event_type = 'workspace_created' GROUP BY workspace_id",
+            )
             .await?;
+        let t = LakeTable::Workspaces;
         let mut out = Vec::new();
         for batch in &rows {
-            out.extend(int64(LakeTable::Workspaces, batch, 0)?.iter().flatten());
+            let ids = int64(t, batch, 0)?;
+            let times = (batch
+                .column(1)
+                .as_primitive_opt::<TimestampMicrosecondType>())
+            .ok_or_else(|| corrupt(t, "event_time is not a timestamp".into()))?;
+            out.extend((0..batch.num_rows()).map(|row| (ids.value(row), times.value(row))));
         }
         Ok(out)
     }
@@ -256,6 +259,46 @@ impl LakeSnapshot {
             }
         }
         Ok(lines)
+    }
+
+    /// The data slices of the window that count (not reversed by a correction), for the
+    /// allowances to cover.
+    pub async fn data_slices(&self, window: &Window) -> Result<Vec<DataSlice>, BillingError> {
+        if !self.has_usage {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT iccid, start_time, record_id, slice, volume_total, currency, cost \
+             FROM {} WHERE {} AND traffic_type = 'data'",
+            counted_slices_sql("usage"),
+            window.usage_condition()
+        );
+        let t = LakeTable::Usage;
+        let mut out = Vec::new();
+        for batch in &self.rows(&sql).await? {
+            let (iccids, currencies, ids) =
+                (text(t, batch, 0)?, text(t, batch, 5)?, int64(t, batch, 2)?);
+            let starts = batch
+                .column(1)
+                .as_primitive_opt::<TimestampMicrosecondType>()
+                .ok_or_else(|| corrupt(t, "start_time is not a timestamp".into()))?;
+            let slices = batch
+                .column(3)
+                .as_primitive_opt::<Int16Type>()
+                .ok_or_else(|| corrupt(t, "slice is not SMALLINT".into()))?;
+            for row in 0..batch.num_rows() {
+                out.push(DataSlice {
+                    iccid: iccids.value(row).to_owned(),
+                    start: starts.value(row),
+                    record_id: ids.value(row),
+                    slice: slices.value(row),
+                    volume_mb: decimal(t, batch, 4, row)?,
+                    currency: currencies.value(row).to_owned(),
+                    cost: decimal(t, batch, 6, row)?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The slices of the window that no issued invoice has billed, by record and slice.

@@ -129,12 +129,17 @@ pub async fn reconcile(
         )
         .await?;
     }
-    // Issuing seals every Workspace of the period: what reaches it later is an adjustment
-    // on the next invoice. A draft beside issued invoices would never be billed by a
+    // Issuing seals every Workspace of the period (`invoice --due`: of the period in one time
+    // zone, once it closed there): what reaches it later is an adjustment on the next
+    // invoice. A draft beside issued invoices of its zone would never be billed by a
     // scheduler that issues each month once.
-    let issued = |p: Provenance| run.invoices.iter().filter(move |(_, v)| *v == p);
-    if issued(Provenance::IssuedBefore).next().is_some() {
-        let drafts: Vec<&str> = issued(Provenance::Draft)
+    let of = |p: Provenance| run.invoices.iter().filter(move |(_, v)| *v == p);
+    let issued_zones: Vec<&str> = of(Provenance::IssuedBefore)
+        .map(|(i, _)| i.time_zone.as_str())
+        .collect();
+    if !issued_zones.is_empty() {
+        let drafts: Vec<&str> = of(Provenance::Draft)
+            .filter(|(i, _)| issued_zones.contains(&i.time_zone.as_str()))
             .map(|(i, _)| i.invoice_id.as_str())
             .collect();
         books.check(
@@ -329,6 +334,73 @@ async fn check_invoice(
     for (currency, amount) in usage {
         *charged.entry(currency).or_default() += amount;
     }
+    if !invoice.allowance_cover.is_empty() {
+        check_cover(snapshot, invoice, provenance, books).await?;
+    }
+    Ok(())
+}
+
+/// The allowances of an invoice cover no more than they include, and (computed now, from
+/// the same lake) no more data, MB and cost per currency, than the Workspace used in the
+/// period, each MB once. (What an issued invoice covered is measured against what was used
+/// at its issue; later changes are the adjustments' to make.)
+async fn check_cover(
+    snapshot: &LakeSnapshot,
+    invoice: &Invoice,
+    provenance: Provenance,
+    books: &mut Reconciliation,
+) -> Result<(), BillingError> {
+    let id = &invoice.invoice_id;
+    let mut per_allowance: BTreeMap<&str, (Decimal, Decimal)> = BTreeMap::new();
+    let mut covered = Amounts::new();
+    let mut covered_mb = Amounts::new();
+    for line in &invoice.allowance_cover {
+        let entry = per_allowance.entry(&line.reference).or_default();
+        entry.0 = line.included_volume_mb;
+        entry.1 += line.covered_volume_mb;
+        *covered.entry(line.currency.clone()).or_default() -= line.amount;
+        *covered_mb.entry(line.currency.clone()).or_default() += line.covered_volume_mb;
+    }
+    let over: Vec<&str> = (per_allowance.iter())
+        .filter(|(_, (included, used))| used > included || used.is_sign_negative())
+        .map(|(reference, _)| *reference)
+        .collect();
+    books.check(
+        format!("invoice {id}: allowances cover at most what they include"),
+        "none over",
+        if over.is_empty() {
+            "none over".to_owned()
+        } else {
+            over.join(", ")
+        },
+    );
+    if provenance == Provenance::IssuedBefore {
+        return Ok(());
+    }
+    let window = Window {
+        workspace: invoice.workspace_id,
+        start: parse_instant(&invoice.period_start)?,
+        end: parse_instant(&invoice.period_end)?,
+    };
+    let condition = window.usage_condition();
+    let counted = crate::lake::schema::counted_slices_sql("usage");
+    let sql = |what: &str| {
+        format!(
+            "SELECT currency, SUM({what}) FROM {counted} \
+             WHERE {condition} AND traffic_type = 'data' GROUP BY currency"
+        )
+    };
+    let data_cost = snapshot.sums_by_currency(&sql("cost")).await?;
+    let data_mb = snapshot.sums_by_currency(&sql("volume_total")).await?;
+    let within = |part: &Amounts, whole: &Amounts| {
+        (part.iter())
+            .all(|(c, v)| !v.is_sign_negative() && *v <= whole.get(c).copied().unwrap_or_default())
+    };
+    books.check(
+        format!("invoice {id}: covered data within the data used (MB and cost)"),
+        true,
+        within(&covered, &data_cost) && within(&covered_mb, &data_mb),
+    );
     Ok(())
 }
 

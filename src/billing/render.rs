@@ -42,7 +42,11 @@ pub fn to_csv(invoice: &Invoice) -> String {
         row([
             "sim_fee",
             period,
-            &format!("SIM fee, activated {}", line.activated_at),
+            &format!(
+                "SIM fee, activated {}{}",
+                line.activated_at,
+                version_note(&line.tariff_version)
+            ),
             &line.iccid,
             &line.currency,
             "1",
@@ -54,11 +58,30 @@ pub fn to_csv(invoice: &Invoice) -> String {
         row([
             "allowance",
             period,
-            &format!("Data allowance, activated {}", line.activated_at),
+            &format!(
+                "Data allowance, activated {}{}",
+                line.activated_at,
+                version_note(&line.tariff_version)
+            ),
             &line.iccid,
             &line.currency,
             "1",
             &line.included_volume_mb.to_string(),
+            &line.amount.to_string(),
+        ]);
+    }
+    for line in &invoice.allowance_cover {
+        row([
+            "allowance_cover",
+            period,
+            &format!(
+                "Data included in allowance {}: {} of {} MB",
+                line.reference, line.covered_volume_mb, line.included_volume_mb
+            ),
+            &line.reference,
+            &line.currency,
+            "",
+            &line.covered_volume_mb.to_string(),
             &line.amount.to_string(),
         ]);
     }
@@ -95,6 +118,13 @@ pub fn to_csv(invoice: &Invoice) -> String {
     out
 }
 
+/// Names the tariff version of a line priced by another version than the invoice's.
+fn version_note(version: &Option<String>) -> String {
+    version
+        .as_ref()
+        .map_or_else(String::new, |v| format!(" (tariff version of {v})"))
+}
+
 fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
@@ -121,6 +151,7 @@ pub fn adjustment_kind_label(kind: AdjustmentKind) -> &'static str {
         AdjustmentKind::Usage => "usage",
         AdjustmentKind::SimFee => "SIM fee",
         AdjustmentKind::Allowance => "allowance",
+        AdjustmentKind::AllowanceCover => "allowance cover",
     }
 }
 
@@ -173,7 +204,7 @@ pub fn to_html(invoice: &Invoice) -> String {
         invoice.sim_fees.iter().map(|l| {
             vec![
                 l.iccid.clone(),
-                l.activated_at.clone(),
+                format!("{}{}", l.activated_at, version_note(&l.tariff_version)),
                 l.currency.clone(),
                 l.amount.to_string(),
             ]
@@ -186,13 +217,37 @@ pub fn to_html(invoice: &Invoice) -> String {
         invoice.allowances.iter().map(|l| {
             vec![
                 l.iccid.clone(),
-                l.activated_at.clone(),
+                format!("{}{}", l.activated_at, version_note(&l.tariff_version)),
                 l.included_volume_mb.to_string(),
                 l.currency.clone(),
                 l.amount.to_string(),
             ]
         }),
     );
+    // Shown only when an allowance covered usage, so documents issued before allowances
+    // covered any render as they did.
+    if !invoice.allowance_cover.is_empty() {
+        section(
+            &mut h,
+            "Data included in allowances",
+            &[
+                "Allowance",
+                "Included MB",
+                "Covered MB",
+                "Currency",
+                "Amount",
+            ],
+            invoice.allowance_cover.iter().map(|l| {
+                vec![
+                    l.reference.clone(),
+                    l.included_volume_mb.to_string(),
+                    l.covered_volume_mb.to_string(),
+                    l.currency.clone(),
+                    l.amount.to_string(),
+                ]
+            }),
+        );
+    }
     section(
         &mut h,
         "Adjustments to issued periods",
@@ -215,29 +270,22 @@ pub fn to_html(invoice: &Invoice) -> String {
             ]
         }),
     );
+    let covers = !invoice.allowance_cover.is_empty();
+    let header: Vec<&str> = ["Currency", "Usage", "SIM fees", "Allowances"]
+        .into_iter()
+        .chain(covers.then_some("Included data"))
+        .chain(["Adjustments", "Exact total", "Rounding", "Total"])
+        .collect();
     section(
         &mut h,
         "Totals",
-        &[
-            "Currency",
-            "Usage",
-            "SIM fees",
-            "Allowances",
-            "Adjustments",
-            "Exact total",
-            "Rounding",
-            "Total",
-        ],
+        &header,
         invoice.totals.iter().map(|t| {
-            let amounts = [
-                t.usage,
-                t.sim_fees,
-                t.allowances,
-                t.adjustments,
-                t.exact_total,
-                t.rounding_difference,
-                t.total,
-            ];
+            let amounts: Vec<Decimal> = [t.usage, t.sim_fees, t.allowances]
+                .into_iter()
+                .chain(covers.then_some(t.allowance_cover))
+                .chain([t.adjustments, t.exact_total, t.rounding_difference, t.total])
+                .collect();
             std::iter::once(t.currency.clone())
                 .chain(amounts.iter().map(Decimal::to_string))
                 .collect()

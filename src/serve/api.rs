@@ -1,6 +1,7 @@
-//! The HTTP API: `/v1/workspaces`, `/v1/reports`, `/v1/reports/{name}`, `/v1/query`, the
-//! OpenAPI document, `/healthz` and `/metrics`. Every data answer goes through
-//! [`scoped_session`], so no endpoint can reach a Workspace its caller cannot access.
+//! The HTTP API: `/v1/workspaces`, `/v1/reports`, `/v1/reports/{name}`, `/v1/query`,
+//! `/v1/invoices` and `/v1/invoice-runs` (see `invoices`), the OpenAPI document, `/healthz`
+//! and `/metrics`. Every query goes through [`scoped_session`], so no endpoint can reach a
+//! Workspace its caller cannot access.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +33,7 @@ pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
 
 pub struct ApiState {
     pub events_topic: Option<super::transfers::EventsTopic>,
+    pub billing: Option<super::ServedBilling>,
     pub lake: Lake,
     pub auth: Arc<Authenticator>,
     pub limits: QueryLimits,
@@ -86,6 +88,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/reports", get(list_reports))
         .route("/v1/reports/{name}", get(run_named_report))
         .route("/v1/query", post(run_query))
+        .route("/v1/invoices", get(super::invoices::list_invoices))
+        .route("/v1/invoices/{id}", get(super::invoices::get_invoice))
+        .route("/v1/invoice-runs", post(super::invoices::issue))
         .route(
             "/v1/sim-transfers",
             post(super::transfers::request_transfer),

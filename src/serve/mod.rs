@@ -6,6 +6,7 @@ mod auth;
 mod connections;
 mod executor;
 mod fairness;
+mod invoices;
 mod pg;
 mod respond;
 mod tls;
@@ -51,6 +52,16 @@ pub struct ServeOptions {
     pub connections: ConnectionLimits,
     /// TLS for both endpoints (HTTPS; Postgres SSLRequest), if given.
     pub tls: Option<TlsFiles>,
+    /// The price list and invoice directory for operators' `POST /v1/invoice-runs`.
+    pub billing: Option<ServedBilling>,
+}
+
+/// What the server needs to issue invoices for an operator.
+#[derive(Clone, Debug)]
+pub struct ServedBilling {
+    pub prices: std::path::PathBuf,
+    /// Issued documents are also written here, as by `simtally invoice`.
+    pub out: std::path::PathBuf,
 }
 
 /// Errors that stop the server from starting: all the user's to fix.
@@ -130,6 +141,7 @@ pub async fn start(
     }
     let state = Arc::new(api::ApiState {
         events_topic: options.events_topic.clone(),
+        billing: options.billing.clone(),
         lake,
         auth,
         limits: options.limits,

@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 
 pub mod access;
+pub mod books;
 pub mod kafka;
 pub mod pg;
 pub mod runs;

@@ -75,6 +75,10 @@ pub async fn serve_with_events(
         fairness: simtally::serve::FairnessLimits::default(),
         connections: simtally::serve::ConnectionLimits::default(),
         tls: None,
+        billing: Some(simtally::serve::ServedBilling {
+            prices: dir.join("prices.toml"),
+            out: dir.join("served-invoices"),
+        }),
     };
     let shutdown = CancellationToken::new();
     let server = start(lake.clone(), &options, shutdown.clone())

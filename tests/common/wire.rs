@@ -6,6 +6,13 @@ pub fn usage(id: u64, iccid: &str, start: &str, end: &str, cost: &str) -> String
     )
 }
 
+/// A data record of `mb` MB (rx only).
+pub fn data_usage(id: u64, iccid: &str, start: &str, end: &str, mb: &str, cost: &str) -> String {
+    format!(
+        r#"{{"id": {id}, "traffic_type": {{"id": 5, "description": "Data"}}, "start_timestamp": "{start}", "end_timestamp": "{end}", "sim": {{"iccid": "{iccid}"}}, "operator": {{"name": "Vodafone", "mnc": "01", "country": {{"mcc": "262", "name": "Germany"}}}}, "volume": {{"rx": {mb}, "tx": 0, "total": {mb}}}, "cost": {cost}, "currency": {{"code": "EUR"}}}}"#
+    )
+}
+
 pub fn registered(id: &str, at: &str, iccid: &str, workspace: i64) -> String {
     format!(
         r#"{{"event_id": "{id}", "type": "sim_registered", "timestamp": "{at}", "iccid": "{iccid}", "workspace_id": {workspace}}}"#
