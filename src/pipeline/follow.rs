@@ -23,7 +23,7 @@ use super::{
 use crate::lake::{Claim, Lake};
 use crate::serve::serve_operations;
 use crate::source::kafka::{check_co_partitioned, resume_app_id, GroupMember};
-use crate::source::ChunkSource;
+use crate::source::{ChunkSource, SourceError};
 
 /// Used when `KafkaIngest::follow` is not set (the CLI always sets it).
 const DEFAULT_PASS_INTERVAL: Duration = Duration::from_secs(5);
@@ -104,6 +104,7 @@ async fn passes(
     // What the passes learned of each partition's progress: it stays true across
     // assignments, so it is kept while partitions come and go.
     let mut hold = Hold::new(kafka.hold);
+    let mut stalled_passes = 0;
     while !shutdown.is_cancelled() {
         // Passes start every interval (a pass that takes longer is followed at once): a
         // message waits at most one interval to be read, however long the passes take.
@@ -210,8 +211,24 @@ async fn passes(
                         "another member committed these partitions first; pass dropped"
                     );
                 }
+                // A broker that stalls is an outside system's trouble: the pass commits
+                // nothing and the next reads again from the lake's positions, a few times
+                // before the member gives up (and its supervisor restarts it).
+                Err(IngestError::Source(e @ SourceError::Kafka { .. }))
+                    if stalled_passes < STALLED_PASSES =>
+                {
+                    stalled_passes += 1;
+                    metrics.record_dropped_pass();
+                    total.passes_dropped += 1;
+                    tracing::warn!(
+                        partitions = ?owned,
+                        "pass dropped ({stalled_passes} of {STALLED_PASSES} in a row allowed): {e}"
+                    );
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
+            stalled_passes = 0;
             if shortened_backlog && backlog.load(std::sync::atomic::Ordering::Acquire) {
                 continue;
             }
@@ -233,6 +250,9 @@ fn claim_of(kafka: &KafkaIngest, partitions: &[i32]) -> Option<Claim> {
         .collect();
     Claim::of(&txns, false)
 }
+
+/// Passes in a row a broker may fail (each after its stall limit) before the member stops.
+const STALLED_PASSES: u32 = 5;
 
 /// A follower writes its partitions' SIM event snapshots after this many new events (and
 /// when its assignment changes, and when it stops).
