@@ -67,6 +67,13 @@ fn data(id: u64, n: u32, day: u32, hour: u32, mb: &str, cost: &str) -> String {
     data_usage(id, &iccid(n), &start, &end, mb, cost)
 }
 
+/// (kind, amount) of each adjustment line.
+fn adjustments(invoice: &Invoice) -> Vec<(AdjustmentKind, Decimal)> {
+    (invoice.adjustments.iter())
+        .map(|l| (l.kind, l.amount))
+        .collect()
+}
+
 /// (reference, covered MB, amount) of each cover line.
 fn cover(invoice: &Invoice) -> Vec<(String, Decimal, Decimal)> {
     (invoice.allowance_cover.iter())
@@ -159,12 +166,8 @@ async fn late_usage_for_a_sealed_month_is_covered_by_its_allowance_next_month() 
     // 30 MB more for November, after the seal: billed in December and covered there too.
     books.ingest(&[data(2, 1, 10, 0, "30", "0.30")], &[]).await;
     let december = books.issue("2026-12").await;
-    let lines: Vec<(AdjustmentKind, Decimal)> = (of(&december, 101).unwrap().adjustments)
-        .iter()
-        .map(|l| (l.kind, l.amount))
-        .collect();
     assert_eq!(
-        lines,
+        adjustments(of(&december, 101).unwrap()),
         [
             (AdjustmentKind::Usage, d("0.30")),
             (AdjustmentKind::AllowanceCover, d("-0.30"))
@@ -176,12 +179,8 @@ async fn late_usage_for_a_sealed_month_is_covered_by_its_allowance_next_month() 
     // 30 + 60 + 10 of the last 30 MB, so January credits 0.10 more (not 0.30).
     books.ingest(&[data(3, 1, 1, 0, "30", "0.30")], &[]).await;
     let january = books.draft("2027-01").await;
-    let lines: Vec<(AdjustmentKind, Decimal)> = (of(&january, 101).unwrap().adjustments)
-        .iter()
-        .map(|l| (l.kind, l.amount))
-        .collect();
     assert_eq!(
-        lines,
+        adjustments(of(&january, 101).unwrap()),
         [
             (AdjustmentKind::Usage, d("0.30")),
             (AdjustmentKind::AllowanceCover, d("-0.10"))
