@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
+use super::activity::ChargeableSim;
 use super::compose::Biller;
 use super::cover;
 use super::document::{AdjustmentKind, AdjustmentLine, AllowanceCoverLine, Invoice, TariffApplied};
@@ -12,15 +13,15 @@ use super::read::Window;
 use super::BillingError;
 
 impl Biller<'_> {
-    /// `iccids` with the instant each was ACTIVATED in the window's Workspace (the window's
-    /// start for one no longer chargeable there).
+    /// `iccids` with the instant each was ACTIVATED in the window's Workspace, from its
+    /// `chargeable` SIMs (the window's start for one no longer chargeable there).
     pub(super) fn activations<'s>(
-        &self,
         window: &Window,
+        chargeable: &[ChargeableSim],
         iccids: impl IntoIterator<Item = &'s String>,
     ) -> BTreeMap<String, i64> {
-        let activated: BTreeMap<String, i64> = (self.chargeable(window).into_iter())
-            .map(|sim| (sim.iccid, sim.activated_at))
+        let activated: BTreeMap<&String, i64> = (chargeable.iter())
+            .map(|sim| (&sim.iccid, sim.activated_at))
             .collect();
         let start = window.start.timestamp_micros();
         (iccids.into_iter())
@@ -74,6 +75,7 @@ impl Biller<'_> {
         &self,
         original: &Invoice,
         window: &Window,
+        chargeable: &[ChargeableSim],
         pending: &[AdjustmentLine],
     ) -> Result<Vec<AdjustmentLine>, BillingError> {
         let on_original: Vec<&String> = original.allowances.iter().map(|l| &l.iccid).collect();
@@ -89,7 +91,7 @@ impl Biller<'_> {
             };
         }
         let tariff = &original.tariff;
-        let sims = (self.activations(window, &billed).into_iter())
+        let sims = (Self::activations(window, chargeable, &billed).into_iter())
             .map(|(iccid, at)| {
                 let on_original = original.allowances.iter().find(|l| l.iccid == iccid);
                 let volume = on_original.map_or_else(

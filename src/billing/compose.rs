@@ -205,8 +205,10 @@ impl<'a> Biller<'a> {
             })?;
         let window = self.window(workspace, period);
         let tariff = applied(tariff);
-        let (sim_fees, allowances) = self.fees(&window, &tariff);
-        let activated = self.activations(&window, allowances.iter().map(|l| &l.iccid));
+        let chargeable = self.chargeable(&window);
+        let (sim_fees, allowances) = self.fees(&window, &tariff, &chargeable);
+        let with_allowance = allowances.iter().map(|l| &l.iccid);
+        let activated = Self::activations(&window, &chargeable, with_allowance);
         let sims = (allowances.iter())
             .map(|l| (l.iccid.clone(), (activated[&l.iccid], l.included_volume_mb)))
             .collect();
@@ -235,7 +237,7 @@ impl<'a> Biller<'a> {
     }
 
     /// The SIMs ACTIVATED in the window's Workspace at any instant of it.
-    pub(super) fn chargeable(&self, window: &Window) -> Vec<ChargeableSim> {
+    fn chargeable(&self, window: &Window) -> Vec<ChargeableSim> {
         self.activity.chargeable(
             window.workspace,
             window.start.timestamp_micros(),
@@ -269,9 +271,9 @@ impl<'a> Biller<'a> {
         &self,
         window: &Window,
         tariff: &TariffApplied,
+        chargeable: &[ChargeableSim],
     ) -> (Vec<SimFeeLine>, Vec<AllowanceLine>) {
-        let sims = self.chargeable(window);
-        let priced: Vec<(&ChargeableSim, TariffApplied)> = (sims.iter())
+        let priced: Vec<(&ChargeableSim, TariffApplied)> = (chargeable.iter())
             .map(|sim| (sim, self.price_at(window, tariff, sim.activated_at)))
             .collect();
         let version = |price: &TariffApplied| {
@@ -346,11 +348,12 @@ impl<'a> Biller<'a> {
                     slice: slice.slice,
                 });
             }
-            let fees = self.fee_adjustments(original, &window);
+            let chargeable = self.chargeable(&window);
+            let fees = self.fee_adjustments(original, &window, &chargeable);
             let allowances_changed = fees.iter().any(|l| l.kind == AdjustmentKind::Allowance);
             // What the allowances cover changes only with the usage or the allowances.
             if usage_changed || allowances_changed {
-                let cover = self.cover_adjustments(original, &window, &fees).await?;
+                let cover = (self.cover_adjustments(original, &window, &chargeable, &fees)).await?;
                 lines.extend(fees);
                 lines.extend(cover);
             } else {
@@ -360,8 +363,12 @@ impl<'a> Biller<'a> {
         Ok((lines, late))
     }
 
-    fn fee_adjustments(&self, original: &Invoice, window: &Window) -> Vec<AdjustmentLine> {
-        let sims = self.chargeable(window);
+    fn fee_adjustments(
+        &self,
+        original: &Invoice,
+        window: &Window,
+        sims: &[ChargeableSim],
+    ) -> Vec<AdjustmentLine> {
         let tariff = &original.tariff;
         let sim_fees: Vec<(&String, rust_decimal::Decimal)> = (original.sim_fees.iter())
             .map(|l| (&l.iccid, l.amount))
