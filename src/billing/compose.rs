@@ -1,7 +1,7 @@
 //! Composes each Workspace's invoice for a period: usage, SIM fees, allowances, and the
 //! adjustments that sealed earlier periods have gathered since they were issued.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::RecordBatch;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -11,6 +11,7 @@ use super::document::{
     AdjustmentKind, AdjustmentLine, AllowanceLine, Invoice, InvoiceStatus, SimFeeLine,
     TariffApplied,
 };
+use super::legal;
 use super::prices::{PriceList, Tariff};
 use super::read::{IssuedInvoice, LakeSnapshot, Window};
 use super::{BillingError, InvoiceOptions, InvoiceRun, Period, Provenance};
@@ -46,6 +47,11 @@ pub(super) async fn compose(
         options.workspaces.iter().copied().collect()
     };
     let issued_at = Utc::now();
+    // Numbers continue the seller's sequence as this snapshot of the ledger leaves it; the
+    // ledger's fence lets only a run that read every earlier issue store its invoices.
+    let seller = prices.seller();
+    let issued = biller.issued.iter().map(|i| &i.document);
+    let mut next = seller.map_or(1, |s| legal::last_sequence(&s.party, issued) + 1);
     let mut invoices = Vec::new();
     let mut seals = Vec::new();
     for workspace in workspaces {
@@ -66,6 +72,10 @@ pub(super) async fn compose(
         }
         invoice.status = InvoiceStatus::Issued;
         invoice.issued_at = Some(timestamp(issued_at));
+        if let (Some(billing), Some(seller)) = (&mut invoice.billing, seller) {
+            let zone = prices.settings(workspace).time_zone;
+            legal::assign_numbers(billing, &seller.number_prefix, &mut next, issued_at, zone);
+        }
         let window = biller.window(workspace, period);
         seals.push(Seal {
             invoice_id: invoice.invoice_id.clone(),
@@ -130,6 +140,8 @@ pub(super) struct Biller<'a> {
     pub(super) prices: &'a PriceList,
     pub(super) activity: Activity,
     pub(super) issued: Vec<IssuedInvoice>,
+    /// Workspace names from the directory, for the customer on the document.
+    names: BTreeMap<i64, String>,
 }
 
 impl<'a> Biller<'a> {
@@ -142,6 +154,7 @@ impl<'a> Biller<'a> {
             prices,
             activity: Activity::from_events(events),
             issued: snapshot.issued().await?,
+            names: snapshot.workspace_names().await?,
             snapshot,
         })
     }
@@ -231,9 +244,28 @@ impl<'a> Biller<'a> {
             allowance_cover,
             adjustments,
             totals: Vec::new(),
+            billing: None,
         };
         invoice.totals = invoice.totals_of_lines();
+        invoice.billing = self.billing(&invoice);
         Ok((invoice, late))
+    }
+
+    /// The document's seller, customer and tax documents, when the billing file names a
+    /// seller.
+    fn billing(&self, invoice: &Invoice) -> Option<legal::Billing> {
+        let seller = self.prices.seller()?;
+        let settings = self.prices.settings(invoice.workspace_id);
+        let issued = (self.issued.iter().map(|i| &i.document))
+            .filter(|d| d.workspace_id == invoice.workspace_id)
+            .collect();
+        let parties = legal::Parties {
+            seller,
+            profile: &settings.profile,
+            directory_name: self.names.get(&invoice.workspace_id).map(String::as_str),
+            issued,
+        };
+        legal::build(invoice, &parties)
     }
 
     /// The SIMs ACTIVATED in the window's Workspace at any instant of it.

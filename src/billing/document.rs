@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
+use super::legal::Billing;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invoice {
     pub invoice_id: String,
@@ -28,6 +30,9 @@ pub struct Invoice {
     pub allowance_cover: Vec<AllowanceCoverLine>,
     pub adjustments: Vec<AdjustmentLine>,
     pub totals: Vec<CurrencyTotal>,
+    /// Seller, customer, numbers, VAT: present when the billing file names a seller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing: Option<Billing>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,6 +322,7 @@ mod tests {
             allowance_cover: Vec::new(),
             adjustments: Vec::new(),
             totals: Vec::new(),
+            billing: None,
         }
     }
 }

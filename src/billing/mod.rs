@@ -7,14 +7,17 @@
 
 mod activity;
 mod allowances;
+pub mod cii;
 mod compose;
 mod cover;
 mod document;
 mod due;
 mod issued;
 mod ledger;
+pub mod legal;
 mod period;
 mod prices;
+mod profile;
 mod read;
 mod reconcile;
 pub mod render;
@@ -31,6 +34,7 @@ pub use issued::{issued_invoices, parse_invoice_id, IssuedFilter};
 pub use ledger::ISSUE_COMMIT_ORDER;
 pub use period::Period;
 pub use prices::{PriceList, Tariff, WorkspaceSettings};
+pub use profile::{BillingProfile, Party, Seller, TaxTreatment};
 pub use reconcile::{reconcile, Reconciliation};
 
 use crate::lake::{retry_while_refused, Lake, LakeError, FENCED_RETRIES};
@@ -140,13 +144,34 @@ fn write_files(dir: &Path, invoice: &Invoice) -> Result<(), BillingError> {
         move |source| BillingError::Output { path, source }
     };
     std::fs::create_dir_all(dir).map_err(failed(dir))?;
-    for (extension, text) in [
-        ("json", render::to_json(invoice)),
-        ("csv", render::to_csv(invoice)),
-        ("html", render::to_html(invoice)),
-    ] {
-        let path = dir.join(format!("{}.{extension}", invoice.invoice_id));
+    let id = &invoice.invoice_id;
+    let mut files = vec![
+        (format!("{id}.json"), render::to_json(invoice)),
+        (format!("{id}.csv"), render::to_csv(invoice)),
+        (format!("{id}.html"), render::to_html(invoice)),
+    ];
+    files.extend(e_invoices(invoice));
+    for (name, text) in files {
+        let path = dir.join(name);
         std::fs::write(&path, text).map_err(failed(&path))?;
     }
     Ok(())
+}
+
+/// Each tax document of `invoice` as CII XML, named `{invoice_id}.xml` or, when the invoice
+/// bills several currencies, `{invoice_id}-{currency}.xml`.
+pub fn e_invoices(invoice: &Invoice) -> Vec<(String, String)> {
+    let Some(billing) = &invoice.billing else {
+        return Vec::new();
+    };
+    let one = billing.documents.len() == 1;
+    (billing.documents.iter())
+        .map(|document| {
+            let name = match one {
+                true => format!("{}.xml", invoice.invoice_id),
+                false => format!("{}-{}.xml", invoice.invoice_id, document.currency),
+            };
+            (name, cii::to_cii(invoice, billing, document))
+        })
+        .collect()
 }

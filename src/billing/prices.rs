@@ -30,6 +30,8 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use super::profile::{parse_profile, parse_seller, BillingProfile, RawProfile, RawSeller, Seller};
+
 pub const DEFAULT_TARIFF: &str = "default";
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +41,7 @@ struct PriceFile {
     tariff: Vec<RawTariff>,
     #[serde(default)]
     workspace: Vec<RawWorkspace>,
+    seller: Option<RawSeller>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +65,33 @@ struct RawWorkspace {
     id: i64,
     tariff: Option<String>,
     time_zone: Option<String>,
+    // The billing profile (see `profile`).
+    legal_name: Option<String>,
+    #[serde(default)]
+    address: Vec<String>,
+    postcode: Option<String>,
+    city: Option<String>,
+    country: Option<String>,
+    vat_id: Option<String>,
+    tax_treatment: Option<String>,
+    buyer_reference: Option<String>,
+    payment_terms_days: Option<u32>,
+}
+
+impl RawWorkspace {
+    fn profile(&mut self) -> RawProfile {
+        RawProfile {
+            legal_name: self.legal_name.take(),
+            address: std::mem::take(&mut self.address),
+            postcode: self.postcode.take(),
+            city: self.city.take(),
+            country: self.country.take(),
+            vat_id: self.vat_id.take(),
+            tax_treatment: self.tax_treatment.take(),
+            buyer_reference: self.buyer_reference.take(),
+            payment_terms_days: self.payment_terms_days.take(),
+        }
+    }
 }
 
 /// One version of a tariff's prices.
@@ -83,6 +113,7 @@ pub struct Tariff {
 pub struct WorkspaceSettings {
     pub tariff: String,
     pub time_zone: Tz,
+    pub profile: BillingProfile,
 }
 
 impl Default for WorkspaceSettings {
@@ -90,6 +121,7 @@ impl Default for WorkspaceSettings {
         WorkspaceSettings {
             tariff: DEFAULT_TARIFF.to_owned(),
             time_zone: Tz::UTC,
+            profile: BillingProfile::default(),
         }
     }
 }
@@ -99,6 +131,7 @@ pub struct PriceList {
     /// Per tariff name, its versions by effective date.
     tariffs: BTreeMap<String, BTreeMap<NaiveDate, Tariff>>,
     workspaces: BTreeMap<i64, WorkspaceSettings>,
+    seller: Option<Seller>,
 }
 
 impl PriceList {
@@ -122,7 +155,9 @@ impl PriceList {
             }
             versions.insert(tariff.effective_from, tariff);
         }
-        for raw in file.workspace {
+        list.seller = file.seller.map(parse_seller).transpose()?;
+        for mut raw in file.workspace {
+            let profile = parse_profile(raw.id, raw.profile(), list.seller.as_ref())?;
             let time_zone = match raw.time_zone {
                 None => Tz::UTC,
                 Some(name) => name.parse().map_err(|_| {
@@ -139,7 +174,11 @@ impl PriceList {
                     raw.id
                 ));
             }
-            let settings = WorkspaceSettings { tariff, time_zone };
+            let settings = WorkspaceSettings {
+                tariff,
+                time_zone,
+                profile,
+            };
             if list.workspaces.insert(raw.id, settings).is_some() {
                 return Err(format!("Workspace {} is listed twice", raw.id));
             }
@@ -153,6 +192,12 @@ impl PriceList {
             .iter()
             .filter(|(_, s)| s.time_zone != Tz::UTC)
             .map(|(id, s)| (*id, s.time_zone))
+    }
+
+    /// The seller, when the file names one; without it invoices are usage statements with
+    /// no number, VAT or payment details.
+    pub fn seller(&self) -> Option<&Seller> {
+        self.seller.as_ref()
     }
 
     pub fn settings(&self, workspace: i64) -> WorkspaceSettings {

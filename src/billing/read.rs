@@ -219,6 +219,28 @@ impl LakeSnapshot {
         Ok(out)
     }
 
+    /// Each Workspace's name as the directory last gave it.
+    pub async fn workspace_names(&self) -> Result<BTreeMap<i64, String>, BillingError> {
+        if !self.has_directory {
+            return Ok(BTreeMap::new());
+        }
+        let rows = self
+            .rows(
+                "SELECT workspace_id, name FROM workspaces \
+                 WHERE event_type = 'workspace_created' AND name IS NOT NULL ORDER BY seq",
+            )
+            .await?;
+        let t = LakeTable::Workspaces;
+        let mut out = BTreeMap::new();
+        for batch in &rows {
+            let (ids, names) = (int64(t, batch, 0)?, text(t, batch, 1)?);
+            for row in 0..batch.num_rows() {
+                out.insert(ids.value(row), names.value(row).to_owned());
+            }
+        }
+        Ok(out)
+    }
+
     /// Usage in the window by traffic type, network and currency.
     pub async fn usage_lines(&self, window: &Window) -> Result<Vec<UsageLine>, BillingError> {
         if !self.has_usage {

@@ -1,0 +1,511 @@
+//! The invoice as a finance team sends it: seller and customer, numbers, dates, aggregated
+//! lines (quantity x unit price) with VAT, one tax document per currency. Built from the
+//! statement's exact lines; amounts on the document are rounded to the currency's minor
+//! unit line by line, while the statement keeps them exact.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::document::{minor_unit_digits, round_to_minor_unit, AdjustmentKind, Invoice};
+use super::profile::{BillingProfile, Party, RatedKind, Seller, TaxTreatment};
+use super::render::adjustment_kind_label;
+use super::Period;
+
+/// Who bills whom for which days, and the tax documents (one per currency billed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Billing {
+    pub seller: Party,
+    pub buyer: Party,
+    pub tax_treatment: TaxTreatment,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_reference: Option<String>,
+    /// The supply period in the customer's time zone: its first and last day.
+    pub supply_from: String,
+    pub supply_to: String,
+    pub payment_terms_days: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iban: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bic: Option<String>,
+    pub documents: Vec<TaxDocument>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    Invoice,
+    /// The total is in the customer's favour (corrections outweigh what is billed).
+    CreditNote,
+}
+
+/// One currency's invoice (or credit note). Number, issue and due date are set at issue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxDocument {
+    pub kind: DocumentKind,
+    pub number: Option<String>,
+    /// The number's place in the seller's sequence.
+    pub sequence: Option<u64>,
+    pub issue_date: Option<String>,
+    pub due_date: Option<String>,
+    pub currency: String,
+    pub lines: Vec<DocumentLine>,
+    pub vat: Vec<VatBreakdown>,
+    /// The sum of the lines' rounded net amounts.
+    pub net_total: Decimal,
+    pub tax_total: Decimal,
+    pub gross_total: Decimal,
+    /// `net_total` minus what the exact amounts add up to.
+    pub rounding: Decimal,
+    /// The issued invoices whose periods the adjustment lines correct.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub corrects: Vec<Corrected>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentLine {
+    pub id: u32,
+    pub description: String,
+    pub quantity: Decimal,
+    pub unit: Unit,
+    /// The net price of one unit (for usage: the average, since records carry their own).
+    pub unit_price: Decimal,
+    /// `exact_amount` rounded to the minor unit.
+    pub net_amount: Decimal,
+    pub exact_amount: Decimal,
+    pub vat_category: String,
+    pub vat_rate: Decimal,
+    /// The period and invoice an adjustment corrects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrects: Option<Corrected>,
+}
+
+/// A unit by its UN/ECE Recommendation 20 code, with the name the document prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unit {
+    pub code: String,
+    pub name: String,
+}
+
+impl Unit {
+    fn new(code: &str, name: &str) -> Self {
+        Unit {
+            code: code.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VatBreakdown {
+    pub category: String,
+    pub rate: Decimal,
+    pub taxable_amount: Decimal,
+    pub tax_amount: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemption_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemption_code: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Corrected {
+    pub period: String,
+    /// The corrected period's invoice number in this currency, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_date: Option<String>,
+}
+
+/// What the document needs beyond the statement.
+pub struct Parties<'a> {
+    pub seller: &'a Seller,
+    pub profile: &'a BillingProfile,
+    /// The Workspace's name in the directory.
+    pub directory_name: Option<&'a str>,
+    /// The Workspace's issued invoices, for adjustments to reference.
+    pub issued: Vec<&'a Invoice>,
+}
+
+/// The billing part of `invoice`, with no numbers or dates yet.
+pub fn build(invoice: &Invoice, parties: &Parties) -> Option<Billing> {
+    let period: Period = invoice.period.parse().ok()?;
+    let treatment = parties.profile.treatment(parties.seller);
+    let mut buyer = parties.profile.party.clone();
+    // A Workspace without a billing profile is billed as a customer in the seller's country.
+    if buyer.country.is_none() {
+        buyer.country.clone_from(&parties.seller.party.country);
+    }
+    if buyer.name.is_empty() {
+        buyer.name = match parties.directory_name {
+            Some(name) => name.to_owned(),
+            None => format!("Workspace {}", invoice.workspace_id),
+        };
+    }
+    let last_day = period.next().first_day().pred_opt()?;
+    let currencies: Vec<String> = invoice.totals.iter().map(|t| t.currency.clone()).collect();
+    let documents = currencies
+        .iter()
+        .filter_map(|currency| tax_document(invoice, currency, treatment, parties))
+        .collect();
+    Some(Billing {
+        seller: parties.seller.party.clone(),
+        buyer,
+        tax_treatment: treatment,
+        buyer_reference: parties.profile.buyer_reference.clone(),
+        supply_from: period.first_day().to_string(),
+        supply_to: last_day.to_string(),
+        payment_terms_days: (parties.profile.payment_terms_days)
+            .unwrap_or(parties.seller.payment_terms_days),
+        iban: parties.seller.iban.clone(),
+        bic: parties.seller.bic.clone(),
+        documents,
+    })
+}
+
+/// Sets each document's number (from `next`, in currency order), issue date (the local
+/// day of `issued_at`) and due date.
+pub fn assign_numbers(
+    billing: &mut Billing,
+    prefix: &str,
+    next: &mut u64,
+    issued_at: DateTime<Utc>,
+    zone: Tz,
+) {
+    let issue_date = issued_at.with_timezone(&zone).date_naive();
+    let due = issue_date + Duration::days(i64::from(billing.payment_terms_days));
+    for document in &mut billing.documents {
+        document.sequence = Some(*next);
+        document.number = Some(format!("{prefix}{next:06}"));
+        document.issue_date = Some(issue_date.to_string());
+        document.due_date = Some(due.to_string());
+        *next += 1;
+    }
+}
+
+/// The highest sequence number the seller used on the issued invoices.
+pub fn last_sequence<'a>(seller: &Party, issued: impl Iterator<Item = &'a Invoice>) -> u64 {
+    issued
+        .filter_map(|i| i.billing.as_ref())
+        .filter(|b| same_seller(&b.seller, seller))
+        .flat_map(|b| b.documents.iter().filter_map(|d| d.sequence))
+        .max()
+        .unwrap_or(0)
+}
+
+fn same_seller(a: &Party, b: &Party) -> bool {
+    match (&a.vat_id, &b.vat_id) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.name == b.name,
+    }
+}
+
+fn tax_document(
+    invoice: &Invoice,
+    currency: &str,
+    treatment: TaxTreatment,
+    parties: &Parties,
+) -> Option<TaxDocument> {
+    let mut lines = Vec::new();
+    let vat = |kind: RatedKind| vat_of(treatment, parties.seller.vat_rate(kind));
+    let mut push = |description: String,
+                    quantity: Decimal,
+                    unit: Unit,
+                    exact: Decimal,
+                    kind: RatedKind,
+                    corrects: Option<Corrected>| {
+        let (category, rate) = vat(kind);
+        lines.push(line(
+            lines.len() as u32 + 1,
+            description,
+            quantity,
+            unit,
+            exact,
+            currency,
+            (category, rate),
+            corrects,
+        ));
+    };
+    // Usage by traffic type; the statement and the annex break it down by network and SIM.
+    let mut usage: BTreeMap<&str, (Decimal, Decimal, u64)> = BTreeMap::new();
+    for l in invoice.usage.iter().filter(|l| l.currency == currency) {
+        let entry = usage.entry(l.traffic_type.as_str()).or_default();
+        (
+            entry.0 += l.volume,
+            entry.1 += l.amount,
+            entry.2 += l.records,
+        );
+    }
+    for (traffic_type, (volume, amount, records)) in usage {
+        let description = format!(
+            "{}, {} ({records} records)",
+            traffic_label(traffic_type),
+            invoice.period
+        );
+        let unit = volume_unit(traffic_type);
+        push(description, volume, unit, amount, RatedKind::Usage, None);
+    }
+    for (price, version, count) in grouped(
+        invoice
+            .sim_fees
+            .iter()
+            .filter(|l| l.currency == currency)
+            .map(|l| (l.amount, l.tariff_version.clone())),
+    ) {
+        let description = format!("SIM fee, {}{}", invoice.period, version_text(&version));
+        push(
+            description,
+            count,
+            Unit::new("C62", "SIMs"),
+            price * count,
+            RatedKind::SimFee,
+            None,
+        );
+    }
+    let allowances = invoice.allowances.iter().filter(|l| l.currency == currency);
+    for ((price, volume), version, count) in
+        grouped(allowances.map(|l| ((l.amount, l.included_volume_mb), l.tariff_version.clone())))
+    {
+        let description = format!(
+            "Data allowance of {volume} MB, {}{}",
+            invoice.period,
+            version_text(&version)
+        );
+        push(
+            description,
+            count,
+            Unit::new("C62", "SIMs"),
+            price * count,
+            RatedKind::Allowance,
+            None,
+        );
+    }
+    let cover: Vec<_> = invoice
+        .allowance_cover
+        .iter()
+        .filter(|l| l.currency == currency)
+        .collect();
+    if !cover.is_empty() {
+        let volume: Decimal = cover.iter().map(|l| l.covered_volume_mb).sum();
+        let amount: Decimal = cover.iter().map(|l| l.amount).sum();
+        push(
+            "Data included in allowances".into(),
+            -volume,
+            volume_unit("data"),
+            amount,
+            RatedKind::Usage,
+            None,
+        );
+    }
+    let mut adjustments: BTreeMap<(&str, AdjustmentKind), (Decimal, usize)> = BTreeMap::new();
+    for a in invoice
+        .adjustments
+        .iter()
+        .filter(|l| l.currency == currency)
+    {
+        let entry = adjustments.entry((a.period.as_str(), a.kind)).or_default();
+        entry.0 += a.amount;
+        entry.1 += 1;
+    }
+    for ((period, kind), (amount, items)) in adjustments {
+        let corrects = corrected(period, currency, parties);
+        let against = corrects
+            .number
+            .as_deref()
+            .map_or_else(String::new, |n| format!(", invoice {n}"));
+        let description = format!(
+            "Correction of {period}{against}: {} ({items} item{})",
+            adjustment_kind_label(kind),
+            if items == 1 { "" } else { "s" }
+        );
+        let rated = match kind {
+            AdjustmentKind::SimFee => RatedKind::SimFee,
+            AdjustmentKind::Allowance => RatedKind::Allowance,
+            AdjustmentKind::Usage | AdjustmentKind::AllowanceCover => RatedKind::Usage,
+        };
+        let quantity = if amount.is_sign_negative() {
+            -Decimal::ONE
+        } else {
+            Decimal::ONE
+        };
+        push(
+            description,
+            quantity,
+            Unit::new("LS", "lump sum"),
+            amount,
+            rated,
+            Some(corrects),
+        );
+    }
+    if lines.is_empty() {
+        return None;
+    }
+    Some(totals(lines, currency, treatment))
+}
+
+/// Groups equal (price, version) items, counting them, in price order.
+fn grouped<K: Ord>(
+    items: impl Iterator<Item = (K, Option<String>)>,
+) -> Vec<(K, Option<String>, Decimal)> {
+    let mut groups: BTreeMap<(Option<String>, K), Decimal> = BTreeMap::new();
+    for (key, version) in items {
+        *groups.entry((version, key)).or_default() += Decimal::ONE;
+    }
+    groups
+        .into_iter()
+        .map(|((version, key), n)| (key, version, n))
+        .collect()
+}
+
+fn version_text(version: &Option<String>) -> String {
+    version
+        .as_ref()
+        .map_or_else(String::new, |v| format!(" (tariff of {v})"))
+}
+
+fn corrected(period: &str, currency: &str, parties: &Parties) -> Corrected {
+    let document = (parties.issued.iter())
+        .find(|i| i.period == period)
+        .and_then(|i| i.billing.as_ref())
+        .and_then(|b| b.documents.iter().find(|d| d.currency == currency));
+    Corrected {
+        period: period.to_owned(),
+        number: document.and_then(|d| d.number.clone()),
+        issue_date: document.and_then(|d| d.issue_date.clone()),
+    }
+}
+
+fn traffic_label(traffic_type: &str) -> String {
+    match traffic_type {
+        "data" => "Data".to_owned(),
+        "sms" => "SMS".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+fn volume_unit(traffic_type: &str) -> Unit {
+    match traffic_type {
+        "sms" => Unit::new("C62", "messages"),
+        _ => Unit::new("4L", "MB"),
+    }
+}
+
+/// The VAT category code and rate a line kind gets under a treatment.
+fn vat_of(treatment: TaxTreatment, standard: Decimal) -> (&'static str, Decimal) {
+    match treatment {
+        TaxTreatment::Standard => ("S", standard),
+        TaxTreatment::ReverseCharge => ("AE", Decimal::ZERO),
+        TaxTreatment::Export => ("G", Decimal::ZERO),
+        TaxTreatment::Exempt => ("E", Decimal::ZERO),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn line(
+    id: u32,
+    description: String,
+    quantity: Decimal,
+    unit: Unit,
+    exact: Decimal,
+    currency: &str,
+    (category, rate): (&str, Decimal),
+    corrects: Option<Corrected>,
+) -> DocumentLine {
+    // The exact price where one price applies (it divides evenly), else the average.
+    let unit_price = match quantity.is_zero() {
+        true => exact.abs(),
+        false => {
+            let price = (exact / quantity).abs();
+            match price.round_dp(6) == price {
+                true => money_scale(price, currency),
+                false => price.round_dp(6),
+            }
+        }
+    };
+    DocumentLine {
+        id,
+        description,
+        quantity: quantity.normalize(),
+        unit,
+        unit_price,
+        net_amount: money(exact, currency),
+        exact_amount: exact,
+        vat_category: category.to_owned(),
+        vat_rate: rate,
+        corrects,
+    }
+}
+
+fn totals(lines: Vec<DocumentLine>, currency: &str, treatment: TaxTreatment) -> TaxDocument {
+    let mut by_rate: BTreeMap<(String, Decimal), Decimal> = BTreeMap::new();
+    for l in &lines {
+        *by_rate
+            .entry((l.vat_category.clone(), l.vat_rate))
+            .or_default() += l.net_amount;
+    }
+    let (reason, code) = exemption(treatment);
+    let vat: Vec<VatBreakdown> = by_rate
+        .into_iter()
+        .map(|((category, rate), taxable)| VatBreakdown {
+            tax_amount: money(taxable * rate / Decimal::ONE_HUNDRED, currency),
+            category,
+            rate,
+            taxable_amount: money(taxable, currency),
+            exemption_reason: reason.map(str::to_owned),
+            exemption_code: code.map(str::to_owned),
+        })
+        .collect();
+    let net_total = money(lines.iter().map(|l| l.net_amount).sum(), currency);
+    let exact: Decimal = lines.iter().map(|l| l.exact_amount).sum();
+    let tax_total = money(vat.iter().map(|v| v.tax_amount).sum(), currency);
+    let gross_total = net_total + tax_total;
+    let mut corrects: Vec<Corrected> = lines.iter().filter_map(|l| l.corrects.clone()).collect();
+    corrects.sort();
+    corrects.dedup();
+    TaxDocument {
+        kind: match gross_total.is_sign_negative() && !gross_total.is_zero() {
+            true => DocumentKind::CreditNote,
+            false => DocumentKind::Invoice,
+        },
+        number: None,
+        sequence: None,
+        issue_date: None,
+        due_date: None,
+        currency: currency.to_owned(),
+        lines,
+        vat,
+        net_total,
+        tax_total,
+        gross_total,
+        rounding: net_total - exact,
+        corrects,
+    }
+}
+
+/// `amount` rounded to the currency's minor unit, written with all its digits (1.50).
+fn money(amount: Decimal, currency: &str) -> Decimal {
+    money_scale(round_to_minor_unit(amount, currency), currency)
+}
+
+/// `amount` with at least the minor unit's digits.
+fn money_scale(amount: Decimal, currency: &str) -> Decimal {
+    let digits = minor_unit_digits(currency);
+    let mut scaled = amount;
+    if scaled.scale() < digits {
+        scaled.rescale(digits);
+    }
+    scaled
+}
+
+fn exemption(treatment: TaxTreatment) -> (Option<&'static str>, Option<&'static str>) {
+    match treatment {
+        TaxTreatment::Standard => (None, None),
+        TaxTreatment::ReverseCharge => (Some("Reverse charge"), Some("VATEX-EU-AE")),
+        TaxTreatment::Export => (Some("Export outside the EU"), Some("VATEX-EU-G")),
+        TaxTreatment::Exempt => (Some("Exempt from VAT"), None),
+    }
+}
