@@ -234,11 +234,9 @@ fn tax_document(
     let mut usage: BTreeMap<&str, (Decimal, Decimal, u64)> = BTreeMap::new();
     for l in invoice.usage.iter().filter(|l| l.currency == currency) {
         let entry = usage.entry(l.traffic_type.as_str()).or_default();
-        (
-            entry.0 += l.volume,
-            entry.1 += l.amount,
-            entry.2 += l.records,
-        );
+        entry.0 += l.volume;
+        entry.1 += l.amount;
+        entry.2 += l.records;
     }
     for (traffic_type, (volume, amount, records)) in usage {
         let description = format!(
