@@ -16,6 +16,12 @@ currency = "EUR"
 sim_fee = "1.00"
 allowance_fee = "0"
 allowance_volume_mb = "0"
+
+[seller]
+name = "Example Connectivity GmbH"
+country = "DE"
+vat_id = "DE123456789"
+vat_rate = "19"
 "#;
 
 fn listed(answer: &common::server::Answer) -> Vec<String> {
@@ -98,6 +104,53 @@ async fn administrators_and_the_superadmin_read_their_workspaces_invoices_and_no
         .get("/v1/invoices/101-2026-10?format=csv", Some(&adam), None)
         .await;
     assert!(csv.content_type.starts_with("text/csv") && csv.text().starts_with("section,"));
+    // The e-invoice, by format or by Accept, is the one `invoice` wrote.
+    let xml = server
+        .get(
+            "/v1/invoices/101-2026-10",
+            Some(&adam),
+            Some("application/xml"),
+        )
+        .await;
+    assert_eq!(xml.status, StatusCode::OK, "{}", xml.text());
+    assert!(xml.content_type.starts_with("application/xml"));
+    let written =
+        std::fs::read(dir.path().join("served-invoices/2026-10/101-2026-10.xml")).unwrap();
+    assert_eq!(xml.body, written);
+    let by_format = server
+        .get(
+            "/v1/invoices/101-2026-10?format=xml&currency=EUR",
+            Some(&adam),
+            None,
+        )
+        .await;
+    assert_eq!(by_format.body, written);
+    let other = server
+        .get(
+            "/v1/invoices/101-2026-10?format=xml&currency=USD",
+            Some(&adam),
+            None,
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_ACCEPTABLE, "{}", other.text());
+    let listed = server
+        .get(
+            "/v1/invoices?period=2026-10&workspace_id=101",
+            Some(&adam),
+            None,
+        )
+        .await
+        .json();
+    let number = &listed["invoices"][0]["documents"][0]["number"];
+    assert!(
+        number
+            .as_str()
+            .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())),
+        "{listed}"
+    );
+    assert!(xml
+        .text()
+        .contains(&format!("<ram:ID>{}</ram:ID>", number.as_str().unwrap())));
 
     // Not his, not issued, not an id: the same 404; asking for another's list: 403.
     for path in [

@@ -21,6 +21,7 @@ mod profile;
 mod read;
 mod reconcile;
 pub mod render;
+mod render_legal;
 
 use std::path::{Path, PathBuf};
 

@@ -15,13 +15,22 @@ pub fn to_json(invoice: &Invoice) -> String {
     json
 }
 
-const CSV_HEADER: &str = "section,period,description,reference,currency,quantity,volume,amount";
+const CSV_HEADER: &str =
+    "section,period,description,reference,currency,quantity,volume,unit,amount";
+
+/// The unit of a usage volume: MB for data, messages for SMS.
+pub fn volume_unit(traffic_type: &str) -> &'static str {
+    match traffic_type {
+        "sms" => "messages",
+        _ => "MB",
+    }
+}
 
 pub fn to_csv(invoice: &Invoice) -> String {
     let mut out = String::from(CSV_HEADER);
     out.push('\n');
     let period = invoice.period.as_str();
-    let mut row = |fields: [&str; 8]| {
+    let mut row = |fields: [&str; 9]| {
         let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&quoted.join(","));
         out.push('\n');
@@ -35,6 +44,7 @@ pub fn to_csv(invoice: &Invoice) -> String {
             &line.currency,
             &line.records.to_string(),
             &line.volume.to_string(),
+            volume_unit(&line.traffic_type),
             &line.amount.to_string(),
         ]);
     }
@@ -50,6 +60,7 @@ pub fn to_csv(invoice: &Invoice) -> String {
             &line.iccid,
             &line.currency,
             "1",
+            "",
             "",
             &line.amount.to_string(),
         ]);
@@ -67,6 +78,7 @@ pub fn to_csv(invoice: &Invoice) -> String {
             &line.currency,
             "1",
             &line.included_volume_mb.to_string(),
+            "MB",
             &line.amount.to_string(),
         ]);
     }
@@ -82,6 +94,7 @@ pub fn to_csv(invoice: &Invoice) -> String {
             &line.currency,
             "",
             &line.covered_volume_mb.to_string(),
+            "MB",
             &line.amount.to_string(),
         ]);
     }
@@ -92,6 +105,7 @@ pub fn to_csv(invoice: &Invoice) -> String {
             &line.description,
             &line.reference,
             &line.currency,
+            "",
             "",
             "",
             &line.amount.to_string(),
@@ -109,6 +123,7 @@ pub fn to_csv(invoice: &Invoice) -> String {
                 label,
                 "",
                 &total.currency,
+                "",
                 "",
                 "",
                 &amount.to_string(),
@@ -157,8 +172,12 @@ pub fn adjustment_kind_label(kind: AdjustmentKind) -> &'static str {
 
 pub fn to_html(invoice: &Invoice) -> String {
     let mut h = String::new();
+    let kind = match invoice.billing {
+        Some(_) => "Statement",
+        None => "Invoice",
+    };
     let title = format!(
-        "Invoice {} - Workspace {} - {}",
+        "{kind} {} - Workspace {} - {}",
         invoice.invoice_id, invoice.workspace_id, invoice.period
     );
     let _ = write!(
@@ -166,14 +185,22 @@ pub fn to_html(invoice: &Invoice) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>{STYLE}</style></head><body>\n",
         esc(&title)
     );
+    let heading = match &invoice.billing {
+        Some(billing) => {
+            super::render_legal::documents(&mut h, invoice, billing);
+            "h2 class=\"statement\""
+        }
+        None => "h1",
+    };
     let status = match invoice.issued_at {
         Some(ref at) => format!("Issued {}", esc(at)),
         None => "DRAFT (not issued)".to_owned(),
     };
     let _ = write!(
         h,
-        "<h1>{}</h1>\n<p class=\"meta\">{status}<br>Period {} ({}): {} to {} UTC<br>Tariff {} effective {}<br>Computed from lake versions: usage {}, sim_events {}</p>\n",
+        "<{heading}>{}</{}>\n<p class=\"meta\">{status}<br>Period {} ({}): {} to {} UTC<br>Tariff {} effective {}<br>Computed from lake versions: usage {}, sim_events {}</p>\n",
         esc(&title),
+        &heading[..2],
         esc(&invoice.period),
         esc(&invoice.time_zone),
         esc(&invoice.period_start),
@@ -186,19 +213,39 @@ pub fn to_html(invoice: &Invoice) -> String {
     section(
         &mut h,
         "Usage by traffic type and network",
-        &["Usage", "Currency", "Records", "Volume", "Amount"],
+        &["Usage", "Currency", "Records", "Volume", "Unit", "Amount"],
         invoice.usage.iter().map(|l| {
             vec![
                 usage_description(&l.traffic_type, &l.operator, &l.mcc, &l.mnc),
                 l.currency.clone(),
                 l.records.to_string(),
                 l.volume.to_string(),
+                volume_unit(&l.traffic_type).to_owned(),
                 l.amount.to_string(),
             ]
         }),
     );
+    // With a tax document the per-SIM lines are its annex (the CSV); the statement keeps
+    // them otherwise.
+    if invoice.billing.is_some() {
+        let _ = writeln!(
+            h,
+            "<p class=\"meta\">SIM fees and allowances per SIM: annex {}.csv ({} SIM fees, {} allowances).</p>",
+            esc(&invoice.invoice_id),
+            invoice.sim_fees.len(),
+            invoice.allowances.len()
+        );
+    } else {
+        sim_sections(&mut h, invoice);
+    }
+    statement_rest(&mut h, invoice);
+    h.push_str("</body></html>\n");
+    h
+}
+
+fn sim_sections(h: &mut String, invoice: &Invoice) {
     section(
-        &mut h,
+        h,
         "SIM fees",
         &["ICCID", "Activated", "Currency", "Amount"],
         invoice.sim_fees.iter().map(|l| {
@@ -211,7 +258,7 @@ pub fn to_html(invoice: &Invoice) -> String {
         }),
     );
     section(
-        &mut h,
+        h,
         "Data allowances",
         &["ICCID", "Activated", "Included MB", "Currency", "Amount"],
         invoice.allowances.iter().map(|l| {
@@ -224,11 +271,14 @@ pub fn to_html(invoice: &Invoice) -> String {
             ]
         }),
     );
+}
+
+fn statement_rest(h: &mut String, invoice: &Invoice) {
     // Shown only when an allowance covered usage, so documents issued before allowances
     // covered any render as they did.
     if !invoice.allowance_cover.is_empty() {
         section(
-            &mut h,
+            h,
             "Data included in allowances",
             &[
                 "Allowance",
@@ -249,7 +299,7 @@ pub fn to_html(invoice: &Invoice) -> String {
         );
     }
     section(
-        &mut h,
+        h,
         "Adjustments to issued periods",
         &[
             "Period",
@@ -277,7 +327,7 @@ pub fn to_html(invoice: &Invoice) -> String {
         .chain(["Adjustments", "Exact total", "Rounding", "Total"])
         .collect();
     section(
-        &mut h,
+        h,
         "Totals",
         &header,
         invoice.totals.iter().map(|t| {
@@ -291,17 +341,22 @@ pub fn to_html(invoice: &Invoice) -> String {
                 .collect()
         }),
     );
-    h.push_str("</body></html>\n");
-    h
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#111}\
 table{border-collapse:collapse;width:100%;margin-bottom:1.5em}\
 th,td{border-bottom:1px solid #ccc;padding:.25em .5em;text-align:left}\
 td:last-child,th:last-child{text-align:right;font-variant-numeric:tabular-nums}\
-.meta{color:#444}@media print{body{margin:0}h2{break-after:avoid}tr{break-inside:avoid}}";
+.meta{color:#444}.parties{display:flex;gap:4em;margin:1em 0}address{font-style:normal}\
+.facts{width:auto}.facts th{padding-right:2em}.due{font-size:1.2em}.note{color:#444;font-size:.9em}\
+h1.statement{break-before:page;margin-top:2em;font-size:1.3em}@media print{body{margin:0}h2{break-after:avoid}tr{break-inside:avoid}}";
 
-fn section(h: &mut String, title: &str, header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+pub(super) fn section(
+    h: &mut String,
+    title: &str,
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) {
     let _ = write!(h, "<h2>{}</h2>\n<table><thead><tr>", esc(title));
     for name in header {
         let _ = write!(h, "<th>{}</th>", esc(name));
@@ -326,7 +381,7 @@ fn version(v: Option<i64>) -> String {
     v.map_or_else(|| "none".to_owned(), |v| v.to_string())
 }
 
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

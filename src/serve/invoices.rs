@@ -13,7 +13,9 @@ use serde_json::json;
 
 use super::api::{audience_of, Access, ApiState};
 use super::respond::{json_response, ApiError};
+use crate::billing::cii;
 use crate::billing::render::{to_csv, to_html, to_json};
+use crate::billing::Invoice;
 use crate::billing::{issued_invoices, parse_invoice_id, BillingError, IssuedFilter, Period};
 use crate::domain::Role;
 
@@ -95,6 +97,7 @@ pub(super) async fn list_invoices(
                 "status": i.status,
                 "issued_at": i.issued_at,
                 "totals": i.totals,
+                "documents": documents_of(i),
             })
         })
         .collect();
@@ -104,37 +107,69 @@ pub(super) async fn list_invoices(
     ))
 }
 
+/// Each tax document's number, kind, currency, amount due and due date.
+fn documents_of(invoice: &Invoice) -> Vec<serde_json::Value> {
+    let documents = invoice.billing.iter().flat_map(|b| &b.documents);
+    documents
+        .map(|d| {
+            json!({
+                "number": d.number,
+                "kind": d.kind,
+                "currency": d.currency,
+                "gross_total": d.gross_total,
+                "due_date": d.due_date,
+            })
+        })
+        .collect()
+}
+
 /// The document formats, by `format=` or else the `Accept` header.
 #[derive(Clone, Copy)]
 enum DocumentFormat {
     Json,
     Csv,
     Html,
+    /// The EN 16931 e-invoice (CII) of one currency's tax document.
+    Xml,
 }
 
 impl DocumentFormat {
-    fn choose(query: Option<&str>, headers: &HeaderMap) -> Result<Self, ApiError> {
-        let mut asked = None;
+    /// The format, and the currency asked for (`currency=`, for the XML of an invoice that
+    /// bills several).
+    fn choose(
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<(Self, Option<String>), ApiError> {
+        let (mut asked, mut currency) = (None, None);
         for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             asked = Some(match (key.as_ref(), value.as_ref()) {
                 ("format", "json") => DocumentFormat::Json,
                 ("format", "csv") => DocumentFormat::Csv,
                 ("format", "html") => DocumentFormat::Html,
+                ("format", "xml") => DocumentFormat::Xml,
                 ("format", other) => {
                     return Err(ApiError::bad_request(format!(
-                        "format: '{other}' is not json, csv or html"
+                        "format: '{other}' is not json, csv, html or xml"
                     )))
+                }
+                ("currency", code) => {
+                    currency = Some(code.to_owned());
+                    continue;
                 }
                 (other, _) => {
                     return Err(ApiError::bad_request(format!(
-                        "unknown parameter '{other}'; use format"
+                        "unknown parameter '{other}'; use format and currency"
                     )))
                 }
             });
         }
         if let Some(format) = asked {
-            return Ok(format);
+            return Ok((format, currency));
         }
+        Self::accepted(headers).map(|format| (format, currency))
+    }
+
+    fn accepted(headers: &HeaderMap) -> Result<Self, ApiError> {
         let accept = (headers.get(header::ACCEPT))
             .and_then(|v| v.to_str().ok())
             .unwrap_or("*/*");
@@ -145,13 +180,16 @@ impl DocumentFormat {
                 }
                 "text/csv" => return Ok(DocumentFormat::Csv),
                 "text/html" | "text/*" => return Ok(DocumentFormat::Html),
+                "application/xml" | "text/xml" => return Ok(DocumentFormat::Xml),
                 _ => {}
             }
         }
         Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
             "not_acceptable",
-            format!("cannot answer '{accept}'; ask for application/json, text/csv or text/html"),
+            format!(
+                "cannot answer '{accept}'; ask for application/json, text/csv, text/html or application/xml"
+            ),
         ))
     }
 }
@@ -163,7 +201,7 @@ pub(super) async fn get_invoice(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let (_, _, _, access) = audience_of(&state, &headers).await?;
-    let format = DocumentFormat::choose(query.as_deref(), &headers)?;
+    let (format, currency) = DocumentFormat::choose(query.as_deref(), &headers)?;
     // One answer for "no such invoice" and "not yours": existence is not disclosed.
     let not_found = || {
         ApiError::new(
@@ -188,8 +226,49 @@ pub(super) async fn get_invoice(
         DocumentFormat::Json => ("application/json", to_json(invoice)),
         DocumentFormat::Csv => ("text/csv; charset=utf-8", to_csv(invoice)),
         DocumentFormat::Html => ("text/html; charset=utf-8", to_html(invoice)),
+        DocumentFormat::Xml => ("application/xml", e_invoice(invoice, currency)?),
     };
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// The CII XML of the invoice's tax document in `currency` (the only one when not given).
+fn e_invoice(invoice: &Invoice, currency: Option<String>) -> Result<String, ApiError> {
+    let not_acceptable =
+        |detail: String| ApiError::new(StatusCode::NOT_ACCEPTABLE, "no_e_invoice", detail);
+    let Some(billing) = &invoice.billing else {
+        return Err(not_acceptable(format!(
+            "{} was issued as a usage statement (no seller configured): it has no e-invoice",
+            invoice.invoice_id
+        )));
+    };
+    let currencies: Vec<&str> = billing
+        .documents
+        .iter()
+        .map(|d| d.currency.as_str())
+        .collect();
+    let document = match (&currency, billing.documents.as_slice()) {
+        (None, [only]) => only,
+        (None, _) => {
+            return Err(ApiError::bad_request(format!(
+                "{} bills {}: name one with currency=",
+                invoice.invoice_id,
+                match currencies.is_empty() {
+                    true => "nothing".to_owned(),
+                    false => currencies.join(", "),
+                }
+            )))
+        }
+        (Some(code), documents) => {
+            (documents.iter().find(|d| &d.currency == code)).ok_or_else(|| {
+                not_acceptable(format!(
+                    "{} has no tax document in '{code}' (it has: {})",
+                    invoice.invoice_id,
+                    currencies.join(", ")
+                ))
+            })?
+        }
+    };
+    Ok(cii::to_cii(invoice, billing, document))
 }
 
 #[derive(serde::Deserialize)]
