@@ -231,7 +231,7 @@ fn print_invoices(run: &crate::billing::InvoiceRun, out: &std::path::Path) {
         );
     }
     println!(
-        "{} invoices written to {} (.json, .csv, .html)",
+        "{} invoices written to {} (.json, .csv, .html, .sims.csv; .xml with a seller)",
         run.invoices.len(),
         out.display()
     );

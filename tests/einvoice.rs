@@ -226,12 +226,42 @@ async fn issued_invoices_are_numbered_taxed_and_valid_en16931() {
     assert_eq!(doc.due_date.as_deref(), Some(due.to_string().as_str()));
     assert_eq!(numbers(november.invoices.iter().map(|(i, _)| i)), [1, 2]);
 
-    // Late events: SIM2 was never ACTIVATED in A (it went to B on 1 November), SIM moved to B.
+    // The annex: per SIM, its data, fee, allowance and covered data.
+    let annex_path = books.out("2026-11").join("101-2026-11.sims.csv");
+    let annex = std::fs::read_to_string(&annex_path).unwrap();
+    assert_eq!(
+        annex,
+        format!(
+            "iccid,charge,currency,records,quantity,unit,amount\n\
+             {SIM},data,EUR,1,2.000000,MB,1.0000000000\n\
+             {SIM},sim_fee,EUR,,1,SIM,1.50\n\
+             {SIM},allowance,EUR,,500,MB included,4.00\n\
+             {SIM},allowance_cover,EUR,,-2.000000,MB,-1.0000000000\n\
+             {SIM2},sim_fee,EUR,,1,SIM,1.50\n\
+             {SIM2},allowance,EUR,,500,MB included,4.00\n"
+        )
+    );
+
+    // Late events: SIM2 was never ACTIVATED in A (it went to B on 1 November), SIM moved to
+    // B; late usage of SIM in November.
     let late = [
         transferred("e3", "2026-11-20T00:00:00Z", SIM, A, B),
         transferred("e12", "2026-11-01T00:00:00Z", SIM2, A, B),
     ];
-    books.ingest(&[], &late).await;
+    let late_usage = usage(
+        2,
+        SIM,
+        "2026-11-06T00:00:00Z",
+        "2026-11-06T01:00:00Z",
+        "0.25",
+    );
+    books.ingest(&[late_usage], &late).await;
+    books.draft("2026-11").await;
+    assert_eq!(
+        std::fs::read_to_string(&annex_path).unwrap(),
+        annex,
+        "an issued annex stays"
+    );
     let december = books.issue("2026-12").await;
     let a_dec = of(&december, A).unwrap();
     let [credit] = documents(a_dec) else {

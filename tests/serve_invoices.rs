@@ -133,6 +133,18 @@ async fn administrators_and_the_superadmin_read_their_workspaces_invoices_and_no
         )
         .await;
     assert_eq!(other.status, StatusCode::NOT_ACCEPTABLE, "{}", other.text());
+    let annex = server
+        .get("/v1/invoices/101-2026-10?format=annex", Some(&adam), None)
+        .await;
+    let written = std::fs::read(
+        dir.path()
+            .join("served-invoices/2026-10/101-2026-10.sims.csv"),
+    )
+    .unwrap();
+    assert_eq!(
+        (annex.status, annex.body.as_slice()),
+        (StatusCode::OK, written.as_slice())
+    );
     let listed = server
         .get(
             "/v1/invoices?period=2026-10&workspace_id=101",

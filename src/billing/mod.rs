@@ -7,6 +7,7 @@
 
 mod activity;
 mod allowances;
+mod annex;
 pub mod cii;
 mod compose;
 mod cover;
@@ -113,10 +114,30 @@ pub async fn invoice(lake: &Lake, options: &InvoiceOptions) -> Result<InvoiceRun
     let attempt = || invoice_once(lake, options, &prices);
     let (run, _) = retry_while_refused(FENCED_RETRIES, refused, attempt).await;
     let run = run?;
+    let snapshot = read::LakeSnapshot::open(lake).await?;
     for (invoice, _) in &run.invoices {
-        write_files(&options.out, invoice)?;
+        let annex = annex_of(&snapshot, invoice).await?;
+        write_files(&options.out, invoice, annex)?;
     }
     Ok(run)
+}
+
+/// The per-SIM annex of `invoice` as CSV (see `annex`).
+pub async fn annex(lake: &Lake, invoice: &Invoice) -> Result<String, BillingError> {
+    annex_of(&read::LakeSnapshot::open(lake).await?, invoice).await
+}
+
+async fn annex_of(
+    snapshot: &read::LakeSnapshot,
+    invoice: &Invoice,
+) -> Result<String, BillingError> {
+    let window = read::Window {
+        workspace: invoice.workspace_id,
+        start: compose::parse_instant(&invoice.period_start)?,
+        end: compose::parse_instant(&invoice.period_end)?,
+    };
+    let usage = annex::sim_usage(snapshot, invoice, &window).await?;
+    Ok(annex::to_annex_csv(invoice, &usage))
 }
 
 /// One attempt: with `issue`, the ledger's tables are opened (their versions fixed) before
@@ -139,7 +160,7 @@ async fn invoice_once(
     Ok(run)
 }
 
-fn write_files(dir: &Path, invoice: &Invoice) -> Result<(), BillingError> {
+fn write_files(dir: &Path, invoice: &Invoice, annex: String) -> Result<(), BillingError> {
     let failed = |path: &Path| {
         let path = path.to_path_buf();
         move |source| BillingError::Output { path, source }
@@ -150,6 +171,7 @@ fn write_files(dir: &Path, invoice: &Invoice) -> Result<(), BillingError> {
         (format!("{id}.json"), render::to_json(invoice)),
         (format!("{id}.csv"), render::to_csv(invoice)),
         (format!("{id}.html"), render::to_html(invoice)),
+        (format!("{id}.sims.csv"), annex),
     ];
     files.extend(e_invoices(invoice));
     for (name, text) in files {

@@ -157,7 +157,7 @@ impl LakeSnapshot {
         Ok(total)
     }
 
-    async fn rows(&self, sql: &str) -> Result<Vec<RecordBatch>, BillingError> {
+    pub(super) async fn rows(&self, sql: &str) -> Result<Vec<RecordBatch>, BillingError> {
         let frame = self.ctx.sql(sql).await.map_err(BillingError::query(sql))?;
         frame.collect().await.map_err(BillingError::query(sql))
     }
@@ -424,7 +424,11 @@ fn corrupt(table: LakeTable, detail: String) -> BillingError {
 }
 
 /// A string column as plain Utf8 (scans may hand back Utf8View).
-fn text(table: LakeTable, batch: &RecordBatch, i: usize) -> Result<StringArray, BillingError> {
+pub(super) fn text(
+    table: LakeTable,
+    batch: &RecordBatch,
+    i: usize,
+) -> Result<StringArray, BillingError> {
     utf8_column(batch, i).map_err(|detail| corrupt(table, detail))
 }
 
@@ -432,7 +436,7 @@ fn optional(col: &StringArray, row: usize) -> Option<String> {
     col.is_valid(row).then(|| col.value(row).to_owned())
 }
 
-fn int64(
+pub(super) fn int64(
     table: LakeTable,
     batch: &RecordBatch,
     i: usize,
@@ -444,7 +448,7 @@ fn int64(
 }
 
 /// An exact decimal from a Decimal128 column; a null sum (no rows) is zero.
-fn decimal(
+pub(super) fn decimal(
     table: LakeTable,
     batch: &RecordBatch,
     i: usize,

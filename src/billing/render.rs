@@ -140,7 +140,7 @@ fn version_note(version: &Option<String>) -> String {
         .map_or_else(String::new, |v| format!(" (tariff version of {v})"))
 }
 
-fn csv_field(text: &str) -> String {
+pub(super) fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {

@@ -131,6 +131,8 @@ enum DocumentFormat {
     Html,
     /// The EN 16931 e-invoice (CII) of one currency's tax document.
     Xml,
+    /// The per-SIM annex (CSV).
+    Annex,
 }
 
 impl DocumentFormat {
@@ -147,9 +149,10 @@ impl DocumentFormat {
                 ("format", "csv") => DocumentFormat::Csv,
                 ("format", "html") => DocumentFormat::Html,
                 ("format", "xml") => DocumentFormat::Xml,
+                ("format", "annex") => DocumentFormat::Annex,
                 ("format", other) => {
                     return Err(ApiError::bad_request(format!(
-                        "format: '{other}' is not json, csv, html or xml"
+                        "format: '{other}' is not json, csv, html, xml or annex"
                     )))
                 }
                 ("currency", code) => {
@@ -227,6 +230,10 @@ pub(super) async fn get_invoice(
         DocumentFormat::Csv => ("text/csv; charset=utf-8", to_csv(invoice)),
         DocumentFormat::Html => ("text/html; charset=utf-8", to_html(invoice)),
         DocumentFormat::Xml => ("application/xml", e_invoice(invoice, currency)?),
+        DocumentFormat::Annex => {
+            let annex = crate::billing::annex(&state.lake, invoice).await;
+            ("text/csv; charset=utf-8", annex.map_err(read_failed)?)
+        }
     };
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response())
 }
