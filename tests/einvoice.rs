@@ -391,3 +391,55 @@ async fn concurrent_issues_never_share_or_skip_a_number() {
         }
     }
 }
+
+fn chromium() -> PathBuf {
+    std::env::var("SIMTALLY_TEST_CHROMIUM")
+        .unwrap_or_else(|_| "/usr/bin/chromium".into())
+        .into()
+}
+
+/// `--pdf-with`: the issued invoice printed by headless Chromium, opened by a PDF reader
+/// (pypdf); printed once, so a rerun keeps the same file.
+#[tokio::test]
+async fn an_issued_invoice_prints_to_a_pdf_that_a_reader_opens() {
+    let mut books = Books::new(PRICES);
+    let events = vec![
+        registered("e1", "2026-11-01T00:00:00Z", SIM, A),
+        status("e2", "2026-11-01T00:00:00Z", SIM, A, "ACTIVATED"),
+    ];
+    books.ingest(&[], &events).await;
+    let options = InvoiceOptions {
+        pdf: Some(chromium()),
+        ..books.options("2026-11", true)
+    };
+    let run = invoice(&books.lake, &options).await.unwrap();
+    let number = documents(of(&run, A).unwrap())[0].number.clone().unwrap();
+    let pdf = books.out("2026-11").join("101-2026-11.pdf");
+    let read = |path: &Path| {
+        let script = "import sys, pypdf\nr = pypdf.PdfReader(sys.argv[1])\nprint(len(r.pages))\nprint(' '.join(p.extract_text() for p in r.pages))";
+        let output = Command::new(python())
+            .args(["-c", script])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let text = read(&pdf);
+    assert!(text.contains(&format!("Invoice {number}")), "{text}");
+    assert!(
+        text.contains("Amount due") && text.contains("Nordlicht Logistik GmbH"),
+        "{text}"
+    );
+    let printed = std::fs::read(&pdf).unwrap();
+    invoice(&books.lake, &options).await.unwrap();
+    assert_eq!(
+        std::fs::read(&pdf).unwrap(),
+        printed,
+        "an issued invoice's PDF is kept"
+    );
+}

@@ -24,6 +24,8 @@ pub struct DueOptions {
     pub now: DateTime<Utc>,
     /// How long after a month closes its invoices wait for late records.
     pub grace: chrono::Duration,
+    /// Print each invoice to PDF with this renderer (see `InvoiceOptions::pdf`).
+    pub pdf: Option<PathBuf>,
 }
 
 /// What a run did: the months it issued (for which Workspaces), and the drafts.
@@ -75,5 +77,6 @@ fn options_for(
         prices: options.prices.clone(),
         out: options.out.join(period.to_string()),
         issue,
+        pdf: options.pdf.clone(),
     }
 }

@@ -16,6 +16,7 @@ mod due;
 mod issued;
 mod ledger;
 pub mod legal;
+mod pdf;
 mod period;
 mod prices;
 mod profile;
@@ -66,6 +67,9 @@ pub enum BillingError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The PDF renderer (an outside program) failed.
+    #[error("cannot print {path}: {detail}")]
+    Pdf { path: PathBuf, detail: String },
 }
 
 impl BillingError {
@@ -85,6 +89,8 @@ pub struct InvoiceOptions {
     pub prices: PathBuf,
     pub out: PathBuf,
     pub issue: bool,
+    /// A headless Chromium that prints each invoice's HTML to PDF (see `pdf`).
+    pub pdf: Option<PathBuf>,
 }
 
 /// What an invoice run produced, one entry per Workspace.
@@ -118,6 +124,13 @@ pub async fn invoice(lake: &Lake, options: &InvoiceOptions) -> Result<InvoiceRun
     for (invoice, _) in &run.invoices {
         let annex = annex_of(&snapshot, invoice).await?;
         write_files(&options.out, invoice, annex)?;
+        if let Some(renderer) = &options.pdf {
+            let stem = options.out.join(&invoice.invoice_id);
+            let pdf = stem.with_extension("pdf");
+            if invoice.status == InvoiceStatus::Draft || !pdf.exists() {
+                pdf::print(renderer, &stem.with_extension("html"), &pdf).await?;
+            }
+        }
     }
     Ok(run)
 }

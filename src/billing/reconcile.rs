@@ -108,6 +108,7 @@ pub async fn reconcile(
         prices: Default::default(),
         out: Default::default(),
         issue: false,
+        pdf: None,
     };
     let (run, _) = compose(&snapshot, &prices, &options).await?;
     let later: Vec<Invoice> = snapshot

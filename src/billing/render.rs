@@ -349,7 +349,7 @@ th,td{border-bottom:1px solid #ccc;padding:.25em .5em;text-align:left}\
 td:last-child,th:last-child{text-align:right;font-variant-numeric:tabular-nums}\
 .meta{color:#444}.parties{display:flex;gap:4em;margin:1em 0}address{font-style:normal}\
 .facts{width:auto}.facts th{padding-right:2em}.due{font-size:1.2em}.note{color:#444;font-size:.9em}\
-h1.statement{break-before:page;margin-top:2em;font-size:1.3em}@media print{body{margin:0}h2{break-after:avoid}tr{break-inside:avoid}}";
+.statement{break-before:page;margin-top:2em}@media print{body{margin:0}h2{break-after:avoid}tr{break-inside:avoid}}";
 
 pub(super) fn section(
     h: &mut String,

@@ -312,6 +312,7 @@ pub(super) async fn issue(
         prices: billing.prices.clone(),
         out: billing.out.join(period.to_string()),
         issue: true,
+        pdf: None,
     };
     // The issue runs on a blocking thread of its own (its future is not `Send`).
     let lake = state.lake.clone();

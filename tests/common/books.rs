@@ -52,6 +52,7 @@ impl Books {
             prices: self.dir.path().join("prices.toml"),
             out: self.out(period),
             issue,
+            pdf: None,
         }
     }
 
