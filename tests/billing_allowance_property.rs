@@ -45,14 +45,16 @@ fn data_record(id: u64, iccid: &str, start: &str, end: &str, mb: Decimal, cost: 
     )
 }
 
+/// (SIM, start seconds into November, MB in millionths, cost in 10^-10).
+type DataRecord = (usize, i64, i64, i64);
+
 /// Fee, allowance fee and included MB of a tariff version, in cents and MB.
 type Version = (i64, i64, i64);
 
 struct Model {
     /// Per SIM: activated this many seconds into November (negative: in October).
     activations: Vec<i64>,
-    /// (SIM, start seconds into November, MB in millionths, cost in 10^-10).
-    records: Vec<(usize, i64, i64, i64)>,
+    records: Vec<DataRecord>,
     v1: Version,
     v2: Version,
     /// The day of November from which v2 is in effect.
@@ -93,7 +95,7 @@ fn expected(m: &Model) -> (Decimal, Decimal, Decimal, Decimal) {
         true => BTreeMap::from([(usize::MAX, included.iter().copied().sum())]),
         false => included.iter().copied().enumerate().collect(),
     };
-    let mut order: Vec<(usize, &(usize, i64, i64, i64))> = m.records.iter().enumerate().collect();
+    let mut order: Vec<(usize, &DataRecord)> = m.records.iter().enumerate().collect();
     order.sort_by_key(|(n, r)| (r.1, *n));
     let mut covered = Decimal::ZERO;
     for (_, (sim, _, millionths, units)) in order.into_iter().filter(|(_, r)| has_allowance(r.0)) {
