@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 use super::document::Invoice;
 use super::legal::{Billing, DocumentKind, DocumentLine, TaxDocument, VatBreakdown};
 use super::profile::Party;
+use super::render::esc;
 
 const NAMESPACES: &str = concat!(
     " xmlns:rsm=\"urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100\"",
@@ -262,21 +263,4 @@ fn date(prefix: &str, day: &str) -> String {
         "<{prefix}:DateTimeString format=\"102\">{}</{prefix}:DateTimeString>",
         day.replace('-', "")
     )
-}
-
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 has no place for other control characters.
-            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }

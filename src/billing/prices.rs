@@ -1,5 +1,6 @@
-//! The price list: tariffs versioned by effective date, and per-Workspace settings (tariff,
-//! time zone). Amounts are TOML strings so they stay exact decimals end to end.
+//! The billing file: tariffs versioned by effective date, per-Workspace settings (tariff,
+//! time zone, billing profile) and the seller (see `profile` for those two). Amounts are
+//! TOML strings so they stay exact decimals end to end.
 //!
 //! ```toml
 //! [[tariff]]
