@@ -256,12 +256,21 @@ async fn issued_invoices_are_numbered_taxed_and_valid_en16931() {
         "0.25",
     );
     books.ingest(&[late_usage], &late).await;
-    books.draft("2026-11").await;
-    assert_eq!(
-        std::fs::read_to_string(&annex_path).unwrap(),
-        annex,
-        "an issued annex stays"
+    let xml_path = books.out("2026-11").join("101-2026-11.xml");
+    let html_path = books.out("2026-11").join("101-2026-11.html");
+    let (xml, html) = (
+        std::fs::read(&xml_path).unwrap(),
+        std::fs::read(&html_path).unwrap(),
     );
+    books.draft("2026-11").await;
+    let annex_now = std::fs::read_to_string(&annex_path).unwrap();
+    assert_eq!(annex_now, annex, "an issued annex stays");
+    assert_eq!(
+        std::fs::read(&xml_path).unwrap(),
+        xml,
+        "an issued e-invoice stays"
+    );
+    assert_eq!(std::fs::read(&html_path).unwrap(), html);
     let december = books.issue("2026-12").await;
     let a_dec = of(&december, A).unwrap();
     let [credit] = documents(a_dec) else {

@@ -230,7 +230,7 @@ pub fn to_html(invoice: &Invoice) -> String {
     if invoice.billing.is_some() {
         let _ = writeln!(
             h,
-            "<p class=\"meta\">SIM fees and allowances per SIM: annex {}.csv ({} SIM fees, {} allowances).</p>",
+            "<p class=\"meta\">SIM fees, allowances and usage per SIM: annex {}.sims.csv ({} SIM fees, {} allowances).</p>",
             esc(&invoice.invoice_id),
             invoice.sim_fees.len(),
             invoice.allowances.len()

@@ -82,9 +82,11 @@ fn facts(h: &mut String, invoice: &Invoice, billing: &Billing, d: &TaxDocument) 
             "Supply period",
             format!("{} to {}", billing.supply_from, billing.supply_to),
         ),
-        ("Due date", d.due_date.clone().unwrap_or_else(pending)),
         ("Statement", invoice.invoice_id.clone()),
     ];
+    if d.kind == DocumentKind::Invoice {
+        rows.insert(2, ("Due date", d.due_date.clone().unwrap_or_else(pending)));
+    }
     if let Some(reference) = &billing.buyer_reference {
         rows.push(("Your reference", reference.clone()));
     }
