@@ -245,7 +245,7 @@ async fn late_data_for_a_sealed_period_never_changes_it_and_is_billed_once_later
     let sealed_a = of(&issued, A).unwrap().clone();
     assert_eq!(sealed_a.sim_fees.len(), 2);
     let sealed_files = files(&books.out("2026-11"), "101-");
-    assert_eq!(sealed_files.len(), 3);
+    assert_eq!(sealed_files.len(), 4, "json, csv, html and the annex");
 
     // After the seal: a late transfer of SIM to B on 20 November, activated there; late
     // usage on both sides of it; and a transfer of SIM2 to B on 1 November, before its
@@ -457,7 +457,12 @@ async fn a_draft_computed_twice_from_the_same_versions_is_byte_identical() {
     let names: Vec<&str> = first.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(
         names,
-        ["101-2026-11.csv", "101-2026-11.html", "101-2026-11.json"]
+        [
+            "101-2026-11.csv",
+            "101-2026-11.html",
+            "101-2026-11.json",
+            "101-2026-11.sims.csv"
+        ]
     );
     let json: Invoice = serde_json::from_str(&first[2].1).unwrap();
     assert_eq!(json.computed_from, run.versions);

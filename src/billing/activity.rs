@@ -85,6 +85,9 @@ pub struct IgnoredStatus {
 pub struct Activity {
     /// Per SIM, its spells in time order.
     spells: BTreeMap<String, Vec<ActiveSpell>>,
+    /// Per Workspace, the SIMs with a spell in it, in ICCID order (so a Workspace's
+    /// chargeable SIMs are found without looking at every SIM).
+    by_workspace: BTreeMap<i64, Vec<String>>,
     /// Per Workspace, the first instant it owned a SIM (registered or transferred to it).
     first_owned: BTreeMap<i64, i64>,
     pub ignored: Vec<IgnoredStatus>,
@@ -123,13 +126,26 @@ impl Activity {
             }
             rest = tail;
         }
+        for (iccid, spells) in &activity.spells {
+            let mut workspaces: Vec<i64> = spells.iter().map(|s| s.workspace).collect();
+            workspaces.sort_unstable();
+            workspaces.dedup();
+            for workspace in workspaces {
+                let sims = activity.by_workspace.entry(workspace).or_default();
+                sims.push(iccid.clone());
+            }
+        }
         activity
     }
 
     /// The SIMs ACTIVATED in `workspace` at any instant of [start, end), by ICCID.
     pub fn chargeable(&self, workspace: i64, start: i64, end: i64) -> Vec<ChargeableSim> {
-        self.spells
-            .values()
+        let sims = self
+            .by_workspace
+            .get(&workspace)
+            .map_or(&[][..], Vec::as_slice);
+        sims.iter()
+            .filter_map(|iccid| self.spells.get(iccid))
             .filter_map(|spells| {
                 spells
                     .iter()

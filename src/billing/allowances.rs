@@ -105,8 +105,8 @@ impl Biller<'_> {
             .allowance_cover(window, &original.tariff, &sims)
             .await?;
         let mut credited: BTreeMap<(String, String), Decimal> = BTreeMap::new();
-        let earlier = (self.issued.iter().map(|i| &i.document))
-            .filter(|d| d.workspace_id == original.workspace_id && d.period > original.period)
+        let earlier = (self.issued_of(original.workspace_id))
+            .filter(|d| d.period > original.period)
             .flat_map(|d| &d.adjustments)
             .filter(|a| a.period == original.period && a.kind == AdjustmentKind::AllowanceCover)
             .map(|a| (&a.reference, &a.currency, a.amount));

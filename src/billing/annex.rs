@@ -4,14 +4,16 @@
 //! An issued invoice's usage comes from the slices it sealed (`billed_slices`), so its annex
 //! never changes, whatever arrives later; a draft's from its window as the lake stands.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use rust_decimal::Decimal;
 
+use super::compose::parse_instant;
 use super::document::{Invoice, InvoiceStatus};
 use super::read::{decimal, int64, text, LakeSnapshot, Window};
 use super::render::{csv_field, volume_unit};
+use super::windows::Group;
 use super::BillingError;
 use crate::lake::schema::counted_slices_sql;
 use crate::lake::LakeTable;
@@ -27,54 +29,92 @@ pub struct SimUsage {
     pub amount: Decimal,
 }
 
-const GROUPED: &str = "SELECT iccid, traffic_type, currency, COUNT(DISTINCT record_id), \
-                       SUM(volume_total), SUM(cost)";
-const ORDER: &str = "GROUP BY iccid, traffic_type, currency ORDER BY iccid, traffic_type, currency";
+const GROUPED: &str = "SELECT workspace_id, iccid, traffic_type, currency, \
+                       COUNT(DISTINCT record_id), SUM(volume_total), SUM(cost)";
+const ORDER: &str = "GROUP BY workspace_id, iccid, traffic_type, currency \
+                     ORDER BY workspace_id, iccid, traffic_type, currency";
 
-/// The usage per SIM behind `invoice` (see the module's note).
+/// The usage per SIM behind each of `invoices` (see the module's note), by invoice id: one
+/// query per month bounds and status, for all their Workspaces.
 pub async fn sim_usage(
     snapshot: &LakeSnapshot,
-    invoice: &Invoice,
-    window: &Window,
-) -> Result<Vec<SimUsage>, BillingError> {
+    invoices: &[&Invoice],
+) -> Result<HashMap<String, Vec<SimUsage>>, BillingError> {
+    let mut out: HashMap<String, Vec<SimUsage>> = HashMap::new();
     if !snapshot.has(LakeTable::Usage) {
-        return Ok(Vec::new());
+        return Ok(out);
     }
-    let sql = match invoice.status {
-        InvoiceStatus::Issued if !snapshot.has(LakeTable::BilledSlices) => return Ok(Vec::new()),
-        // Only typed values reach the SQL: the Workspace id, and the invoice id and period
-        // this module's caller composed from them.
-        InvoiceStatus::Issued => format!(
-            "{GROUPED} FROM (SELECT * FROM usage WHERE workspace_id = {}) u \
-             LEFT SEMI JOIN (SELECT record_id, slice FROM billed_slices \
-               WHERE workspace_id = {} AND invoice_id = '{}' AND period = '{}') b \
-             ON u.record_id = b.record_id AND u.slice = b.slice {ORDER}",
-            invoice.workspace_id,
-            invoice.workspace_id,
-            sql_text(&invoice.invoice_id),
-            sql_text(&invoice.period),
-        ),
-        InvoiceStatus::Draft => format!(
-            "{GROUPED} FROM {} WHERE {} {ORDER}",
-            counted_slices_sql("usage"),
-            window.usage_condition()
-        ),
-    };
+    let mut by_bounds: BTreeMap<(bool, &str, &str), Vec<&Invoice>> = BTreeMap::new();
+    for invoice in invoices {
+        let issued = invoice.status == InvoiceStatus::Issued;
+        let bounds = (
+            issued,
+            invoice.period_start.as_str(),
+            invoice.period_end.as_str(),
+        );
+        by_bounds.entry(bounds).or_default().push(invoice);
+    }
+    for ((issued, _, _), group) in by_bounds {
+        let first = group[0];
+        let window = Window {
+            workspace: first.workspace_id,
+            start: parse_instant(&first.period_start)?,
+            end: parse_instant(&first.period_end)?,
+        };
+        let workspaces: Vec<i64> = group.iter().map(|i| i.workspace_id).collect();
+        let condition = Group::of(&window, workspaces.clone()).condition();
+        let ids: Vec<String> = (workspaces.iter()).map(i64::to_string).collect();
+        let sql = match issued {
+            false => format!(
+                "{GROUPED} FROM {} WHERE {condition} {ORDER}",
+                counted_slices_sql("usage")
+            ),
+            true if !snapshot.has(LakeTable::BilledSlices) => continue,
+            // Only typed values reach the SQL: Workspace ids, and the period simtally wrote.
+            true => format!(
+                "{GROUPED} FROM (SELECT * FROM usage WHERE {condition}) u \
+                 LEFT SEMI JOIN (SELECT workspace_id AS w, record_id AS r, slice AS s \
+                   FROM billed_slices WHERE workspace_id IN ({}) AND period = '{}' \
+                   AND invoice_id IN (SELECT invoice_id FROM invoices)) b \
+                 ON u.workspace_id = b.w AND u.record_id = b.r AND u.slice = b.s {ORDER}",
+                ids.join(", "),
+                sql_text(&first.period),
+            ),
+        };
+        let invoice_of: HashMap<i64, &str> = (group.iter())
+            .map(|i| (i.workspace_id, i.invoice_id.as_str()))
+            .collect();
+        for (workspace, rows) in read_rows(snapshot, &sql).await? {
+            if let Some(id) = invoice_of.get(&workspace) {
+                out.insert((*id).to_owned(), rows);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn read_rows(
+    snapshot: &LakeSnapshot,
+    sql: &str,
+) -> Result<BTreeMap<i64, Vec<SimUsage>>, BillingError> {
     let t = LakeTable::Usage;
-    let mut out = Vec::new();
-    for batch in &snapshot.rows(&sql).await? {
+    let mut out: BTreeMap<i64, Vec<SimUsage>> = BTreeMap::new();
+    for batch in &snapshot.rows(sql).await? {
+        let workspaces = int64(t, batch, 0)?;
         let (iccids, kinds, currencies) =
-            (text(t, batch, 0)?, text(t, batch, 1)?, text(t, batch, 2)?);
-        let records = int64(t, batch, 3)?;
+            (text(t, batch, 1)?, text(t, batch, 2)?, text(t, batch, 3)?);
+        let records = int64(t, batch, 4)?;
         for row in 0..batch.num_rows() {
-            out.push(SimUsage {
-                iccid: iccids.value(row).to_owned(),
-                traffic_type: kinds.value(row).to_owned(),
-                currency: currencies.value(row).to_owned(),
-                records: records.value(row),
-                volume: decimal(t, batch, 4, row)?,
-                amount: decimal(t, batch, 5, row)?,
-            });
+            out.entry(workspaces.value(row))
+                .or_default()
+                .push(SimUsage {
+                    iccid: iccids.value(row).to_owned(),
+                    traffic_type: kinds.value(row).to_owned(),
+                    currency: currencies.value(row).to_owned(),
+                    records: records.value(row),
+                    volume: decimal(t, batch, 5, row)?,
+                    amount: decimal(t, batch, 6, row)?,
+                });
         }
     }
     Ok(out)

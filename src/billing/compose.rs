@@ -54,7 +54,40 @@ pub(super) async fn compose(
     let mut next = seller.map_or(1, |s| legal::last_sequence(&s.party, issued) + 1);
     let mut invoices = Vec::new();
     let mut seals = Vec::new();
-    for workspace in workspaces {
+    let workspaces: Vec<i64> = workspaces.into_iter().collect();
+    for chunk in workspaces.chunks(PRELOAD_WORKSPACES) {
+        biller.preload(chunk, period, options.issue).await?;
+        let composed = compose_chunk(&biller, chunk, options, issued_at, &mut next).await?;
+        invoices.extend(composed.0);
+        seals.extend(composed.1);
+        snapshot.clear_cache();
+    }
+    let run = InvoiceRun {
+        invoices,
+        versions: snapshot.versions,
+        issued_at,
+    };
+    Ok((run, seals))
+}
+
+/// How many Workspaces' windows are read at once: few queries for thousands of Workspaces,
+/// and a bounded share of the month in memory.
+const PRELOAD_WORKSPACES: usize = 500;
+
+type Composed = (Vec<(Invoice, Provenance)>, Vec<Seal>);
+
+async fn compose_chunk(
+    biller: &Biller<'_>,
+    workspaces: &[i64],
+    options: &InvoiceOptions,
+    issued_at: DateTime<Utc>,
+    next: &mut u64,
+) -> Result<Composed, BillingError> {
+    let (period, everyone) = (options.period, options.workspaces.is_empty());
+    let seller = biller.prices.seller();
+    let mut invoices = Vec::new();
+    let mut seals = Vec::new();
+    for &workspace in workspaces {
         if let Some(stored) = biller.issued_for(workspace, period) {
             invoices.push((stored.document.clone(), Provenance::IssuedBefore));
             continue;
@@ -73,24 +106,22 @@ pub(super) async fn compose(
         invoice.status = InvoiceStatus::Issued;
         invoice.issued_at = Some(timestamp(issued_at));
         if let (Some(billing), Some(seller)) = (&mut invoice.billing, seller) {
-            let zone = prices.settings(workspace).time_zone;
-            legal::assign_numbers(billing, &seller.number_prefix, &mut next, issued_at, zone);
+            let zone = biller.prices.settings(workspace).time_zone;
+            legal::assign_numbers(billing, &seller.number_prefix, next, issued_at, zone);
         }
         let window = biller.window(workspace, period);
         seals.push(Seal {
             invoice_id: invoice.invoice_id.clone(),
             workspace,
-            own: (period.to_string(), snapshot.slice_keys(&window).await?),
+            own: (
+                period.to_string(),
+                biller.snapshot.slice_keys(&window).await?,
+            ),
             late,
         });
         invoices.push((invoice, Provenance::IssuedNow));
     }
-    let run = InvoiceRun {
-        invoices,
-        versions: snapshot.versions,
-        issued_at,
-    };
-    Ok((run, seals))
+    Ok((invoices, seals))
 }
 
 /// The Workspaces a run for `period` over every Workspace looks at (see
@@ -140,6 +171,8 @@ pub(super) struct Biller<'a> {
     pub(super) prices: &'a PriceList,
     pub(super) activity: Activity,
     pub(super) issued: Vec<IssuedInvoice>,
+    /// Per Workspace, its issued invoices (indexes into `issued`, in issue order).
+    issued_index: BTreeMap<i64, Vec<usize>>,
     /// Workspace names from the directory, for the customer on the document.
     names: BTreeMap<i64, String>,
 }
@@ -150,10 +183,19 @@ impl<'a> Biller<'a> {
             .iter()
             .filter_map(SimEvent::from_stored)
             .collect();
+        let issued = snapshot.issued().await?;
+        let mut issued_index: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+        for (n, invoice) in issued.iter().enumerate() {
+            issued_index
+                .entry(invoice.document.workspace_id)
+                .or_default()
+                .push(n);
+        }
         Ok(Biller {
             prices,
             activity: Activity::from_events(events),
-            issued: snapshot.issued().await?,
+            issued,
+            issued_index,
             names: snapshot.workspace_names().await?,
             snapshot,
         })
@@ -195,11 +237,53 @@ impl<'a> Biller<'a> {
         Ok(found)
     }
 
+    /// Reads what drafting `workspaces` for `period` needs, for all of them at once: their
+    /// usage and data slices of the period (and, to issue, its slice keys), and the unbilled
+    /// slices of their sealed periods.
+    async fn preload(
+        &self,
+        workspaces: &[i64],
+        period: Period,
+        issue: bool,
+    ) -> Result<(), BillingError> {
+        use super::windows::Read;
+        let open: Vec<Window> = (workspaces.iter())
+            .filter(|w| self.issued_for(**w, period).is_none())
+            .map(|w| self.window(*w, period))
+            .collect();
+        let mut reads = vec![Read::UsageLines, Read::DataSlices];
+        if issue {
+            reads.push(Read::SliceKeys);
+        }
+        self.snapshot.preload(&open, &reads).await?;
+        let current = period.to_string();
+        let mut sealed = Vec::new();
+        for window in &open {
+            for original in self
+                .issued_of(window.workspace)
+                .filter(|d| d.period < current)
+            {
+                sealed.push(Window {
+                    workspace: window.workspace,
+                    start: parse_instant(&original.period_start)?,
+                    end: parse_instant(&original.period_end)?,
+                });
+            }
+        }
+        self.snapshot.preload(&sealed, &[Read::Unbilled]).await
+    }
+
     fn issued_for(&self, workspace: i64, period: Period) -> Option<&IssuedInvoice> {
         let period = period.to_string();
-        self.issued
-            .iter()
-            .find(|i| i.document.workspace_id == workspace && i.document.period == period)
+        let of = self.issued_index.get(&workspace).into_iter().flatten();
+        of.map(|n| &self.issued[*n])
+            .find(|i| i.document.period == period)
+    }
+
+    /// The Workspace's issued invoices, in issue order.
+    pub(super) fn issued_of(&self, workspace: i64) -> impl Iterator<Item = &Invoice> + '_ {
+        let of = self.issued_index.get(&workspace).into_iter().flatten();
+        of.map(|n| &self.issued[*n].document)
     }
 
     async fn draft(
@@ -256,9 +340,7 @@ impl<'a> Biller<'a> {
     fn billing(&self, invoice: &Invoice) -> Option<legal::Billing> {
         let seller = self.prices.seller()?;
         let settings = self.prices.settings(invoice.workspace_id);
-        let issued = (self.issued.iter().map(|i| &i.document))
-            .filter(|d| d.workspace_id == invoice.workspace_id)
-            .collect();
+        let issued = self.issued_of(invoice.workspace_id).collect();
         let parties = legal::Parties {
             seller,
             profile: &settings.profile,
@@ -347,11 +429,7 @@ impl<'a> Biller<'a> {
         let mut lines = Vec::new();
         let mut late = Vec::new();
         let period = period.to_string();
-        let sealed = self
-            .issued
-            .iter()
-            .map(|i| &i.document)
-            .filter(|d| d.workspace_id == workspace && d.period < period);
+        let sealed = self.issued_of(workspace).filter(|d| d.period < period);
         for original in sealed {
             let window = Window {
                 workspace,
@@ -454,10 +532,8 @@ impl<'a> Biller<'a> {
                 .filter(|i| !now.iter().any(|(s, _)| &s.iccid == *i))
             {
                 // What was billed for it: on the original, or by a later adjustment.
-                let later = (self.issued.iter().map(|i| &i.document))
-                    .filter(|d| {
-                        d.workspace_id == original.workspace_id && d.period > original.period
-                    })
+                let later = (self.issued_of(original.workspace_id))
+                    .filter(|d| d.period > original.period)
                     .flat_map(|d| &d.adjustments)
                     .filter(|a| {
                         a.period == original.period && a.kind == kind && &a.reference == iccid
@@ -487,11 +563,8 @@ impl<'a> Biller<'a> {
         on_original: &[&String],
     ) -> BTreeSet<String> {
         let mut billed: BTreeSet<String> = on_original.iter().map(|i| (*i).clone()).collect();
-        let later = self
-            .issued
-            .iter()
-            .map(|i| &i.document)
-            .filter(|d| d.workspace_id == original.workspace_id && d.period > original.period)
+        let later = (self.issued_of(original.workspace_id))
+            .filter(|d| d.period > original.period)
             .flat_map(|d| &d.adjustments)
             .filter(|a| a.period == original.period && a.kind == kind);
         for adjustment in later {

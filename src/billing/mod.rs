@@ -24,6 +24,7 @@ mod read;
 mod reconcile;
 pub mod render;
 mod render_legal;
+mod windows;
 
 use std::path::{Path, PathBuf};
 
@@ -120,37 +121,42 @@ pub async fn invoice(lake: &Lake, options: &InvoiceOptions) -> Result<InvoiceRun
     let attempt = || invoice_once(lake, options, &prices);
     let (run, _) = retry_while_refused(FENCED_RETRIES, refused, attempt).await;
     let run = run?;
+    // The annexes of up to ANNEX_CHUNK invoices at a time: one read for many Workspaces,
+    // and only that many in memory.
     let snapshot = read::LakeSnapshot::open(lake).await?;
-    for (invoice, _) in &run.invoices {
-        let annex = annex_of(&snapshot, invoice).await?;
-        write_files(&options.out, invoice, annex)?;
-        if let Some(renderer) = &options.pdf {
-            let stem = options.out.join(&invoice.invoice_id);
-            let pdf = stem.with_extension("pdf");
-            if invoice.status == InvoiceStatus::Draft || !pdf.exists() {
-                pdf::print(renderer, &stem.with_extension("html"), &pdf).await?;
+    for chunk in run.invoices.chunks(ANNEX_CHUNK) {
+        let invoices: Vec<&Invoice> = chunk.iter().map(|(i, _)| i).collect();
+        let mut annexes = annex::sim_usage(&snapshot, &invoices).await?;
+        for invoice in invoices {
+            let usage = annexes.remove(&invoice.invoice_id).unwrap_or_default();
+            write_files(&options.out, invoice, annex::to_annex_csv(invoice, &usage))?;
+            if let Some(renderer) = &options.pdf {
+                print_pdf(renderer, &options.out, invoice).await?;
             }
         }
     }
     Ok(run)
 }
 
-/// The per-SIM annex of `invoice` as CSV (see `annex`).
-pub async fn annex(lake: &Lake, invoice: &Invoice) -> Result<String, BillingError> {
-    annex_of(&read::LakeSnapshot::open(lake).await?, invoice).await
+/// Prints `invoice`'s HTML to PDF: a draft's every time, an issued one's once.
+async fn print_pdf(renderer: &Path, out: &Path, invoice: &Invoice) -> Result<(), BillingError> {
+    let stem = out.join(&invoice.invoice_id);
+    let pdf = stem.with_extension("pdf");
+    if invoice.status == InvoiceStatus::Draft || !pdf.exists() {
+        pdf::print(renderer, &stem.with_extension("html"), &pdf).await?;
+    }
+    Ok(())
 }
 
-async fn annex_of(
-    snapshot: &read::LakeSnapshot,
-    invoice: &Invoice,
-) -> Result<String, BillingError> {
-    let window = read::Window {
-        workspace: invoice.workspace_id,
-        start: compose::parse_instant(&invoice.period_start)?,
-        end: compose::parse_instant(&invoice.period_end)?,
-    };
-    let usage = annex::sim_usage(snapshot, invoice, &window).await?;
-    Ok(annex::to_annex_csv(invoice, &usage))
+/// How many invoices' annexes are read at once.
+const ANNEX_CHUNK: usize = 500;
+
+/// The per-SIM annex of `invoice` as CSV (see `annex`).
+pub async fn annex(lake: &Lake, invoice: &Invoice) -> Result<String, BillingError> {
+    let snapshot = read::LakeSnapshot::open(lake).await?;
+    let mut usage = annex::sim_usage(&snapshot, &[invoice]).await?;
+    let rows = usage.remove(&invoice.invoice_id).unwrap_or_default();
+    Ok(annex::to_annex_csv(invoice, &rows))
 }
 
 /// One attempt: with `issue`, the ledger's tables are opened (their versions fixed) before

@@ -4,17 +4,15 @@
 use std::collections::BTreeMap;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Decimal128Type, Int16Type, Int64Type, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Decimal128Type, Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::prelude::SessionContext;
 use rust_decimal::Decimal;
 
-use super::cover::DataSlice;
-use super::document::{Invoice, LakeVersions, UsageLine};
+use super::document::{Invoice, LakeVersions};
 use super::period::utc_days_covering;
 use super::BillingError;
 use crate::attribute::SequencedEvent;
-use crate::lake::schema::counted_slices_sql;
 use crate::lake::{utf8_column, Lake, LakeError, LakeTable};
 use crate::pipeline::events::{events_from_batches, STORED_EVENT_COLUMNS};
 
@@ -40,7 +38,7 @@ impl Window {
     }
 }
 
-fn timestamp_literal(t: DateTime<Utc>) -> String {
+pub(super) fn timestamp_literal(t: DateTime<Utc>) -> String {
     format!(
         "arrow_cast('{}', 'Timestamp(µs, \"UTC\")')",
         t.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -73,6 +71,8 @@ pub struct LakeSnapshot {
     has_invoices: bool,
     has_quarantine: bool,
     has_directory: bool,
+    /// What `preload` read for many windows at once (see `windows`).
+    pub(super) cache: std::sync::Mutex<super::windows::Cache>,
 }
 
 impl LakeSnapshot {
@@ -103,6 +103,7 @@ impl LakeSnapshot {
             .is_some();
         Ok(LakeSnapshot {
             ctx,
+            cache: Default::default(),
             has_directory,
             versions: LakeVersions { usage, sim_events },
             has_usage: usage.is_some(),
@@ -241,158 +242,6 @@ impl LakeSnapshot {
         Ok(out)
     }
 
-    /// Usage in the window by traffic type, network and currency.
-    pub async fn usage_lines(&self, window: &Window) -> Result<Vec<UsageLine>, BillingError> {
-        if !self.has_usage {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT traffic_type, operator_name, mcc, mnc, currency, \
-                    COUNT(DISTINCT record_id), COUNT(*), SUM(volume_total), SUM(cost) \
-             FROM {} WHERE {} \
-             GROUP BY traffic_type, operator_name, mcc, mnc, currency \
-             ORDER BY traffic_type, operator_name, mcc, mnc, currency",
-            counted_slices_sql("usage"),
-            window.usage_condition()
-        );
-        let mut lines = Vec::new();
-        for batch in &self.rows(&sql).await? {
-            let t = LakeTable::Usage;
-            let (kind, op, mcc, mnc, cur) = (
-                text(t, batch, 0)?,
-                text(t, batch, 1)?,
-                text(t, batch, 2)?,
-                text(t, batch, 3)?,
-                text(t, batch, 4)?,
-            );
-            let (records, slices) = (int64(t, batch, 5)?, int64(t, batch, 6)?);
-            for row in 0..batch.num_rows() {
-                lines.push(UsageLine {
-                    traffic_type: kind.value(row).to_owned(),
-                    operator: optional(&op, row),
-                    mcc: optional(&mcc, row),
-                    mnc: optional(&mnc, row),
-                    currency: cur.value(row).to_owned(),
-                    records: records.value(row).max(0) as u64,
-                    slices: slices.value(row).max(0) as u64,
-                    volume: decimal(t, batch, 7, row)?,
-                    amount: decimal(t, batch, 8, row)?,
-                });
-            }
-        }
-        Ok(lines)
-    }
-
-    /// The data slices of the window that count (not reversed by a correction), for the
-    /// allowances to cover.
-    pub async fn data_slices(&self, window: &Window) -> Result<Vec<DataSlice>, BillingError> {
-        if !self.has_usage {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT iccid, start_time, record_id, slice, volume_total, currency, cost \
-             FROM {} WHERE {} AND traffic_type = 'data'",
-            counted_slices_sql("usage"),
-            window.usage_condition()
-        );
-        let t = LakeTable::Usage;
-        let mut out = Vec::new();
-        for batch in &self.rows(&sql).await? {
-            let (iccids, currencies, ids) =
-                (text(t, batch, 0)?, text(t, batch, 5)?, int64(t, batch, 2)?);
-            let starts = batch
-                .column(1)
-                .as_primitive_opt::<TimestampMicrosecondType>()
-                .ok_or_else(|| corrupt(t, "start_time is not a timestamp".into()))?;
-            let slices = batch
-                .column(3)
-                .as_primitive_opt::<Int16Type>()
-                .ok_or_else(|| corrupt(t, "slice is not SMALLINT".into()))?;
-            for row in 0..batch.num_rows() {
-                out.push(DataSlice {
-                    iccid: iccids.value(row).to_owned(),
-                    start: starts.value(row),
-                    record_id: ids.value(row),
-                    slice: slices.value(row),
-                    volume_mb: decimal(t, batch, 4, row)?,
-                    currency: currencies.value(row).to_owned(),
-                    cost: decimal(t, batch, 6, row)?,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// The slices of the window that no issued invoice has billed, by record and slice.
-    pub async fn unbilled_slices(
-        &self,
-        window: &Window,
-    ) -> Result<Vec<UnbilledSlice>, BillingError> {
-        if !self.has_usage {
-            return Ok(Vec::new());
-        }
-        // A billed row counts only once its invoice is issued: `billed_slices` is committed
-        // first, so an issue interrupted between the two commits leaves rows that bill nothing.
-        let billed = if self.has_billed && self.has_invoices {
-            format!(
-                "LEFT ANTI JOIN (SELECT record_id, slice FROM billed_slices \
-                 WHERE workspace_id = {} AND invoice_id IN (SELECT invoice_id FROM invoices)) b \
-                 ON u.record_id = b.record_id AND u.slice = b.slice",
-                window.workspace
-            )
-        } else {
-            String::new()
-        };
-        let sql = format!(
-            "SELECT u.record_id, u.slice, u.iccid, u.traffic_type, u.start_time, u.currency, u.cost \
-             FROM (SELECT * FROM usage WHERE {}) u {billed} \
-             ORDER BY u.record_id, u.slice",
-            window.usage_condition()
-        );
-        let t = LakeTable::Usage;
-        let mut out = Vec::new();
-        for batch in &self.rows(&sql).await? {
-            let (ids, iccids, kinds, currencies) = (
-                int64(t, batch, 0)?,
-                text(t, batch, 2)?,
-                text(t, batch, 3)?,
-                text(t, batch, 5)?,
-            );
-            let slices = batch
-                .column(1)
-                .as_primitive_opt::<Int16Type>()
-                .ok_or_else(|| corrupt(t, "slice is not SMALLINT".into()))?;
-            let starts = batch
-                .column(4)
-                .as_primitive_opt::<TimestampMicrosecondType>()
-                .ok_or_else(|| corrupt(t, "start_time is not a timestamp".into()))?;
-            for row in 0..batch.num_rows() {
-                out.push(UnbilledSlice {
-                    record_id: ids.value(row),
-                    slice: slices.value(row),
-                    iccid: iccids.value(row).to_owned(),
-                    traffic_type: kinds.value(row).to_owned(),
-                    start_time: starts.value(row),
-                    currency: currencies.value(row).to_owned(),
-                    cost: decimal(t, batch, 6, row)?,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// `(record_id, slice)` of every slice in the window, to record as billed.
-    pub async fn slice_keys(&self, window: &Window) -> Result<Vec<RecordBatch>, BillingError> {
-        if !self.has_usage {
-            return Ok(Vec::new());
-        }
-        self.rows(&format!(
-            "SELECT record_id, slice FROM usage WHERE {}",
-            window.usage_condition()
-        ))
-        .await
-    }
-
     /// Every issued invoice, oldest issue first.
     pub async fn issued(&self) -> Result<Vec<IssuedInvoice>, BillingError> {
         if !self.has_invoices {
@@ -415,7 +264,7 @@ impl LakeSnapshot {
     }
 }
 
-fn corrupt(table: LakeTable, detail: String) -> BillingError {
+pub(super) fn corrupt(table: LakeTable, detail: String) -> BillingError {
     LakeError::Corrupt {
         table: table.name(),
         detail,
@@ -432,7 +281,7 @@ pub(super) fn text(
     utf8_column(batch, i).map_err(|detail| corrupt(table, detail))
 }
 
-fn optional(col: &StringArray, row: usize) -> Option<String> {
+pub(super) fn optional(col: &StringArray, row: usize) -> Option<String> {
     col.is_valid(row).then(|| col.value(row).to_owned())
 }
 
