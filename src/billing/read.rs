@@ -145,6 +145,24 @@ impl LakeSnapshot {
         Ok(out)
     }
 
+    /// Per Workspace, what `sql` sums per currency: rows of (workspace_id, currency, sum).
+    pub async fn sums_by_workspace(
+        &self,
+        sql: &str,
+    ) -> Result<BTreeMap<i64, BTreeMap<String, Decimal>>, BillingError> {
+        let mut out: BTreeMap<i64, BTreeMap<String, Decimal>> = BTreeMap::new();
+        for batch in &self.rows(sql).await? {
+            let workspaces = int64(LakeTable::Usage, batch, 0)?;
+            let currency = text(LakeTable::Usage, batch, 1)?;
+            for row in 0..batch.num_rows() {
+                let sum = decimal(LakeTable::Usage, batch, 2, row)?;
+                let of = out.entry(workspaces.value(row)).or_default();
+                *of.entry(currency.value(row).to_owned()).or_default() += sum;
+            }
+        }
+        Ok(out)
+    }
+
     /// The single BIGINT a query returns (`COUNT(*)` and the like).
     pub async fn count(&self, sql: &str) -> Result<i64, BillingError> {
         let rows = self.rows(sql).await?;

@@ -17,6 +17,7 @@ use rust_decimal::Decimal;
 use super::compose::{compose, parse_instant};
 use super::document::{AdjustmentKind, Invoice};
 use super::read::{LakeSnapshot, Window};
+use super::windows::Read;
 use super::{BillingError, InvoiceOptions, Period, PriceList, Provenance};
 use crate::lake::{Lake, LakeTable};
 use crate::pipeline::{RunLedger, RunRecord};
@@ -119,16 +120,18 @@ pub async fn reconcile(
         .filter(|d| d.period > period.to_string())
         .collect();
     let mut charged = Amounts::new();
-    for (invoice, provenance) in &run.invoices {
-        check_invoice(
-            &snapshot,
-            invoice,
-            *provenance,
-            &later,
-            &mut charged,
-            &mut books,
-        )
-        .await?;
+    let billed = billed_by_own_invoice(&snapshot, period).await?;
+    for chunk in run.invoices.chunks(CHUNK) {
+        preload(&snapshot, chunk).await?;
+        for (invoice, provenance) in chunk {
+            let checked = Checked {
+                invoice,
+                provenance: *provenance,
+                billed: billed.get(&invoice.workspace_id),
+            };
+            check_invoice(&snapshot, checked, &later, &mut charged, &mut books).await?;
+        }
+        snapshot.clear_cache();
     }
     // Issuing seals every Workspace of the period (`invoice --due`: of the period in one time
     // zone, once it closed there): what reaches it later is an adjustment on the next
@@ -279,12 +282,74 @@ async fn check_runs(
     Ok(())
 }
 
+/// How many invoices' windows are read at once.
+const CHUNK: usize = 500;
+
+/// Per Workspace, the cost of the period's slices its own invoice of the period billed, by
+/// currency: one query for every Workspace.
+async fn billed_by_own_invoice(
+    snapshot: &LakeSnapshot,
+    period: Period,
+) -> Result<BTreeMap<i64, Amounts>, BillingError> {
+    if !(snapshot.has(LakeTable::BilledSlices) && snapshot.has(LakeTable::Usage)) {
+        return Ok(BTreeMap::new());
+    }
+    // Only a parsed period reaches the SQL.
+    snapshot
+        .sums_by_workspace(&format!(
+            "SELECT u.workspace_id, u.currency, SUM(u.cost) FROM usage u JOIN \
+             (SELECT DISTINCT workspace_id AS w, record_id AS r, slice AS s FROM billed_slices \
+              WHERE period = '{period}' \
+                AND invoice_id = CAST(workspace_id AS VARCHAR) || '-{period}') b \
+             ON u.workspace_id = b.w AND u.record_id = b.r AND u.slice = b.s \
+             GROUP BY u.workspace_id, u.currency"
+        ))
+        .await
+}
+
+/// Reads what checking `invoices` needs at once: the unbilled slices of the issued ones'
+/// periods and the data slices of those computed now that allowances cover.
+async fn preload(
+    snapshot: &LakeSnapshot,
+    invoices: &[(Invoice, Provenance)],
+) -> Result<(), BillingError> {
+    let (mut issued, mut covered) = (Vec::new(), Vec::new());
+    for (invoice, provenance) in invoices {
+        let window = window_of(invoice)?;
+        match provenance {
+            Provenance::IssuedBefore => issued.push(window),
+            _ if !invoice.allowance_cover.is_empty() => covered.push(window),
+            _ => {}
+        }
+    }
+    snapshot.preload(&issued, &[Read::Unbilled]).await?;
+    snapshot.preload(&covered, &[Read::DataSlices]).await
+}
+
+fn window_of(invoice: &Invoice) -> Result<Window, BillingError> {
+    Ok(Window {
+        workspace: invoice.workspace_id,
+        start: parse_instant(&invoice.period_start)?,
+        end: parse_instant(&invoice.period_end)?,
+    })
+}
+
+/// An invoice to check, with what its own issue billed of its period.
+struct Checked<'a> {
+    invoice: &'a Invoice,
+    provenance: Provenance,
+    billed: Option<&'a Amounts>,
+}
+
 /// One invoice: its totals are its lines; its usage is the cost of the Workspace's slices
 /// (for an issued one: of the slices it billed, plus later adjustments and what is pending).
 async fn check_invoice(
     snapshot: &LakeSnapshot,
-    invoice: &Invoice,
-    provenance: Provenance,
+    Checked {
+        invoice,
+        provenance,
+        billed,
+    }: Checked<'_>,
     later: &[Invoice],
     charged: &mut Amounts,
     books: &mut Reconciliation,
@@ -300,19 +365,9 @@ async fn check_invoice(
         *usage.entry(line.currency.clone()).or_default() += line.amount;
     }
     if provenance == Provenance::IssuedBefore && snapshot.has(LakeTable::BilledSlices) {
-        let billed = snapshot
-            .sums_by_currency(&format!(
-                "SELECT u.currency, SUM(u.cost) FROM usage u JOIN \
-                 (SELECT DISTINCT record_id, slice FROM billed_slices \
-                  WHERE invoice_id = '{id}' AND period = '{}') b \
-                 ON u.record_id = b.record_id AND u.slice = b.slice \
-                 WHERE u.workspace_id = {} GROUP BY u.currency",
-                invoice.period, invoice.workspace_id
-            ))
-            .await?;
         books.check(
             format!("invoice {id}: usage lines = cost of the slices it billed"),
-            show(&billed),
+            show(billed.unwrap_or(&Amounts::new())),
             show(&usage),
         );
         for adjustment in later
@@ -323,12 +378,7 @@ async fn check_invoice(
         {
             *usage.entry(adjustment.currency.clone()).or_default() += adjustment.amount;
         }
-        let window = Window {
-            workspace: invoice.workspace_id,
-            start: parse_instant(&invoice.period_start)?,
-            end: parse_instant(&invoice.period_end)?,
-        };
-        for slice in snapshot.unbilled_slices(&window).await? {
+        for slice in snapshot.unbilled_slices(&window_of(invoice)?).await? {
             *usage.entry(slice.currency).or_default() += slice.cost;
         }
     }
@@ -378,21 +428,11 @@ async fn check_cover(
     if provenance == Provenance::IssuedBefore {
         return Ok(());
     }
-    let window = Window {
-        workspace: invoice.workspace_id,
-        start: parse_instant(&invoice.period_start)?,
-        end: parse_instant(&invoice.period_end)?,
-    };
-    let condition = window.usage_condition();
-    let counted = crate::lake::schema::counted_slices_sql("usage");
-    let sql = |what: &str| {
-        format!(
-            "SELECT currency, SUM({what}) FROM {counted} \
-             WHERE {condition} AND traffic_type = 'data' GROUP BY currency"
-        )
-    };
-    let data_cost = snapshot.sums_by_currency(&sql("cost")).await?;
-    let data_mb = snapshot.sums_by_currency(&sql("volume_total")).await?;
+    let (mut data_cost, mut data_mb) = (Amounts::new(), Amounts::new());
+    for slice in snapshot.data_slices(&window_of(invoice)?).await? {
+        *data_cost.entry(slice.currency.clone()).or_default() += slice.cost;
+        *data_mb.entry(slice.currency).or_default() += slice.volume_mb;
+    }
     let within = |part: &Amounts, whole: &Amounts| {
         (part.iter())
             .all(|(c, v)| !v.is_sign_negative() && *v <= whole.get(c).copied().unwrap_or_default())
