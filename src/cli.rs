@@ -51,6 +51,7 @@ pub struct Cli {
     /// hold_idle_seconds, metrics_addr, dead_letter_topic, dedup_window_days, plausible_from,
     /// plausible_until, max_line_bytes, prices, link_limits, serve_addr, postgres_addr,
     /// jwt_secret_file, jwt_public_key_file, jwt_issuer, jwt_audience, operator_secret_file,
+    /// oidc_issuers_file,
     /// max_rows, query_timeout, queries_per_caller, queued_per_caller, max_connections,
     /// idle_timeout, tls_cert_file, tls_key_file). Precedence: flags, then SIMTALLY_*
     /// variables, then the file, then the defaults.
@@ -165,6 +166,15 @@ pub struct ServeArgs {
     /// and the quarantine and dead_letters tables.
     #[arg(long, env = "SIMTALLY_OPERATOR_SECRET_FILE", value_name = "FILE")]
     pub operator_secret_file: Option<PathBuf>,
+    /// File (TOML) of the OpenID Connect issuers organizations sign their users in with:
+    /// `[[issuer]]` with `issuer`, `audience`, `user_claim` (default sub), `organization`.
+    /// Their keys come from each issuer's discovery document and JWKS.
+    #[arg(
+        long = "oidc-issuers",
+        env = "SIMTALLY_OIDC_ISSUERS_FILE",
+        value_name = "FILE"
+    )]
+    pub oidc_issuers_file: Option<PathBuf>,
     /// The most rows one answer may have.
     #[arg(long, env = "SIMTALLY_MAX_ROWS", default_value_t = 100_000)]
     pub max_rows: usize,
@@ -646,6 +656,7 @@ impl Cli {
                         issuer: a.jwt_issuer,
                         audience: a.jwt_audience,
                         operator_secret_file: a.operator_secret_file,
+                        oidc_issuers_file: a.oidc_issuers_file,
                     },
                     limits: QueryLimits {
                         max_rows: a.max_rows,

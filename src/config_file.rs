@@ -31,6 +31,7 @@
 //! jwt_issuer = "https://sso.example.com"      # SIMTALLY_JWT_ISSUER
 //! jwt_audience = "simtally"                   # SIMTALLY_JWT_AUDIENCE
 //! operator_secret_file = "/run/secrets/ops"   # SIMTALLY_OPERATOR_SECRET_FILE
+//! oidc_issuers_file = "/etc/simtally/issuers.toml" # SIMTALLY_OIDC_ISSUERS_FILE
 //! max_rows = 100000                # SIMTALLY_MAX_ROWS
 //! query_timeout = 30               # SIMTALLY_QUERY_TIMEOUT
 //! queries_per_caller = 2           # SIMTALLY_QUERIES_PER_CALLER
@@ -77,6 +78,7 @@ pub struct FileConfig {
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
     pub operator_secret_file: Option<String>,
+    pub oidc_issuers_file: Option<String>,
     pub max_rows: Option<u64>,
     pub query_timeout: Option<u64>,
     pub queries_per_caller: Option<u64>,
@@ -158,6 +160,7 @@ impl FileConfig {
             "SIMTALLY_OPERATOR_SECRET_FILE",
             self.operator_secret_file.clone(),
         );
+        add("SIMTALLY_OIDC_ISSUERS_FILE", self.oidc_issuers_file.clone());
         add("SIMTALLY_MAX_ROWS", self.max_rows.map(|n| n.to_string()));
         add(
             "SIMTALLY_QUERY_TIMEOUT",

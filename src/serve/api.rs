@@ -180,7 +180,7 @@ pub(super) async fn audience_of(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let caller = state.auth.caller(authorization)?;
+    let caller = state.auth.caller(authorization).await?;
     let directory = state
         .snapshots
         .directory()

@@ -6,6 +6,7 @@ use std::path::Path;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
+use super::oidc::{claimed_issuer, IssuerConfig, Oidc};
 use super::ServeError;
 use crate::domain::UserId;
 
@@ -22,6 +23,9 @@ pub struct AuthOptions {
     pub audience: Option<String>,
     /// HS256 secret of operator tokens (they may see quarantine and dead letters).
     pub operator_secret_file: Option<std::path::PathBuf>,
+    /// OpenID Connect issuers organizations sign their users in with (TOML, `[[issuer]]`
+    /// entries: see `oidc::IssuerConfig`).
+    pub oidc_issuers_file: Option<std::path::PathBuf>,
 }
 
 /// The caller of one request.
@@ -37,6 +41,9 @@ pub enum AuthError {
     Missing,
     #[error("the token is not valid: {0}")]
     Invalid(String),
+    /// The identity provider that issued the token could not be asked for its keys.
+    #[error("the identity provider {issuer} cannot be reached to check the token: {detail}")]
+    Unavailable { issuer: String, detail: String },
 }
 
 #[derive(Deserialize)]
@@ -56,8 +63,36 @@ impl Verifier {
 }
 
 pub struct Authenticator {
+    /// The built-in issuer: users who sign in with email and password.
     members: Verifier,
     operators: Option<Verifier>,
+    /// The organizations' own identity providers.
+    oidc: Oidc,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuersFile {
+    #[serde(default)]
+    issuer: Vec<IssuerConfig>,
+}
+
+fn read_issuers(path: &Path) -> Result<Oidc, ServeError> {
+    let failed = |e: String| ServeError::Key(format!("--oidc-issuers {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
+    let file: IssuersFile = toml::from_str(&text).map_err(|e| failed(e.message().to_owned()))?;
+    for issuer in &file.issuer {
+        let url = url::Url::parse(&issuer.issuer)
+            .map_err(|e| failed(format!("{}: {e}", issuer.issuer)))?;
+        let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        if url.scheme() != "https" && !local {
+            return Err(failed(format!(
+                "{}: an issuer is reached over https",
+                issuer.issuer
+            )));
+        }
+    }
+    Oidc::new(file.issuer).map_err(failed)
 }
 
 fn read_key(path: &Path, what: &str) -> Result<Vec<u8>, ServeError> {
@@ -143,25 +178,38 @@ impl Authenticator {
             }),
             None => None,
         };
-        Ok(Authenticator { members, operators })
+        let oidc = match &options.oidc_issuers_file {
+            Some(path) => read_issuers(path)?,
+            None => Oidc::new(Vec::new()).map_err(ServeError::Key)?,
+        };
+        Ok(Authenticator {
+            members,
+            operators,
+            oidc,
+        })
     }
 
     /// The caller named by an `Authorization` header value.
-    pub fn caller(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
+    pub async fn caller(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
         let token = authorization
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or(AuthError::Missing)?;
-        self.caller_of_token(token)
+        self.caller_of_token(token).await
     }
 
-    /// The caller a bare token names (the Postgres endpoint receives it as the password).
-    pub fn caller_of_token(&self, token: &str) -> Result<Caller, AuthError> {
+    /// The caller a bare token names (the Postgres endpoint receives it as the password):
+    /// an operator, a user of an organization's identity provider (by the token's `iss`),
+    /// or a user of the built-in issuer.
+    pub async fn caller_of_token(&self, token: &str) -> Result<Caller, AuthError> {
         if let Some(operators) = &self.operators {
             if let Ok(subject) = operators.subject(token) {
                 return Ok(Caller::Operator(subject));
             }
+        }
+        if let Some(iss) = claimed_issuer(token).filter(|iss| self.oidc.issuer(iss).is_some()) {
+            return self.oidc.verify(&iss, token).await.map(Caller::Member);
         }
         let subject = self
             .members
@@ -199,8 +247,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rs256_tokens_of_the_identity_provider_name_the_user() {
+    #[tokio::test]
+    async fn rs256_tokens_of_the_identity_provider_name_the_user() {
         let auth = Authenticator::new(&rs256_options()).unwrap();
         let exp = chrono::Utc::now().timestamp() + 600;
         let good = rs256_token(serde_json::json!({
@@ -208,18 +256,18 @@ mod tests {
             "iss": "https://sso.example.com", "aud": "simtally",
         }));
         assert_eq!(
-            auth.caller(Some(&format!("Bearer {good}"))).unwrap(),
+            auth.caller(Some(&format!("Bearer {good}"))).await.unwrap(),
             Caller::Member(UserId::parse("olga@example.com").unwrap())
         );
         let wrong_issuer = rs256_token(serde_json::json!({
             "sub": "olga@example.com", "exp": exp,
             "iss": "https://elsewhere.example.com", "aud": "simtally",
         }));
-        assert!(auth.caller_of_token(&wrong_issuer).is_err());
+        assert!(auth.caller_of_token(&wrong_issuer).await.is_err());
         let no_audience = rs256_token(serde_json::json!({
             "sub": "olga@example.com", "exp": exp, "iss": "https://sso.example.com",
         }));
-        assert!(auth.caller_of_token(&no_audience).is_err());
+        assert!(auth.caller_of_token(&no_audience).await.is_err());
         // An HS256 token signed with the public key's bytes (the classic confusion) fails.
         let public = std::fs::read(testdata("rs256-public.pem")).unwrap();
         let confused = encode(
@@ -228,7 +276,7 @@ mod tests {
             &EncodingKey::from_secret(&public).unwrap(),
         )
         .unwrap();
-        assert!(auth.caller_of_token(&confused).is_err());
+        assert!(auth.caller_of_token(&confused).await.is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod connections;
 mod executor;
 mod fairness;
 mod invoices;
+mod oidc;
 mod pg;
 mod respond;
 mod tls;

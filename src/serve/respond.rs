@@ -67,7 +67,15 @@ impl From<super::fairness::Busy> for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+        match e {
+            // The provider, not the caller, is at fault: try again later.
+            AuthError::Unavailable { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "identity_provider_unavailable",
+                e.to_string(),
+            ),
+            _ => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
+        }
     }
 }
 

@@ -57,6 +57,22 @@ pub async fn serve_with_events(
     limits: QueryLimits,
     events_topic: Option<simtally::serve::EventsTopic>,
 ) -> TestServer {
+    serve_configured(lake, dir, limits, events_topic, None).await
+}
+
+/// As [`serve`], trusting the OpenID Connect issuers of `issuers_file` too.
+pub async fn serve_with_oidc(lake: &Lake, dir: &Path, issuers_file: &Path) -> TestServer {
+    let file = Some(issuers_file.to_path_buf());
+    serve_configured(lake, dir, QueryLimits::default(), None, file).await
+}
+
+async fn serve_configured(
+    lake: &Lake,
+    dir: &Path,
+    limits: QueryLimits,
+    events_topic: Option<simtally::serve::EventsTopic>,
+    oidc_issuers_file: Option<std::path::PathBuf>,
+) -> TestServer {
     let user_secret = dir.join("user-secret.txt");
     let operator_secret = dir.join("operator-secret.txt");
     std::fs::write(&user_secret, format!("{USER_SECRET}\n")).unwrap();
@@ -67,6 +83,7 @@ pub async fn serve_with_events(
         auth: AuthOptions {
             hs256_secret_file: Some(user_secret),
             operator_secret_file: Some(operator_secret),
+            oidc_issuers_file,
             ..AuthOptions::default()
         },
         limits,

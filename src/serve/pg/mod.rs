@@ -120,7 +120,7 @@ impl StartupHandler for TokenStartup {
             PgWireFrontendMessage::PasswordMessageFamily(password) => {
                 let token = password.into_password()?.password;
                 let user = client.metadata().get("user").cloned().unwrap_or_default();
-                let viewer = match self.auth.caller_of_token(&token) {
+                let viewer = match self.auth.caller_of_token(&token).await {
                     Ok(Caller::Member(id)) => AuthenticatedViewer {
                         subject: id.to_string(),
                         viewer: Viewer::Member(id),
