@@ -210,27 +210,54 @@ fn tax_document(
     treatment: TaxTreatment,
     parties: &Parties,
 ) -> Option<TaxDocument> {
-    let mut lines = Vec::new();
-    let vat = |kind: RatedKind| vat_of(treatment, parties.seller.vat_rate(kind));
-    let mut push = |description: String,
-                    quantity: Decimal,
-                    unit: Unit,
-                    exact: Decimal,
-                    kind: RatedKind,
-                    corrects: Option<Corrected>| {
-        let (category, rate) = vat(kind);
-        lines.push(line(
-            lines.len() as u32 + 1,
+    let items = (usage_items(invoice, currency).into_iter())
+        .chain(fee_items(invoice, currency))
+        .chain(cover_item(invoice, currency))
+        .chain(correction_items(invoice, currency, parties));
+    let lines: Vec<DocumentLine> = items
+        .enumerate()
+        .map(|(n, item)| {
+            let vat = vat_of(treatment, parties.seller.vat_rate(item.kind));
+            line(n as u32 + 1, item, currency, vat)
+        })
+        .collect();
+    match lines.is_empty() {
+        true => None,
+        false => Some(totals(lines, currency, treatment)),
+    }
+}
+
+/// A line before it is numbered, rounded and taxed.
+struct Item {
+    description: String,
+    quantity: Decimal,
+    unit: Unit,
+    exact: Decimal,
+    kind: RatedKind,
+    corrects: Option<Corrected>,
+}
+
+impl Item {
+    fn new(
+        description: String,
+        quantity: Decimal,
+        unit: Unit,
+        exact: Decimal,
+        kind: RatedKind,
+    ) -> Self {
+        Item {
             description,
             quantity,
             unit,
             exact,
-            currency,
-            (category, rate),
-            corrects,
-        ));
-    };
-    // Usage by traffic type; the statement and the annex break it down by network and SIM.
+            kind,
+            corrects: None,
+        }
+    }
+}
+
+/// Usage by traffic type; the statement and the annex break it down by network and SIM.
+fn usage_items(invoice: &Invoice, currency: &str) -> Vec<Item> {
     let mut usage: BTreeMap<&str, (Decimal, Decimal, u64)> = BTreeMap::new();
     for l in invoice.usage.iter().filter(|l| l.currency == currency) {
         let entry = usage.entry(l.traffic_type.as_str()).or_default();
@@ -238,67 +265,75 @@ fn tax_document(
         entry.1 += l.amount;
         entry.2 += l.records;
     }
-    for (traffic_type, (volume, amount, records)) in usage {
-        let description = format!(
-            "{}, {} ({records} records)",
-            traffic_label(traffic_type),
-            invoice.period
-        );
-        let unit = volume_unit(traffic_type);
-        push(description, volume, unit, amount, RatedKind::Usage, None);
-    }
-    for (price, version, count) in grouped(
-        invoice
-            .sim_fees
-            .iter()
-            .filter(|l| l.currency == currency)
-            .map(|l| (l.amount, l.tariff_version.clone())),
-    ) {
-        let description = format!("SIM fee, {}{}", invoice.period, version_text(&version));
-        push(
-            description,
-            count,
-            Unit::new("C62", "SIMs"),
-            price * count,
-            RatedKind::SimFee,
-            None,
-        );
-    }
-    let allowances = invoice.allowances.iter().filter(|l| l.currency == currency);
-    for ((price, volume), version, count) in
-        grouped(allowances.map(|l| ((l.amount, l.included_volume_mb), l.tariff_version.clone())))
-    {
-        let description = format!(
-            "Data allowance of {volume} MB, {}{}",
-            invoice.period,
-            version_text(&version)
-        );
-        push(
-            description,
-            count,
-            Unit::new("C62", "SIMs"),
-            price * count,
-            RatedKind::Allowance,
-            None,
-        );
-    }
-    let cover: Vec<_> = invoice
-        .allowance_cover
-        .iter()
+    (usage.into_iter())
+        .map(|(traffic_type, (volume, amount, records))| {
+            let label = traffic_label(traffic_type);
+            let description = format!("{label}, {} ({records} records)", invoice.period);
+            let unit = volume_unit(traffic_type);
+            Item::new(description, volume, unit, amount, RatedKind::Usage)
+        })
+        .collect()
+}
+
+/// SIM fees and allowances, one line per price (and tariff version), quantity in SIMs.
+fn fee_items(invoice: &Invoice, currency: &str) -> Vec<Item> {
+    let sims = || Unit::new("C62", "SIMs");
+    let fees = (invoice.sim_fees.iter())
+        .filter(|l| l.currency == currency)
+        .map(|l| (l.amount, l.tariff_version.clone()));
+    let mut items: Vec<Item> = (grouped(fees).into_iter())
+        .map(|(price, version, count)| {
+            let description = format!("SIM fee, {}{}", invoice.period, version_text(&version));
+            Item::new(description, count, sims(), price * count, RatedKind::SimFee)
+        })
+        .collect();
+    let allowances = (invoice.allowances.iter())
+        .filter(|l| l.currency == currency)
+        .map(|l| ((l.amount, l.included_volume_mb), l.tariff_version.clone()));
+    items.extend(
+        grouped(allowances)
+            .into_iter()
+            .map(|((price, volume), version, count)| {
+                let description = format!(
+                    "Data allowance of {volume} MB, {}{}",
+                    invoice.period,
+                    version_text(&version)
+                );
+                Item::new(
+                    description,
+                    count,
+                    sims(),
+                    price * count,
+                    RatedKind::Allowance,
+                )
+            }),
+    );
+    items
+}
+
+/// The data the allowances include, credited: a negative quantity of MB.
+fn cover_item(invoice: &Invoice, currency: &str) -> Option<Item> {
+    let cover: Vec<_> = (invoice.allowance_cover.iter())
         .filter(|l| l.currency == currency)
         .collect();
-    if !cover.is_empty() {
-        let volume: Decimal = cover.iter().map(|l| l.covered_volume_mb).sum();
-        let amount: Decimal = cover.iter().map(|l| l.amount).sum();
-        push(
-            "Data included in allowances".into(),
-            -volume,
-            volume_unit("data"),
-            amount,
-            RatedKind::Usage,
-            None,
-        );
+    if cover.is_empty() {
+        return None;
     }
+    let volume: Decimal = cover.iter().map(|l| l.covered_volume_mb).sum();
+    let amount: Decimal = cover.iter().map(|l| l.amount).sum();
+    let description = "Data included in allowances".to_owned();
+    Some(Item::new(
+        description,
+        -volume,
+        volume_unit("data"),
+        amount,
+        RatedKind::Usage,
+    ))
+}
+
+/// Adjustments to issued periods, one lump sum per corrected period and kind, each naming
+/// the invoice it corrects.
+fn correction_items(invoice: &Invoice, currency: &str, parties: &Parties) -> Vec<Item> {
     let mut adjustments: BTreeMap<(&str, AdjustmentKind), (Decimal, usize)> = BTreeMap::new();
     for a in invoice
         .adjustments
@@ -309,40 +344,31 @@ fn tax_document(
         entry.0 += a.amount;
         entry.1 += 1;
     }
-    for ((period, kind), (amount, items)) in adjustments {
-        let corrects = corrected(period, currency, parties);
-        let against = corrects
-            .number
-            .as_deref()
-            .map_or_else(String::new, |n| format!(", invoice {n}"));
-        let description = format!(
-            "Correction of {period}{against}: {} ({items} item{})",
-            adjustment_kind_label(kind),
-            if items == 1 { "" } else { "s" }
-        );
-        let rated = match kind {
-            AdjustmentKind::SimFee => RatedKind::SimFee,
-            AdjustmentKind::Allowance => RatedKind::Allowance,
-            AdjustmentKind::Usage | AdjustmentKind::AllowanceCover => RatedKind::Usage,
-        };
-        let quantity = if amount.is_sign_negative() {
-            -Decimal::ONE
-        } else {
-            Decimal::ONE
-        };
-        push(
-            description,
-            quantity,
-            Unit::new("LS", "lump sum"),
-            amount,
-            rated,
-            Some(corrects),
-        );
-    }
-    if lines.is_empty() {
-        return None;
-    }
-    Some(totals(lines, currency, treatment))
+    (adjustments.into_iter())
+        .map(|((period, kind), (amount, items))| {
+            let corrects = corrected(period, currency, parties);
+            let against =
+                (corrects.number.as_deref()).map_or_else(String::new, |n| format!(", invoice {n}"));
+            let plural = if items == 1 { "" } else { "s" };
+            let label = adjustment_kind_label(kind);
+            let description =
+                format!("Correction of {period}{against}: {label} ({items} item{plural})");
+            let rated = match kind {
+                AdjustmentKind::SimFee => RatedKind::SimFee,
+                AdjustmentKind::Allowance => RatedKind::Allowance,
+                AdjustmentKind::Usage | AdjustmentKind::AllowanceCover => RatedKind::Usage,
+            };
+            let quantity = match amount.is_sign_negative() {
+                true => -Decimal::ONE,
+                false => Decimal::ONE,
+            };
+            let unit = Unit::new("LS", "lump sum");
+            Item {
+                corrects: Some(corrects),
+                ..Item::new(description, quantity, unit, amount, rated)
+            }
+        })
+        .collect()
 }
 
 /// Groups equal (price, version) items, counting them, in price order.
@@ -402,17 +428,15 @@ fn vat_of(treatment: TaxTreatment, standard: Decimal) -> (&'static str, Decimal)
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn line(
-    id: u32,
-    description: String,
-    quantity: Decimal,
-    unit: Unit,
-    exact: Decimal,
-    currency: &str,
-    (category, rate): (&str, Decimal),
-    corrects: Option<Corrected>,
-) -> DocumentLine {
+fn line(id: u32, item: Item, currency: &str, (category, rate): (&str, Decimal)) -> DocumentLine {
+    let Item {
+        description,
+        quantity,
+        unit,
+        exact,
+        corrects,
+        ..
+    } = item;
     // The exact price where one price applies (it divides evenly), else the average.
     let unit_price = match quantity.is_zero() {
         true => exact.abs(),
