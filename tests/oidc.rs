@@ -83,6 +83,24 @@ impl Provider {
     }
 }
 
+/// The provider, a lake with the access fixture, and a server that trusts the provider
+/// (the user id in the `email` claim) beside its built-in issuer.
+async fn world() -> (Provider, tempfile::TempDir, TestServer) {
+    let provider = Provider::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (usage, events) = write_fixture(dir.path());
+    ingest_files(&lake, &[usage], &[events]).await;
+    let issuers = dir.path().join("issuers.toml");
+    let issuer = format!(
+        "[[issuer]]\nissuer = \"{}\"\naudience = \"simtally\"\nuser_claim = \"email\"\norganization = 1\n",
+        provider.issuer
+    );
+    std::fs::write(&issuers, issuer).unwrap();
+    let server = serve_with_oidc(&lake, dir.path(), &issuers).await;
+    (provider, dir, server)
+}
+
 async fn workspaces(server: &TestServer, token: &str) -> Answer {
     server.get("/v1/workspaces", Some(token), None).await
 }
@@ -100,21 +118,7 @@ fn ids(answer: &Answer) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_sign_in_through_their_organizations_provider_across_a_key_rotation() {
-    let provider = Provider::start();
-    let dir = tempfile::tempdir().unwrap();
-    let lake = local_lake(&dir);
-    let (usage, events) = write_fixture(dir.path());
-    ingest_files(&lake, &[usage], &[events]).await;
-    let issuers = dir.path().join("issuers.toml");
-    std::fs::write(
-        &issuers,
-        format!(
-            "[[issuer]]\nissuer = \"{}\"\naudience = \"simtally\"\nuser_claim = \"email\"\norganization = 1\n",
-            provider.issuer
-        ),
-    )
-    .unwrap();
-    let server = serve_with_oidc(&lake, dir.path(), &issuers).await;
+    let (provider, _dir, server) = world().await;
 
     // Adam (Administrator of 101 and 102 in the fixture) signs in with RS256, then ES256; his
     // user id is the email claim.
@@ -189,21 +193,7 @@ fn forged_kid(token: &str, kid: &str) -> String {
 /// not as a bad token, and nobody else's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_provider_answers_503_for_its_users_only() {
-    let provider = Provider::start();
-    let dir = tempfile::tempdir().unwrap();
-    let lake = local_lake(&dir);
-    let (usage, events) = write_fixture(dir.path());
-    ingest_files(&lake, &[usage], &[events]).await;
-    let issuers = dir.path().join("issuers.toml");
-    std::fs::write(
-        &issuers,
-        format!(
-            "[[issuer]]\nissuer = \"{}\"\naudience = \"simtally\"\nuser_claim = \"email\"\n",
-            provider.issuer
-        ),
-    )
-    .unwrap();
-    let server = serve_with_oidc(&lake, dir.path(), &issuers).await;
+    let (provider, _dir, server) = world().await;
     let minted = provider.token("RS256", "adam", "simtally", 600).await;
     drop(provider);
     let answer = workspaces(&server, &minted).await;
