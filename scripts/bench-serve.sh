@@ -35,7 +35,8 @@ events.append(dict(type="role_granted", user_id="mallory", workspace_id=workspac
                    role="Observer"))
 with open(out, "w") as f:
     for i, event in enumerate(events):
-        f.write(json.dumps({"event_id": f"dir-{i}", "timestamp": "2026-09-30T00:00:00Z", **event}) + "\n")
+        f.write(json.dumps({"event_id": f"dir-{i}", "timestamp": "2026-09-30T00:00:00Z",
+                            "actor": {"operator": "bench"}, **event}) + "\n")
 EOF
 "$bin" ingest --no-progress --lake "$work/lake" --events "$work/directory.ndjson" \
   "$data/events.ndjson" --usage "$data/usage.ndjson" > /dev/null

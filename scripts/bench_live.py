@@ -32,7 +32,8 @@ EVENT_TS = re.compile(rb'"timestamp": "([^"]+)"')
 ICCID = re.compile(rb'"iccid": "([^"]+)"')
 TYPE = re.compile(rb'"type": "([^"]+)"')
 DIRECTORY_TYPES = {b"workspace_created", b"workspaces_linked", b"workspace_unlinked",
-                   b"role_granted", b"role_revoked", b"superadmin_assigned"}
+                   b"role_granted", b"role_revoked", b"superadmin_assigned",
+                   b"default_workspace_set", b"sso_enabled", b"sso_disabled"}
 TABLES = ["usage", "quarantine", "sim_events", "dead_letters", "workspaces", "memberships"]
 
 

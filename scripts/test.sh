@@ -38,6 +38,11 @@ python_tools() {
   # (tests/einvoice.rs).
   "$cache/venv/bin/python" -c 'import facturx, xmlschema, saxonche, pypdf' 2>/dev/null ||
     "$cache/venv/bin/pip" install --quiet "factur-x==7.8" "xmlschema==4.*" "saxonche==13.*" "pypdf==6.*"
+  # A browser driven through ChromeDriver for the dashboard's sign-in through an identity
+  # provider (tests/oidc.rs): redirects across origins, which Chromium's --dump-dom cannot
+  # follow.
+  "$cache/venv/bin/python" -c 'import selenium' 2>/dev/null ||
+    "$cache/venv/bin/pip" install --quiet "selenium==4.*"
   export SIMTALLY_TEST_PYTHON="$cache/venv/bin/python"
 }
 
@@ -88,6 +93,7 @@ mkdir -p "$CARGO_TARGET_DIR"
 debian_package psql postgresql-client
 debian_package openssl openssl
 debian_package chromium chromium
+debian_package chromedriver chromium-driver
 export SIMTALLY_TEST_CHROMIUM="$(command -v chromium)"
 python_tools
 trap stop_services EXIT

@@ -225,6 +225,15 @@ pub struct ServeArgs {
     /// The topic SIM transfer requests publish to (the one `ingest` reads events from).
     #[arg(long, env = "SIMTALLY_EVENTS_TOPIC", default_value = "sim-events")]
     pub events_topic: String,
+    /// As `ingest --link-limit`: directory changes over the API are checked against the
+    /// same limits before they are published (ingest checks them again).
+    #[arg(
+        long = "link-limit",
+        value_name = "ORG=N|free|pro",
+        env = "SIMTALLY_LINK_LIMITS",
+        value_delimiter = ','
+    )]
+    pub link_limits: Vec<OrganizationLimit>,
 }
 
 #[derive(Debug, Args)]
@@ -490,11 +499,13 @@ pub struct IngestArgs {
     /// `line_too_long` keeping their first 4 KiB.
     #[arg(long, env = "SIMTALLY_MAX_LINE_BYTES", value_name = "BYTES", default_value_t = crate::source::MAX_LINE_BYTES as u64, value_parser = clap::value_parser!(u64).range(4096..=1 << 30))]
     pub max_line_bytes: u64,
-    /// Let organization ORG link N Workspaces instead of 3 (the Pro package); repeat for
-    /// more organizations. A `workspaces_linked` event over the limit becomes a dead letter.
+    /// Let organization ORG have N Workspaces (its own and those linked to it) instead of 3
+    /// (the Pro package); `ORG=free` allows 1, `ORG=pro` 3. Repeat for more organizations.
+    /// A `workspace_created` or `workspaces_linked` event over the limit becomes a dead
+    /// letter.
     #[arg(
         long = "link-limit",
-        value_name = "ORG=N",
+        value_name = "ORG=N|free|pro",
         env = "SIMTALLY_LINK_LIMITS",
         value_delimiter = ','
     )]
@@ -683,6 +694,8 @@ impl Cli {
                         .tls_cert_file
                         .zip(a.tls_key_file)
                         .map(|(certificate, key)| TlsFiles { certificate, key }),
+                    link_limits: (a.link_limits.iter())
+                        .fold(LinkLimits::default(), |limits, l| limits.with(*l)),
                     billing: a.prices.map(|prices| ServedBilling {
                         prices,
                         out: a.invoice_dir,

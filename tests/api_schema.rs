@@ -7,10 +7,13 @@ mod common;
 use std::process::Command;
 
 use common::access::write_fixture;
-use common::server::{serve, token};
+use common::kafka::brokers;
+use common::server::{serve_with_events, token};
 use common::{ingest_files, local_lake};
 use serde_json::Value;
 use simtally::query::{QueryLimits, REPORTS};
+use simtally::serve::EventsTopic;
+use simtally::source::kafka::{produce, ProduceOptions, Topics};
 
 fn document() -> Value {
     serde_json::from_str(simtally::serve::OPENAPI).expect("the OpenAPI document is JSON")
@@ -45,7 +48,32 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     let lake = local_lake(&dir);
     let (usage, events) = write_fixture(dir.path());
     ingest_files(&lake, &[usage], &[events]).await;
-    let server = serve(&lake, dir.path(), QueryLimits::default()).await;
+    // Directory changes and transfers are published to a topic of the test broker, as a
+    // deployed server does (without one they would all be 503).
+    let topics = Topics {
+        usage: format!("schema-usage-{}", std::process::id()),
+        events: format!("schema-events-{}", std::process::id()),
+    };
+    produce(ProduceOptions {
+        brokers: brokers(),
+        topics: topics.clone(),
+        usage: Vec::new(),
+        events: Vec::new(),
+        partitions: 1,
+    })
+    .await
+    .expect("the topics are created");
+    let events_topic = EventsTopic {
+        brokers: brokers(),
+        topic: topics.events,
+    };
+    let server = serve_with_events(
+        &lake,
+        dir.path(),
+        QueryLimits::default(),
+        Some(events_topic),
+    )
+    .await;
 
     let served = server.get("/openapi.json", None, None).await;
     assert_eq!(served.json(), document());

@@ -169,6 +169,7 @@ async fn store_dead_letter(lake: &Lake, payload: String) {
         rejection: Rejection::new(Reason::NotJson, "rejected by an older version".into()),
         payload: payload.into_bytes(),
         key: None,
+        input: simtally::sink::LetterInput::Usage,
     });
     let mut appender = lake.appender(LakeTable::DeadLetters).await.unwrap();
     appender.write(letters.finish()).await.unwrap();

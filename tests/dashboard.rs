@@ -4,50 +4,11 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::access::{iccid, write, write_fixture};
+use common::browser::render;
 use common::server::{serve, token};
 use common::{ingest_files, local_lake};
 use simtally::query::QueryLimits;
-
-fn chromium() -> String {
-    std::env::var("SIMTALLY_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
-}
-
-/// The page's DOM after its scripts ran, and what Chromium logged.
-fn render(url: &str, screenshot: &std::path::Path) -> (String, String) {
-    let profile = tempfile::tempdir().unwrap();
-    let common_flags = [
-        "--headless".to_owned(),
-        "--no-sandbox".to_owned(),
-        "--disable-gpu".to_owned(),
-        "--disable-quic".to_owned(),
-        "--no-first-run".to_owned(),
-        "--disable-background-networking".to_owned(),
-        "--disable-component-update".to_owned(),
-        "--disable-sync".to_owned(),
-        "--enable-logging=stderr".to_owned(),
-        "--v=0".to_owned(),
-        format!("--user-data-dir={}", profile.path().display()),
-        "--window-size=1200,1400".to_owned(),
-        "--virtual-time-budget=10000".to_owned(),
-    ];
-    let run = |extra: &str| {
-        Command::new(chromium())
-            .args(&common_flags)
-            .arg(extra)
-            .arg(url)
-            .output()
-            .unwrap_or_else(|e| panic!("{} runs (scripts/test.sh installs it): {e}", chromium()))
-    };
-    let dom = run("--dump-dom");
-    run(&format!("--screenshot={}", screenshot.display()));
-    (
-        String::from_utf8_lossy(&dom.stdout).into_owned(),
-        String::from_utf8_lossy(&dom.stderr).into_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_draws_charts_and_centralized_totals_without_errors() {

@@ -55,7 +55,10 @@ async fn directory_events_are_kept_and_rule_breakers_dead_lettered() {
     .await;
     assert_eq!(letters.len(), 2, "{letters:?}");
     assert!(letters.iter().all(|l| l[1] == "directory_rule"));
-    assert!(letters[0][2].contains("already links 3"), "{letters:?}");
+    assert!(
+        letters[0][2].contains("already has 3 Workspaces"),
+        "{letters:?}"
+    );
     assert!(
         letters[1][2].contains("cannot be changed or removed"),
         "{letters:?}"
@@ -97,18 +100,21 @@ async fn an_unlink_in_a_later_run_ends_the_superadmin_access_it_gave() {
         &dir.path().join("unlink.ndjson"),
         &[
             wire::granted("d-sara-104", "2026-10-05T00:00:00Z", "sara", 104, "User"),
-            wire::unlinked("d-unlink-101", "2026-10-06T00:00:00Z", 1, 101),
-            wire::linked("d-link-104-again", "2026-10-06T00:00:01Z", 1, 104),
+            // 103 is another organization's: she reached it only as SuperAdmin.
+            wire::unlinked("d-unlink-103", "2026-10-06T00:00:00Z", 1, 103),
+            wire::linked("d-link-104", "2026-10-06T00:00:01Z", 1, 104),
             wire::unlinked("d-unlink-104", "2026-10-07T00:00:00Z", 1, 104),
+            // 101 is organization 1's own: access it had before any link.
+            wire::unlinked("d-unlink-101", "2026-10-07T00:00:01Z", 1, 101),
         ],
     );
     let summary = ingest_files(&lake, &[], &[later]).await;
-    assert_eq!(summary.events.directory, 4);
+    assert_eq!(summary.events.directory, 5);
     assert_eq!(
         access_of(&lake, "sara").await,
         vec![
+            (101, Role::Administrator),
             (102, Role::SuperAdmin),
-            (103, Role::SuperAdmin),
             // Hers before it was linked, so it stays hers, as Administrator.
             (104, Role::Administrator),
             (201, Role::Observer)
@@ -141,4 +147,93 @@ async fn a_raised_link_limit_accepts_the_fourth_workspace() {
     assert!(access_of(&lake, "sara")
         .await
         .contains(&(104, Role::SuperAdmin)));
+}
+
+/// Every directory event and every transfer that names a person is checked against that
+/// person's roles at its instant, whoever wrote it to the topic; what a rule forbids is a
+/// `not_allowed` dead letter, and `dead-letters replay` offers it to the events decoder
+/// again once the rights are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_hold_at_ingest_for_every_actor_and_refused_events_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (usage, events) = write_fixture(dir.path());
+    ingest_files(&lake, &[usage], &[events]).await;
+
+    let (moving, held) = (access::iccid(101), access::iccid(102));
+    let at = |minute: u32| format!("2026-10-10T00:{minute:02}:00Z");
+    let later = access::write(
+        &dir.path().join("actors.ndjson"),
+        &[
+            // adam administers 101: he invites there, not in 103.
+            wire::by(&wire::granted("a-1", &at(1), "ivy", 101, "User"), "adam"),
+            wire::by(&wire::granted("a-2", &at(2), "ivy", 103, "User"), "adam"),
+            // An Observer invites no one; only operators link.
+            wire::by(
+                &wire::granted("a-3", &at(3), "ivy", 101, "Administrator"),
+                "olga",
+            ),
+            wire::by(&wire::linked("a-4", &at(4), 2, 104), "sara"),
+            // adam manages 102 but not 201; sara, the SuperAdmin, manages 101 and 103.
+            wire::by(&wire::transferred("a-5", &at(5), &held, 102, 201), "adam"),
+            wire::by(&wire::transferred("a-6", &at(6), &moving, 101, 103), "sara"),
+        ],
+    );
+    let summary = ingest_files(&lake, &[], &[later]).await;
+    assert_eq!(summary.events.accepted, 2, "{summary:?}");
+    assert_eq!(summary.events.dead_letters, 4);
+    assert!(summary.events.is_conserved());
+    let refused = rows(
+        &lake,
+        "SELECT source, detail FROM dead_letters WHERE reason = 'not_allowed' ORDER BY source",
+    )
+    .await;
+    let sources: Vec<&str> = refused
+        .iter()
+        .map(|r| r[0].rsplit(':').next().unwrap())
+        .collect();
+    assert_eq!(sources, ["2", "3", "4", "5"], "{refused:?}");
+    assert!(refused[3][1].contains("Workspace 201"), "{refused:?}");
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT event_id FROM sim_events WHERE event_id LIKE 'a-%'"
+        )
+        .await,
+        [["a-6"]]
+    );
+    assert!(access_of(&lake, "ivy").await.contains(&(101, Role::User)));
+
+    // Once adam manages 201 too, his transfer replays from its dead letter: accepted
+    // under its first coordinates; the others fail again and are not stored twice.
+    let grant = access::write(
+        &dir.path().join("grant.ndjson"),
+        &[wire::granted("a-7", &at(7), "adam", 201, "Administrator")],
+    );
+    ingest_files(&lake, &[], &[grant]).await;
+    let options = IngestOptions {
+        threads: 2,
+        progress: false,
+        ..IngestOptions::default()
+    };
+    let replayed =
+        simtally::pipeline::replay_dead_letters(&lake, &options, CancellationToken::new())
+            .await
+            .unwrap();
+    assert_eq!(replayed.events.accepted, 1, "{replayed:?}");
+    let stored = rows(
+        &lake,
+        "SELECT event_id, source FROM sim_events WHERE event_id LIKE 'a-%' ORDER BY event_id",
+    )
+    .await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(stored[0][1].ends_with("actors.ndjson:5"), "{stored:?}");
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT COUNT(*) FROM dead_letters WHERE reason = 'not_allowed'"
+        )
+        .await,
+        [["4"]]
+    );
 }

@@ -8,9 +8,9 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use common::access::write_fixture;
+use common::access::{self, write_fixture};
 use common::server::{serve_with_oidc, token, Answer, TestServer};
-use common::{ingest_files, local_lake};
+use common::{ingest_files, local_lake, wire};
 use reqwest::StatusCode;
 
 /// The provider, killed when dropped.
@@ -90,7 +90,16 @@ async fn world() -> (Provider, tempfile::TempDir, TestServer) {
     let dir = tempfile::tempdir().unwrap();
     let lake = local_lake(&dir);
     let (usage, events) = write_fixture(dir.path());
-    ingest_files(&lake, &[usage], &[events]).await;
+    // adam, Administrator of 101 (his default Workspace: his first invitation), turns
+    // single sign-on on there: whoever's default 101 is signs in through the provider.
+    let sso = access::write(
+        &dir.path().join("sso.ndjson"),
+        &[wire::by(
+            &wire::sso("d-sso-101", "2026-09-30T02:00:00Z", 101, true),
+            "adam",
+        )],
+    );
+    ingest_files(&lake, &[usage], &[events, sso]).await;
     let issuers = dir.path().join("issuers.toml");
     let issuer = format!(
         "[[issuer]]\nissuer = \"{}\"\naudience = \"simtally\"\nuser_claim = \"email\"\norganization = 1\n",
@@ -163,8 +172,21 @@ async fn users_sign_in_through_their_organizations_provider_across_a_key_rotatio
         let answer = workspaces(&server, &refused).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.text());
     }
-    // The built-in issuer still signs its users in.
-    assert_eq!(ids(&workspaces(&server, &token("adam")).await), [101, 102]);
+    // adam's default Workspace has single sign-on: his password (the built-in issuer's
+    // token) no longer signs him in. sara's default (201) has none: the built-in issuer
+    // signs her in, and organization 1's provider does not.
+    let password = workspaces(&server, &token("adam")).await;
+    assert_eq!(password.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(password.error_code(), "wrong_issuer", "{}", password.text());
+    assert_eq!(
+        ids(&workspaces(&server, &token("sara")).await),
+        [101, 102, 103, 201]
+    );
+    let sara_sso = provider.token("RS256", "sara", "simtally", 600).await;
+    assert_eq!(
+        workspaces(&server, &sara_sso).await.error_code(),
+        "wrong_issuer"
+    );
     // Made-up key ids do not make simtally hammer the provider.
     let fetches = provider.jwks_fetches().await;
     for n in 0..5 {
@@ -205,7 +227,67 @@ async fn an_unreachable_provider_answers_503_for_its_users_only() {
     );
     assert_eq!(answer.error_code(), "identity_provider_unavailable");
     assert_eq!(
-        workspaces(&server, &token("adam")).await.status,
+        workspaces(&server, &token("sara")).await.status,
         StatusCode::OK
     );
+}
+
+/// The dashboard signs a person in through their organization's provider in headless
+/// Chromium: the authorization code flow with PKCE, the code redeemed through simtally,
+/// then the person's Workspaces and charts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_signs_in_through_the_provider_with_pkce() {
+    let (provider, _dir, server) = world().await;
+    // adam is signed in at his provider (as his browser session there would be).
+    provider
+        .post("/login-as", serde_json::json!({"email": "adam"}))
+        .await;
+    let url = format!("{}/?sign_in={}", server.base, provider.issuer);
+    let screenshot = std::env::temp_dir().join("simtally-dashboard-sso.png");
+    let page = tokio::task::spawn_blocking(move || signed_in_page(&url, &screenshot))
+        .await
+        .unwrap();
+    assert_eq!(page["who"], "adam", "{page}");
+    assert_eq!(page["status"], "Showing 2 Workspaces.", "{page}");
+    // Back on the dashboard, without the code in the address.
+    assert_eq!(page["url"], format!("{}/", server.base));
+    let dom = page["dom"].as_str().unwrap();
+    assert!(dom.contains("Workspace 101 (101, Administrator)"), "{dom}");
+    assert!(dom.contains("data-workspace=\"102\""), "no chart: {dom}");
+    assert_eq!(page["console_errors"], serde_json::json!([]), "{page}");
+
+    // A code that was not issued, or a verifier that does not match, gets no token.
+    let forged = server
+        .post(
+            "/v1/sign-in/token",
+            "",
+            serde_json::json!({
+                "issuer": provider.issuer, "code": "made-up", "redirect_uri": server.base,
+                "code_verifier": "a".repeat(43),
+            }),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED, "{}", forged.text());
+}
+
+/// What the dashboard shows once a browser signed in at `url` (tests/clients/browser_sign_in.py,
+/// through ChromeDriver).
+fn signed_in_page(url: &str, screenshot: &std::path::Path) -> serde_json::Value {
+    let python = std::env::var("SIMTALLY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/browser_sign_in.py"
+    );
+    let output = Command::new(python)
+        .arg(script)
+        .arg(url)
+        .arg(screenshot)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the driver prints JSON")
 }

@@ -47,6 +47,7 @@ async fn a_letter_accepted_after_a_fix_is_attributed_once_under_its_first_source
         rejection: Rejection::new(Reason::NotJson, "rejected by an older version".into()),
         payload: record.to_string().into_bytes(),
         key: None,
+        input: simtally::sink::LetterInput::Usage,
     });
     let mut appender = lake.appender(LakeTable::DeadLetters).await.unwrap();
     appender.write(letters.finish()).await.unwrap();

@@ -114,18 +114,18 @@ async fn each_person_sees_exactly_their_workspaces_before_and_after_an_unlink() 
     assert_sees(&w.server, "sara", &[101, 102, 103, 201]).await;
     assert_sees(&w.server, "nobody", &[]).await;
 
+    // 103 is organization 3's: the SuperAdmin loses it. 101 is organization 1's own: she
+    // stays, as its Administrator.
     let unlink = access::write(
         &w.dir.path().join("unlink.ndjson"),
-        &[wire::unlinked(
-            "d-unlink-101",
-            "2026-10-10T00:00:00Z",
-            1,
-            101,
-        )],
+        &[
+            wire::unlinked("d-unlink-103", "2026-10-10T00:00:00Z", 1, 103),
+            wire::unlinked("d-unlink-101", "2026-10-10T00:00:01Z", 1, 101),
+        ],
     );
     ingest_files(&w.lake, &[], &[unlink]).await;
     // The next request already sees the directory as it is now.
-    assert_sees(&w.server, "sara", &[102, 103, 201]).await;
+    assert_sees(&w.server, "sara", &[101, 102, 201]).await;
     assert_sees(&w.server, "olga", &[101]).await;
 }
 

@@ -6,7 +6,7 @@ mod common;
 use chrono::{Duration, SecondsFormat, Utc};
 use common::access::{self, write_fixture};
 use common::kafka::brokers;
-use common::server::{operator_token, serve_with_events, token, TestServer};
+use common::server::{operator_token, serve, serve_with_events, token, TestServer};
 use common::{ingest_files, local_lake, wire};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -116,6 +116,58 @@ async fn a_dry_run_says_what_would_happen_to_each_sim() {
         )]
     );
     assert_eq!(detached["sims"][0]["device_id"], "tracker-1");
+}
+
+/// A transfer that arrives as an event follows the API's rules: the device stays in the
+/// source, an ACTIVATED SIM arrives SUSPENDED, and one naming a person who does not manage
+/// both Workspaces is refused at ingest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_from_events_detach_the_device_and_suspend() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let (usage, events) = write_fixture(dir.path());
+    let more = access::write(&dir.path().join("sims.ndjson"), &sim_lines());
+    let at = "2026-10-02T00:00:00Z";
+    let moves = access::write(
+        &dir.path().join("moves.ndjson"),
+        &[
+            // Another system's records: no detach, no status change published.
+            wire::by(&wire::transferred("x-1", at, IN_DEVICE, 101, 102), "adam"),
+            wire::by(&wire::transferred("x-2", at, ACTIVE, 101, 102), "adam"),
+            // olga observes 101 only.
+            wire::by(&wire::transferred("x-3", at, IDLE, 101, 102), "olga"),
+        ],
+    );
+    let summary = ingest_files(&lake, &[usage], &[events, more, moves]).await;
+    assert_eq!(summary.events.dead_letters, 2 + 1, "{summary:?}");
+    let server = serve(&lake, dir.path(), QueryLimits::default()).await;
+    let (status, answer) = transfer(
+        &server,
+        "adam",
+        json!({"iccids": [IN_DEVICE, ACTIVE, IDLE], "target_workspace_id": 101}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let sims = answer["sims"].as_array().unwrap();
+    let seen: Vec<_> = sims
+        .iter()
+        .map(|s| {
+            (
+                s["source_workspace_id"].clone(),
+                s["status"].clone(),
+                s["device_id"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (json!(102), json!("ISSUED"), Value::Null),
+            (json!(102), json!("SUSPENDED"), Value::Null),
+            (json!(101), json!("ISSUED"), Value::Null),
+        ]
+    );
+    assert_eq!(codes(&answer)[2].1, json!("already_in_target"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,4 +385,214 @@ async fn a_request_accepted_while_the_broker_is_away_is_published_later_once() {
     // IDLE: transferred; ACTIVE: transferred + suspended.
     let summary = ingest_kafka(&lake, &topics).await;
     assert_eq!(summary.events.accepted, 3, "{summary}");
+}
+
+/// Directory changes through the API: checked against the caller's roles and the rules at
+/// once, published as directory events naming the caller, in effect once ingested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_changes_through_the_api_take_effect_once_ingested() {
+    use reqwest::Method;
+    let (topics, _) = fresh_topics("directory", 1).await;
+    let (_dir, lake, server) = world(Some(EventsTopic {
+        brokers: brokers(),
+        topic: topics.events.clone(),
+    }))
+    .await;
+    let call = |method: Method, path: &'static str, who: String, body: Option<Value>| {
+        let server = &server;
+        async move { server.call(method, path, &who, body).await }
+    };
+    let invite = |role: &str| Some(json!({"user_id": "ivy", "role": role}));
+
+    // Refused at once, with the rule: nothing is published.
+    let refusals = [
+        // adam administers 101 and 102, not 201; olga only observes 101.
+        (
+            Method::POST,
+            "/v1/workspaces/201/members",
+            token("adam"),
+            invite("User"),
+            "not_allowed",
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces/101/members",
+            token("olga"),
+            invite("User"),
+            "not_allowed",
+        ),
+        // Only operators link; the SuperAdmin stays in her linked Workspaces.
+        (
+            Method::POST,
+            "/v1/organizations/1/workspaces",
+            token("sara"),
+            Some(json!({"workspace_id": 104})),
+            "not_allowed",
+        ),
+        (
+            Method::DELETE,
+            "/v1/workspaces/101/members/sara",
+            token("adam"),
+            None,
+            "directory_rule",
+        ),
+        // Organization 1 has its three Workspaces (the Pro package).
+        (
+            Method::POST,
+            "/v1/organizations/1/workspaces",
+            operator_token(),
+            Some(json!({"workspace_id": 104})),
+            "directory_rule",
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces/101/members",
+            token("adam"),
+            invite("SuperAdmin"),
+            "bad_request",
+        ),
+    ];
+    for (method, path, who, body, code) in refusals {
+        let answer = call(method.clone(), path, who, body).await;
+        assert_eq!(
+            answer.error_code(),
+            code,
+            "{method} {path}: {}",
+            answer.text()
+        );
+    }
+
+    let accepted = [
+        (
+            Method::POST,
+            "/v1/workspaces/101/members",
+            token("adam"),
+            invite("User"),
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces",
+            operator_token(),
+            Some(json!({"workspace_id": 301, "name": "Depot", "organization_id": 4})),
+        ),
+        (
+            Method::PUT,
+            "/v1/workspaces/101/sso",
+            token("adam"),
+            Some(json!({"enabled": true})),
+        ),
+    ];
+    for (method, path, who, body) in accepted {
+        let answer = call(method.clone(), path, who, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::ACCEPTED,
+            "{method} {path}: {}",
+            answer.text()
+        );
+        assert_eq!(answer.json()["published"], true);
+    }
+    // Published, not yet ingested: ivy is not a member yet.
+    let members = |who: String| {
+        let server = &server;
+        async move {
+            let answer = server
+                .get("/v1/workspaces/101/members", Some(&who), None)
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+            answer.json()["members"].clone()
+        }
+    };
+    assert!(!members(token("adam")).await.to_string().contains("ivy"));
+
+    let summary = ingest_kafka(&lake, &topics).await;
+    assert_eq!(summary.events.directory, 3, "{summary:?}");
+    // (adam's password no longer signs him in: see below.)
+    assert!(members(operator_token())
+        .await
+        .to_string()
+        .contains(r#"{"role":"User","user_id":"ivy"}"#));
+    let operator_view = server
+        .get("/v1/workspaces", Some(&operator_token()), None)
+        .await;
+    assert!(
+        operator_view.text().contains(r#""name":"Depot""#),
+        "{}",
+        operator_view.text()
+    );
+    // Single sign-on is on for 101, the default Workspace of adam, olga and now ivy: their
+    // passwords no longer sign them in; sara's default (201) keeps hers.
+    for user in ["adam", "olga", "ivy"] {
+        let answer = server.get("/v1/workspaces", Some(&token(user)), None).await;
+        assert_eq!(
+            answer.error_code(),
+            "wrong_issuer",
+            "{user}: {}",
+            answer.text()
+        );
+    }
+    let sara = server
+        .get("/v1/workspaces", Some(&token("sara")), None)
+        .await;
+    assert_eq!(sara.status, StatusCode::OK);
+    assert_eq!(sara.json()["default_workspace_id"], 201);
+
+    // The provider's team reassigns organization 1's SuperAdmin: sara keeps, as
+    // Administrator, the organization's own Workspaces (101, 102) and loses 103.
+    let answer = server
+        .call(
+            Method::PUT,
+            "/v1/organizations/1/superadmin",
+            &operator_token(),
+            Some(json!({"user_id": "adam"})),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
+    assert_eq!(ingest_kafka(&lake, &topics).await.events.directory, 1);
+    let roles = |workspace: i64| {
+        let server = &server;
+        async move {
+            let path = format!("/v1/workspaces/{workspace}/members");
+            let answer = server.get(&path, Some(&operator_token()), None).await;
+            let members = answer.json()["members"].as_array().cloned().unwrap();
+            (members.iter())
+                .map(|m| {
+                    format!(
+                        "{} {}",
+                        m["user_id"].as_str().unwrap(),
+                        m["role"].as_str().unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        roles(101).await,
+        [
+            "adam SuperAdmin",
+            "ivy User",
+            "olga Observer",
+            "sara Administrator"
+        ]
+    );
+    assert_eq!(roles(103).await, ["adam SuperAdmin"]);
+    let sara = server
+        .get("/v1/workspaces", Some(&token("sara")), None)
+        .await;
+    let reached: Vec<_> = (sara.json()["workspaces"].as_array().unwrap().iter())
+        .map(|w| {
+            (
+                w["workspace_id"].as_i64().unwrap(),
+                w["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reached,
+        [
+            (101, "Administrator".into()),
+            (102, "Administrator".into()),
+            (201, "Observer".into())
+        ]
+    );
 }

@@ -41,6 +41,7 @@ pub fn tenure_events(tenures: &[(i64, i64)]) -> Vec<SequencedEvent> {
                     at: UtcMillis::from_millis(at),
                     iccid: iccid(),
                     kind,
+                    actor: None,
                 },
             }
         })

@@ -2,10 +2,11 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use super::event::WireActor;
 use super::{decode_event, event_instant, parse_object, workspace_field, Reason, Rejection};
 use crate::domain::{
-    DirectoryChange, DirectoryEvent, LifecycleEvent, OrganizationId, Role, UserId, WorkspaceId,
-    DIRECTORY_EVENT_TYPES,
+    Actor, DirectoryChange, DirectoryEvent, LifecycleEvent, OrganizationId, Role, UserId,
+    WorkspaceId, DIRECTORY_EVENT_TYPES,
 };
 
 /// A line of the events topic: SIM lifecycle and directory events travel together.
@@ -53,6 +54,8 @@ struct WireDirectoryEvent<'a> {
     user_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     role: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    actor: Option<WireActor<'a>>,
 }
 
 /// Decodes and validates the shape of one directory event; whether it may happen (limits,
@@ -87,6 +90,14 @@ pub fn decode_directory_event(bytes: &[u8]) -> Result<DirectoryEvent, Rejection>
             organization: organization(wire.organization_id)?,
             user: user(wire.user_id.as_deref())?,
         },
+        "default_workspace_set" => DirectoryChange::DefaultWorkspaceSet {
+            user: user(wire.user_id.as_deref())?,
+            workspace: workspace(wire.workspace_id)?,
+        },
+        "sso_enabled" | "sso_disabled" => DirectoryChange::SsoSet {
+            workspace: workspace(wire.workspace_id)?,
+            enabled: wire.kind == "sso_enabled",
+        },
         other => {
             return Err(Rejection::new(
                 Reason::UnknownEventType,
@@ -94,11 +105,73 @@ pub fn decode_directory_event(bytes: &[u8]) -> Result<DirectoryEvent, Rejection>
             ))
         }
     };
+    // Every directory change is checked against the rights of whoever made it.
+    let actor = wire
+        .actor
+        .as_ref()
+        .ok_or_else(|| missing("actor"))?
+        .parse()?;
     Ok(DirectoryEvent {
         event_id: wire.event_id.into_owned(),
         at,
         change,
+        actor: Some(actor),
     })
+}
+
+/// The wire form of `event`, as `decode_directory_event` reads it (the API publishes the
+/// changes it accepts this way).
+pub fn encode_directory_event(event: &DirectoryEvent) -> serde_json::Value {
+    use serde_json::json;
+    let mut wire = json!({
+        "event_id": event.event_id,
+        "type": event.change.type_name(),
+        "timestamp": event.at.to_string(),
+    });
+    let fields = match &event.change {
+        DirectoryChange::WorkspaceCreated {
+            workspace,
+            name,
+            organization,
+        } => {
+            json!({"workspace_id": workspace.get(), "name": name, "organization_id": organization.get()})
+        }
+        DirectoryChange::WorkspacesLinked {
+            organization,
+            workspace,
+        }
+        | DirectoryChange::WorkspaceUnlinked {
+            organization,
+            workspace,
+        } => json!({"organization_id": organization.get(), "workspace_id": workspace.get()}),
+        DirectoryChange::RoleGranted {
+            user,
+            workspace,
+            role,
+        } => {
+            json!({"user_id": user.as_str(), "workspace_id": workspace.get(), "role": role.as_str()})
+        }
+        DirectoryChange::RoleRevoked { user, workspace }
+        | DirectoryChange::DefaultWorkspaceSet { user, workspace } => {
+            json!({"user_id": user.as_str(), "workspace_id": workspace.get()})
+        }
+        DirectoryChange::SuperadminAssigned { organization, user } => {
+            json!({"organization_id": organization.get(), "user_id": user.as_str()})
+        }
+        DirectoryChange::SsoSet { workspace, .. } => json!({"workspace_id": workspace.get()}),
+    };
+    let actor = match &event.actor {
+        Some(Actor::User(user)) => Some(json!({"user": user.as_str()})),
+        Some(Actor::Operator(name)) => Some(json!({"operator": name})),
+        None => None,
+    };
+    if let (Some(wire), Some(fields)) = (wire.as_object_mut(), fields.as_object()) {
+        wire.extend(fields.clone());
+        if let Some(actor) = actor {
+            wire.insert("actor".to_owned(), actor);
+        }
+    }
+    wire
 }
 
 fn missing(field: &str) -> Rejection {
@@ -159,7 +232,7 @@ mod tests {
 
     #[test]
     fn directory_and_sim_events_share_the_topic() {
-        let created = decode(r#"{"event_id": "d1", "type": "workspace_created", "timestamp": "2026-10-01T00:00:00Z", "workspace_id": 101, "name": "Fleet", "organization_id": 7}"#).unwrap();
+        let created = decode(r#"{"event_id": "d1", "type": "workspace_created", "timestamp": "2026-10-01T00:00:00Z", "workspace_id": 101, "name": "Fleet", "organization_id": 7, "actor": {"operator": "noc"}}"#).unwrap();
         assert!(matches!(
             created,
             IncomingEvent::Directory(DirectoryEvent {
@@ -173,16 +246,119 @@ mod tests {
 
     #[test]
     fn superadmin_is_not_a_grantable_role() {
-        let r = decode(r#"{"event_id": "d2", "type": "role_granted", "timestamp": "2026-10-01T00:00:00Z", "workspace_id": 101, "user_id": "ann", "role": "SuperAdmin"}"#).unwrap_err();
+        let r = decode(r#"{"event_id": "d2", "type": "role_granted", "timestamp": "2026-10-01T00:00:00Z", "workspace_id": 101, "user_id": "ann", "role": "SuperAdmin", "actor": {"operator": "noc"}}"#).unwrap_err();
         assert_eq!(r.reason, Reason::UnknownRole);
     }
 
     #[test]
     fn missing_fields_are_named() {
-        let r = decode(r#"{"event_id": "d3", "type": "workspaces_linked", "timestamp": "2026-10-01T00:00:00Z", "workspace_id": 101}"#).unwrap_err();
+        let r = decode(r#"{"event_id": "d3", "type": "workspaces_linked", "timestamp": "2026-10-01T00:00:00Z", "workspace_id": 101, "actor": {"operator": "noc"}}"#).unwrap_err();
         assert_eq!(r.reason, Reason::MissingField);
         assert!(r.detail.contains("organization_id"), "{}", r.detail);
-        let r = decode(r#"{"event_id": "d4", "type": "role_revoked", "timestamp": "2026-10-01T00:00:00Z", "workspace_id": 101, "user_id": ""}"#).unwrap_err();
+        let r = decode(r#"{"event_id": "d4", "type": "role_revoked", "timestamp": "2026-10-01T00:00:00Z", "workspace_id": 101, "user_id": "", "actor": {"user": "ann"}}"#).unwrap_err();
         assert_eq!(r.reason, Reason::InvalidField);
+    }
+
+    #[test]
+    fn encoded_events_decode_to_themselves() {
+        let at = crate::domain::UtcMillis::parse_rfc3339("2026-10-01T00:00:00.250Z").unwrap();
+        let (ws, org) = (
+            WorkspaceId::new(101).unwrap(),
+            OrganizationId::new(7).unwrap(),
+        );
+        let ann = UserId::parse("ann@example.com").unwrap();
+        let changes = [
+            DirectoryChange::WorkspaceCreated {
+                workspace: ws,
+                name: "Fleet \"A\"".into(),
+                organization: org,
+            },
+            DirectoryChange::WorkspacesLinked {
+                organization: org,
+                workspace: ws,
+            },
+            DirectoryChange::WorkspaceUnlinked {
+                organization: org,
+                workspace: ws,
+            },
+            DirectoryChange::RoleGranted {
+                user: ann.clone(),
+                workspace: ws,
+                role: Role::Observer,
+            },
+            DirectoryChange::RoleRevoked {
+                user: ann.clone(),
+                workspace: ws,
+            },
+            DirectoryChange::SuperadminAssigned {
+                organization: org,
+                user: ann.clone(),
+            },
+            DirectoryChange::DefaultWorkspaceSet {
+                user: ann.clone(),
+                workspace: ws,
+            },
+            DirectoryChange::SsoSet {
+                workspace: ws,
+                enabled: true,
+            },
+            DirectoryChange::SsoSet {
+                workspace: ws,
+                enabled: false,
+            },
+        ];
+        for (n, change) in changes.into_iter().enumerate() {
+            let actor = if n % 2 == 0 {
+                Actor::Operator("noc".into())
+            } else {
+                Actor::User(ann.clone())
+            };
+            let event = DirectoryEvent {
+                event_id: format!("api-{n}"),
+                at,
+                change,
+                actor: Some(actor),
+            };
+            let wire = encode_directory_event(&event).to_string();
+            assert_eq!(
+                decode_directory_event(wire.as_bytes()).unwrap(),
+                event,
+                "{wire}"
+            );
+        }
+    }
+
+    #[test]
+    fn directory_events_name_their_actor() {
+        let line = |actor: &str| {
+            format!(
+                r#"{{"event_id": "d5", "type": "sso_enabled", "timestamp": "2026-10-01T00:00:00Z", "workspace_id": 101{actor}}}"#
+            )
+        };
+        let r = decode(&line("")).unwrap_err();
+        assert_eq!(
+            (r.reason, r.detail.as_str()),
+            (Reason::MissingField, "missing field `actor`")
+        );
+        let r = decode(&line(r#", "actor": {"user": "ann", "operator": "noc"}"#)).unwrap_err();
+        assert_eq!(r.reason, Reason::InvalidField);
+        let r = decode(&line(r#", "actor": {"admin": "ann"}"#)).unwrap_err();
+        assert_eq!(r.reason, Reason::InvalidField, "{}", r.detail);
+        let IncomingEvent::Directory(event) =
+            decode(&line(r#", "actor": {"user": "ann"}"#)).unwrap()
+        else {
+            panic!("not a directory event")
+        };
+        assert_eq!(
+            event.actor,
+            Some(Actor::User(UserId::parse("ann").unwrap()))
+        );
+        assert_eq!(
+            event.change,
+            DirectoryChange::SsoSet {
+                workspace: WorkspaceId::new(101).unwrap(),
+                enabled: true
+            }
+        );
     }
 }

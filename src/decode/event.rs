@@ -3,7 +3,9 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::{event_instant, parse_object, workspace_field, Reason, Rejection};
-use crate::domain::{DeviceId, EventKind, Iccid, LifecycleEvent, SimStatus, WorkspaceId};
+use crate::domain::{
+    Actor, DeviceId, EventKind, Iccid, LifecycleEvent, SimStatus, UserId, WorkspaceId,
+};
 
 /// All event types share one flat shape; which fields are required depends on `type`.
 #[derive(Deserialize)]
@@ -26,6 +28,33 @@ struct WireEvent<'a> {
     status: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     device_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    actor: Option<WireActor<'a>>,
+}
+
+/// `"actor": {"user": "ann"}` or `{"operator": "noc-jo"}`: who made a change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WireActor<'a> {
+    #[serde(borrow, default)]
+    user: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    operator: Option<Cow<'a, str>>,
+}
+
+impl WireActor<'_> {
+    pub(super) fn parse(&self) -> Result<Actor, Rejection> {
+        let invalid = |e: String| Rejection::new(Reason::InvalidField, format!("actor: {e}"));
+        match (&self.user, &self.operator) {
+            (Some(user), None) => UserId::parse(user).map(Actor::User).map_err(invalid),
+            (None, Some(name)) => UserId::parse(name)
+                .map(|name| Actor::Operator(name.as_str().to_owned()))
+                .map_err(invalid),
+            _ => Err(invalid(
+                "give exactly one of {\"user\": ID} and {\"operator\": NAME}".to_owned(),
+            )),
+        }
+    }
 }
 
 /// Decodes and validates one SIM lifecycle event.
@@ -70,11 +99,13 @@ pub fn decode_event(bytes: &[u8]) -> Result<LifecycleEvent, Rejection> {
             ))
         }
     };
+    let actor = wire.actor.as_ref().map(WireActor::parse).transpose()?;
     Ok(LifecycleEvent {
         event_id: wire.event_id.into_owned(),
         at,
         iccid,
         kind,
+        actor,
     })
 }
 

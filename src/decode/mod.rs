@@ -9,7 +9,9 @@ mod rejection;
 mod scan;
 mod usage;
 
-pub use directory::{decode_any_event, decode_directory_event, IncomingEvent};
+pub use directory::{
+    decode_any_event, decode_directory_event, encode_directory_event, IncomingEvent,
+};
 pub use event::decode_event;
 pub use limits::InputLimits;
 pub use rejection::{Reason, Rejection};

@@ -29,6 +29,8 @@ pub enum Reason {
     TransferToSameWorkspace,
     UnknownRole,
     DirectoryRule,
+    /// The actor an event names may not make that change.
+    NotAllowed,
 }
 
 impl Reason {
@@ -59,6 +61,7 @@ impl Reason {
             Reason::TransferToSameWorkspace => "transfer_to_same_workspace",
             Reason::UnknownRole => "unknown_role",
             Reason::DirectoryRule => "directory_rule",
+            Reason::NotAllowed => "not_allowed",
         }
     }
 }

@@ -4,7 +4,9 @@ use std::str::FromStr;
 
 use crate::domain::OrganizationId;
 
-/// How many Workspaces an organization may link: 3 (the Pro package) unless configured.
+/// How many Workspaces an organization may have (its own and those linked to it): 3, the
+/// Pro package, unless an operator configured it otherwise for that organization (Free: 1;
+/// more on request).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkLimits {
     default: usize,
@@ -21,6 +23,7 @@ impl Default for LinkLimits {
 }
 
 impl LinkLimits {
+    pub const FREE_PACKAGE: usize = 1;
     pub const PRO_PACKAGE: usize = 3;
 
     /// No limit at all: for replaying events that were checked when they arrived (a limit
@@ -46,7 +49,8 @@ impl LinkLimits {
     }
 }
 
-/// `ORG=N`: organization ORG may link N Workspaces.
+/// `ORG=N`, `ORG=free` or `ORG=pro`: organization ORG may have N Workspaces (1 with the
+/// Free package, 3 with Pro).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OrganizationLimit {
     pub organization: OrganizationId,
@@ -61,10 +65,13 @@ impl FromStr for OrganizationLimit {
             .ok_or_else(|| format!("'{s}' is not ORGANIZATION=WORKSPACES, e.g. 7=5"))?;
         Ok(OrganizationLimit {
             organization: organization.parse()?,
-            workspaces: workspaces
-                .trim()
-                .parse()
-                .map_err(|_| format!("'{workspaces}' is not a number of Workspaces (in '{s}')"))?,
+            workspaces: match workspaces.trim() {
+                "free" => LinkLimits::FREE_PACKAGE,
+                "pro" => LinkLimits::PRO_PACKAGE,
+                number => number.parse().map_err(|_| {
+                    format!("'{workspaces}' is not free, pro or a number of Workspaces (in '{s}')")
+                })?,
+            },
         })
     }
 }
@@ -85,6 +92,9 @@ mod tests {
         let limits = LinkLimits::default().with(limit);
         assert_eq!(limits.for_organization(OrganizationId::new(7).unwrap()), 5);
         assert_eq!(limits.for_organization(OrganizationId::new(8).unwrap()), 3);
+        let free = LinkLimits::default().with("8=free".parse().unwrap());
+        assert_eq!(free.for_organization(OrganizationId::new(8).unwrap()), 1);
+        assert_eq!("8=pro".parse::<OrganizationLimit>().unwrap().workspaces, 3);
         assert!("7".parse::<OrganizationLimit>().is_err());
         assert!("0=5".parse::<OrganizationLimit>().is_err());
         assert!("7=x".parse::<OrganizationLimit>().is_err());

@@ -114,6 +114,38 @@ impl fmt::Display for Role {
     }
 }
 
+/// Who made a change: a person signed in to a Workspace, or the provider's team (operators
+/// create, link and unlink Workspaces, reassign SuperAdmins).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Actor {
+    User(UserId),
+    Operator(String),
+}
+
+impl Actor {
+    /// As stored in `actor` columns: `user:ann`, `operator:noc-jo`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.split_once(':') {
+            Some(("user", user)) => UserId::parse(user).map(Actor::User),
+            Some(("operator", name)) => UserId::parse(name)
+                .map(|name| Actor::Operator(name.as_str().to_owned()))
+                .map_err(|e| e.replace("user id", "operator name")),
+            _ => Err(format!(
+                "'{text}' names no actor (user:ID or operator:NAME)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::User(user) => write!(f, "user:{user}"),
+            Actor::Operator(name) => write!(f, "operator:{name}"),
+        }
+    }
+}
+
 /// One change to who may see what.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DirectoryChange {
@@ -143,6 +175,17 @@ pub enum DirectoryChange {
         organization: OrganizationId,
         user: UserId,
     },
+    /// The Workspace a person signs in to (and whose single sign-on they use, if it has it).
+    DefaultWorkspaceSet {
+        user: UserId,
+        workspace: WorkspaceId,
+    },
+    /// Single sign-on for the people whose default Workspace this is, through the identity
+    /// provider of the Workspace's organization.
+    SsoSet {
+        workspace: WorkspaceId,
+        enabled: bool,
+    },
 }
 
 impl DirectoryChange {
@@ -155,6 +198,9 @@ impl DirectoryChange {
             DirectoryChange::RoleGranted { .. } => "role_granted",
             DirectoryChange::RoleRevoked { .. } => "role_revoked",
             DirectoryChange::SuperadminAssigned { .. } => "superadmin_assigned",
+            DirectoryChange::DefaultWorkspaceSet { .. } => "default_workspace_set",
+            DirectoryChange::SsoSet { enabled: true, .. } => "sso_enabled",
+            DirectoryChange::SsoSet { enabled: false, .. } => "sso_disabled",
         }
     }
 
@@ -165,18 +211,22 @@ impl DirectoryChange {
             DirectoryChange::WorkspaceCreated { .. }
                 | DirectoryChange::WorkspacesLinked { .. }
                 | DirectoryChange::WorkspaceUnlinked { .. }
+                | DirectoryChange::SsoSet { .. }
         )
     }
 }
 
 /// The `type` values of directory events, which share the events topic with SIM events.
-pub const DIRECTORY_EVENT_TYPES: [&str; 6] = [
+pub const DIRECTORY_EVENT_TYPES: [&str; 9] = [
     "workspace_created",
     "workspaces_linked",
     "workspace_unlinked",
     "role_granted",
     "role_revoked",
     "superadmin_assigned",
+    "default_workspace_set",
+    "sso_enabled",
+    "sso_disabled",
 ];
 
 /// An organization, Workspace or membership event.
@@ -185,6 +235,8 @@ pub struct DirectoryEvent {
     pub event_id: String,
     pub at: UtcMillis,
     pub change: DirectoryChange,
+    /// Who made the change; `None` only for events stored before events named their actor.
+    pub actor: Option<Actor>,
 }
 
 #[cfg(test)]
@@ -204,6 +256,16 @@ mod tests {
             prop_assert_eq!(OrganizationId::new(n).is_some(), n > 0);
             prop_assert_eq!(n.to_string().parse::<OrganizationId>().is_ok(), n > 0);
         }
+    }
+
+    #[test]
+    fn actors_read_back_as_written() {
+        for text in ["user:ann@example.com", "operator:noc-jo", "user:a:b"] {
+            assert_eq!(Actor::parse(text).unwrap().to_string(), text);
+        }
+        assert!(Actor::parse("ann").is_err());
+        assert!(Actor::parse("admin:ann").is_err());
+        assert!(Actor::parse("operator:").is_err());
     }
 
     #[test]

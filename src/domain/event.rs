@@ -105,4 +105,7 @@ pub struct LifecycleEvent {
     pub at: UtcMillis,
     pub iccid: Iccid,
     pub kind: EventKind,
+    /// Who asked for it, when a person or operator did (a transfer is then checked against
+    /// their roles); `None` for the connectivity platform's own records.
+    pub actor: Option<super::Actor>,
 }

@@ -6,6 +6,9 @@ use std::str::FromStr;
 pub struct WorkspaceId(i64);
 
 impl WorkspaceId {
+    /// The smallest id (ids are positive).
+    pub const MIN: WorkspaceId = WorkspaceId(1);
+
     pub fn new(id: i64) -> Option<Self> {
         (id > 0).then_some(WorkspaceId(id))
     }

@@ -12,7 +12,7 @@ mod usage;
 
 pub use amount::{AmountError, Fixed, Money, Volume};
 pub use directory::{
-    DirectoryChange, DirectoryEvent, OrganizationId, Role, UserId, DIRECTORY_EVENT_TYPES,
+    Actor, DirectoryChange, DirectoryEvent, OrganizationId, Role, UserId, DIRECTORY_EVENT_TYPES,
 };
 pub use event::{DeviceId, EventKind, LifecycleEvent, SimStatus};
 pub use iccid::{Iccid, IccidError};

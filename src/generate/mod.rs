@@ -172,6 +172,7 @@ fn lifecycle(
                 at: UtcMillis::from_millis(at),
                 iccid,
                 kind,
+                actor: None,
             },
         });
     };

@@ -523,6 +523,7 @@ mod tests {
                 rejection: Rejection::new(Reason::NotJson, "x".into()),
                 payload: vec![b'x'],
                 key: None,
+                input: crate::sink::LetterInput::Usage,
             });
         }
         rows.finish()

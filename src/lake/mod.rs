@@ -541,6 +541,7 @@ impl Lake {
 
     pub async fn appender(&self, table: LakeTable) -> Result<TableAppender, LakeError> {
         let delta = self.open_or_create(table).await?;
+        let delta = self.with_new_columns(table, delta).await?;
         let snapshot = delta.snapshot().map_err(|e| self.delta_error(table, e))?;
         let found = snapshot.metadata().partition_columns();
         if !found.iter().eq(table.partition_columns()) {
@@ -551,6 +552,50 @@ impl Lake {
             });
         }
         TableAppender::new(table, delta).map_err(|e| self.delta_error(table, e))
+    }
+}
+
+impl Lake {
+    /// A table written by an older simtally lacks the columns added since (always
+    /// nullable, always last): they are added before anything is written, in a commit of
+    /// their own. Rows written before read them as NULL. Two writers adding them at once
+    /// conflict like any two commits; the one that retries finds them there.
+    async fn with_new_columns(
+        &self,
+        table: LakeTable,
+        delta: DeltaTable,
+    ) -> Result<DeltaTable, LakeError> {
+        let snapshot = delta.snapshot().map_err(|e| self.delta_error(table, e))?;
+        let existing = snapshot.schema();
+        let wanted: StructType = table
+            .schema()
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| self.delta_error(table, e.into()))?;
+        let missing: Vec<_> = wanted
+            .fields()
+            .filter(|field| existing.field(field.name()).is_none())
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(delta);
+        }
+        if let Some(field) = missing.iter().find(|field| !field.is_nullable()) {
+            return Err(LakeError::Corrupt {
+                table: table.name(),
+                detail: format!(
+                    "column {} is missing and cannot be added (it may not be NULL)",
+                    field.name()
+                ),
+            });
+        }
+        tracing::info!(table = table.name(), columns = ?missing.iter().map(|f| f.name()).collect::<Vec<_>>(),
+            "adding the columns this simtally writes");
+        delta
+            .add_columns()
+            .with_fields(missing)
+            .await
+            .map_err(|e| self.delta_error(table, e))
     }
 }
 

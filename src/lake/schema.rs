@@ -67,6 +67,9 @@ pub static DEAD_LETTERS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("received_at", timestamp_type(), false),
         // The Kafka message's key (null for file lines and keyless messages).
         Field::new("key", DataType::Binary, true),
+        // Which input it came from, so a replay offers it to the right decoder: `usage` or
+        // `events` (NULL: written before the column existed, when only usage was replayed).
+        Field::new("input", DataType::Utf8, true),
     ]))
 });
 
@@ -106,7 +109,8 @@ pub static SIM_EVENTS_SNAPSHOT: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// `workspaces`: the history of Workspaces: every accepted `workspace_created`,
-/// `workspaces_linked` and `workspace_unlinked` event, in arrival order (`seq`).
+/// `workspaces_linked`, `workspace_unlinked`, `sso_enabled` and `sso_disabled` event, in
+/// the order they were applied (`seq`).
 pub static WORKSPACES: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("event_id", DataType::Utf8, false),
@@ -118,11 +122,14 @@ pub static WORKSPACES: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("seq", DataType::Int64, false),
         Field::new("source", DataType::Utf8, false),
         Field::new("ingested_at", timestamp_type(), false),
+        // Who made the change (`user:ID`, `operator:NAME`); NULL before events named it.
+        Field::new("actor", DataType::Utf8, true),
     ]))
 });
 
-/// `memberships`: the history of roles: every accepted `role_granted`, `role_revoked` and
-/// `superadmin_assigned` event, in arrival order (`seq`, shared with `workspaces`).
+/// `memberships`: the history of roles: every accepted `role_granted`, `role_revoked`,
+/// `superadmin_assigned` and `default_workspace_set` event, in the order they were applied
+/// (`seq`, shared with `workspaces`).
 pub static MEMBERSHIPS: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("event_id", DataType::Utf8, false),
@@ -135,6 +142,7 @@ pub static MEMBERSHIPS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("seq", DataType::Int64, false),
         Field::new("source", DataType::Utf8, false),
         Field::new("ingested_at", timestamp_type(), false),
+        Field::new("actor", DataType::Utf8, true),
     ]))
 });
 

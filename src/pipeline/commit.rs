@@ -125,6 +125,7 @@ mod tests {
             rejection: Rejection::new(Reason::NotJson, "x".into()),
             payload: b"x".to_vec(),
             key: None,
+            input: crate::sink::LetterInput::Usage,
         });
         dead_letters.write(rows.finish()).await.unwrap();
         let fence = Fence::read(&usage, &quarantine).await.unwrap();

@@ -8,10 +8,10 @@ use crate::attribute::{OwnershipBook, SequencedEvent};
 use crate::decode::{decode_any_event, IncomingEvent, InputLimits, Reason, Rejection};
 use crate::directory::{load_directory, LinkLimits};
 use crate::domain::{
-    DeviceId, DirectoryEvent, EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId,
+    DeviceId, EventKind, Iccid, LifecycleEvent, SimStatus, UtcMillis, WorkspaceId,
 };
 use crate::lake::{utf8_column, Claim, Lake, LakeError, LakeTable, TableAppender};
-use crate::sink::{DeadLetter, DirectoryRows, EventRows};
+use crate::sink::{DeadLetter, EventRows, LetterInput};
 use crate::source::{Chunk, ChunkSource, SourceError, KEPT_BYTES};
 
 /// The SIM lifecycle events the lake holds, as a pass that committed left them. A follower
@@ -122,10 +122,10 @@ pub(super) struct EventPass {
 pub(super) type TouchedSims = BTreeMap<Iccid, BTreeSet<String>>;
 
 /// A new event with where it came from, until it is accepted or rejected.
-struct Arrival {
-    source: String,
-    payload: Vec<u8>,
-    key: Option<Vec<u8>>,
+pub(super) struct Arrival {
+    pub source: String,
+    pub payload: Vec<u8>,
+    pub key: Option<Vec<u8>>,
 }
 
 /// Where one ingest run's events go.
@@ -289,12 +289,42 @@ pub(super) async fn run(
                         rejection,
                         payload: kept.to_vec(),
                         key,
+                        input: LetterInput::Events,
                     });
                 }
             }
         }
     }
 
+    let directory_outcome = super::directory::apply(
+        &mut directory,
+        directory_arrivals,
+        &all,
+        &arrivals,
+        now,
+        &mut counts,
+        &mut dead_letters,
+    );
+    let refused: HashSet<i64> = (directory_outcome.refused_transfers.iter())
+        .map(|(seq, _)| *seq)
+        .collect();
+    for (seq, rejection) in directory_outcome.refused_transfers {
+        if let Some(arrival) = arrivals.remove(&seq) {
+            counts.dead_letters += 1;
+            dead_letters.push(DeadLetter {
+                source: arrival.source,
+                rejection,
+                payload: arrival.payload,
+                key: arrival.key,
+                input: LetterInput::Events,
+            });
+        }
+    }
+    let (all, all_partitions): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .zip(all_partitions)
+        .filter(|(e, _)| !refused.contains(&e.seq))
+        .unzip();
     let (book, rejected) = OwnershipBook::build(all.clone());
     let rejected_seqs: HashSet<i64> = rejected.iter().map(|(e, _)| e.seq).collect();
     for (event, rejection) in rejected {
@@ -306,19 +336,14 @@ pub(super) async fn run(
                     rejection,
                     payload: arrival.payload.clone(),
                     key: arrival.key.clone(),
+                    input: LetterInput::Events,
                 });
             }
             None => tracing::warn!(event_id = %event.event.event_id, %rejection,
                 "an event accepted earlier conflicts with events that arrived since"),
         }
     }
-    let directory_rows = apply_directory_events(
-        &mut directory,
-        directory_arrivals,
-        now,
-        &mut counts,
-        &mut dead_letters,
-    );
+    let directory_rows = directory_outcome.rows;
     dead_letters.retain(|d| !dead_letters_in_lake.contains(&d.source));
 
     let mut rows = EventRows::new(now);
@@ -377,45 +402,6 @@ fn touch(touched: &mut TouchedSims, event: &LifecycleEvent) {
                 .insert(event.event_id.clone());
         }
     }
-}
-
-/// Applies the new directory events to the directory, earliest first (arrival order among
-/// equal timestamps), and numbers the accepted ones on from the stored ones: replaying by
-/// that number later gives the directory these checks saw.
-fn apply_directory_events(
-    stored: &mut crate::directory::StoredDirectory,
-    mut arrivals: Vec<(DirectoryEvent, Arrival)>,
-    now: UtcMillis,
-    counts: &mut EventCounts,
-    dead_letters: &mut Vec<DeadLetter>,
-) -> DirectoryRows {
-    arrivals.sort_by_key(|(event, _)| event.at);
-    let mut rows = DirectoryRows::new(now);
-    for (event, arrival) in arrivals {
-        let Arrival {
-            source,
-            payload,
-            key,
-        } = arrival;
-        match stored.directory.apply(&event.change) {
-            Ok(()) => {
-                rows.append(&event, stored.next_seq, &source);
-                stored.next_seq += 1;
-                counts.accepted += 1;
-                counts.directory += 1;
-            }
-            Err(rejection) => {
-                counts.dead_letters += 1;
-                dead_letters.push(DeadLetter {
-                    source,
-                    rejection,
-                    payload,
-                    key,
-                });
-            }
-        }
-    }
-    rows
 }
 
 /// What the events source says of its inputs once read to the end.
@@ -569,6 +555,7 @@ fn events_from_batch(batch: &RecordBatch) -> Result<Vec<SequencedEvent>, String>
                     at: UtcMillis::from_millis(times.value(row).div_euclid(1000)),
                     iccid: Iccid::parse(iccids.value(row)).map_err(|e| e.to_string())?,
                     kind,
+                    actor: None,
                 },
             })
         })

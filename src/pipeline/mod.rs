@@ -8,6 +8,7 @@
 mod commit;
 mod corrections;
 mod dead_letter_topic;
+mod directory;
 mod drain;
 pub(crate) mod events;
 mod follow;
@@ -30,10 +31,11 @@ use deltalake::kernel::Transaction;
 use crate::directory::LinkLimits;
 use crate::domain::UtcMillis;
 use crate::lake::{retry_while_refused, Fence, Lake, LakeError, LakeTable, FENCED_RETRIES};
+use crate::sink::LetterInput;
 use crate::source::kafka::{
     check_co_partitioned, resume_app_id, KafkaError, ReadBudget, TopicToEnd, Topics,
 };
-use crate::source::{ChunkSource, FileChunks, Input, Replayed, SourceError};
+use crate::source::{ChunkSource, FileChunks, Input, Letter, Replayed, SourceError};
 
 pub use commit::PASS_COMMIT_ORDER;
 pub use corrections::CorrectionCounts;
@@ -480,48 +482,62 @@ async fn write_corrections(
 }
 
 /// Offers every dead letter in the lake to the pipeline again, under its original
-/// coordinates (`simtally dead-letters replay`, after a fix): what is accepted now is
-/// attributed; what fails again, or was ingested since, is recognized and not written twice.
+/// coordinates and to the decoder of the input it came from (`simtally dead-letters
+/// replay`, after a fix): usage records to the usage pass, SIM and directory events to the
+/// events pass. What is accepted now is stored; what fails again, or was ingested since, is
+/// recognized and not written twice.
 pub async fn replay_dead_letters(
     lake: &Lake,
     options: &IngestOptions,
     shutdown: CancellationToken,
 ) -> Result<RunSummary, IngestError> {
     retry_when_fenced(true, || async {
-        let letters = stored_dead_letters(lake).await?;
-        let events = Box::new(FileChunks::new(Vec::new()));
-        let usage = Box::new(Replayed::new(letters));
+        let (usage, events) = stored_dead_letters(lake).await?;
+        let events = Box::new(Replayed::new(events));
+        let usage = Box::new(Replayed::new(usage));
         ingest_sources(lake, options, events, usage, shutdown.clone()).await
     })
     .await
 }
 
-/// Every dead letter in the lake: (source, key, payload).
-async fn stored_dead_letters(
-    lake: &Lake,
-) -> Result<Vec<(String, Option<Vec<u8>>, Vec<u8>)>, IngestError> {
+/// Every dead letter in the lake, (source, key, payload), as (usage, events) letters.
+async fn stored_dead_letters(lake: &Lake) -> Result<(Vec<Letter>, Vec<Letter>), IngestError> {
+    // Every column by name: a lake written before `input` existed reads as usage only.
     let batches = lake
-        .select(LakeTable::DeadLetters, "SELECT source, payload, key FROM t")
+        .select(LakeTable::DeadLetters, "SELECT * FROM t")
         .await?;
-    let mut letters = Vec::new();
+    let (mut usage, mut events) = (Vec::new(), Vec::new());
     for batch in &batches {
-        let as_type = |column: usize, to: &DataType| {
-            cast(batch.column(column), to)
-                .map_err(|e| IngestError::Internal(format!("reading dead letters: {e}")))
-        };
-        let sources = as_type(0, &DataType::Utf8)?;
-        let payloads = as_type(1, &DataType::Binary)?;
-        let keys = as_type(2, &DataType::Binary)?;
+        let column =
+            |name: &str, to: &DataType| {
+                let column = batch.column_by_name(name)?;
+                Some(cast(column, to).map_err(|e| {
+                    IngestError::Internal(format!("reading dead letters' {name}: {e}"))
+                }))
+            };
+        let missing = |name: &str| IngestError::Internal(format!("dead_letters has no {name}"));
+        let sources = column("source", &DataType::Utf8).ok_or_else(|| missing("source"))??;
+        let payloads = column("payload", &DataType::Binary).ok_or_else(|| missing("payload"))??;
+        let keys = column("key", &DataType::Binary).ok_or_else(|| missing("key"))??;
+        let inputs = column("input", &DataType::Utf8).transpose()?;
         let (sources, payloads) = (sources.as_string::<i32>(), payloads.as_binary::<i32>());
-        let keys = keys.as_binary::<i32>();
+        let (keys, inputs) = (
+            keys.as_binary::<i32>(),
+            inputs.as_ref().map(|i| i.as_string::<i32>()),
+        );
         for row in 0..batch.num_rows() {
             let key = keys.is_valid(row).then(|| keys.value(row).to_vec());
-            letters.push((
+            let input = inputs.filter(|i| i.is_valid(row)).map(|i| i.value(row));
+            let letter = (
                 sources.value(row).to_owned(),
                 key,
                 payloads.value(row).to_vec(),
-            ));
+            );
+            match LetterInput::parse(input) {
+                LetterInput::Usage => usage.push(letter),
+                LetterInput::Events => events.push(letter),
+            }
         }
     }
-    Ok(letters)
+    Ok((usage, events))
 }

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -34,6 +34,7 @@ pub const OPENAPI: &str = include_str!("../../schemas/openapi.json");
 pub struct ApiState {
     pub events_topic: Option<super::transfers::EventsTopic>,
     pub billing: Option<super::ServedBilling>,
+    pub link_limits: crate::directory::LinkLimits,
     pub lake: Lake,
     pub auth: Arc<Authenticator>,
     pub limits: QueryLimits,
@@ -84,7 +85,38 @@ impl ApiCounters {
 
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
-        .route("/v1/workspaces", get(list_workspaces))
+        .route(
+            "/v1/workspaces",
+            get(list_workspaces).post(super::directory::create_workspace),
+        )
+        .route(
+            "/v1/workspaces/{workspace}/members",
+            get(super::directory::list_members).post(super::directory::invite),
+        )
+        .route(
+            "/v1/workspaces/{workspace}/members/{user}",
+            put(super::directory::change_role).delete(super::directory::revoke),
+        )
+        .route(
+            "/v1/workspaces/{workspace}/sso",
+            put(super::directory::set_sso),
+        )
+        .route(
+            "/v1/me/default-workspace",
+            put(super::directory::set_default_workspace),
+        )
+        .route(
+            "/v1/organizations/{organization}/workspaces",
+            post(super::directory::link_workspace),
+        )
+        .route(
+            "/v1/organizations/{organization}/workspaces/{workspace}",
+            delete(super::directory::unlink_workspace),
+        )
+        .route(
+            "/v1/organizations/{organization}/superadmin",
+            put(super::directory::assign_superadmin),
+        )
         .route("/v1/reports", get(list_reports))
         .route("/v1/reports/{name}", get(run_named_report))
         .route("/v1/query", post(run_query))
@@ -95,6 +127,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/v1/sim-transfers",
             post(super::transfers::request_transfer),
         )
+        .route("/v1/sign-in", get(super::sign_in::providers))
+        .route("/v1/sign-in/token", post(super::sign_in::token))
         .route("/openapi.json", get(openapi))
         .route(
             "/",
@@ -180,12 +214,13 @@ pub(super) async fn audience_of(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let caller = state.auth.caller(authorization).await?;
+    // The directory first: it says which issuer each person signs in through.
     let directory = state
         .snapshots
         .directory()
         .await
         .map_err(|e| ApiError::from(crate::query::QueryError::Lake(e)))?;
+    let caller = state.auth.caller(authorization, &directory).await?;
     let viewer = match &caller {
         Caller::Operator(_) => Viewer::Operator,
         Caller::Member(user) => Viewer::Member(user.clone()),
@@ -209,17 +244,21 @@ async fn list_workspaces(
                 "name": entry.name,
                 "organization_id": entry.organization.get(),
                 "linked_organization_id": entry.linked_to.map(|o| o.get()),
+                "single_sign_on": entry.sso,
                 "role": role,
             })
         })
         .collect();
-    let user = match caller {
-        Caller::Member(user) => user.to_string(),
-        Caller::Operator(name) => name,
+    let (user, default) = match caller {
+        Caller::Member(user) => {
+            let default = directory.default_workspace(&user).map(|w| w.get());
+            (user.to_string(), default)
+        }
+        Caller::Operator(name) => (name, None),
     };
     Ok(json_response(
         StatusCode::OK,
-        &json!({"user_id": user, "workspaces": workspaces}),
+        &json!({"user_id": user, "default_workspace_id": default, "workspaces": workspaces}),
     ))
 }
 

@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use super::oidc::{claimed_issuer, IssuerConfig, Oidc};
 use super::ServeError;
-use crate::domain::UserId;
+use crate::directory::Directory;
+use crate::domain::{OrganizationId, UserId};
 
 /// How tokens are checked. Keys are read once at start; their bytes never reach a log.
 #[derive(Clone, Debug, Default)]
@@ -44,6 +45,63 @@ pub enum AuthError {
     /// The identity provider that issued the token could not be asked for its keys.
     #[error("the identity provider {issuer} cannot be reached to check the token: {detail}")]
     Unavailable { issuer: String, detail: String },
+    /// A genuine token, but not from the issuer this user must sign in through.
+    #[error("{0}")]
+    WrongIssuer(String),
+}
+
+/// Who issued a token that checked out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Issued {
+    /// The built-in issuer (email and password).
+    BuiltIn,
+    /// A configured OpenID Connect issuer, for one organization's single sign-on or for
+    /// everyone (`organization` unset).
+    Oidc {
+        issuer: String,
+        organization: Option<OrganizationId>,
+    },
+}
+
+/// A person's tokens must come from their default Workspace's single sign-on when it has it
+/// (the identity provider of that Workspace's organization), and otherwise from the
+/// built-in issuer or an issuer configured for no organization in particular.
+fn check_issuer(directory: &Directory, user: &UserId, issued: &Issued) -> Result<(), AuthError> {
+    let required = directory.single_sign_on(user);
+    let allowed = match (required, issued) {
+        (
+            Some((_, organization)),
+            Issued::Oidc {
+                organization: of, ..
+            },
+        ) => *of == Some(organization),
+        (Some(_), Issued::BuiltIn) => false,
+        (
+            None,
+            Issued::BuiltIn
+            | Issued::Oidc {
+                organization: None, ..
+            },
+        ) => true,
+        (None, Issued::Oidc { .. }) => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let from = match issued {
+        Issued::BuiltIn => "the built-in issuer (email and password)".to_owned(),
+        Issued::Oidc { issuer, .. } => format!("issuer {issuer}"),
+    };
+    Err(AuthError::WrongIssuer(match required {
+        Some((workspace, organization)) => format!(
+            "user {user} signs in through single sign-on (their default Workspace {workspace} \
+             has it: organization {organization}'s identity provider), not with a token of {from}"
+        ),
+        None => format!(
+            "user {user}'s default Workspace has no single sign-on: they sign in with email and \
+             password, not with a token of {from}"
+        ),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -189,34 +247,75 @@ impl Authenticator {
         })
     }
 
+    /// Where a browser signs in with each configured issuer.
+    pub async fn sign_in_endpoints(&self) -> Vec<super::oidc::SignInEndpoints> {
+        self.oidc.sign_in_endpoints().await
+    }
+
+    /// An ID token for an authorization code of a configured issuer.
+    pub async fn redeem(
+        &self,
+        issuer: &str,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<String, AuthError> {
+        self.oidc.redeem(issuer, code, verifier, redirect_uri).await
+    }
+
     /// The caller named by an `Authorization` header value.
-    pub async fn caller(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
+    pub async fn caller(
+        &self,
+        authorization: Option<&str>,
+        directory: &Directory,
+    ) -> Result<Caller, AuthError> {
         let token = authorization
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or(AuthError::Missing)?;
-        self.caller_of_token(token).await
+        self.caller_of_token(token, directory).await
     }
 
     /// The caller a bare token names (the Postgres endpoint receives it as the password):
-    /// an operator, a user of an organization's identity provider (by the token's `iss`),
-    /// or a user of the built-in issuer.
-    pub async fn caller_of_token(&self, token: &str) -> Result<Caller, AuthError> {
+    /// an operator, or a person whose token comes from the issuer `directory` says they
+    /// sign in through.
+    pub async fn caller_of_token(
+        &self,
+        token: &str,
+        directory: &Directory,
+    ) -> Result<Caller, AuthError> {
+        let (caller, issued) = self.verify(token).await?;
+        if let Caller::Member(user) = &caller {
+            check_issuer(directory, user, &issued)?;
+        }
+        Ok(caller)
+    }
+
+    /// Checks the token's signature and claims: an operator's, one of an organization's
+    /// identity provider (by the token's `iss`), or one of the built-in issuer.
+    async fn verify(&self, token: &str) -> Result<(Caller, Issued), AuthError> {
         if let Some(operators) = &self.operators {
             if let Ok(subject) = operators.subject(token) {
-                return Ok(Caller::Operator(subject));
+                return Ok((Caller::Operator(subject), Issued::BuiltIn));
             }
         }
-        if let Some(iss) = claimed_issuer(token).filter(|iss| self.oidc.issuer(iss).is_some()) {
-            return self.oidc.verify(&iss, token).await.map(Caller::Member);
+        if let Some((iss, config)) = claimed_issuer(token)
+            .and_then(|iss| self.oidc.issuer(&iss).cloned().map(|config| (iss, config)))
+        {
+            let user = self.oidc.verify(&iss, token).await?;
+            let issued = Issued::Oidc {
+                issuer: iss,
+                organization: config.organization.and_then(OrganizationId::new),
+            };
+            return Ok((Caller::Member(user), issued));
         }
         let subject = self
             .members
             .subject(token)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
         UserId::parse(&subject)
-            .map(Caller::Member)
+            .map(|user| (Caller::Member(user), Issued::BuiltIn))
             .map_err(|e| AuthError::Invalid(format!("sub: {e}")))
     }
 }
@@ -256,18 +355,26 @@ mod tests {
             "iss": "https://sso.example.com", "aud": "simtally",
         }));
         assert_eq!(
-            auth.caller(Some(&format!("Bearer {good}"))).await.unwrap(),
+            auth.caller(Some(&format!("Bearer {good}")), &Directory::default())
+                .await
+                .unwrap(),
             Caller::Member(UserId::parse("olga@example.com").unwrap())
         );
         let wrong_issuer = rs256_token(serde_json::json!({
             "sub": "olga@example.com", "exp": exp,
             "iss": "https://elsewhere.example.com", "aud": "simtally",
         }));
-        assert!(auth.caller_of_token(&wrong_issuer).await.is_err());
+        assert!(auth
+            .caller_of_token(&wrong_issuer, &Directory::default())
+            .await
+            .is_err());
         let no_audience = rs256_token(serde_json::json!({
             "sub": "olga@example.com", "exp": exp, "iss": "https://sso.example.com",
         }));
-        assert!(auth.caller_of_token(&no_audience).await.is_err());
+        assert!(auth
+            .caller_of_token(&no_audience, &Directory::default())
+            .await
+            .is_err());
         // An HS256 token signed with the public key's bytes (the classic confusion) fails.
         let public = std::fs::read(testdata("rs256-public.pem")).unwrap();
         let confused = encode(
@@ -276,7 +383,10 @@ mod tests {
             &EncodingKey::from_secret(&public).unwrap(),
         )
         .unwrap();
-        assert!(auth.caller_of_token(&confused).await.is_err());
+        assert!(auth
+            .caller_of_token(&confused, &Directory::default())
+            .await
+            .is_err());
     }
 
     #[test]

@@ -4,12 +4,14 @@
 mod api;
 mod auth;
 mod connections;
+mod directory;
 mod executor;
 mod fairness;
 mod invoices;
 mod oidc;
 mod pg;
 mod respond;
+mod sign_in;
 mod tls;
 mod transfers;
 
@@ -55,6 +57,9 @@ pub struct ServeOptions {
     pub tls: Option<TlsFiles>,
     /// The price list and invoice directory for operators' `POST /v1/invoice-runs`.
     pub billing: Option<ServedBilling>,
+    /// How many Workspaces each organization may have, as ingest counts them: directory
+    /// changes over the API are checked against them before they are published.
+    pub link_limits: crate::directory::LinkLimits,
 }
 
 /// What the server needs to issue invoices for an operator.
@@ -143,6 +148,7 @@ pub async fn start(
     let state = Arc::new(api::ApiState {
         events_topic: options.events_topic.clone(),
         billing: options.billing.clone(),
+        link_limits: options.link_limits.clone(),
         lake,
         auth,
         limits: options.limits,

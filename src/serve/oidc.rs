@@ -65,10 +65,30 @@ pub struct Oidc {
     client: reqwest::Client,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 struct Discovery {
     issuer: String,
     jwks_uri: String,
+    #[serde(default)]
+    authorization_endpoint: Option<String>,
+    #[serde(default)]
+    token_endpoint: Option<String>,
+}
+
+/// Where a browser signs in with an issuer (authorization code with PKCE).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignInEndpoints {
+    pub issuer: String,
+    pub organization: Option<i64>,
+    /// The client id simtally is registered with (the tokens' audience).
+    pub client_id: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    id_token: String,
 }
 
 impl Oidc {
@@ -171,10 +191,8 @@ impl Oidc {
             .ok_or_else(|| invalid("the token names a key its issuer does not publish"))
     }
 
-    async fn fetch(
-        &self,
-        config: &IssuerConfig,
-    ) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
+    /// The issuer's discovery document, checked to name the issuer.
+    async fn discovery(&self, config: &IssuerConfig) -> Result<Discovery, AuthError> {
         let unavailable = |detail: String| AuthError::Unavailable {
             issuer: config.issuer.clone(),
             detail,
@@ -190,6 +208,88 @@ impl Oidc {
                 discovery.issuer
             )));
         }
+        Ok(discovery)
+    }
+
+    /// Where a browser signs in with each issuer that supports the authorization code
+    /// flow; an issuer that cannot be reached now is left out (and logged).
+    pub async fn sign_in_endpoints(&self) -> Vec<SignInEndpoints> {
+        let mut found = Vec::new();
+        for issuer in &self.issuers {
+            let config = &issuer.config;
+            match self.discovery(config).await {
+                Ok(Discovery {
+                    authorization_endpoint: Some(authorization_endpoint),
+                    token_endpoint: Some(token_endpoint),
+                    ..
+                }) => found.push(SignInEndpoints {
+                    issuer: config.issuer.clone(),
+                    organization: config.organization,
+                    client_id: config.audience.clone(),
+                    authorization_endpoint,
+                    token_endpoint,
+                }),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(issuer = %config.issuer, "no sign-in through it now: {e}"),
+            }
+        }
+        found
+    }
+
+    /// Redeems an authorization code (with the PKCE verifier the browser kept) at the
+    /// issuer's token endpoint, and returns the ID token it gives once it checks out.
+    pub async fn redeem(
+        &self,
+        iss: &str,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<String, AuthError> {
+        let issuer = self
+            .find(iss)
+            .ok_or_else(|| invalid("not a configured issuer"))?;
+        let config = &issuer.config;
+        let discovery = self.discovery(config).await?;
+        let endpoint = (discovery.token_endpoint)
+            .ok_or_else(|| invalid("the issuer has no token endpoint"))?;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", redirect_uri),
+            ("client_id", &config.audience),
+        ];
+        let response = (self.client.post(&endpoint).form(&form).send().await).map_err(|e| {
+            AuthError::Unavailable {
+                issuer: config.issuer.clone(),
+                detail: format!("{endpoint}: {e}"),
+            }
+        })?;
+        if !response.status().is_success() {
+            return Err(invalid(&format!(
+                "the issuer refused the code (HTTP {})",
+                response.status()
+            )));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| invalid(&e.to_string()))?;
+        let answer: TokenAnswer = serde_json::from_slice(&body)
+            .map_err(|e| invalid(&format!("the token endpoint's answer: {e}")))?;
+        self.verify(iss, &answer.id_token).await?;
+        Ok(answer.id_token)
+    }
+
+    async fn fetch(
+        &self,
+        config: &IssuerConfig,
+    ) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
+        let unavailable = |detail: String| AuthError::Unavailable {
+            issuer: config.issuer.clone(),
+            detail,
+        };
+        let discovery = self.discovery(config).await?;
         let set: JwkSet = self
             .get_json(&discovery.jwks_uri)
             .await

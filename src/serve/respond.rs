@@ -74,6 +74,9 @@ impl From<AuthError> for ApiError {
                 "identity_provider_unavailable",
                 e.to_string(),
             ),
+            AuthError::WrongIssuer(_) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "wrong_issuer", e.to_string())
+            }
             _ => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
         }
     }

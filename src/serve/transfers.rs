@@ -113,8 +113,9 @@ pub async fn request_transfer(
     };
     // Accepted as a whole in one lake commit, then published; what the broker does not take
     // now is published by the retry loop (see `outbox`).
-    let messages = events(&plans, target, &request_id, now);
-    outbox::accept(&state.lake, &request_id, &user, target, &messages)
+    let messages = events(&plans, target, &request_id, now, &user);
+    let actor = crate::domain::Actor::User(user.clone());
+    outbox::accept(&state.lake, &request_id, &actor, Some(target), &messages)
         .await
         .map_err(|e| ApiError::from(QueryError::Lake(e)))?;
     tracing::info!(%request_id, sims = plans.len(), %target, %user, "SIM transfer accepted");

@@ -6,6 +6,31 @@ use crate::decode::Rejection;
 use crate::domain::UtcMillis;
 use crate::lake::schema;
 
+/// Which input a dead letter came from: what decodes it when it is replayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LetterInput {
+    Usage,
+    /// The events input: SIM lifecycle and directory events.
+    Events,
+}
+
+impl LetterInput {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LetterInput::Usage => "usage",
+            LetterInput::Events => "events",
+        }
+    }
+
+    /// The stored `input` value; letters stored before the column existed are usage.
+    pub fn parse(stored: Option<&str>) -> Self {
+        match stored {
+            Some("events") => LetterInput::Events,
+            _ => LetterInput::Usage,
+        }
+    }
+}
+
 /// An input that could not be used, with where it came from and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -16,6 +41,7 @@ pub struct DeadLetter {
     pub payload: Vec<u8>,
     /// The Kafka message's key, if it had one.
     pub key: Option<Vec<u8>>,
+    pub input: LetterInput,
 }
 
 /// Rows of the `dead_letters` table.
@@ -26,6 +52,7 @@ pub struct DeadLetterRows {
     payload: BinaryBuilder,
     received_at: TimestampMicrosecondBuilder,
     key: BinaryBuilder,
+    input: StringBuilder,
     received_at_value: i64,
     len: usize,
 }
@@ -39,6 +66,7 @@ impl DeadLetterRows {
             payload: BinaryBuilder::new(),
             received_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             key: BinaryBuilder::new(),
+            input: StringBuilder::new(),
             received_at_value: received_at.micros(),
             len: 0,
         }
@@ -51,6 +79,7 @@ impl DeadLetterRows {
         self.payload.append_value(&letter.payload);
         self.received_at.append_value(self.received_at_value);
         self.key.append_option(letter.key.as_deref());
+        self.input.append_value(letter.input.as_str());
         self.len += 1;
     }
 
@@ -73,6 +102,7 @@ impl DeadLetterRows {
                 Arc::new(self.payload.finish()),
                 Arc::new(self.received_at.finish()),
                 Arc::new(self.key.finish()),
+                Arc::new(self.input.finish()),
             ],
         )
         .unwrap_or_else(|e| unreachable!("dead letter builders follow the schema: {e}"))

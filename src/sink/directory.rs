@@ -4,6 +4,7 @@ use arrow::array::{
     ArrayRef, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 
+use crate::directory::Directory;
 use crate::domain::{DirectoryChange, DirectoryEvent, UtcMillis};
 use crate::lake::schema;
 
@@ -15,6 +16,7 @@ struct Common {
     seq: Int64Builder,
     source: StringBuilder,
     ingested_at: TimestampMicrosecondBuilder,
+    actor: StringBuilder,
     len: usize,
 }
 
@@ -27,6 +29,7 @@ impl Common {
             seq: Int64Builder::new(),
             source: StringBuilder::new(),
             ingested_at: timestamps(),
+            actor: StringBuilder::new(),
             len: 0,
         }
     }
@@ -38,6 +41,8 @@ impl Common {
         self.seq.append_value(seq);
         self.source.append_value(source);
         self.ingested_at.append_value(ingested_at);
+        self.actor
+            .append_option(event.actor.as_ref().map(ToString::to_string));
         self.len += 1;
     }
 }
@@ -76,7 +81,15 @@ impl DirectoryRows {
         }
     }
 
-    pub fn append(&mut self, event: &DirectoryEvent, seq: i64, source: &str) {
+    /// Appends an event `directory` has just accepted (it names the organization of a
+    /// Workspace whose single sign-on changes).
+    pub fn append(
+        &mut self,
+        event: &DirectoryEvent,
+        seq: i64,
+        source: &str,
+        directory: &Directory,
+    ) {
         use DirectoryChange as C;
         let at = self.ingested_at;
         match &event.change {
@@ -130,6 +143,24 @@ impl DirectoryRows {
                 self.role
                     .append_value(crate::domain::Role::SuperAdmin.as_str());
             }
+            C::DefaultWorkspaceSet { user, workspace } => {
+                self.memberships.append(event, seq, source, at);
+                self.user_id.append_value(user.as_str());
+                self.membership_workspace.append_value(workspace.get());
+                self.membership_organization.append_null();
+                self.role.append_null();
+            }
+            C::SsoSet { workspace, .. } => {
+                self.workspaces.append(event, seq, source, at);
+                self.workspace_id.append_value(workspace.get());
+                match directory.workspace(*workspace) {
+                    Some(entry) => self
+                        .workspace_organization
+                        .append_value(entry.organization.get()),
+                    None => unreachable!("single sign-on was set for an existing Workspace"),
+                }
+                self.name.append_null();
+            }
         }
     }
 
@@ -154,6 +185,7 @@ impl DirectoryRows {
             Arc::new(w.seq.finish()),
             Arc::new(w.source.finish()),
             Arc::new(w.ingested_at.finish()),
+            Arc::new(w.actor.finish()),
         ];
         let m = &mut self.memberships;
         let memberships: Vec<ArrayRef> = vec![
@@ -167,6 +199,7 @@ impl DirectoryRows {
             Arc::new(m.seq.finish()),
             Arc::new(m.source.finish()),
             Arc::new(m.ingested_at.finish()),
+            Arc::new(m.actor.finish()),
         ];
         let batch = |schema: &arrow::datatypes::SchemaRef, columns| {
             RecordBatch::try_new(schema.clone(), columns)

@@ -7,7 +7,7 @@ mod events;
 mod partitioned;
 mod slices;
 
-pub use dead_letters::{DeadLetter, DeadLetterRows};
+pub use dead_letters::{DeadLetter, DeadLetterRows, LetterInput};
 pub use directory::DirectoryRows;
 pub use events::EventRows;
 pub use partitioned::{PartitionedBatches, WorkspaceDay};

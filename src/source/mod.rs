@@ -8,7 +8,7 @@ mod replay;
 pub use file::{
     Chunk, ChunkReader, Input, MessageKeys, Records, SourceError, KEPT_BYTES, MAX_LINE_BYTES,
 };
-pub use replay::Replayed;
+pub use replay::{Letter, Replayed};
 
 /// Records of one or more inputs, a chunk at a time; every chunk comes from one input.
 pub trait ChunkSource: Send {

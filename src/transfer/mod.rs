@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use state::{sim_states, SimState};
 
-use crate::domain::{Iccid, Role, SimStatus, UtcMillis, WorkspaceId};
+use crate::domain::{Iccid, Role, SimStatus, UserId, UtcMillis, WorkspaceId};
 
 /// The most SIMs one request may move.
 pub const MAX_SIMS: usize = 500;
@@ -225,12 +225,14 @@ fn plan_one(
     plan
 }
 
-/// The wire events (key: ICCID) that carry out `plans`, all at `at`.
+/// The wire events (key: ICCID) that carry out `plans`, all at `at`, made by `actor` (whose
+/// rights ingest checks again).
 pub fn events(
     plans: &[SimPlan],
     target: WorkspaceId,
     request_id: &str,
     at: UtcMillis,
+    actor: &UserId,
 ) -> Vec<(String, Vec<u8>)> {
     let timestamp = at.to_string();
     let mut out = Vec::new();
@@ -244,6 +246,7 @@ pub fn events(
                 "type": kind,
                 "timestamp": timestamp,
                 "iccid": plan.iccid,
+                "actor": {"user": actor.as_str()},
             });
             let fields = match *kind {
                 "sim_detached" => serde_json::json!({"device_id": plan.device_id}),

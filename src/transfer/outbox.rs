@@ -1,5 +1,6 @@
-//! The transfer outbox: a request's events are committed to the lake (`transfer_log`) in one
-//! Delta commit before any is published, so a request is either wholly accepted or not at
+//! The outbox of the API's changes (SIM transfers and directory changes): a request's
+//! events are committed to the lake (`transfer_log`) in one Delta commit before any is
+//! published, so a request is either wholly accepted or not at
 //! all, whatever fails after. Accepted requests are published until a `published` row says
 //! so; a repeat is harmless, because ingest ignores an event id it has.
 
@@ -7,7 +8,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 
-use crate::domain::{UserId, UtcMillis, WorkspaceId};
+use crate::domain::{Actor, UtcMillis, WorkspaceId};
 use crate::lake::schema::TRANSFER_LOG;
 use crate::lake::{utf8_column, Lake, LakeError, LakeTable};
 use crate::source::kafka::{publish, KafkaError};
@@ -66,15 +67,17 @@ async fn append(lake: &Lake, batch: RecordBatch) -> Result<(), LakeError> {
     .map_err(|e| LakeError::Internal(format!("writing transfer_log: {e}")))?
 }
 
-/// Commits the request as accepted: from here on its events will be published.
+/// Commits the request as accepted: from here on its events will be published. `actor`
+/// is who asked (`user:ID`, `operator:NAME`), `target` the Workspace it is about, if one.
 pub async fn accept(
     lake: &Lake,
     request_id: &str,
-    user: &UserId,
-    target: WorkspaceId,
+    actor: &Actor,
+    target: Option<WorkspaceId>,
     messages: &[(String, Vec<u8>)],
 ) -> Result<(), LakeError> {
-    // Keys are ICCIDs and payloads JSON objects: a line each, key TAB payload.
+    let actor_text = actor.to_string();
+    // Keys are ICCIDs or ids and payloads JSON objects: a line each, key TAB payload.
     let lines: Vec<String> = messages
         .iter()
         .map(|(key, payload)| format!("{key}\t{}", String::from_utf8_lossy(payload)))
@@ -82,8 +85,8 @@ pub async fn accept(
     let row = LogRow {
         request_id,
         kind: "accepted",
-        user: Some(user.as_str()),
-        target: Some(target.get()),
+        user: Some(&actor_text),
+        target: target.map(WorkspaceId::get),
         events: Some(lines.join("\n")),
     };
     append(lake, log_rows(&[row], UtcMillis::now())?).await

@@ -11,9 +11,10 @@ pub struct SimState {
     pub device: Option<DeviceId>,
 }
 
-/// Every SIM's state at `at`, from the accepted lifecycle events. A transfer leaves an
-/// ACTIVATED SIM SUSPENDED in the target, as billing counts it; a status change counts only
-/// from the Workspace that owns the SIM.
+/// Every SIM's state at `at`, from the accepted lifecycle events. A transfer, whoever
+/// published it, takes the SIM out of its device and leaves an ACTIVATED SIM SUSPENDED in
+/// the target, as billing counts it; a status change counts only from the Workspace that
+/// owns the SIM.
 pub fn sim_states(events: &[SequencedEvent], at: UtcMillis) -> BTreeMap<Iccid, SimState> {
     let mut ordered: Vec<&SequencedEvent> = events.iter().filter(|e| e.event.at <= at).collect();
     ordered.sort_by_key(|e| (e.event.at, e.seq));
@@ -27,8 +28,10 @@ pub fn sim_states(events: &[SequencedEvent], at: UtcMillis) -> BTreeMap<Iccid, S
         });
         match &event.kind {
             EventKind::Registered { workspace } => state.owner = Some(*workspace),
+            // Devices are not transferred: the device stays in the source Workspace.
             EventKind::Transferred { target, .. } => {
                 state.owner = Some(*target);
+                state.device = None;
                 if state.status == SimStatus::Activated {
                     state.status = SimStatus::Suspended;
                 }

@@ -134,7 +134,7 @@ fn the_published_events_decode_and_say_what_the_plan_says() {
     )
     .unwrap();
     let at = UtcMillis::parse_rfc3339("2026-11-28T12:00:00Z").unwrap();
-    let wire = events(&plans, ws(102), "r1", at);
+    let wire = events(&plans, ws(102), "r1", at, &UserId::parse("adam").unwrap());
     let decoded: Vec<_> = wire
         .iter()
         .map(|(key, payload)| (key.clone(), decode_event(payload).unwrap()))
@@ -220,6 +220,7 @@ fn state_follows_the_events_in_time_order() {
             at: at(when),
             iccid,
             kind,
+            actor: None,
         },
     };
     let device = DeviceId::parse("d1").unwrap();
@@ -269,6 +270,22 @@ fn state_follows_the_events_in_time_order() {
     let after = on("2026-11-07T00:00:00Z");
     assert_eq!(
         (after.owner, after.status, after.device),
+        (Some(ws(102)), SimStatus::Suspended, None)
+    );
+    // A transfer published without a detach (another system's event) still leaves the
+    // device behind in the source.
+    let mut carried = events[..4].to_vec();
+    carried.push(event(
+        5,
+        "2026-11-06T00:00:00Z",
+        EventKind::Transferred {
+            source: ws(101),
+            target: ws(102),
+        },
+    ));
+    let moved = sim_states(&carried, at("2026-11-07T00:00:00Z"))[&iccid].clone();
+    assert_eq!(
+        (moved.owner, moved.status, moved.device),
         (Some(ws(102)), SimStatus::Suspended, None)
     );
 }

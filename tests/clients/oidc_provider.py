@@ -9,13 +9,24 @@ serves until killed.
   POST /mint   {"alg": "RS256"|"ES256", "claims": {...}}   a token signed with the current key
   POST /rotate                             new keys, new kids; the old ones are withdrawn
   GET  /stats                              {"jwks_fetches": N}
+  POST /login-as {"email": ...}            the person signed in at the provider (as a browser
+                                           session would be); /authorize answers for them
+  GET  /authorize?response_type=code&client_id&redirect_uri&state&code_challenge
+                 &code_challenge_method=S256
+                                           redirects to redirect_uri with a one-time code
+  POST /token (form: grant_type=authorization_code, code, code_verifier, redirect_uri,
+               client_id)                  {"id_token": ...} once the PKCE verifier matches
 """
 
 import base64
+import hashlib
 import json
+import secrets
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -73,6 +84,8 @@ class Keys:
 def main():
     keys = Keys()
     stats = {"jwks_fetches": 0}
+    session = {"email": None}
+    codes = {}
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -86,9 +99,45 @@ def main():
             self.end_headers()
             self.wfile.write(data)
 
+        def authorize(self, query: dict):
+            one = lambda name: (query.get(name) or [""])[0]
+            if session["email"] is None:
+                return self.answer(401, {"error": "login_required"})
+            if one("response_type") != "code" or one("code_challenge_method") != "S256" \
+                    or not one("code_challenge") or not one("redirect_uri"):
+                return self.answer(400, {"error": "invalid_request"})
+            code = secrets.token_urlsafe(24)
+            codes[code] = {"email": session["email"], "challenge": one("code_challenge"),
+                           "client_id": one("client_id"), "redirect_uri": one("redirect_uri")}
+            target = one("redirect_uri") + "?" + urlencode({"code": code, "state": one("state")})
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def token(self, form: dict):
+            one = lambda name: (form.get(name) or [""])[0]
+            grant = codes.pop(one("code"), None)
+            verifier = one("code_verifier").encode()
+            challenge = b64(hashlib.sha256(verifier).digest())
+            if grant is None or one("grant_type") != "authorization_code" \
+                    or grant["challenge"] != challenge or grant["client_id"] != one("client_id") \
+                    or grant["redirect_uri"] != one("redirect_uri"):
+                return self.answer(400, {"error": "invalid_grant"})
+            now = int(time.time())
+            claims = {"iss": issuer, "aud": grant["client_id"], "sub": grant["email"],
+                      "email": grant["email"], "iat": now, "exp": now + 600}
+            self.answer(200, {"id_token": keys.sign("RS256", claims), "token_type": "Bearer"})
+
         def do_GET(self):
-            if self.path == "/.well-known/openid-configuration":
+            url = urlsplit(self.path)
+            if url.path == "/authorize":
+                self.authorize(parse_qs(url.query))
+            elif self.path == "/.well-known/openid-configuration":
                 self.answer(200, {"issuer": issuer, "jwks_uri": f"{issuer}/jwks",
+                                  "authorization_endpoint": f"{issuer}/authorize",
+                                  "token_endpoint": f"{issuer}/token",
+                                  "code_challenge_methods_supported": ["S256"],
                                   "id_token_signing_alg_values_supported": ["RS256", "ES256"]})
             elif self.path == "/jwks":
                 stats["jwks_fetches"] += 1
@@ -100,8 +149,14 @@ def main():
 
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}")
-            if self.path == "/mint":
+            data = self.rfile.read(length)
+            if self.path == "/token":
+                return self.token(parse_qs(data.decode()))
+            body = json.loads(data or b"{}")
+            if self.path == "/login-as":
+                session["email"] = body["email"]
+                self.answer(200, {"email": session["email"]})
+            elif self.path == "/mint":
                 self.answer(200, {"token": keys.sign(body.get("alg", "RS256"), body["claims"])})
             elif self.path == "/rotate":
                 keys.rotate()

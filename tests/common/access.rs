@@ -1,5 +1,6 @@
-//! The access fixture: organization 1 links Workspaces 101-103 (104 is its own but
-//! unlinked), 201 belongs to organization 2. Olga observes 101; Adam administers 101 and
+//! The access fixture: organization 1 (the Pro package: three Workspaces) links its own
+//! 101 and 102 and organization 3's 103; 104, organization 3's too, stays unlinked; 201
+//! belongs to organization 2. Olga observes 101; Adam administers 101 and
 //! 102; Sara is organization 1's SuperAdmin and observes 201. One SIM per Workspace, with
 //! usage on two days whose cost tells the Workspaces apart.
 
@@ -24,7 +25,11 @@ pub fn directory_lines() -> Vec<String> {
     let at = "2026-09-30T00:00:00Z";
     let mut lines = Vec::new();
     for (i, ws) in WORKSPACES.iter().enumerate() {
-        let organization = if *ws < 200 { 1 } else { 2 };
+        let organization = match ws {
+            101 | 102 => 1,
+            103 | 104 => 3,
+            _ => 2,
+        };
         lines.push(wire::workspace_created(
             &format!("d-create-{i}"),
             at,
@@ -45,7 +50,8 @@ pub fn directory_lines() -> Vec<String> {
     lines
 }
 
-/// Directory events that break a rule: a fourth link, removing the SuperAdmin.
+/// Directory events that break a rule: a fourth Workspace for organization 1, removing the
+/// SuperAdmin.
 pub fn refused_lines() -> Vec<String> {
     let at = "2026-09-30T01:00:00Z";
     vec![

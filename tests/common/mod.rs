@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod books;
+pub mod browser;
 pub mod kafka;
 pub mod pg;
 pub mod runs;

@@ -96,6 +96,7 @@ async fn serve_configured(
             prices: dir.join("prices.toml"),
             out: dir.join("served-invoices"),
         }),
+        link_limits: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let server = start(lake.clone(), &options, shutdown.clone())
@@ -180,6 +181,25 @@ impl TestServer {
             .bearer_auth(token)
             .header("content-type", "application/json")
             .body(body.to_string());
+        self.send(request).await
+    }
+
+    /// Any method, with a JSON body if given.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> Answer {
+        let mut request = (self.client)
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
         self.send(request).await
     }
 

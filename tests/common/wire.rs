@@ -31,8 +31,39 @@ pub fn status(id: &str, at: &str, iccid: &str, workspace: i64, status: &str) -> 
     )
 }
 
+/// A directory event made by an operator (see `by` for one a person makes).
 fn directory_event(id: &str, at: &str, kind: &str, fields: &str) -> String {
-    format!(r#"{{"event_id": "{id}", "type": "{kind}", "timestamp": "{at}", {fields}}}"#)
+    format!(
+        r#"{{"event_id": "{id}", "type": "{kind}", "timestamp": "{at}", {fields}, "actor": {OPERATOR}}}"#
+    )
+}
+
+const OPERATOR: &str = r#"{"operator": "noc"}"#;
+
+/// The same event made by the person `user` instead (an event without an actor gets one).
+pub fn by(line: &str, user: &str) -> String {
+    let actor = format!(r#"{{"user": "{user}"}}"#);
+    match line.contains(OPERATOR) {
+        true => line.replace(OPERATOR, &actor),
+        false => format!(
+            r#"{}, "actor": {actor}}}"#,
+            line.strip_suffix('}').unwrap_or(line)
+        ),
+    }
+}
+
+pub fn default_workspace(id: &str, at: &str, user: &str, workspace: i64) -> String {
+    let fields = format!(r#""user_id": "{user}", "workspace_id": {workspace}"#);
+    directory_event(id, at, "default_workspace_set", &fields)
+}
+
+pub fn sso(id: &str, at: &str, workspace: i64, enabled: bool) -> String {
+    let kind = if enabled {
+        "sso_enabled"
+    } else {
+        "sso_disabled"
+    };
+    directory_event(id, at, kind, &format!(r#""workspace_id": {workspace}"#))
 }
 
 pub fn workspace_created(id: &str, at: &str, workspace: i64, organization: i64) -> String {

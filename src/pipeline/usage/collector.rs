@@ -18,8 +18,8 @@ use crate::domain::{Currency, UtcMillis};
 use crate::lake::RowGroupRows;
 use crate::pipeline::{IngestError, QuarantineTotals, RunSummary};
 use crate::sink::{
-    DeadLetter, DeadLetterRows, PartitionedBatches, BATCH_ROWS, QUARANTINE_BUFFER_ROWS,
-    USAGE_BUFFER_ROWS,
+    DeadLetter, DeadLetterRows, LetterInput, PartitionedBatches, BATCH_ROWS,
+    QUARANTINE_BUFFER_ROWS, USAGE_BUFFER_ROWS,
 };
 use crate::source::MessageKeys;
 
@@ -137,6 +137,7 @@ impl Collector {
                 rejection: line.rejection,
                 payload: chunk.data[line.span].to_vec(),
                 key: chunk.keys.get(line.line).map(<[u8]>::to_vec),
+                input: LetterInput::Usage,
             });
         }
         let usage_rows = chunk.usage.batch.num_rows();
@@ -203,6 +204,7 @@ impl Collector {
                     ),
                     payload: data[record.span.clone()].to_vec(),
                     key: keys.get(record.line).map(<[u8]>::to_vec),
+                    input: LetterInput::Usage,
                 };
                 self.dead_letter(letter);
                 return (false, false);

@@ -1,6 +1,7 @@
-// The dashboard: signs in with a token, lists the caller's Workspaces, and draws the
-// workspace-usage and centralized reports of the API. No libraries, no external requests:
-// the charts are SVG built here.
+// The dashboard: signs in through an organization's identity provider (authorization code
+// with PKCE) or with a pasted token, lists the caller's Workspaces, and draws the
+// workspace-usage and centralized reports of the API. No libraries, no requests to other
+// origins (the sign-in leaves the page only as a navigation): the charts are SVG built here.
 "use strict";
 
 const errors = [];
@@ -165,6 +166,7 @@ async function showDashboard() {
     if (e.status === 401) {
       sessionStorage.removeItem(TOKEN_KEY);
       setStatus("That token was not accepted: " + e.message);
+      await listProviders(new URLSearchParams());
       return;
     }
     throw e;
@@ -191,7 +193,78 @@ async function showDashboard() {
   await refresh();
 }
 
-function start() {
+const SIGN_IN_KEY = "simtally.sign-in";
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function redirectUri() {
+  return location.origin + location.pathname;
+}
+
+// Sends the browser to the provider with a fresh PKCE challenge; the verifier and state
+// stay in this tab until the provider sends the browser back with a code.
+async function beginSignIn(provider) {
+  const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+  const state = base64url(crypto.getRandomValues(new Uint8Array(16)));
+  const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  sessionStorage.setItem(SIGN_IN_KEY, JSON.stringify({ issuer: provider.issuer, verifier, state }));
+  const url = new URL(provider.authorization_endpoint);
+  url.search = new URLSearchParams({
+    response_type: "code",
+    client_id: provider.client_id,
+    redirect_uri: redirectUri(),
+    scope: "openid email",
+    state,
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+  }).toString();
+  location.assign(url.toString());
+}
+
+// Back from the provider: the code, with the verifier kept, becomes a token.
+async function finishSignIn(query) {
+  const pending = JSON.parse(sessionStorage.getItem(SIGN_IN_KEY) || "null");
+  sessionStorage.removeItem(SIGN_IN_KEY);
+  history.replaceState(null, "", location.pathname);
+  if (query.get("error")) throw new Error("the identity provider refused: " + query.get("error"));
+  if (!pending || pending.state !== query.get("state")) throw new Error("this sign-in was not started here; start it again");
+  const response = await fetch("/v1/sign-in/token", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify({ issuer: pending.issuer, code: query.get("code"), code_verifier: pending.verifier, redirect_uri: redirectUri() }),
+  });
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
+  sessionStorage.setItem(TOKEN_KEY, body.token);
+}
+
+async function listProviders(query) {
+  const { providers } = await (await fetch("/v1/sign-in", { headers: { Accept: "application/json" } })).json();
+  const box = $("providers");
+  box.replaceChildren();
+  for (const provider of providers) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "Sign in with " + new URL(provider.issuer).host;
+    button.addEventListener("click", () => beginSignIn(provider).catch(recordError));
+    box.append(button);
+  }
+  // A link with ?sign_in=ISSUER starts that provider's sign-in at once (a portal's app link).
+  const wanted = providers.find((p) => p.issuer === query.get("sign_in"));
+  if (wanted) await beginSignIn(wanted);
+}
+
+async function start() {
+  const query = new URLSearchParams(location.search);
+  if (query.get("code") || query.get("error")) {
+    try {
+      await finishSignIn(query);
+    } catch (e) {
+      setStatus("Sign-in failed: " + e.message);
+    }
+  }
   // A token in the address fragment (#token=...) signs in directly; the fragment never
   // reaches the server, and is removed from the address bar at once.
   const fragment = new URLSearchParams(location.hash.slice(1));
@@ -212,7 +285,11 @@ function start() {
     sessionStorage.removeItem(TOKEN_KEY);
     location.reload();
   });
-  if (sessionStorage.getItem(TOKEN_KEY)) showDashboard().catch(recordError);
+  if (sessionStorage.getItem(TOKEN_KEY)) {
+    await showDashboard();
+  } else {
+    await listProviders(query);
+  }
 }
 
-start();
+start().catch(recordError);

@@ -89,6 +89,8 @@ fn server_parameters<C: ClientInfo>(client: &C) -> DefaultServerParameterProvide
 /// Asks for a password and takes it as a token.
 struct TokenStartup {
     auth: Arc<Authenticator>,
+    /// The directory says which issuer each person signs in through.
+    lake: Arc<LakeSnapshots>,
     statement_timeout: std::time::Duration,
     cancels: Arc<cancel::Cancels>,
 }
@@ -120,7 +122,14 @@ impl StartupHandler for TokenStartup {
             PgWireFrontendMessage::PasswordMessageFamily(password) => {
                 let token = password.into_password()?.password;
                 let user = client.metadata().get("user").cloned().unwrap_or_default();
-                let viewer = match self.auth.caller_of_token(&token).await {
+                let directory = match self.lake.directory().await {
+                    Ok(directory) => directory,
+                    Err(e) => {
+                        tracing::warn!(%user, "Postgres login: the directory cannot be read: {e}");
+                        return Err(PgWireError::InvalidPassword(user));
+                    }
+                };
+                let viewer = match self.auth.caller_of_token(&token, &directory).await {
                     Ok(Caller::Member(id)) => AuthenticatedViewer {
                         subject: id.to_string(),
                         viewer: Viewer::Member(id),
@@ -471,6 +480,7 @@ pub async fn start_postgres(
     let handlers = Arc::new(Handlers {
         startup: Arc::new(TokenStartup {
             auth,
+            lake: simple.lake.clone(),
             statement_timeout: limits.query.timeout,
             cancels: Arc::new(cancel::Cancels::default()),
         }),

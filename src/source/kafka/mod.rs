@@ -9,7 +9,9 @@ mod topics;
 
 pub use consume::{resume_app_id, ReadBudget, TopicToEnd};
 pub use group::GroupMember;
-pub use produce::{produce, publish, publish_messages, Outgoing, ProduceOptions, ProduceSummary};
+pub use produce::{
+    produce, publish, publish_messages, Outgoing, ProduceOptions, ProduceSummary, DIRECTORY_KEY,
+};
 pub use topics::check_co_partitioned;
 
 /// Topic names; the defaults are the documented ones.
