@@ -227,13 +227,8 @@ pub struct ServeArgs {
     pub events_topic: String,
     /// As `ingest --link-limit`: directory changes over the API are checked against the
     /// same limits before they are published (ingest checks them again).
-    #[arg(
-        long = "link-limit",
-        value_name = "ORG=N|free|pro",
-        env = "SIMTALLY_LINK_LIMITS",
-        value_delimiter = ','
-    )]
-    pub link_limits: Vec<OrganizationLimit>,
+    #[command(flatten)]
+    pub link_limits: LinkLimitsArg,
 }
 
 #[derive(Debug, Args)]
@@ -396,6 +391,28 @@ impl TopicArgs {
     }
 }
 
+/// `--link-limit`, shared by `ingest` and `serve`.
+#[derive(Debug, Args)]
+pub struct LinkLimitsArg {
+    /// Let organization ORG have N Workspaces (its own and those linked to it) instead of 3
+    /// (the Pro package); `ORG=free` allows 1, `ORG=pro` 3. Repeat for more organizations.
+    /// A `workspace_created` or `workspaces_linked` event over the limit becomes a dead
+    /// letter.
+    #[arg(
+        long = "link-limit",
+        value_name = "ORG=N|free|pro",
+        env = "SIMTALLY_LINK_LIMITS",
+        value_delimiter = ','
+    )]
+    pub link_limits: Vec<OrganizationLimit>,
+}
+
+impl LinkLimitsArg {
+    fn limits(&self) -> LinkLimits {
+        (self.link_limits.iter()).fold(LinkLimits::default(), |limits, l| limits.with(*l))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LakeArg {
     /// Lake root: a directory, or a file://, s3:// (AWS_* variables, AWS_ENDPOINT_URL for
@@ -499,17 +516,8 @@ pub struct IngestArgs {
     /// `line_too_long` keeping their first 4 KiB.
     #[arg(long, env = "SIMTALLY_MAX_LINE_BYTES", value_name = "BYTES", default_value_t = crate::source::MAX_LINE_BYTES as u64, value_parser = clap::value_parser!(u64).range(4096..=1 << 30))]
     pub max_line_bytes: u64,
-    /// Let organization ORG have N Workspaces (its own and those linked to it) instead of 3
-    /// (the Pro package); `ORG=free` allows 1, `ORG=pro` 3. Repeat for more organizations.
-    /// A `workspace_created` or `workspaces_linked` event over the limit becomes a dead
-    /// letter.
-    #[arg(
-        long = "link-limit",
-        value_name = "ORG=N|free|pro",
-        env = "SIMTALLY_LINK_LIMITS",
-        value_delimiter = ','
-    )]
-    pub link_limits: Vec<OrganizationLimit>,
+    #[command(flatten)]
+    pub link_limits: LinkLimitsArg,
 }
 
 #[derive(Debug, Args)]
@@ -644,10 +652,7 @@ impl Cli {
                         progress: !a.no_progress,
                         threads: a.threads,
                         kafka,
-                        link_limits: a
-                            .link_limits
-                            .iter()
-                            .fold(LinkLimits::default(), |limits, l| limits.with(*l)),
+                        link_limits: a.link_limits.limits(),
                         dedup_window_days: Some(a.dedup_window_days),
                         limits: InputLimits {
                             plausible: a.plausible_from..a.plausible_until,
@@ -694,8 +699,7 @@ impl Cli {
                         .tls_cert_file
                         .zip(a.tls_key_file)
                         .map(|(certificate, key)| TlsFiles { certificate, key }),
-                    link_limits: (a.link_limits.iter())
-                        .fold(LinkLimits::default(), |limits, l| limits.with(*l)),
+                    link_limits: a.link_limits.limits(),
                     billing: a.prices.map(|prices| ServedBilling {
                         prices,
                         out: a.invoice_dir,

@@ -237,3 +237,56 @@ async fn rules_hold_at_ingest_for_every_actor_and_refused_events_replay() {
         [["4"]]
     );
 }
+
+/// Through events: an organization on the Free package has one Workspace; when one on the
+/// Pro package first links another's Workspace, its longest-standing Administrator becomes
+/// its SuperAdmin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packages_and_the_default_superadmin_through_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = local_lake(&dir);
+    let at = |hour: u32| format!("2026-10-01T{hour:02}:00:00Z");
+    let events = access::write(
+        &dir.path().join("orgs.ndjson"),
+        &[
+            wire::workspace_created("o-1", &at(0), 501, 5),
+            wire::workspace_created("o-2", &at(0), 601, 6),
+            wire::workspace_created("o-3", &at(0), 701, 7),
+            // Organization 7 is on the Free package: no second Workspace.
+            wire::workspace_created("o-4", &at(1), 702, 7),
+            wire::granted("o-5", &at(2), "carl", 501, "Administrator"),
+            wire::granted("o-6", &at(1), "bea", 501, "Administrator"),
+            wire::granted("o-7", &at(0), "dan", 601, "Administrator"),
+            wire::linked("o-8", &at(3), 5, 501),
+            wire::linked("o-9", &at(4), 5, 601),
+        ],
+    );
+    let summary = ingest(
+        &lake,
+        IngestOptions {
+            events: vec![Input::File(events)],
+            threads: 2,
+            link_limits: LinkLimits::default().with("7=free".parse().unwrap()),
+            ..IngestOptions::default()
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.events.dead_letters, 1, "{summary:?}");
+    let refused = rows(&lake, "SELECT detail FROM dead_letters").await;
+    assert!(
+        refused[0][0].contains("organization 7 already has 1 Workspaces"),
+        "{refused:?}"
+    );
+    // bea has been Administrator of organization 5's own Workspace longer than carl; dan
+    // administers 601, another organization's.
+    assert_eq!(
+        access_of(&lake, "bea").await,
+        vec![(501, Role::SuperAdmin), (601, Role::SuperAdmin)]
+    );
+    assert_eq!(
+        access_of(&lake, "carl").await,
+        vec![(501, Role::Administrator)]
+    );
+}
