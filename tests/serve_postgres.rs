@@ -51,17 +51,18 @@ async fn psql_shows_each_person_exactly_their_workspaces() {
         ["101|Administrator", "102|Administrator"]
     );
 
+    // 103 is another organization's: the SuperAdmin loses it on unlink.
     let unlink = common::access::write(
         &dir.path().join("unlink.ndjson"),
         &[wire::unlinked(
-            "d-unlink-101",
+            "d-unlink-103",
             "2026-10-10T00:00:00Z",
             1,
-            101,
+            103,
         )],
     );
     ingest_files(&lake, &[], &[unlink]).await;
-    assert_eq!(seen("sara"), ["102", "103", "201"]);
+    assert_eq!(seen("sara"), ["101", "102", "201"]);
     assert_eq!(seen("olga"), ["101"]);
 }
 
