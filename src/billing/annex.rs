@@ -9,7 +9,6 @@ use std::fmt::Write;
 
 use rust_decimal::Decimal;
 
-use super::compose::parse_instant;
 use super::document::{Invoice, InvoiceStatus};
 use super::read::{decimal, int64, text, LakeSnapshot, Window};
 use super::render::{csv_field, volume_unit};
@@ -56,11 +55,8 @@ pub async fn sim_usage(
     }
     for ((issued, _, _), group) in by_bounds {
         let first = group[0];
-        let window = Window {
-            workspace: first.workspace_id,
-            start: parse_instant(&first.period_start)?,
-            end: parse_instant(&first.period_end)?,
-        };
+        let window =
+            Window::of_invoice(first.workspace_id, &first.period_start, &first.period_end)?;
         let workspaces: Vec<i64> = group.iter().map(|i| i.workspace_id).collect();
         let condition = Group::of(&window, workspaces.clone()).condition();
         let ids: Vec<String> = (workspaces.iter()).map(i64::to_string).collect();

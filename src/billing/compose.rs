@@ -263,11 +263,11 @@ impl<'a> Biller<'a> {
                 .issued_of(window.workspace)
                 .filter(|d| d.period < current)
             {
-                sealed.push(Window {
-                    workspace: window.workspace,
-                    start: parse_instant(&original.period_start)?,
-                    end: parse_instant(&original.period_end)?,
-                });
+                sealed.push(Window::of_invoice(
+                    window.workspace,
+                    &original.period_start,
+                    &original.period_end,
+                )?);
             }
         }
         self.snapshot.preload(&sealed, &[Read::Unbilled]).await
@@ -431,11 +431,8 @@ impl<'a> Biller<'a> {
         let period = period.to_string();
         let sealed = self.issued_of(workspace).filter(|d| d.period < period);
         for original in sealed {
-            let window = Window {
-                workspace,
-                start: parse_instant(&original.period_start)?,
-                end: parse_instant(&original.period_end)?,
-            };
+            let window =
+                Window::of_invoice(workspace, &original.period_start, &original.period_end)?;
             let unbilled = self.snapshot.unbilled_slices(&window).await?;
             let usage_changed = !unbilled.is_empty();
             for slice in unbilled {

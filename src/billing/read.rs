@@ -25,6 +25,19 @@ pub struct Window {
 }
 
 impl Window {
+    /// The window an invoice covers, from its stored period bounds (RFC 3339).
+    pub fn of_invoice(
+        workspace: i64,
+        period_start: &str,
+        period_end: &str,
+    ) -> Result<Self, super::BillingError> {
+        Ok(Window {
+            workspace,
+            start: super::compose::parse_instant(period_start)?,
+            end: super::compose::parse_instant(period_end)?,
+        })
+    }
+
     /// The SQL condition on `usage` (partition columns first, so files are pruned).
     pub fn usage_condition(&self) -> String {
         let (first, last) = utc_days_covering(self.start, self.end);

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use rust_decimal::Decimal;
 
-use super::compose::{compose, parse_instant};
+use super::compose::compose;
 use super::document::{AdjustmentKind, Invoice};
 use super::read::{LakeSnapshot, Window};
 use super::windows::Read;
@@ -327,11 +327,11 @@ async fn preload(
 }
 
 fn window_of(invoice: &Invoice) -> Result<Window, BillingError> {
-    Ok(Window {
-        workspace: invoice.workspace_id,
-        start: parse_instant(&invoice.period_start)?,
-        end: parse_instant(&invoice.period_end)?,
-    })
+    Window::of_invoice(
+        invoice.workspace_id,
+        &invoice.period_start,
+        &invoice.period_end,
+    )
 }
 
 /// An invoice to check, with what its own issue billed of its period.
