@@ -11,7 +11,7 @@ use crate::attribute::SequencedEvent;
 use crate::decode::Rejection;
 use crate::directory::StoredDirectory;
 use crate::domain::{Actor, DirectoryEvent, EventKind, UtcMillis, WorkspaceId};
-use crate::sink::{DeadLetter, DirectoryRows, LetterInput};
+use crate::sink::{DeadLetter, DirectoryRows};
 
 /// A new transfer made by a person or operator, to check before it moves ownership.
 struct TransferCheck {
@@ -82,27 +82,16 @@ pub(super) fn apply(
     let mut rows = DirectoryRows::new(now);
     for (event, arrival) in arrivals {
         check_until(stored, Some(event.at));
-        let Arrival {
-            source,
-            payload,
-            key,
-        } = arrival;
         match stored.directory.apply(&event) {
             Ok(()) => {
-                rows.append(&event, stored.next_seq, &source, &stored.directory);
+                rows.append(&event, stored.next_seq, &arrival.source, &stored.directory);
                 stored.next_seq += 1;
                 counts.accepted += 1;
                 counts.directory += 1;
             }
             Err(rejection) => {
                 counts.dead_letters += 1;
-                dead_letters.push(DeadLetter {
-                    source,
-                    rejection,
-                    payload,
-                    key,
-                    input: LetterInput::Events,
-                });
+                dead_letters.push(arrival.into_dead_letter(rejection));
             }
         }
     }

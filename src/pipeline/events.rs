@@ -128,6 +128,19 @@ pub(super) struct Arrival {
     pub key: Option<Vec<u8>>,
 }
 
+impl Arrival {
+    /// The arrival as a dead letter of the events input.
+    pub(super) fn into_dead_letter(self, rejection: Rejection) -> DeadLetter {
+        DeadLetter {
+            source: self.source,
+            rejection,
+            payload: self.payload,
+            key: self.key,
+            input: LetterInput::Events,
+        }
+    }
+}
+
 /// Where one ingest run's events go.
 pub(super) struct EventTargets<'a> {
     pub appender: TableAppender,
@@ -311,13 +324,7 @@ pub(super) async fn run(
     for (seq, rejection) in directory_outcome.refused_transfers {
         if let Some(arrival) = arrivals.remove(&seq) {
             counts.dead_letters += 1;
-            dead_letters.push(DeadLetter {
-                source: arrival.source,
-                rejection,
-                payload: arrival.payload,
-                key: arrival.key,
-                input: LetterInput::Events,
-            });
+            dead_letters.push(arrival.into_dead_letter(rejection));
         }
     }
     let (all, all_partitions): (Vec<_>, Vec<_>) = all

@@ -93,11 +93,12 @@ async fn publish(
 ) -> Result<Response, ApiError> {
     let (caller, directory, _, _) = audience_of(state, headers).await?;
     let change = change(&caller)?;
+    let actor = actor_of(&caller);
     let event = DirectoryEvent {
         event_id: format!("api-{}", uuid::Uuid::new_v4()),
         at: UtcMillis::now(),
         change,
-        actor: Some(actor_of(&caller)),
+        actor: Some(actor.clone()),
     };
     Directory::clone(&directory)
         .with_limits(state.link_limits.clone())
@@ -118,7 +119,6 @@ async fn publish(
     let payload = encode_directory_event(&event).to_string().into_bytes();
     // One key for every directory event, so they share a partition and keep their order.
     let key = crate::source::kafka::DIRECTORY_KEY.to_owned();
-    let actor = actor_of(&caller);
     outbox::accept(
         &state.lake,
         &event.event_id,

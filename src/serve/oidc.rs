@@ -55,6 +55,9 @@ struct Keys {
 struct Issuer {
     config: IssuerConfig,
     keys: RwLock<Keys>,
+    /// The discovery document and when it was fetched: read again after `MAX_KEY_AGE`, so
+    /// sign-ins (whose endpoints are public) cost the provider no request each.
+    discovery: RwLock<Option<(Discovery, Instant)>>,
     /// One fetch at a time per issuer.
     fetching: Mutex<()>,
 }
@@ -105,6 +108,7 @@ impl Oidc {
                     fetched: None,
                     refetched_for_kid: None,
                 }),
+                discovery: RwLock::new(None),
                 fetching: Mutex::new(()),
             })
             .collect();
@@ -173,7 +177,7 @@ impl Oidc {
                 (_, false) => false,
             }
         };
-        let fetched = self.fetch(&issuer.config).await;
+        let fetched = self.fetch(issuer).await;
         let mut keys = issuer.keys.write().await;
         keys.fetched = Some(Instant::now());
         if for_kid {
@@ -192,7 +196,13 @@ impl Oidc {
     }
 
     /// The issuer's discovery document, checked to name the issuer.
-    async fn discovery(&self, config: &IssuerConfig) -> Result<Discovery, AuthError> {
+    async fn discovery(&self, issuer: &Issuer) -> Result<Discovery, AuthError> {
+        if let Some((cached, at)) = &*issuer.discovery.read().await {
+            if at.elapsed() < MAX_KEY_AGE {
+                return Ok(cached.clone());
+            }
+        }
+        let config = &issuer.config;
         let unavailable = |detail: String| AuthError::Unavailable {
             issuer: config.issuer.clone(),
             detail,
@@ -208,6 +218,7 @@ impl Oidc {
                 discovery.issuer
             )));
         }
+        *issuer.discovery.write().await = Some((discovery.clone(), Instant::now()));
         Ok(discovery)
     }
 
@@ -217,7 +228,7 @@ impl Oidc {
         let mut found = Vec::new();
         for issuer in &self.issuers {
             let config = &issuer.config;
-            match self.discovery(config).await {
+            match self.discovery(issuer).await {
                 Ok(Discovery {
                     authorization_endpoint: Some(authorization_endpoint),
                     token_endpoint: Some(token_endpoint),
@@ -249,7 +260,7 @@ impl Oidc {
             .find(iss)
             .ok_or_else(|| invalid("not a configured issuer"))?;
         let config = &issuer.config;
-        let discovery = self.discovery(config).await?;
+        let discovery = self.discovery(issuer).await?;
         let endpoint = (discovery.token_endpoint)
             .ok_or_else(|| invalid("the issuer has no token endpoint"))?;
         let form = [
@@ -283,13 +294,14 @@ impl Oidc {
 
     async fn fetch(
         &self,
-        config: &IssuerConfig,
+        issuer: &Issuer,
     ) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
+        let config = &issuer.config;
         let unavailable = |detail: String| AuthError::Unavailable {
             issuer: config.issuer.clone(),
             detail,
         };
-        let discovery = self.discovery(config).await?;
+        let discovery = self.discovery(issuer).await?;
         let set: JwkSet = self
             .get_json(&discovery.jwks_uri)
             .await
