@@ -27,6 +27,7 @@ fn data_set(dir: &std::path::Path) -> (PathBuf, PathBuf) {
         start: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
         workspaces: None,
         out: dir.to_path_buf(),
+        usage_by_day: false,
     })
     .unwrap();
     (generated.usage, generated.events)

@@ -8,16 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records="${1:-1000000}"
-cache="$HOME/.cache/simtally"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
-data="$cache/bench-data/$records"
+source scripts/bench-setup.sh
 work="$cache/bench-follow-work"
-
-cargo build --release --locked --quiet --bin simtally
-bin="$CARGO_TARGET_DIR/release/simtally"
-if [ ! -f "$data/expected.json" ]; then
-  "$bin" generate --seed 1 --sims 20000 --records "$records" --days 30 --out "$data"
-fi
 brokers="$(scripts/broker.sh start | tail -1)"
 tag="follow-$(date +%s)"
 "$bin" produce --brokers "$brokers" --usage-topic "$tag-usage" --events-topic "$tag-events" \

@@ -14,20 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 records="${1:-1000000}"
 runs="${2:-3}"
-cache="$HOME/.cache/simtally"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
-data="$cache/bench-data/$records"
+source scripts/bench-setup.sh
 work="$cache/bench-kafka-work"
-
-cargo build --release --locked --quiet --bin simtally --example consume_discard
-bin="$CARGO_TARGET_DIR/release/simtally"
 loop="$CARGO_TARGET_DIR/release/examples/consume_discard"
-[ -x "$cache/venv/bin/python" ] || python3 -m venv "$cache/venv"
-python="$cache/venv/bin/python"
-
-if [ ! -f "$data/expected.json" ]; then
-  "$bin" generate --seed 1 --sims 20000 --records "$records" --days 30 --out "$data"
-fi
 brokers="$(scripts/broker.sh start | tail -1)"
 tag="bench-$(date +%s)"
 usage_topic="$tag-usage"

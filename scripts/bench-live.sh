@@ -27,16 +27,8 @@ chaos="${5:-}"
 per_day=100000
 records=$((minutes * 60 * rate * 98 / 100))
 days=$(((records + per_day - 1) / per_day))
+gen_sims=100000 gen_workspaces=3000 gen_days="$days" gen_by_day=1
 source scripts/bench-setup.sh
-python="$cache/venv/bin/python"
-"$python" -c 'import deltalake, confluent_kafka' 2>/dev/null ||
-  "$cache/venv/bin/pip" install --quiet deltalake "confluent-kafka==2.*"
-data="$cache/bench-data/live-3000w-${records}"
-if [ ! -f "$data/expected.json" ]; then
-  "$bin" generate --seed 1 --sims 100000 --workspaces 3000 --records "$records" \
-    --days "$days" --out "$data"
-  "$python" scripts/bench_scale.py split "$data/usage.ndjson" "$data/days"
-fi
 label="${followers}f-${store}${chaos:+-chaos}"
 work="$cache/bench-live-work"
 rm -rf "$work" && mkdir -p "$work"

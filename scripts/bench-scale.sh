@@ -8,7 +8,7 @@
 #
 #   scripts/bench-scale.sh [WORKSPACES] [DAYS] [RECORDS_PER_DAY] [SIMS]
 #
-# Writes $cache/bench-scale.tsv.
+# Writes $cache/bench-scale-WORKSPACESw-DAYSd-RECORDS_PER_DAY.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workspaces="${1:-3000}"
@@ -16,25 +16,17 @@ days="${2:-30}"
 per_day="${3:-100000}"
 sims="${4:-100000}"
 records=$((days * per_day))
+gen_sims="$sims" gen_workspaces="$workspaces" gen_days="$days" gen_by_day=1
 source scripts/bench-setup.sh
-python="$cache/venv/bin/python"
-"$python" -c 'import deltalake' 2>/dev/null || "$cache/venv/bin/pip" install --quiet deltalake
-set_name="scale-${workspaces}w-${days}d-${per_day}"
-data="$cache/bench-data/$set_name"
-if [ ! -f "$data/expected.json" ]; then
-  "$bin" generate --seed 1 --sims "$sims" --workspaces "$workspaces" --records "$records" \
-    --days "$days" --out "$data"
-  "$python" scripts/bench_scale.py split "$data/usage.ndjson" "$data/days"
-fi
 work="$cache/bench-scale"
 rm -rf "$work" && mkdir -p "$work"
 lake="$work/lake"
-results="$cache/bench-scale.tsv"
+results="$cache/bench-scale-${workspaces}w-${days}d-${per_day}.tsv"
 echo "$workspaces Workspaces, $sims SIMs, $per_day records a day, $days days; machine: $(nproc) cores"
 echo -e "step\tseconds\tpeak_MiB\tcpu_seconds\tfiles_added\tusage_files\tusage_MiB" | tee "$results"
 before=0
 n=0
-for day_file in "$data"/days/*.ndjson; do
+for day_file in "$data"/usage/*.ndjson; do
   n=$((n + 1))
   events=()
   [ "$n" = 1 ] && events=(--events "$data/events.ndjson")
@@ -49,7 +41,7 @@ echo -e "$line\t\t$files\t$((bytes / 1048576))" | tee -a "$results"
 
 # Queries: a Workspace in the middle, the first month of data.
 workspace=$((1000 + workspaces / 2))
-from=$(basename "$(ls "$data"/days/*.ndjson | head -1)" .ndjson)
+from=$(basename "$(ls "$data"/usage/*.ndjson | head -1)" .ndjson)
 to=$(date -d "$from + $((days - 1)) days" +%F)
 one="SELECT COUNT(*), SUM(cost) FROM usage WHERE workspace_id = $workspace AND usage_date BETWEEN DATE '$from' AND DATE '$to'"
 full="SELECT COUNT(*), SUM(cost) FROM usage"

@@ -61,7 +61,7 @@ def feed(data):
     the message belongs to the initial backlog."""
     with open(os.path.join(data, "events.ndjson"), "rb") as f:
         events = sorted(stamped(f, EVENT_TS), key=lambda e: e[0])
-    days = sorted(glob.glob(os.path.join(data, "days", "*.ndjson")))
+    days = sorted(glob.glob(os.path.join(data, "usage", "*.ndjson")))
     first = os.path.basename(days[0])[:10].encode()
     cut = bisect.bisect_left([e[0] for e in events], first)
     for _, line in events[:cut]:

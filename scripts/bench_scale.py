@@ -1,8 +1,5 @@
 """Helpers of scripts/bench-scale.sh.
 
-  python bench_scale.py split USAGE.ndjson OUT_DIR
-      Splits usage lines by the day of their start (lines without one go with the line
-      before), into OUT_DIR/YYYY-MM-DD.ndjson.
   python bench_scale.py files LAKE TABLE
       Prints the number of files and bytes the table's current Delta version lists.
   python bench_scale.py list LAKE TABLE OUT
@@ -13,27 +10,7 @@
 """
 
 import os
-import re
 import sys
-
-START = re.compile(rb'"start_timestamp": "(\d{4}-\d{2}-\d{2})')
-
-
-def split(usage, out_dir):
-    os.makedirs(out_dir, exist_ok=True)
-    files, day = {}, None
-    with open(usage, "rb") as lines:
-        for line in lines:
-            found = START.search(line)
-            if found:
-                day = found.group(1).decode()
-            if day is None:
-                continue
-            if day not in files:
-                files[day] = open(os.path.join(out_dir, f"{day}.ndjson"), "wb")
-            files[day].write(line)
-    for f in files.values():
-        f.close()
 
 
 def active_files(lake, table):
@@ -69,9 +46,7 @@ def duckdb_query(files_list, kind, workspace, start, end):
 
 def main():
     command = sys.argv[1]
-    if command == "split":
-        split(sys.argv[2], sys.argv[3])
-    elif command == "files":
+    if command == "files":
         paths, size = active_files(sys.argv[2], sys.argv[3])
         print(f"{len(paths)}\t{size}")
     elif command == "list":

@@ -268,6 +268,7 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
         start: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default(),
         workspaces: None,
         out: dir.join("data"),
+        usage_by_day: false,
     };
     println!(
         "== generating {} usage records for {} SIMs in {}",

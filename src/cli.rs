@@ -576,6 +576,10 @@ pub struct GenerateArgs {
     /// Output directory.
     #[arg(long)]
     pub out: PathBuf,
+    /// Write usage as `OUT/usage/YYYY-MM-DD.ndjson`, a file per day of the records' start
+    /// (for ingesting day by day), instead of one `OUT/usage.ndjson`.
+    #[arg(long)]
+    pub usage_by_day: bool,
 }
 
 #[derive(Debug, Args)]
@@ -780,6 +784,7 @@ impl Cli {
                 start: a.start,
                 workspaces: a.workspaces,
                 out: a.out,
+                usage_by_day: a.usage_by_day,
             }),
             Command::Demo(a) => Config::Demo { dir: a.dir },
             Command::Invoice(a) => match a.period {

@@ -15,6 +15,7 @@ pub mod query;
 pub mod serve;
 pub mod sink;
 pub mod source;
+pub mod tables;
 pub mod transfer;
 
 pub mod billing;

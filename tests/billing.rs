@@ -17,19 +17,14 @@ const SIM: &str = "8988303000010000117";
 const SIM2: &str = "8988303000010000125";
 const SIM3: &str = "8988303000010000133";
 
-const PRICES: &str = r#"
-[[tariff]]
-name = "default"
-effective_from = "2026-01-01"
-currency = "EUR"
-sim_fee = "1.50"
-allowance_fee = "4.00"
-allowance_volume_mb = "500"
-
+const PRICES: &str = concat!(
+    crate::standard_tariff!(),
+    r#"
 [[workspace]]
 id = 104
 time_zone = "Europe/Berlin"
-"#;
+"#
+);
 
 /// SIM registered and activated in A on 1 November.
 fn activated_in_a() -> Vec<String> {

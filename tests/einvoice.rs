@@ -19,15 +19,9 @@ const SIM: &str = "8988303000010000117";
 const SIM2: &str = "8988303000010000125";
 const SIM3: &str = "8988303000010000133";
 
-const PRICES: &str = r#"
-[[tariff]]
-name = "default"
-effective_from = "2026-01-01"
-currency = "EUR"
-sim_fee = "1.50"
-allowance_fee = "4.00"
-allowance_volume_mb = "500"
-
+const PRICES: &str = concat!(
+    crate::standard_tariff!(),
+    r#"
 [[workspace]]
 id = 101
 time_zone = "Europe/Berlin"
@@ -59,7 +53,8 @@ iban = "DE02120300000000202051"
 number_prefix = "ST-"
 vat_rate = "19"
 vat_rates = { sim_fee = "7" }
-"#;
+"#
+);
 
 /// The Python with the EN 16931 validators (scripts/test.sh installs them).
 fn python() -> String {

@@ -277,6 +277,7 @@ async fn a_one_workspace_query_skips_the_pages_of_other_workspaces() {
         start: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
         workspaces: Some(40),
         out: dir.path().join("data"),
+        usage_by_day: false,
     })
     .unwrap();
     ingest_files(&lake, &[generated.usage], &[generated.events]).await;

@@ -411,10 +411,13 @@ fn traffic_label(traffic_type: &str) -> String {
     }
 }
 
+/// A traffic type's unit: its name as the statement prints it (`render::volume_unit`) and
+/// its UN/ECE Recommendation 20 code.
 fn volume_unit(traffic_type: &str) -> Unit {
-    match traffic_type {
-        "sms" => Unit::new("C62", "messages"),
-        _ => Unit::new("4L", "MB"),
+    let name = super::render::volume_unit(traffic_type);
+    match name {
+        "messages" => Unit::new("C62", name),
+        _ => Unit::new("4L", name),
     }
 }
 

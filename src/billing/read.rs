@@ -14,7 +14,7 @@ use super::period::utc_days_covering;
 use super::BillingError;
 use crate::attribute::SequencedEvent;
 use crate::lake::{utf8_column, Lake, LakeError, LakeTable};
-use crate::pipeline::events::{events_from_batches, STORED_EVENT_COLUMNS};
+use crate::tables::sim_events;
 
 /// A Workspace's slice of time: usage slices starting in [start, end) belong to it.
 #[derive(Clone, Copy, Debug)]
@@ -199,9 +199,9 @@ impl LakeSnapshot {
             return Ok(Vec::new());
         }
         let rows = self
-            .rows(&format!("SELECT {STORED_EVENT_COLUMNS} FROM sim_events"))
+            .rows(&format!("SELECT {} FROM sim_events", sim_events::COLUMNS))
             .await?;
-        events_from_batches(&rows).map_err(|detail| corrupt(LakeTable::SimEvents, detail))
+        sim_events::read(&rows).map_err(|detail| corrupt(LakeTable::SimEvents, detail))
     }
 
     /// Workspaces with usage on the UTC days from `first` to `last`.

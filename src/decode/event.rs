@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::{event_instant, parse_object, workspace_field, Reason, Rejection};
 use crate::domain::{
-    Actor, DeviceId, EventKind, Iccid, LifecycleEvent, SimStatus, UserId, WorkspaceId,
+    Actor, DeviceId, EventKind, EventType, Iccid, LifecycleEvent, SimStatus, UserId, WorkspaceId,
 };
 
 /// All event types share one flat shape; which fields are required depends on `type`.
@@ -63,15 +63,15 @@ pub fn decode_event(bytes: &[u8]) -> Result<LifecycleEvent, Rejection> {
     let at = event_instant(&wire.event_id, &wire.timestamp)?;
     let iccid = Iccid::parse(&wire.iccid)
         .map_err(|e| Rejection::new(Reason::InvalidIccid, format!("iccid: {e}")))?;
-    let kind = match wire.kind.as_ref() {
-        "sim_registered" => EventKind::Registered {
+    let kind = match EventType::parse(&wire.kind) {
+        Some(EventType::Registered) => EventKind::Registered {
             workspace: workspace(wire.workspace_id, "workspace_id")?,
         },
-        "sim_transferred" => EventKind::Transferred {
+        Some(EventType::Transferred) => EventKind::Transferred {
             source: workspace(wire.source_workspace_id, "source_workspace_id")?,
             target: workspace(wire.target_workspace_id, "target_workspace_id")?,
         },
-        "sim_status_changed" => {
+        Some(EventType::StatusChanged) => {
             let text = wire.status.as_deref().ok_or_else(|| {
                 Rejection::new(Reason::MissingField, "missing field `status`".to_owned())
             })?;
@@ -86,16 +86,19 @@ pub fn decode_event(bytes: &[u8]) -> Result<LifecycleEvent, Rejection> {
                 status,
             }
         }
-        "sim_attached" => EventKind::Attached {
+        Some(EventType::Attached) => EventKind::Attached {
             device: device(wire.device_id.as_deref())?,
         },
-        "sim_detached" => EventKind::Detached {
+        Some(EventType::Detached) => EventKind::Detached {
             device: device(wire.device_id.as_deref())?,
         },
-        other => {
+        None => {
             return Err(Rejection::new(
                 Reason::UnknownEventType,
-                format!("type '{other}' is not a SIM lifecycle or directory event"),
+                format!(
+                    "type '{}' is not a SIM lifecycle or directory event",
+                    wire.kind
+                ),
             ))
         }
     };

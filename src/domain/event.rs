@@ -85,15 +85,61 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventKind::Registered { .. } => EventType::Registered,
+            EventKind::Transferred { .. } => EventType::Transferred,
+            EventKind::StatusChanged { .. } => EventType::StatusChanged,
+            EventKind::Attached { .. } => EventType::Attached,
+            EventKind::Detached { .. } => EventType::Detached,
+        }
+    }
+
     /// The value of the `event_type` column and of the wire `type` field.
     pub fn type_name(&self) -> &'static str {
+        self.event_type().name()
+    }
+}
+
+/// The kinds of SIM lifecycle event by name: the wire `type` field and the `event_type`
+/// column are read and written through this one table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(into = "&'static str")]
+pub enum EventType {
+    Registered,
+    Transferred,
+    StatusChanged,
+    Attached,
+    Detached,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 5] = [
+        EventType::Registered,
+        EventType::Transferred,
+        EventType::StatusChanged,
+        EventType::Attached,
+        EventType::Detached,
+    ];
+
+    pub fn name(self) -> &'static str {
         match self {
-            EventKind::Registered { .. } => "sim_registered",
-            EventKind::Transferred { .. } => "sim_transferred",
-            EventKind::StatusChanged { .. } => "sim_status_changed",
-            EventKind::Attached { .. } => "sim_attached",
-            EventKind::Detached { .. } => "sim_detached",
+            EventType::Registered => "sim_registered",
+            EventType::Transferred => "sim_transferred",
+            EventType::StatusChanged => "sim_status_changed",
+            EventType::Attached => "sim_attached",
+            EventType::Detached => "sim_detached",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+impl From<EventType> for &'static str {
+    fn from(t: EventType) -> Self {
+        t.name()
     }
 }
 

@@ -14,7 +14,7 @@ pub use amount::{AmountError, Fixed, Money, Volume};
 pub use directory::{
     Actor, DirectoryChange, DirectoryEvent, OrganizationId, Role, UserId, DIRECTORY_EVENT_TYPES,
 };
-pub use event::{DeviceId, EventKind, LifecycleEvent, SimStatus};
+pub use event::{DeviceId, EventKind, EventType, LifecycleEvent, SimStatus};
 pub use iccid::{Iccid, IccidError};
 pub use ids::{RecordId, WorkspaceId};
 pub use text::Text;

@@ -3,6 +3,7 @@
 
 mod expected;
 mod rng;
+mod usage_out;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -17,6 +18,7 @@ use crate::domain::{
 };
 pub use expected::Expected;
 use rng::Rng;
+use usage_out::UsageOut;
 
 #[derive(Clone, Debug)]
 pub struct GenerateOptions {
@@ -29,6 +31,9 @@ pub struct GenerateOptions {
     /// `Some(n)`: 1001 to 1000 + n).
     pub workspaces: Option<u32>,
     pub out: PathBuf,
+    /// Usage in `out/usage/YYYY-MM-DD.ndjson`, a file per day of the records' start, instead
+    /// of one `out/usage.ndjson`.
+    pub usage_by_day: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +59,7 @@ const OPERATORS: [(&str, &str, &str, &str); 5] = [
 
 /// What was written, with the totals expected from ingesting it.
 pub struct Generated {
+    /// The usage file, or the folder of a file per day.
     pub usage: PathBuf,
     pub events: PathBuf,
     pub expected: Expected,
@@ -97,46 +103,10 @@ pub fn generate(options: &GenerateOptions) -> Result<Generated, GenerateError> {
     )?;
 
     let (book, _) = OwnershipBook::build(events.clone());
-    let usage_path = options.out.join("usage.ndjson");
-    let mut expected = Expected::default();
-    let file = create(&usage_path)?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let write_err = |source| GenerateError::Write {
-        path: usage_path.display().to_string(),
-        source,
-    };
-    let mut line = String::with_capacity(512);
-    let mut recent: Vec<String> = Vec::new();
-    for n in 0..options.records {
-        let record = usage_record(&mut rng, n, &sims, period_start, period_ms);
-        line.clear();
-        usage_json(&record, &mut line);
-        writeln!(out, "{line}").map_err(write_err)?;
-        expected.add_record(&record, &attribute(&record, &book));
-        // Re-deliveries and damaged lines, as real feeds have them.
-        if rng.below(1000) < 3 {
-            recent.push(line.clone());
-        }
-        if rng.below(2000) == 0 {
-            if let Some(dup) = recent.pop() {
-                writeln!(out, "{dup}").map_err(write_err)?;
-                expected.add_duplicate();
-            }
-        }
-        if rng.below(5000) == 0 {
-            writeln!(out, "{}", damaged_line(&mut rng, &line)).map_err(write_err)?;
-            expected.add_dead_letter();
-        }
-        if rng.below(20000) == 0 {
-            writeln!(out).map_err(write_err)?;
-            expected.add_blank();
-        }
-    }
-    for dup in recent {
-        writeln!(out, "{dup}").map_err(write_err)?;
-        expected.add_duplicate();
-    }
-    out.flush().map_err(write_err)?;
+    let mut usage = UsageOut::create(&options.out, options.usage_by_day)?;
+    let expected = write_usage(options, &mut rng, &sims, &book, period_start, &mut usage)?;
+    let usage_path = usage.path().to_path_buf();
+    usage.finish()?;
     expected
         .write(&options.out.join("expected.json"))
         .map_err(|source| GenerateError::Write {
@@ -148,6 +118,52 @@ pub fn generate(options: &GenerateOptions) -> Result<Generated, GenerateError> {
         events: events_path,
         expected,
     })
+}
+
+/// The usage records, with re-deliveries, damaged and blank lines mixed in as real feeds
+/// have them; returns the totals a correct ingest must produce.
+fn write_usage(
+    options: &GenerateOptions,
+    rng: &mut Rng,
+    sims: &[Iccid],
+    book: &OwnershipBook,
+    period_start: i64,
+    out: &mut UsageOut,
+) -> Result<Expected, GenerateError> {
+    let period_ms = i64::from(options.days) * DAY_MS;
+    let mut expected = Expected::default();
+    let mut line = String::with_capacity(512);
+    let mut recent: Vec<(i64, String)> = Vec::new();
+    for n in 0..options.records {
+        let record = usage_record(rng, n, sims, period_start, period_ms);
+        let at = record.start.millis();
+        line.clear();
+        usage_json(&record, &mut line);
+        out.write(at, &line)?;
+        expected.add_record(&record, &attribute(&record, book));
+        if rng.below(1000) < 3 {
+            recent.push((at, line.clone()));
+        }
+        if rng.below(2000) == 0 {
+            if let Some((at, dup)) = recent.pop() {
+                out.write(at, &dup)?;
+                expected.add_duplicate();
+            }
+        }
+        if rng.below(5000) == 0 {
+            out.write(at, &damaged_line(rng, &line))?;
+            expected.add_dead_letter();
+        }
+        if rng.below(20000) == 0 {
+            out.write(at, "")?;
+            expected.add_blank();
+        }
+    }
+    for (at, dup) in recent {
+        out.write(at, &dup)?;
+        expected.add_duplicate();
+    }
+    Ok(expected)
 }
 
 /// Registrations (most before the period, some inside it), transfers (chains, some in the
@@ -383,4 +399,67 @@ fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> Result<(), G
         writeln!(out, "{line}").map_err(err)?;
     }
     out.flush().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(paths: &[PathBuf]) -> Vec<String> {
+        let mut lines: Vec<String> = paths
+            .iter()
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    /// A file per day holds the same lines as the one file, each record on its start's day.
+    #[test]
+    fn usage_by_day_holds_the_same_lines_each_on_its_day() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let options = |out: &str, usage_by_day| GenerateOptions {
+            seed: 3,
+            sims: 50,
+            records: 20_000,
+            days: 4,
+            start: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default(),
+            workspaces: None,
+            out: dir.path().join(out),
+            usage_by_day,
+        };
+        let one = generate(&options("one", false)).unwrap_or_else(|e| panic!("{e}"));
+        let days = generate(&options("days", true)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(one.expected.input_lines, days.expected.input_lines);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&days.usage)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|entry| entry.map(|e| e.path()).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        files.sort();
+        let names: Vec<String> = files
+            .iter()
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(
+            names,
+            ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
+        );
+        assert_eq!(lines_of(&files), lines_of(&[one.usage]));
+        for (file, day) in files.iter().zip(&names) {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let records = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+            for record in records {
+                let start = record["start_timestamp"].as_str().unwrap_or_default();
+                assert!(start.starts_with(day.as_str()), "{start} in {day}");
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ mod drain;
 pub(crate) mod events;
 mod follow;
 pub mod hold;
+mod intake;
 mod metrics;
 mod snapshot;
 mod summary;

@@ -17,15 +17,16 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+use arrow::array::{Array, Int64Array, RecordBatch};
 use deltalake::kernel::Transaction;
 
-use super::events::{events_from_batches, StoredSimEvents, STORED_EVENT_COLUMNS};
+use super::events::StoredSimEvents;
 use crate::attribute::SequencedEvent;
 use crate::domain::UtcMillis;
 use crate::lake::schema::SIM_EVENTS_SNAPSHOT;
-use crate::lake::{utf8_column, Lake, LakeError, LakeTable, PartitionValue};
+use crate::lake::{Lake, LakeError, LakeTable, PartitionValue};
 use crate::sink::EventRows;
+use crate::tables::{self, sim_events};
 
 /// The `txn` application id under which a partition's snapshot records its `through_seq`.
 fn snapshot_app_id(topic: &str, partition: i32) -> String {
@@ -67,7 +68,8 @@ pub(super) async fn load(
             .map(|(p, s)| format!("(kafka_partition = {p} AND through_seq = {s})"))
             .collect();
         let sql = format!(
-            "SELECT {STORED_EVENT_COLUMNS}, kafka_partition FROM t WHERE {}",
+            "SELECT {}, kafka_partition FROM t WHERE {}",
+            sim_events::COLUMNS,
             wanted.join(" OR ")
         );
         let batches = lake.select(LakeTable::SimEventsSnapshot, &sql).await?;
@@ -82,8 +84,9 @@ pub(super) async fn load(
         .unwrap_or(-1);
     let (low, high) = topic_source_range(topic);
     let sql = format!(
-        "SELECT {STORED_EVENT_COLUMNS}, source FROM t \
-         WHERE seq > {floor} OR source < '{low}' OR source >= '{high}'"
+        "SELECT {}, source FROM t \
+         WHERE seq > {floor} OR source < '{low}' OR source >= '{high}'",
+        sim_events::COLUMNS
     );
     let batches = lake.select(LakeTable::SimEvents, &sql).await?;
     let wanted = |partition: Option<i32>, seq: i64| match partition {
@@ -132,17 +135,9 @@ impl Gathered {
 
     fn add_snapshot_rows(&mut self, batches: &[RecordBatch]) -> Result<(), LakeError> {
         for batch in batches {
-            let events = events_from_batches(std::slice::from_ref(batch))
-                .map_err(|detail| corrupt(LakeTable::SimEventsSnapshot, detail))?;
-            let partitions = batch
-                .column(10)
-                .as_primitive_opt::<arrow::datatypes::Int64Type>()
-                .ok_or_else(|| {
-                    corrupt(
-                        LakeTable::SimEventsSnapshot,
-                        "kafka_partition is not BIGINT".into(),
-                    )
-                })?;
+            let corrupt = |detail| corrupt(LakeTable::SimEventsSnapshot, detail);
+            let events = sim_events::read(std::slice::from_ref(batch)).map_err(corrupt)?;
+            let partitions = tables::int(batch, "kafka_partition").map_err(corrupt)?;
             for (row, event) in events.into_iter().enumerate() {
                 let partition = i32::try_from(partitions.value(row)).ok();
                 self.push(event, partition);
@@ -158,9 +153,9 @@ impl Gathered {
         wanted: impl Fn(Option<i32>, i64) -> bool,
     ) -> Result<(), LakeError> {
         for batch in batches {
-            let events = events_from_batches(std::slice::from_ref(batch))
-                .map_err(|detail| corrupt(LakeTable::SimEvents, detail))?;
-            let sources = utf8_column(batch, 10).map_err(|d| corrupt(LakeTable::SimEvents, d))?;
+            let corrupt = |detail| corrupt(LakeTable::SimEvents, detail);
+            let events = sim_events::read(std::slice::from_ref(batch)).map_err(corrupt)?;
+            let sources = tables::text(batch, "source").map_err(corrupt)?;
             for (row, event) in events.into_iter().enumerate() {
                 let partition = partition_of(sources.value(row), topic);
                 if wanted(partition, event.seq) {

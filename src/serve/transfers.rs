@@ -14,8 +14,8 @@ use super::api::{audience_of, ApiState};
 use super::auth::Caller;
 use super::respond::{json_response, ApiError};
 use crate::domain::UtcMillis;
-use crate::pipeline::events::load_stored_events;
 use crate::query::QueryError;
+use crate::tables::sim_events;
 use crate::transfer::{events, outbox, plan, sim_states, RequestError, TransferRequest};
 
 /// Where a real run publishes its events.
@@ -70,7 +70,7 @@ pub async fn request_transfer(
     let (target, plans) = state
         .executor
         .run(state.limits.timeout, async move {
-            let stored = load_stored_events(&lake)
+            let stored = sim_events::load(&lake)
                 .await
                 .map_err(|e| ApiError::from(QueryError::Lake(e)))?;
             let states = sim_states(&stored, now);

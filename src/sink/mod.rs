@@ -3,13 +3,12 @@
 
 mod dead_letters;
 mod directory;
-mod events;
 mod partitioned;
 mod slices;
 
+pub use crate::tables::sim_events::EventRows;
 pub use dead_letters::{DeadLetter, DeadLetterRows, LetterInput};
 pub use directory::DirectoryRows;
-pub use events::EventRows;
 pub use partitioned::{PartitionedBatches, WorkspaceDay};
 pub use slices::{CorrectionMark, QuarantineRows, UsageRows};
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use state::{sim_states, SimState};
 
-use crate::domain::{Iccid, Role, SimStatus, UserId, UtcMillis, WorkspaceId};
+use crate::domain::{EventType, Iccid, Role, SimStatus, UserId, UtcMillis, WorkspaceId};
 
 /// The most SIMs one request may move.
 pub const MAX_SIMS: usize = 500;
@@ -125,7 +125,7 @@ pub struct SimPlan {
     pub status: Option<&'static str>,
     pub device_id: Option<String>,
     /// The events a move publishes, in order.
-    pub events: Vec<&'static str>,
+    pub events: Vec<EventType>,
     pub error: Option<SimError>,
 }
 
@@ -215,11 +215,11 @@ fn plan_one(
     };
     if plan.error.is_none() {
         if state.device.is_some() {
-            plan.events.push("sim_detached");
+            plan.events.push(EventType::Detached);
         }
-        plan.events.push("sim_transferred");
+        plan.events.push(EventType::Transferred);
         if state.status == SimStatus::Activated {
-            plan.events.push("sim_status_changed");
+            plan.events.push(EventType::StatusChanged);
         }
     }
     plan
@@ -243,14 +243,14 @@ pub fn events(
         for (n, kind) in plan.events.iter().enumerate() {
             let mut event = serde_json::json!({
                 "event_id": format!("transfer-{request_id}-{}-{n}", plan.iccid),
-                "type": kind,
+                "type": kind.name(),
                 "timestamp": timestamp,
                 "iccid": plan.iccid,
                 "actor": {"user": actor.as_str()},
             });
-            let fields = match *kind {
-                "sim_detached" => serde_json::json!({"device_id": plan.device_id}),
-                "sim_transferred" => serde_json::json!({
+            let fields = match kind {
+                EventType::Detached => serde_json::json!({"device_id": plan.device_id}),
+                EventType::Transferred => serde_json::json!({
                     "source_workspace_id": source,
                     "target_workspace_id": target.get(),
                 }),

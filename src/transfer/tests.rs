@@ -113,15 +113,18 @@ fn a_sim_in_a_device_moves_only_with_auto_detach() {
     assert!(refused.error.unwrap().message.contains("tracker-7"));
     let moved = one(IN_DEVICE, 102, true);
     assert_eq!(moved.error, None);
-    assert_eq!(moved.events, ["sim_detached", "sim_transferred"]);
+    assert_eq!(moved.events, [EventType::Detached, EventType::Transferred]);
 }
 
 #[test]
 fn an_activated_sim_arrives_suspended() {
     let moved = one(ACTIVE, 102, false);
-    assert_eq!(moved.events, ["sim_transferred", "sim_status_changed"]);
+    assert_eq!(
+        moved.events,
+        [EventType::Transferred, EventType::StatusChanged]
+    );
     let idle = one(IDLE, 102, false);
-    assert_eq!(idle.events, ["sim_transferred"]);
+    assert_eq!(idle.events, [EventType::Transferred]);
     assert_eq!(code(&one(IDLE, 101, false)), Some("already_in_target"));
 }
 

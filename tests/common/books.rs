@@ -11,6 +11,23 @@ pub fn d(text: &str) -> Decimal {
     Decimal::from_str_exact(text).unwrap()
 }
 
+/// The tariff most billing tests price with (1.50 a SIM and month, 4.00 an allowance of
+/// 500 MB), as the first lines of a price list: `concat!(crate::standard_tariff!(), "...")`.
+#[macro_export]
+macro_rules! standard_tariff {
+    () => {
+        r#"
+[[tariff]]
+name = "default"
+effective_from = "2026-01-01"
+currency = "EUR"
+sim_fee = "1.50"
+allowance_fee = "4.00"
+allowance_volume_mb = "500"
+"#
+    };
+}
+
 /// A lake in a temporary directory, fed NDJSON lines, with a price list beside it.
 pub struct Books {
     pub dir: tempfile::TempDir,
