@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 records="${1:-1000000}"
 runs="${2:-3}"
 source scripts/bench-setup.sh
+# Its own build: an example links the dev-dependencies, so it is not built with the binary.
+cargo build --release --locked --quiet --example consume_discard
 work="$cache/bench-kafka-work"
 loop="$CARGO_TARGET_DIR/release/examples/consume_discard"
 brokers="$(scripts/broker.sh start | tail -1)"

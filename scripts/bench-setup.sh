@@ -1,4 +1,4 @@
-# Sourced by every benchmark script: builds the release binaries ($bin), makes sure the
+# Sourced by every benchmark script: builds the release binary ($bin), makes sure the
 # Python venv has the pinned peers (DuckDB, the deltalake reader, confluent-kafka), and
 # generates the data set of $records records into $data, cached under ~/.cache/simtally
 # and keyed by the generator's source and every argument. Expects $records; a script may
@@ -14,7 +14,7 @@ gen_by_day="${gen_by_day:-}"
 generator="g$(cat src/generate/*.rs | sha1sum | cut -c1-10)"
 data="$cache/bench-data/$generator-$records-${gen_days}d-${gen_sims}s${gen_workspaces:+-${gen_workspaces}w}${gen_by_day:+-by-day}"
 
-cargo build --release --locked --quiet --bin simtally --example consume_discard
+cargo build --release --locked --quiet --bin simtally
 bin="$CARGO_TARGET_DIR/release/simtally"
 python="$cache/venv/bin/python"
 

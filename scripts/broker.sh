@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # A Kafka-protocol broker for development and tests: tansu (Apache Kafka compatible, from
-# crates.io), storage in memory, on loopback. Installed once under ~/.cache/simtally/tools.
+# crates.io) on loopback. Installed once under ~/.cache/simtally/tools.
 #
 #   scripts/broker.sh start [PORT]   start it (default: a free port), print HOST:PORT
 #   scripts/broker.sh stop           stop the one this script started
 #   scripts/broker.sh address        print HOST:PORT of the running one
+#
+# Storage: in memory (the default; what the tests use), or with SIMTALLY_BROKER_STORAGE=sqlite
+# in a SQLite file under ~/.cache/simtally/broker (tansu built with its libsql engine), whose
+# fetches stay fast as a topic grows: the long benchmarks (scripts/bench-live.sh) use it.
 #
 # The tests read the address from SIMTALLY_TEST_BROKERS, so they run against Apache Kafka
 # or Redpanda just as well: set that variable and skip this script.
@@ -13,15 +17,21 @@ set -euo pipefail
 cache="$HOME/.cache/simtally"
 tools="$cache/tools"
 state="$cache/broker"
-tansu="$tools/bin/tansu"
+storage="${SIMTALLY_BROKER_STORAGE:-memory}"
 TANSU_VERSION=0.6.0
+case "$storage" in
+  memory) features=dynostore engine="memory://tansu/" ;;
+  sqlite) features=dynostore,libsql tools="$cache/tools-sqlite" engine="sqlite://$state/tansu.db" ;;
+  *) echo "SIMTALLY_BROKER_STORAGE is memory or sqlite, not '$storage'" >&2; exit 2 ;;
+esac
+tansu="$tools/bin/tansu"
 
 install_tansu() {
   if [ -x "$tansu" ] && "$tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
     return
   fi
-  echo "installing tansu $TANSU_VERSION (once; a few minutes)..." >&2
-  cargo install tansu --version "$TANSU_VERSION" --features dynostore --locked \
+  echo "installing tansu $TANSU_VERSION with $features (once; a few minutes)..." >&2
+  cargo install tansu --version "$TANSU_VERSION" --features "$features" --locked \
     --root "$tools" --quiet
 }
 
@@ -46,10 +56,12 @@ start() {
     return
   fi
   local port="${1:-$(free_port)}"
+  # A new broker starts empty, like the in-memory one.
+  rm -f "$state"/tansu.db*
   "$tansu" broker \
     --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine "memory://tansu/" >"$state/broker.log" 2>&1 &
+    --storage-engine "$engine" >"$state/broker.log" 2>&1 &
   echo $! >"$state/pid"
   echo "127.0.0.1:$port" >"$state/address"
   if ! wait_for_port "$port"; then

@@ -94,6 +94,30 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             let summary = replay_dead_letters(&Lake::new(lake), &options, shutdown).await?;
             println!("{summary}");
         }
+        c @ (Config::Compact { .. }
+        | Config::Check { .. }
+        | Config::Maintain { .. }
+        | Config::Migrate { .. }
+        | Config::Vacuum { .. }) => lake_command(c).await?,
+        c @ (Config::Invoice { .. } | Config::InvoiceDue { .. } | Config::Reconcile { .. }) => {
+            billing_command(c).await?
+        }
+        Config::Serve { lake, options } => serve(lake, options, shutdown).await?,
+        Config::Produce(options) => {
+            let (usage, events) = (options.topics.usage.clone(), options.topics.events.clone());
+            let sent = produce(options).await?;
+            println!(
+                "produced {} usage records to {usage} and {} events to {events}",
+                sent.usage_messages, sent.event_messages
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `simtally lake ...`: maintenance of the lake's files and its check.
+async fn lake_command(config: Config) -> Result<(), RunError> {
+    match config {
         Config::Compact { lake } => {
             for table in Lake::new(lake).compact().await.map_err(QueryError::from)? {
                 println!(
@@ -148,6 +172,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
                 println!("{:<13} {verb} {} files", table.table, table.files_removed);
             }
         }
+        _ => unreachable!("lake_command takes the lake commands"),
+    }
+    Ok(())
+}
+
+/// `simtally invoice` and `simtally reconcile`.
+async fn billing_command(config: Config) -> Result<(), RunError> {
+    match config {
         Config::Invoice { lake, options } => {
             let run = invoice(&Lake::new(lake), &options).await?;
             print_invoices(&run, &options.out);
@@ -171,33 +203,32 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
                 return Err(RunError::NotBalanced(period));
             }
         }
-        Config::Serve { lake, options } => {
-            let server = crate::serve::start(Lake::new(lake), &options, shutdown).await?;
-            // On stdout, so scripts that start the server on port 0 can find it.
-            let scheme = if options.tls.is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            println!("simtally serve: listening on {scheme}://{}", server.address);
-            if let Some(postgres) = server.postgres_address {
-                println!("simtally serve: Postgres protocol on {postgres}");
-            }
-            server
-                .task
-                .await
-                .map_err(|e| RunError::Served(std::io::Error::other(e)))?
-                .map_err(RunError::Served)?;
-        }
-        Config::Produce(options) => {
-            let (usage, events) = (options.topics.usage.clone(), options.topics.events.clone());
-            let sent = produce(options).await?;
-            println!(
-                "produced {} usage records to {usage} and {} events to {events}",
-                sent.usage_messages, sent.event_messages
-            );
-        }
+        _ => unreachable!("billing_command takes the billing commands"),
     }
+    Ok(())
+}
+
+async fn serve(
+    lake: crate::lake::LakeLocation,
+    options: crate::serve::ServeOptions,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let server = crate::serve::start(Lake::new(lake), &options, shutdown).await?;
+    // On stdout, so scripts that start the server on port 0 can find it.
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("simtally serve: listening on {scheme}://{}", server.address);
+    if let Some(postgres) = server.postgres_address {
+        println!("simtally serve: Postgres protocol on {postgres}");
+    }
+    server
+        .task
+        .await
+        .map_err(|e| RunError::Served(std::io::Error::other(e)))?
+        .map_err(RunError::Served)?;
     Ok(())
 }
 

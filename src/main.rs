@@ -39,28 +39,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let simtally::config::Config::Ingest { options, .. } = &config {
-        if Allocator::in_use() == Allocator::Mimalloc {
-            if options.kafka.is_none() {
-                allocator::keep_freed_memory();
-            } else {
-                if allocator_setting.is_none() {
-                    let error = rerun_on_the_system_allocator(&args);
-                    tracing::warn!(
-                        "could not rerun on the system allocator, staying on mimalloc: {error}"
-                    );
-                }
-                allocator::return_freed_memory_at_once();
-            }
-        }
-    }
-    // The Postgres endpoint parses and plans statements on these threads: their stacks are
-    // as deep as the query threads' (see `simtally::query::QUERY_STACK_BYTES`).
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(simtally::query::QUERY_STACK_BYTES)
-        .build()
-    {
+    choose_allocator_for(&config, allocator_setting.is_some(), &args);
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -128,6 +108,40 @@ async fn run_until_stopped(
             tokio::time::sleep(STOP_GRACE).await;
         } => None,
     }
+}
+
+/// A file ingest keeps mimalloc and the memory it frees; a Kafka ingest runs on the system
+/// allocator (this process is replaced by the same command on it, unless the allocator
+/// was set explicitly), see `simtally::allocator`.
+fn choose_allocator_for(
+    config: &simtally::config::Config,
+    allocator_set: bool,
+    args: &[std::ffi::OsString],
+) {
+    let simtally::config::Config::Ingest { options, .. } = config else {
+        return;
+    };
+    if Allocator::in_use() != Allocator::Mimalloc {
+        return;
+    }
+    if options.kafka.is_none() {
+        allocator::keep_freed_memory();
+        return;
+    }
+    if !allocator_set {
+        let error = rerun_on_the_system_allocator(args);
+        tracing::warn!("could not rerun on the system allocator, staying on mimalloc: {error}");
+    }
+    allocator::return_freed_memory_at_once();
+}
+
+/// The Postgres endpoint parses and plans statements on the runtime's threads: their
+/// stacks are as deep as the query threads' (see `simtally::query::QUERY_STACK_BYTES`).
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(simtally::query::QUERY_STACK_BYTES)
+        .build()
 }
 
 /// Waits for Ctrl-C (SIGINT) or SIGTERM (what service managers and Kubernetes send), and

@@ -18,7 +18,7 @@ use super::compose::compose;
 use super::document::{AdjustmentKind, Invoice};
 use super::read::{LakeSnapshot, Window};
 use super::windows::Read;
-use super::{BillingError, InvoiceOptions, Period, PriceList, Provenance};
+use super::{BillingError, InvoiceOptions, InvoiceRun, Period, PriceList, Provenance};
 use crate::lake::{Lake, LakeTable};
 use crate::pipeline::{RunLedger, RunRecord};
 
@@ -133,10 +133,22 @@ pub async fn reconcile(
         }
         snapshot.clear_cache();
     }
-    // Issuing seals every Workspace of the period (`invoice --due`: of the period in one time
-    // zone, once it closed there): what reaches it later is an adjustment on the next
-    // invoice. A draft beside issued invoices of its zone would never be billed by a
-    // scheduler that issues each month once.
+    check_drafts_beside_issued(&run, period, &mut books);
+    let attributed = attributed_cost(&snapshot, &prices, period).await?;
+    books.check(
+        format!("usage charges of all Workspaces = cost of all attributed slices of {period}"),
+        show(&attributed),
+        show(&charged),
+    );
+    check_nothing_billed_twice(&snapshot, &mut books).await?;
+    Ok(books)
+}
+
+/// Issuing seals every Workspace of the period (`invoice --due`: of the period in one time
+/// zone, once it closed there): what reaches it later is an adjustment on the next
+/// invoice. A draft beside issued invoices of its zone would never be billed by a
+/// scheduler that issues each month once.
+fn check_drafts_beside_issued(run: &InvoiceRun, period: Period, books: &mut Reconciliation) {
     let of = |p: Provenance| run.invoices.iter().filter(move |(_, v)| *v == p);
     let issued_zones: Vec<&str> = of(Provenance::IssuedBefore)
         .map(|(i, _)| i.time_zone.as_str())
@@ -156,12 +168,13 @@ pub async fn reconcile(
             },
         );
     }
-    let attributed = attributed_cost(&snapshot, &prices, period).await?;
-    books.check(
-        format!("usage charges of all Workspaces = cost of all attributed slices of {period}"),
-        show(&attributed),
-        show(&charged),
-    );
+}
+
+/// No slice on two issued invoices, no Workspace period issued twice.
+async fn check_nothing_billed_twice(
+    snapshot: &LakeSnapshot,
+    books: &mut Reconciliation,
+) -> Result<(), BillingError> {
     if snapshot.has(LakeTable::BilledSlices) {
         let twice = snapshot
             .count(
@@ -182,31 +195,12 @@ pub async fn reconcile(
             .await?;
         books.check("Workspace periods issued more than once", 0, doubled);
     }
-    Ok(books)
+    Ok(())
 }
 
-/// The run records of every ingest, against what the lake holds.
-async fn check_runs(
-    lake: &Lake,
-    snapshot: &LakeSnapshot,
-    books: &mut Reconciliation,
-) -> Result<(), BillingError> {
-    let ledger = RunLedger::read(lake).await?;
-    let sum = |pick: fn(&RunRecord) -> u64| ledger.sum(pick);
-    books.check(
-        "ingest runs whose input lines are not all accounted for",
-        0,
-        ledger.unconserved(),
-    );
-    let usage_rows = match snapshot.has(LakeTable::Usage) {
-        true => snapshot.count("SELECT COUNT(*) FROM usage").await?,
-        false => 0,
-    };
-    books.check(
-        "usage rows = rows the ingest runs wrote",
-        sum(|r| r.written_usage),
-        usage_rows,
-    );
+/// Distinct records with at least one attributed slice, and distinct records only in
+/// quarantine.
+async fn records_in_lake(snapshot: &LakeSnapshot) -> Result<(i64, i64), BillingError> {
     let ids = |table: &str| format!("SELECT record_id FROM {table}");
     let attributed = match snapshot.has(LakeTable::Usage) {
         true => {
@@ -242,6 +236,32 @@ async fn check_runs(
         }
         _ => 0,
     };
+    Ok((attributed, quarantined_only))
+}
+
+/// The run records of every ingest, against what the lake holds.
+async fn check_runs(
+    lake: &Lake,
+    snapshot: &LakeSnapshot,
+    books: &mut Reconciliation,
+) -> Result<(), BillingError> {
+    let ledger = RunLedger::read(lake).await?;
+    let sum = |pick: fn(&RunRecord) -> u64| ledger.sum(pick);
+    books.check(
+        "ingest runs whose input lines are not all accounted for",
+        0,
+        ledger.unconserved(),
+    );
+    let usage_rows = match snapshot.has(LakeTable::Usage) {
+        true => snapshot.count("SELECT COUNT(*) FROM usage").await?,
+        false => 0,
+    };
+    books.check(
+        "usage rows = rows the ingest runs wrote",
+        sum(|r| r.written_usage),
+        usage_rows,
+    );
+    let (attributed, quarantined_only) = records_in_lake(snapshot).await?;
     books.check(
         "records in the lake (attributed or quarantined) = records the runs wrote",
         ledger.records_in_lake(),

@@ -27,16 +27,47 @@ pub fn volume_unit(traffic_type: &str) -> &'static str {
 }
 
 pub fn to_csv(invoice: &Invoice) -> String {
-    let mut out = String::from(CSV_HEADER);
-    out.push('\n');
+    let mut csv = Csv(format!("{CSV_HEADER}\n"));
     let period = invoice.period.as_str();
-    let mut row = |fields: [&str; 9]| {
+    charge_rows(invoice, period, &mut csv);
+    allowance_rows(invoice, period, &mut csv);
+    for total in &invoice.totals {
+        for (label, amount) in [
+            ("exact total", total.exact_total),
+            ("rounding difference", total.rounding_difference),
+            ("total", total.total),
+        ] {
+            csv.row([
+                "total",
+                period,
+                label,
+                "",
+                &total.currency,
+                "",
+                "",
+                "",
+                &amount.to_string(),
+            ]);
+        }
+    }
+    csv.0
+}
+
+/// The statement's CSV as it is written, a row at a time.
+struct Csv(String);
+
+impl Csv {
+    fn row(&mut self, fields: [&str; 9]) {
         let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        out.push_str(&quoted.join(","));
-        out.push('\n');
-    };
+        self.0.push_str(&quoted.join(","));
+        self.0.push('\n');
+    }
+}
+
+/// Usage lines and SIM fees.
+fn charge_rows(invoice: &Invoice, period: &str, csv: &mut Csv) {
     for line in &invoice.usage {
-        row([
+        csv.row([
             "usage",
             period,
             &usage_description(&line.traffic_type, &line.operator, &line.mcc, &line.mnc),
@@ -49,7 +80,7 @@ pub fn to_csv(invoice: &Invoice) -> String {
         ]);
     }
     for line in &invoice.sim_fees {
-        row([
+        csv.row([
             "sim_fee",
             period,
             &format!(
@@ -65,8 +96,12 @@ pub fn to_csv(invoice: &Invoice) -> String {
             &line.amount.to_string(),
         ]);
     }
+}
+
+/// Allowances, what they covered, and adjustments of earlier periods.
+fn allowance_rows(invoice: &Invoice, period: &str, csv: &mut Csv) {
     for line in &invoice.allowances {
-        row([
+        csv.row([
             "allowance",
             period,
             &format!(
@@ -83,7 +118,7 @@ pub fn to_csv(invoice: &Invoice) -> String {
         ]);
     }
     for line in &invoice.allowance_cover {
-        row([
+        csv.row([
             "allowance_cover",
             period,
             &format!(
@@ -99,7 +134,7 @@ pub fn to_csv(invoice: &Invoice) -> String {
         ]);
     }
     for line in &invoice.adjustments {
-        row([
+        csv.row([
             "adjustment",
             &line.period,
             &line.description,
@@ -111,26 +146,6 @@ pub fn to_csv(invoice: &Invoice) -> String {
             &line.amount.to_string(),
         ]);
     }
-    for total in &invoice.totals {
-        for (label, amount) in [
-            ("exact total", total.exact_total),
-            ("rounding difference", total.rounding_difference),
-            ("total", total.total),
-        ] {
-            row([
-                "total",
-                period,
-                label,
-                "",
-                &total.currency,
-                "",
-                "",
-                "",
-                &amount.to_string(),
-            ]);
-        }
-    }
-    out
 }
 
 /// Names the tariff version of a line priced by another version than the invoice's.

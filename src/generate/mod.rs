@@ -175,84 +175,28 @@ fn lifecycle(
     start: i64,
     period: i64,
 ) -> (Vec<SequencedEvent>, Vec<String>) {
-    let mut events = Vec::new();
+    let mut events = Events::default();
     let mut rejected = Vec::new();
-    let mut next_id = 0u64;
-    let mut push = |events: &mut Vec<SequencedEvent>, at: i64, iccid: Iccid, kind: EventKind| {
-        let seq = events.len() as i64;
-        next_id += 1;
-        events.push(SequencedEvent {
-            seq,
-            event: LifecycleEvent {
-                event_id: format!("ev-{next_id:08}"),
-                at: UtcMillis::from_millis(at),
-                iccid,
-                kind,
-                actor: None,
-            },
-        });
-    };
     for &iccid in sims {
         let roll = rng.below(100);
         if roll < 4 {
             continue; // never registered: its usage is `unknown_sim`
         }
-        let pick = |rng: &mut Rng| ws(workspaces[rng.below(workspaces.len() as u64) as usize]);
-        let mut owner = pick(rng);
+        let owner = pick(rng, workspaces);
         let registered = if roll < 10 {
             start + rng.below(period as u64) as i64
         } else {
             start - 30 * DAY_MS
         };
-        push(
-            &mut events,
-            registered,
+        let life = SimLife {
             iccid,
-            EventKind::Registered { workspace: owner },
-        );
-        push(
-            &mut events,
+            owner,
+            workspaces,
             registered,
-            iccid,
-            EventKind::StatusChanged {
-                workspace: owner,
-                status: SimStatus::Activated,
-            },
-        );
-        let transfers = match rng.below(100) {
-            0..=11 => 1,
-            12..=15 => 2,
-            _ => 0,
+            start,
+            period,
         };
-        let mut at = registered.max(start);
-        for _ in 0..transfers {
-            at += 1 + rng.below(((start + period - at).max(2) / 2) as u64) as i64;
-            let target = loop {
-                let t = pick(rng);
-                if t != owner {
-                    break t;
-                }
-            };
-            push(
-                &mut events,
-                at,
-                iccid,
-                EventKind::Transferred {
-                    source: owner,
-                    target,
-                },
-            );
-            push(
-                &mut events,
-                at,
-                iccid,
-                EventKind::StatusChanged {
-                    workspace: target,
-                    status: SimStatus::Suspended,
-                },
-            );
-            owner = target;
-        }
+        let owner = life.write(rng, &mut events);
         if rng.below(200) == 0 {
             // A transfer from a Workspace that does not own the SIM: refused.
             let wrong = workspaces
@@ -266,11 +210,96 @@ fn lifecycle(
             ));
         }
     }
+    let mut events = events.list;
     events.sort_by_key(|e| (e.event.at, e.seq));
     for (seq, e) in events.iter_mut().enumerate() {
         e.seq = seq as i64;
     }
     (events, rejected)
+}
+
+/// Generated events, numbered as they are made.
+#[derive(Default)]
+struct Events {
+    list: Vec<SequencedEvent>,
+    next_id: u64,
+}
+
+impl Events {
+    fn push(&mut self, at: i64, iccid: Iccid, kind: EventKind) {
+        self.next_id += 1;
+        self.list.push(SequencedEvent {
+            seq: self.list.len() as i64,
+            event: LifecycleEvent {
+                event_id: format!("ev-{:08}", self.next_id),
+                at: UtcMillis::from_millis(at),
+                iccid,
+                kind,
+                actor: None,
+            },
+        });
+    }
+}
+
+/// One registered SIM's life: activated where it is registered, then moved once or twice
+/// (suspended on arrival) for some SIMs.
+struct SimLife<'a> {
+    iccid: Iccid,
+    /// Where it is registered.
+    owner: WorkspaceId,
+    workspaces: &'a [i64],
+    registered: i64,
+    start: i64,
+    period: i64,
+}
+
+impl SimLife<'_> {
+    /// Writes the SIM's events; returns its last owner.
+    fn write(&self, rng: &mut Rng, events: &mut Events) -> WorkspaceId {
+        let (iccid, start, period) = (self.iccid, self.start, self.period);
+        let mut owner = self.owner;
+        let activated = |workspace| EventKind::StatusChanged {
+            workspace,
+            status: SimStatus::Activated,
+        };
+        events.push(
+            self.registered,
+            iccid,
+            EventKind::Registered { workspace: owner },
+        );
+        events.push(self.registered, iccid, activated(owner));
+        let transfers = match rng.below(100) {
+            0..=11 => 1,
+            12..=15 => 2,
+            _ => 0,
+        };
+        let mut at = self.registered.max(start);
+        for _ in 0..transfers {
+            at += 1 + rng.below(((start + period - at).max(2) / 2) as u64) as i64;
+            let target = loop {
+                let t = pick(rng, self.workspaces);
+                if t != owner {
+                    break t;
+                }
+            };
+            let moved = EventKind::Transferred {
+                source: owner,
+                target,
+            };
+            events.push(at, iccid, moved);
+            let suspended = EventKind::StatusChanged {
+                workspace: target,
+                status: SimStatus::Suspended,
+            };
+            events.push(at, iccid, suspended);
+            owner = target;
+        }
+        owner
+    }
+}
+
+fn pick(rng: &mut Rng, workspaces: &[i64]) -> WorkspaceId {
+    ws(workspaces[rng.below(workspaces.len() as u64) as usize])
 }
 
 fn ws(id: i64) -> WorkspaceId {

@@ -10,9 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Decimal128Type, Int16Type, Int64Type, TimestampMicrosecondType};
+use arrow::datatypes::{
+    DataType, Decimal128Type, Int16Type, Int64Type, TimeUnit, TimestampMicrosecondType,
+};
 
 use super::events::TouchedSims;
 use super::IngestError;
@@ -24,8 +26,9 @@ use crate::domain::{
     Volumes, WorkspaceId,
 };
 use crate::lake::schema::{MONEY_TYPE, VOLUME_TYPE};
-use crate::lake::{utf8_column, Lake, LakeError, LakeTable};
+use crate::lake::{Lake, LakeError, LakeTable};
 use crate::sink::{CorrectionMark, QuarantineRows, UsageRows, WorkspaceDay};
+use crate::tables;
 
 /// The columns read from both tables, in the order [`stored_records`] expects.
 const COLUMNS: &str = "record_id, slice, iccid, traffic_type, start_time, end_time, \
@@ -196,49 +199,76 @@ fn append(
     }
 }
 
-/// Adds the rows of `batch` ([`COLUMNS`], then workspace_id and reason) to their records.
-fn stored_records(
-    batch: &RecordBatch,
-    records: &mut BTreeMap<i64, StoredRecord>,
-) -> Result<(), String> {
-    let text = |i: usize| utf8_column(batch, i);
-    let typed =
-        |i: usize, to: &DataType| cast(batch.column(i), to).map_err(|e| format!("column {i}: {e}"));
-    let ids = typed(0, &DataType::Int64)?;
-    let slices = typed(1, &DataType::Int16)?;
-    let reverses = typed(16, &DataType::Int16)?;
-    let workspaces = typed(17, &DataType::Int64)?;
-    let (starts, ends) = (batch.column(4), batch.column(5));
-    let (rx, tx, cost) = (
-        typed(6, &VOLUME_TYPE)?,
-        typed(7, &VOLUME_TYPE)?,
-        typed(8, &MONEY_TYPE)?,
-    );
-    let (iccids, kinds, currencies) = (text(2)?, text(3)?, text(9)?);
-    let (op_names, mccs, mncs, countries, imsis) =
-        (text(10)?, text(11)?, text(12)?, text(13)?, text(14)?);
-    let (sources, reasons) = (text(15)?, text(18)?);
-    let originals = batch
-        .column(19)
-        .as_boolean_opt()
-        .ok_or("the original flag is not a boolean")?;
-    let ids = ids.as_primitive::<Int64Type>();
-    let slices = slices.as_primitive::<Int16Type>();
-    let reverses = reverses.as_primitive::<Int16Type>();
-    let workspaces = workspaces.as_primitive::<Int64Type>();
-    let micros = |column: &Arc<dyn Array>, row: usize| -> Result<UtcMillis, String> {
-        column
-            .as_primitive_opt::<TimestampMicrosecondType>()
-            .map(|c| UtcMillis::from_millis(c.value(row).div_euclid(1000)))
-            .ok_or_else(|| "a time column is not a timestamp".to_owned())
-    };
-    let units =
-        |column: &Arc<dyn Array>, row: usize| column.as_primitive::<Decimal128Type>().value(row);
-    let optional = |column: &arrow::array::StringArray, row: usize| {
-        column.is_valid(row).then(|| Text::new(column.value(row)))
-    };
-    for row in 0..batch.num_rows() {
-        let id = ids.value(row);
+/// The stored slices' columns of one batch, by name: [`COLUMNS`], `workspace_id`, `reason`
+/// and `original`.
+struct StoredColumns {
+    ids: ArrayRef,
+    slices: ArrayRef,
+    reverses: ArrayRef,
+    workspaces: ArrayRef,
+    starts: ArrayRef,
+    ends: ArrayRef,
+    rx: ArrayRef,
+    tx: ArrayRef,
+    cost: ArrayRef,
+    text: BTreeMap<&'static str, StringArray>,
+    originals: arrow::array::BooleanArray,
+}
+
+const TEXT_COLUMNS: [&str; 10] = [
+    "iccid",
+    "traffic_type",
+    "currency",
+    "operator_name",
+    "mcc",
+    "mnc",
+    "country_name",
+    "imsi",
+    "source",
+    "reason",
+];
+
+impl StoredColumns {
+    fn of(batch: &RecordBatch) -> Result<Self, String> {
+        let typed = |name: &str, to: &DataType| {
+            let column = batch
+                .column_by_name(name)
+                .ok_or(format!("no column {name}"))?;
+            cast(column, to).map_err(|e| format!("{name}: {e}"))
+        };
+        let mut text = BTreeMap::new();
+        for name in TEXT_COLUMNS {
+            text.insert(name, tables::text(batch, name)?);
+        }
+        let timestamp = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        Ok(StoredColumns {
+            ids: typed("record_id", &DataType::Int64)?,
+            slices: typed("slice", &DataType::Int16)?,
+            reverses: typed("reverses_slice", &DataType::Int16)?,
+            workspaces: typed("workspace_id", &DataType::Int64)?,
+            starts: typed("start_time", &timestamp)?,
+            ends: typed("end_time", &timestamp)?,
+            rx: typed("volume_rx", &VOLUME_TYPE)?,
+            tx: typed("volume_tx", &VOLUME_TYPE)?,
+            cost: typed("cost", &MONEY_TYPE)?,
+            text,
+            originals: typed("original", &DataType::Boolean)?.as_boolean().clone(),
+        })
+    }
+
+    fn text(&self, name: &str, row: usize) -> Option<&str> {
+        let column = &self.text[name];
+        column.is_valid(row).then(|| column.value(row))
+    }
+
+    fn id(&self, row: usize) -> i64 {
+        self.ids.as_primitive::<Int64Type>().value(row)
+    }
+
+    /// Row `row` as a stored slice of record [`Self::id`].
+    fn slice(&self, row: usize) -> Result<StoredSlice, String> {
+        let id = self.id(row);
+        let workspaces = self.workspaces.as_primitive::<Int64Type>();
         let destination = if workspaces.is_valid(row) {
             Destination::Workspace(
                 WorkspaceId::new(workspaces.value(row))
@@ -246,51 +276,78 @@ fn stored_records(
             )
         } else {
             Destination::Quarantine(
-                QuarantineReason::from_name(reasons.value(row))
+                QuarantineReason::from_name(self.text("reason", row).unwrap_or_default())
                     .ok_or(format!("record {id}: unknown quarantine reason"))?,
             )
         };
-        let slice = StoredSlice {
-            slice: slices.value(row),
-            destination,
-            start: micros(starts, row)?,
-            end: micros(ends, row)?,
-            rx: Volume::from_units(units(&rx, row)),
-            tx: Volume::from_units(units(&tx, row)),
-            cost: Money::from_units(units(&cost, row)),
-            reverses: reverses.is_valid(row).then(|| reverses.value(row)),
-            original: originals.value(row),
+        let at = |column: &ArrayRef| {
+            let micros = column.as_primitive::<TimestampMicrosecondType>().value(row);
+            UtcMillis::from_millis(micros.div_euclid(1000))
         };
+        let units = |column: &ArrayRef| column.as_primitive::<Decimal128Type>().value(row);
+        let reverses = self.reverses.as_primitive::<Int16Type>();
+        Ok(StoredSlice {
+            slice: self.slices.as_primitive::<Int16Type>().value(row),
+            destination,
+            start: at(&self.starts),
+            end: at(&self.ends),
+            rx: Volume::from_units(units(&self.rx)),
+            tx: Volume::from_units(units(&self.tx)),
+            cost: Money::from_units(units(&self.cost)),
+            reverses: reverses.is_valid(row).then(|| reverses.value(row)),
+            original: self.originals.value(row),
+        })
+    }
+
+    /// Row `row` as the record its slice belongs to (volume and cost are recomputed from
+    /// the live slices by `correct`).
+    fn record(&self, row: usize, slice: &StoredSlice) -> Result<UsageRecord, String> {
+        let id = self.id(row);
+        let optional = |name: &str| self.text(name, row).map(Text::new);
+        let operator = Operator {
+            name: optional("operator_name"),
+            mnc: optional("mnc"),
+            mcc: optional("mcc"),
+            country_name: optional("country_name"),
+        };
+        let required = |name: &str| self.text(name, row).unwrap_or_default();
+        Ok(UsageRecord {
+            id: RecordId(id),
+            traffic_type: TrafficType::from_name(required("traffic_type"))
+                .ok_or(format!("record {id}: unknown traffic type"))?,
+            start: slice.start,
+            end: slice.end,
+            iccid: Iccid::parse(required("iccid")).map_err(|e| format!("record {id}: {e}"))?,
+            imsi: optional("imsi"),
+            operator: (operator != Operator::default()).then_some(operator),
+            volume: Volumes::ZERO,
+            cost: Money::ZERO,
+            currency: Currency::parse(required("currency"))
+                .ok_or(format!("record {id}: bad currency"))?,
+        })
+    }
+}
+
+/// Adds the rows of `batch` ([`StoredColumns`]) to their records.
+fn stored_records(
+    batch: &RecordBatch,
+    records: &mut BTreeMap<i64, StoredRecord>,
+) -> Result<(), String> {
+    let columns = StoredColumns::of(batch)?;
+    for row in 0..batch.num_rows() {
+        let id = columns.id(row);
+        let slice = columns.slice(row)?;
         if let Some(record) = records.get_mut(&id) {
             record.slices.push(slice);
             continue;
         }
-        let operator = Operator {
-            name: optional(&op_names, row),
-            mnc: optional(&mncs, row),
-            mcc: optional(&mccs, row),
-            country_name: optional(&countries, row),
-        };
-        let record = UsageRecord {
-            id: RecordId(id),
-            traffic_type: TrafficType::from_name(kinds.value(row))
-                .ok_or(format!("record {id}: unknown traffic type"))?,
-            start: slice.start,
-            end: slice.end,
-            iccid: Iccid::parse(iccids.value(row)).map_err(|e| format!("record {id}: {e}"))?,
-            imsi: optional(&imsis, row),
-            operator: (operator != Operator::default()).then_some(operator),
-            // Recomputed from the live slices by `correct`.
-            volume: Volumes::ZERO,
-            cost: Money::ZERO,
-            currency: Currency::parse(currencies.value(row))
-                .ok_or(format!("record {id}: bad currency"))?,
-        };
+        let record = columns.record(row, &slice)?;
+        let source = columns.text("source", row).unwrap_or_default().to_owned();
         records.insert(
             id,
             StoredRecord {
                 record,
-                source: sources.value(row).to_owned(),
+                source,
                 slices: vec![slice],
             },
         );

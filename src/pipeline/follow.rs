@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     ingest_pass, open_topics, Hold, IngestError, IngestOptions, KafkaIngest, Metrics, PassState,
-    StoredFrom, StoredSimEvents,
+    RunSummary, StoredFrom, StoredSimEvents,
 };
 use crate::lake::{Claim, Lake};
 use crate::serve::serve_operations;
@@ -37,6 +37,25 @@ pub struct FollowSummary {
     pub records: u64,
     pub duplicates: u64,
     pub dead_letters: u64,
+}
+
+impl FollowSummary {
+    fn add(&mut self, pass: &RunSummary, partitions: &[i32]) {
+        self.passes += 1;
+        self.records += pass.usage.records;
+        self.duplicates += pass.usage.duplicates;
+        self.dead_letters += pass.usage.dead_letters + pass.events.dead_letters;
+        if pass.usage.lines + pass.events.lines > 0 {
+            tracing::info!(
+                ?partitions,
+                records = pass.usage.records,
+                held = pass.usage.held,
+                events = pass.events.accepted,
+                seconds = pass.elapsed.as_secs_f64(),
+                "pass committed"
+            );
+        }
+    }
 }
 
 impl std::fmt::Display for FollowSummary {
@@ -111,51 +130,17 @@ async fn passes(
         let next_pass = tokio::time::Instant::now() + interval;
         let (owned, generation) = member.owned();
         if !owned.is_empty() {
-            let (events, usage) = open_topics(lake, kafka, partitions, Some(owned.clone())).await?;
-            let (events, mut usage) = (events.ending_at_start(), usage.ending_at_start());
-            if let Some(budget) = kafka.pass_budget {
-                usage = usage.with_budget(budget);
-            }
-            // A pass that stops at its budget leaves a backlog: the next starts at once.
-            let backlog = usage.stopped_short();
-            // An idle pass would still load every key from the lake: skip it.
-            let (mut events, mut usage) = (events, usage);
-            let (events, usage, pending) = tokio::task::spawn_blocking(move || {
-                let pending = events.probe_pending()? || usage.probe_pending()?;
-                Ok::<_, crate::source::SourceError>((events, usage, pending))
-            })
-            .await
-            .map_err(|e| IngestError::Internal(format!("probing the topics: {e}")))??;
-            if !pending {
+            let Some((events, usage, backlog)) =
+                pass_sources(lake, kafka, partitions, &owned, metrics).await?
+            else {
                 wait(next_pass, shutdown).await;
                 continue;
-            }
-            metrics.record_lag(events.lags().into_iter().chain(usage.lags()));
-            let (events, usage): (Box<dyn ChunkSource>, Box<dyn ChunkSource>) =
-                (Box::new(events), Box::new(usage));
+            };
             // A pass is not cancelled by the shutdown: it finishes and commits, then the loop
             // ends. (`main` still ends a pass that overstays its grace period; the lake then
             // simply has not recorded it, and the next start reads it again.)
-            let snapshot = StoredFrom::Snapshot {
-                topic: kafka.topics.events.clone(),
-                partitions: owned.clone(),
-            };
-            let (stored, events_since_snapshot) = match kept.take() {
-                Some(kept) if kept.generation == generation => (
-                    StoredFrom::Kept(kept.stored, Box::new(snapshot), claim_of(kafka, &owned)),
-                    kept.events_since_snapshot,
-                ),
-                previous => {
-                    // The partitions' events, as the previous assignment's passes left
-                    // them, are where the next member to own them starts from.
-                    if let Some(previous) = previous {
-                        write_snapshots(lake, kafka, &previous).await;
-                    }
-                    tracing::info!(partitions = ?owned, "SIM events loaded from the lake for this assignment");
-                    metrics.record_ownership_load();
-                    (snapshot, 0)
-                }
-            };
+            let (stored, events_since_snapshot) =
+                stored_from(lake, kafka, kept.take(), (&owned, generation), metrics).await;
             let state = PassState {
                 stored,
                 hold: Some(&mut hold),
@@ -173,35 +158,18 @@ async fn passes(
             match pass.await {
                 Ok((summary, stored_after)) => {
                     shortened_backlog = summary.usage.lines > 0 || summary.usage.held == 0;
-                    let mut next = Kept {
+                    let next = Kept {
                         generation,
                         partitions: owned.clone(),
                         stored: stored_after,
                         events_since_snapshot: events_since_snapshot + summary.events.accepted,
                     };
-                    if next.events_since_snapshot >= SNAPSHOT_AFTER_EVENTS {
-                        write_snapshots(lake, kafka, &next).await;
-                        next.events_since_snapshot = 0;
-                    }
-                    kept = Some(next);
+                    kept = Some(next.snapshot_if_due(lake, kafka).await);
                     metrics.record_pass(&summary);
                     if summary.sim_events_reloaded {
                         metrics.record_ownership_load();
                     }
-                    total.passes += 1;
-                    total.records += summary.usage.records;
-                    total.duplicates += summary.usage.duplicates;
-                    total.dead_letters += summary.usage.dead_letters + summary.events.dead_letters;
-                    if summary.usage.lines + summary.events.lines > 0 {
-                        tracing::info!(
-                            partitions = ?owned,
-                            records = summary.usage.records,
-                            held = summary.usage.held,
-                            events = summary.events.accepted,
-                            seconds = summary.elapsed.as_secs_f64(),
-                            "pass committed"
-                        );
-                    }
+                    total.add(&summary, &owned);
                 }
                 Err(IngestError::Lake(e)) if e.is_concurrent_commit() => {
                     metrics.record_dropped_pass();
@@ -259,11 +227,92 @@ const STALLED_PASSES: u32 = 5;
 const SNAPSHOT_AFTER_EVENTS: u64 = 100_000;
 
 /// The SIM events the last committed pass left, and the assignment it ran under.
+/// A pass's events and usage sources, with its usage source's "stopped at the budget" flag.
+type PassSources = (
+    Box<dyn ChunkSource>,
+    Box<dyn ChunkSource>,
+    Arc<std::sync::atomic::AtomicBool>,
+);
+
 struct Kept {
     generation: u64,
     partitions: Vec<i32>,
     stored: StoredSimEvents,
     events_since_snapshot: u64,
+}
+
+/// The topics' partitions `owned` opened for one pass, each to the end seen now, usage
+/// within the pass budget (and whether it stopped short of the end); `None` when neither
+/// has anything new (an idle pass would still load every key from the lake).
+async fn pass_sources(
+    lake: &Lake,
+    kafka: &KafkaIngest,
+    partitions: i32,
+    owned: &[i32],
+    metrics: &Metrics,
+) -> Result<Option<PassSources>, IngestError> {
+    let (events, usage) = open_topics(lake, kafka, partitions, Some(owned.to_vec())).await?;
+    let (events, mut usage) = (events.ending_at_start(), usage.ending_at_start());
+    if let Some(budget) = kafka.pass_budget {
+        usage = usage.with_budget(budget);
+    }
+    // A pass that stops at its budget leaves a backlog: the next starts at once.
+    let backlog = usage.stopped_short();
+    // An idle pass would still load every key from the lake: skip it.
+    let (mut events, mut usage) = (events, usage);
+    let (events, usage, pending) = tokio::task::spawn_blocking(move || {
+        let pending = events.probe_pending()? || usage.probe_pending()?;
+        Ok::<_, crate::source::SourceError>((events, usage, pending))
+    })
+    .await
+    .map_err(|e| IngestError::Internal(format!("probing the topics: {e}")))??;
+    if !pending {
+        return Ok(None);
+    }
+    metrics.record_lag(events.lags().into_iter().chain(usage.lags()));
+    Ok(Some((Box::new(events), Box::new(usage), backlog)))
+}
+
+impl Kept {
+    /// Writes the partitions' snapshots once enough events arrived since the last ones.
+    async fn snapshot_if_due(mut self, lake: &Lake, kafka: &KafkaIngest) -> Self {
+        if self.events_since_snapshot >= SNAPSHOT_AFTER_EVENTS {
+            write_snapshots(lake, kafka, &self).await;
+            self.events_since_snapshot = 0;
+        }
+        self
+    }
+}
+
+/// Where a pass over `owned` (of assignment `generation`) takes the stored SIM events
+/// from: those the last pass kept, while the assignment is the same; else the partitions'
+/// snapshots (written first for the previous assignment's partitions, where the next member
+/// to own them starts). With the events accepted since the last snapshot.
+async fn stored_from(
+    lake: &Lake,
+    kafka: &KafkaIngest,
+    kept: Option<Kept>,
+    (owned, generation): (&[i32], u64),
+    metrics: &Metrics,
+) -> (StoredFrom, u64) {
+    let snapshot = StoredFrom::Snapshot {
+        topic: kafka.topics.events.clone(),
+        partitions: owned.to_vec(),
+    };
+    match kept {
+        Some(kept) if kept.generation == generation => (
+            StoredFrom::Kept(kept.stored, Box::new(snapshot), claim_of(kafka, owned)),
+            kept.events_since_snapshot,
+        ),
+        previous => {
+            if let Some(previous) = previous {
+                write_snapshots(lake, kafka, &previous).await;
+            }
+            tracing::info!(partitions = ?owned, "SIM events loaded from the lake for this assignment");
+            metrics.record_ownership_load();
+            (snapshot, 0)
+        }
+    }
 }
 
 /// Snapshots only save the next assignment a longer load: a failure is logged, not fatal.

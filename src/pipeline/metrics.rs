@@ -76,11 +76,10 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of every counter.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
+    /// Every counter: name, help and value.
+    fn counters(&self) -> [(&'static str, &'static str, u64); 13] {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let counters = [
+        [
             (
                 "usage_messages_total",
                 "Usage messages read (every line, valid or not).",
@@ -142,7 +141,13 @@ impl Metrics {
                 "Times the SIM events were loaded from the lake (on assignment; passes in between keep them).",
                 get(&self.ownership_loads),
             ),
-        ];
+        ]
+    }
+
+    /// The Prometheus text exposition of every counter and gauge.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counters = self.counters();
         for (name, help, value) in counters {
             metric(
                 &mut out,
@@ -152,16 +157,22 @@ impl Metrics {
                 &[(String::new(), value as f64)],
             );
         }
+        self.render_gauges(&mut out);
+        out
+    }
+
+    fn render_gauges(&self, out: &mut String) {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let seconds = Duration::from_millis(get(&self.last_pass_millis)).as_secs_f64();
         metric(
-            &mut out,
+            out,
             "last_pass_seconds",
             "How long the last pass took (read, attribute, write, commit).",
             "gauge",
             &[(String::new(), seconds)],
         );
         metric(
-            &mut out,
+            out,
             "held_messages",
             "Usage messages the last pass held for the lifecycle events that cover them.",
             "gauge",
@@ -169,7 +180,7 @@ impl Metrics {
         );
         let commit = self.last_commit_unix_millis.load(Ordering::Relaxed) as f64 / 1000.0;
         metric(
-            &mut out,
+            out,
             "last_commit_timestamp_seconds",
             "When the last pass committed (Unix time; 0: none yet).",
             "gauge",
@@ -190,13 +201,12 @@ impl Metrics {
             })
             .unwrap_or_default();
         metric(
-            &mut out,
+            out,
             "consumer_lag_messages",
             "Messages of an owned partition not yet in the lake when the last pass started.",
             "gauge",
             &lag,
         );
-        out
     }
 }
 

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use deltalake::kernel::Transaction;
@@ -274,33 +274,12 @@ pub async fn ingest_pass(
 ) -> Result<(RunSummary, StoredSimEvents), IngestError> {
     let started = std::time::Instant::now();
     let now = UtcMillis::now();
-    // The tables are opened (their versions fixed) before anything is read from them: a
-    // commit by another writer after this point makes this run's commit conflict, and one
-    // before it is seen in the keys read below. So a run never writes what it did not see.
-    let events_appender = lake.appender(LakeTable::SimEvents).await?;
-    let directory_appenders = [
-        lake.appender(LakeTable::Workspaces).await?,
-        lake.appender(LakeTable::Memberships).await?,
-    ];
-    let usage_appenders = [
-        lake.appender(LakeTable::Usage).await?,
-        lake.appender(LakeTable::Quarantine).await?,
-        lake.appender(LakeTable::DeadLetters).await?,
-    ];
-    let fence = Fence::read(&usage_appenders[0], &usage_appenders[1]).await?;
-    // A dead letter is keyed by where it came from (`path:line`, `topic/partition/offset`):
-    // only letters of this pass's inputs can collide, when the sources name them all.
-    let prefixes: Option<Vec<String>> = (events_source.prefixes_are_final()
-        && usage_source.prefixes_are_final())
-    .then(|| [events_source.prefixes(), usage_source.prefixes()].concat());
-    let dead_letters_in_lake: Arc<HashSet<String>> = Arc::new(
-        lake.string_keys_starting(LakeTable::DeadLetters, "source", prefixes.as_deref())
-            .await?,
-    );
-
+    let opened = OpenedTables::open(lake, events_source.as_ref(), usage_source.as_ref()).await?;
+    let (usage_appenders, fence) = (opened.usage, opened.fence);
+    let dead_letters_in_lake = opened.dead_letters_in_lake;
     let targets = events::EventTargets {
-        appender: events_appender,
-        directory_appenders,
+        appender: opened.events,
+        directory_appenders: opened.directory,
         link_limits: options.link_limits.clone(),
         input_limits: &options.limits,
         dead_letters_in_lake: &dead_letters_in_lake,
@@ -358,102 +337,198 @@ pub async fn ingest_pass(
     summary.events = event_pass.counts;
     summary.sim_events_reloaded = event_pass.reloaded;
     summary.corrections = corrected.counts;
-    if let Some((brokers, topic)) = options.kafka.as_ref().and_then(|k| {
-        k.dead_letter_topic
-            .as_ref()
-            .map(|topic| (k.brokers.as_str(), topic))
-    }) {
-        summary.unsent_dead_letters =
-            dead_letter_topic::send(brokers, topic, &usage_pass.dead_letters).await;
-    }
-    let events_written = event_pass.appender.rows() as u64;
-    let [workspaces_appender, memberships_appender] = event_pass.directory_appenders;
-    let (workspaces_written, memberships_written) = (
-        workspaces_appender.rows() as u64,
-        memberships_appender.rows() as u64,
-    );
-    let record = RunRecord::new(&summary, |table| match table {
-        "sim_events" => events_written,
-        "workspaces" => workspaces_written,
-        "memberships" => memberships_written,
-        _ => usage_pass
-            .appenders
-            .iter()
-            .find(|(t, _)| t.name() == table)
-            .map_or(0, |(_, appender)| appender.rows() as u64),
-    });
-    // `usage` is committed last and records where both sources resume: a run that dies
-    // before it re-reads everything, and the lake recognizes what it already has. (Events
-    // cannot resume from the `sim_events` commit: their dead letters are committed later.)
-    let quarantine_points = [
-        event_pass.resume_points.as_slice(),
-        &usage_pass.quarantine_points,
-    ]
-    .concat();
-    let resume_points = [event_pass.resume_points, usage_pass.resume_points].concat();
-    // Every commit that adds rows also names the positions it read up to (Delta `txn`
-    // actions): if another member of a consumer group committed the same partitions since
-    // this run read the table, Delta refuses the commit, so two instances never both write
-    // the same messages (see `follow`). The writer fence does the same for every writer.
-    let positions = |rows: usize| match rows {
-        0 => Vec::new(),
-        _ => transactions(&resume_points),
+    summary.unsent_dead_letters = to_dead_letter_topic(options, &usage_pass.dead_letters).await;
+    let writes = PassWrites {
+        events: event_pass.appender,
+        directory: event_pass.directory_appenders,
+        tables: usage_pass.appenders,
+        event_points: event_pass.resume_points,
+        usage_points: usage_pass.resume_points,
+        quarantine_points: usage_pass.quarantine_points,
     };
-    let events_version = event_pass.appender.read_version();
-    let mut steps = vec![commit::Step {
-        table: LakeTable::SimEvents,
-        txns: positions(event_pass.appender.rows()),
-        appender: event_pass.appender,
-    }];
-    for (table, appender) in [
-        (LakeTable::Workspaces, workspaces_appender),
-        (LakeTable::Memberships, memberships_appender),
-    ] {
-        let txns = positions(appender.rows());
-        steps.push(commit::Step {
-            table,
-            appender,
-            txns,
-        });
-    }
-    for (table, mut appender) in usage_pass.appenders {
-        let txns = match table {
-            LakeTable::Usage => {
-                // A run that adds nothing leaves the lake as it was, without a record.
-                if let Some(value) = serde_json::to_value(&record)
-                    .ok()
-                    .filter(|_| record.wrote_something())
-                {
-                    appender.record_in_commit(RUN_RECORD_KEY, value);
-                }
-                transactions(&resume_points)
-            }
-            // A pass killed between its `quarantine` and `usage` commits is told by these,
-            // and its records stored in quarantine only are still accounted for.
-            LakeTable::Quarantine if appender.rows() > 0 => {
-                appender.record_in_commit(QUARANTINE_RECORDS_KEY, record.quarantine_only.into());
-                transactions(&quarantine_points)
-            }
-            _ => positions(appender.rows()),
-        };
-        steps.push(commit::Step {
-            table,
-            appender,
-            txns,
-        });
-    }
-    // A file ingest's pass records the fence; a follower's, its positions (`lake::fence`).
-    let fence = resume_points.is_empty().then_some(fence);
-    let committed = commit::CommitPlan::new(fence, steps)?.commit().await?;
-    let events_version = committed
-        .iter()
-        .find(|(table, _)| *table == LakeTable::SimEvents.name())
-        .map(|(_, version)| *version)
-        .or(events_version);
-    summary.lake_versions.extend(committed);
+    let events_version = writes.commit(&mut summary, fence).await?;
     summary.elapsed = started.elapsed();
     tracing::info!(seconds = summary.elapsed.as_secs_f64(), "committed");
     Ok((summary, stored_after.at_version(events_version)))
+}
+
+/// Sends the pass's dead letters to the dead-letter topic, when one is configured; how
+/// many could not be sent (they are in the table all the same).
+async fn to_dead_letter_topic(options: &IngestOptions, letters: &[RecordBatch]) -> u64 {
+    let kafka = options.kafka.as_ref();
+    match kafka.and_then(|k| {
+        k.dead_letter_topic
+            .as_ref()
+            .map(|t| (k.brokers.as_str(), t))
+    }) {
+        Some((brokers, topic)) => dead_letter_topic::send(brokers, topic, letters).await,
+        None => 0,
+    }
+}
+
+/// The tables a pass writes, opened (their versions fixed) before anything is read from
+/// them, with the writer fence and the dead-letter keys its inputs could collide with.
+struct OpenedTables {
+    events: crate::lake::TableAppender,
+    /// `workspaces` and `memberships`.
+    directory: [crate::lake::TableAppender; 2],
+    /// `usage`, `quarantine` and `dead_letters`.
+    usage: [crate::lake::TableAppender; 3],
+    fence: Fence,
+    dead_letters_in_lake: Arc<HashSet<String>>,
+}
+
+impl OpenedTables {
+    async fn open(
+        lake: &Lake,
+        events_source: &dyn ChunkSource,
+        usage_source: &dyn ChunkSource,
+    ) -> Result<Self, IngestError> {
+        // The tables are opened (their versions fixed) before anything is read from them: a
+        // commit by another writer after this point makes this run's commit conflict, and one
+        // before it is seen in the keys read below. So a run never writes what it did not see.
+        let events = lake.appender(LakeTable::SimEvents).await?;
+        let directory = [
+            lake.appender(LakeTable::Workspaces).await?,
+            lake.appender(LakeTable::Memberships).await?,
+        ];
+        let usage = [
+            lake.appender(LakeTable::Usage).await?,
+            lake.appender(LakeTable::Quarantine).await?,
+            lake.appender(LakeTable::DeadLetters).await?,
+        ];
+        let fence = Fence::read(&usage[0], &usage[1]).await?;
+        // A dead letter is keyed by where it came from (`path:line`, `topic/partition/offset`):
+        // only letters of this pass's inputs can collide, when the sources name them all.
+        let prefixes: Option<Vec<String>> = (events_source.prefixes_are_final()
+            && usage_source.prefixes_are_final())
+        .then(|| [events_source.prefixes(), usage_source.prefixes()].concat());
+        let dead_letters_in_lake: Arc<HashSet<String>> = Arc::new(
+            lake.string_keys_starting(LakeTable::DeadLetters, "source", prefixes.as_deref())
+                .await?,
+        );
+        Ok(OpenedTables {
+            events,
+            directory,
+            usage,
+            fence,
+            dead_letters_in_lake,
+        })
+    }
+}
+
+/// What a pass wrote and has yet to commit, with the positions its sources read up to.
+struct PassWrites {
+    events: crate::lake::TableAppender,
+    /// `workspaces` and `memberships`.
+    directory: [crate::lake::TableAppender; 2],
+    /// `quarantine`, `dead_letters` and `usage`, in their commit order.
+    tables: Vec<(LakeTable, crate::lake::TableAppender)>,
+    event_points: Vec<(String, i64)>,
+    usage_points: Vec<(String, i64)>,
+    quarantine_points: Vec<(String, i64)>,
+}
+
+impl PassWrites {
+    /// Commits the pass (see [`Self::into_steps`]) under the writer fence (a file ingest)
+    /// or its positions (a follower; `lake::fence`), and adds the versions to `summary`;
+    /// returns the `sim_events` version the pass leaves.
+    async fn commit(
+        self,
+        summary: &mut RunSummary,
+        fence: Fence,
+    ) -> Result<Option<i64>, IngestError> {
+        let events_read = self.events.read_version();
+        let (steps, resume_points) = self.into_steps(summary);
+        let fence = resume_points.is_empty().then_some(fence);
+        let committed = commit::CommitPlan::new(fence, steps)?.commit().await?;
+        let events_version = committed
+            .iter()
+            .find(|(table, _)| *table == LakeTable::SimEvents.name())
+            .map(|(_, version)| *version)
+            .or(events_read);
+        summary.lake_versions.extend(committed);
+        Ok(events_version)
+    }
+
+    /// The pass's commits in their order (events first: usage never refers to an ownership
+    /// the lake cannot explain), with the run record on `usage`; and where the sources
+    /// resume.
+    fn into_steps(self, summary: &RunSummary) -> (Vec<commit::Step>, Vec<(String, i64)>) {
+        let events_written = self.events.rows() as u64;
+        let [workspaces_appender, memberships_appender] = self.directory;
+        let (workspaces_written, memberships_written) = (
+            workspaces_appender.rows() as u64,
+            memberships_appender.rows() as u64,
+        );
+        let record = RunRecord::new(summary, |table| match table {
+            "sim_events" => events_written,
+            "workspaces" => workspaces_written,
+            "memberships" => memberships_written,
+            _ => self
+                .tables
+                .iter()
+                .find(|(t, _)| t.name() == table)
+                .map_or(0, |(_, appender)| appender.rows() as u64),
+        });
+        // `usage` is committed last and records where both sources resume: a run that dies
+        // before it re-reads everything, and the lake recognizes what it already has. (Events
+        // cannot resume from the `sim_events` commit: their dead letters are committed later.)
+        let quarantine_points = [self.event_points.as_slice(), &self.quarantine_points].concat();
+        let resume_points = [self.event_points, self.usage_points].concat();
+        // Every commit that adds rows also names the positions it read up to (Delta `txn`
+        // actions): if another member of a consumer group committed the same partitions since
+        // this run read the table, Delta refuses the commit, so two instances never both write
+        // the same messages (see `follow`). The writer fence does the same for every writer.
+        let positions = |rows: usize| match rows {
+            0 => Vec::new(),
+            _ => transactions(&resume_points),
+        };
+        let mut steps = vec![commit::Step {
+            table: LakeTable::SimEvents,
+            txns: positions(self.events.rows()),
+            appender: self.events,
+        }];
+        for (table, appender) in [
+            (LakeTable::Workspaces, workspaces_appender),
+            (LakeTable::Memberships, memberships_appender),
+        ] {
+            let txns = positions(appender.rows());
+            steps.push(commit::Step {
+                table,
+                appender,
+                txns,
+            });
+        }
+        for (table, mut appender) in self.tables {
+            let txns = match table {
+                LakeTable::Usage => {
+                    // A run that adds nothing leaves the lake as it was, without a record.
+                    if let Some(value) = serde_json::to_value(&record)
+                        .ok()
+                        .filter(|_| record.wrote_something())
+                    {
+                        appender.record_in_commit(RUN_RECORD_KEY, value);
+                    }
+                    transactions(&resume_points)
+                }
+                // A pass killed between its `quarantine` and `usage` commits is told by these,
+                // and its records stored in quarantine only are still accounted for.
+                LakeTable::Quarantine if appender.rows() > 0 => {
+                    appender
+                        .record_in_commit(QUARANTINE_RECORDS_KEY, record.quarantine_only.into());
+                    transactions(&quarantine_points)
+                }
+                _ => positions(appender.rows()),
+            };
+            steps.push(commit::Step {
+                table,
+                appender,
+                txns,
+            });
+        }
+        (steps, resume_points)
+    }
 }
 
 /// Appends the correction rows to the pass's `usage` and `quarantine` writers, so that they

@@ -285,6 +285,40 @@ impl RunSummary {
     }
 }
 
+impl RunSummary {
+    /// The table of Workspaces and quarantine reasons under the totals.
+    fn write_workspaces(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "\n{:>12} {:>10} {:>10} {:>22} {:>22}",
+            "workspace", "records", "slices", "volume", "cost"
+        )?;
+        for (ws, t) in &self.workspaces {
+            writeln!(
+                f,
+                "{:>12} {:>10} {:>10} {:>22} {:>22}",
+                ws,
+                t.records,
+                t.slices,
+                t.volume_total.to_string(),
+                t.cost.to_string()
+            )?;
+        }
+        for (reason, q) in &self.quarantine {
+            writeln!(
+                f,
+                "{:>12} {:>10} {:>10} {:>22} {:>22}",
+                format!("[{reason}]"),
+                "",
+                q.slices,
+                q.volume_total.to_string(),
+                q.cost.to_string()
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let u = &self.usage;
@@ -331,33 +365,7 @@ impl fmt::Display for RunSummary {
         writeln!(f, "volume           {:>24}", u.total_volume.to_string())?;
         writeln!(f, "cost             {:>24}", u.total_cost.to_string())?;
         if !self.workspaces.is_empty() {
-            writeln!(
-                f,
-                "\n{:>12} {:>10} {:>10} {:>22} {:>22}",
-                "workspace", "records", "slices", "volume", "cost"
-            )?;
-            for (ws, t) in &self.workspaces {
-                writeln!(
-                    f,
-                    "{:>12} {:>10} {:>10} {:>22} {:>22}",
-                    ws,
-                    t.records,
-                    t.slices,
-                    t.volume_total.to_string(),
-                    t.cost.to_string()
-                )?;
-            }
-            for (reason, q) in &self.quarantine {
-                writeln!(
-                    f,
-                    "{:>12} {:>10} {:>10} {:>22} {:>22}",
-                    format!("[{reason}]"),
-                    "",
-                    q.slices,
-                    q.volume_total.to_string(),
-                    q.cost.to_string()
-                )?;
-            }
+            self.write_workspaces(f)?;
         }
         write!(f, "\ndone in {:.2}s", self.elapsed.as_secs_f64())?;
         if !self.lake_versions.is_empty() {
