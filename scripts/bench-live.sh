@@ -34,8 +34,8 @@ work="$cache/bench-live-work"
 rm -rf "$work" && mkdir -p "$work"
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null; kill "$pid" 2>/dev/null; done
-  [ -n "${s3_pid:-}" ] && kill "$s3_pid" 2>/dev/null
+  for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
+  [ -n "${s3_pid:-}" ] && kill "$s3_pid" 2>/dev/null || true
   true
 }
 trap cleanup EXIT

@@ -21,7 +21,8 @@ storage="${SIMTALLY_BROKER_STORAGE:-memory}"
 TANSU_VERSION=0.6.0
 case "$storage" in
   memory) features=dynostore engine="memory://tansu/" ;;
-  sqlite) features=dynostore,libsql tools="$cache/tools-sqlite" engine="sqlite://$state/tansu.db" ;;
+  # tansu opens a sqlite:// path relative to its working directory, $state.
+  sqlite) features=dynostore,libsql tools="$cache/tools-sqlite" engine="sqlite://tansu.db" ;;
   *) echo "SIMTALLY_BROKER_STORAGE is memory or sqlite, not '$storage'" >&2; exit 2 ;;
 esac
 tansu="$tools/bin/tansu"
@@ -52,18 +53,23 @@ start() {
   install_tansu
   mkdir -p "$state"
   if [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null; then
+    if [ "$(cat "$state/storage" 2>/dev/null || echo memory)" != "$storage" ]; then
+      echo "error: a broker with $(cat "$state/storage" 2>/dev/null || echo memory) storage is running; scripts/broker.sh stop first" >&2
+      exit 1
+    fi
     cat "$state/address"
     return
   fi
   local port="${1:-$(free_port)}"
   # A new broker starts empty, like the in-memory one.
   rm -f "$state"/tansu.db*
-  "$tansu" broker \
+  (cd "$state" && exec "$tansu" broker \
     --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine "$engine" >"$state/broker.log" 2>&1 &
+    --storage-engine "$engine") >"$state/broker.log" 2>&1 &
   echo $! >"$state/pid"
   echo "127.0.0.1:$port" >"$state/address"
+  echo "$storage" >"$state/storage"
   if ! wait_for_port "$port"; then
     echo "error: tansu did not start listening on $port; see $state/broker.log" >&2
     exit 1

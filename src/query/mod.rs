@@ -28,7 +28,7 @@ pub use snapshots::{LakeSnapshots, TableVersion};
 pub enum QueryError {
     #[error(transparent)]
     Lake(#[from] crate::lake::LakeError),
-    #[error("SQL error: {0}")]
+    #[error("the query failed: {0}")]
     Sql(#[source] Box<datafusion::error::DataFusionError>),
     #[error("unknown report '{0}'; `simtally report --list` shows the reports")]
     UnknownReport(String),
