@@ -94,6 +94,8 @@ if [ -n "${chaos_pid:-}" ]; then
 fi
 wait "$feed_pid"
 for n in $(seq 1 "$followers"); do kill -TERM "${pids[$n]}"; wait "${pids[$n]}" || true; done
+# Its sleep first: it holds this script's output open, and the loop ends with it.
+pkill -P "${pids[0]}" 2>/dev/null || true
 kill "${pids[0]}" 2>/dev/null || true
 
 strip() { sed 's/\x1b\[[0-9;]*m//g' "$@"; }
