@@ -12,9 +12,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::compute::cast;
-use arrow::datatypes::{
-    DataType, Decimal128Type, Int16Type, Int64Type, TimeUnit, TimestampMicrosecondType,
-};
+use arrow::datatypes::{DataType, Decimal128Type, Int16Type, Int64Type, TimestampMicrosecondType};
 
 use super::events::TouchedSims;
 use super::IngestError;
@@ -25,7 +23,7 @@ use crate::domain::{
     Currency, Iccid, Money, Operator, RecordId, Text, TrafficType, UsageRecord, UtcMillis, Volume,
     Volumes, WorkspaceId,
 };
-use crate::lake::schema::{MONEY_TYPE, VOLUME_TYPE};
+use crate::lake::schema::{timestamp_type, MONEY_TYPE, VOLUME_TYPE};
 use crate::lake::{Lake, LakeError, LakeTable};
 use crate::sink::{CorrectionMark, QuarantineRows, UsageRows, WorkspaceDay};
 use crate::tables;
@@ -240,7 +238,7 @@ impl StoredColumns {
         for name in TEXT_COLUMNS {
             text.insert(name, tables::text(batch, name)?);
         }
-        let timestamp = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let timestamp = timestamp_type();
         Ok(StoredColumns {
             ids: typed("record_id", &DataType::Int64)?,
             slices: typed("slice", &DataType::Int16)?,

@@ -9,15 +9,12 @@ pub mod sim_events;
 use arrow::array::{
     Array, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Int64Type, TimestampMicrosecondType};
+use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 
-/// A column of `batch` by name, as text (dictionary-encoded or view columns cast).
+/// A column of `batch` by name, as text ([`crate::lake::utf8_column`]).
 pub(crate) fn text(batch: &RecordBatch, name: &str) -> Result<StringArray, String> {
-    let column = batch
-        .column_by_name(name)
-        .ok_or(format!("no column {name}"))?;
-    let utf8 = arrow::compute::cast(column, &DataType::Utf8).map_err(|e| format!("{name}: {e}"))?;
-    Ok(utf8.as_string::<i32>().clone())
+    let i = (batch.schema().index_of(name)).map_err(|_| format!("no column {name}"))?;
+    crate::lake::utf8_column(batch, i).map_err(|e| format!("{name}: {e}"))
 }
 
 /// A BIGINT column of `batch` by name.
