@@ -14,6 +14,7 @@ import sys
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 
@@ -30,7 +31,11 @@ def main():
         driver.set_page_load_timeout(30)
         driver.get(url)
         status = lambda d: d.find_element("id", "status").text
-        WebDriverWait(driver, 30).until(
+        # The page is replaced while the sign-in redirects: an element read during that is
+        # stale or not there yet, and is read again.
+        WebDriverWait(
+            driver, 30, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+        ).until(
             lambda d: status(d).startswith(("Showing", "Sign-in failed", "That token", "You have"))
         )
         driver.save_screenshot(screenshot)
