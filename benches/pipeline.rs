@@ -28,6 +28,7 @@ fn data_set(dir: &std::path::Path) -> (PathBuf, PathBuf) {
         workspaces: None,
         out: dir.to_path_buf(),
         usage_by_day: false,
+        zstd: false,
     })
     .unwrap();
     (generated.usage, generated.events)

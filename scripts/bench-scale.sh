@@ -6,8 +6,10 @@
 # aggregation, by `simtally query` (fresh processes) and by DuckDB over the Parquet files the
 # Delta log lists.
 #
-#   scripts/bench-scale.sh [WORKSPACES] [DAYS] [RECORDS_PER_DAY] [SIMS]
+#   scripts/bench-scale.sh [WORKSPACES] [DAYS] [RECORDS_PER_DAY] [SIMS] [zstd]
 #
+# `zstd` generates the day files zstd-compressed (what ingest then reads): the 100 M-record
+# lake's 42 GB of NDJSON take about a tenth of that on disk.
 # Writes $cache/bench-scale-WORKSPACESw-DAYSd-RECORDS_PER_DAY.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +17,10 @@ workspaces="${1:-3000}"
 days="${2:-30}"
 per_day="${3:-100000}"
 sims="${4:-100000}"
+compressed="${5:-}"
 records=$((days * per_day))
 gen_sims="$sims" gen_workspaces="$workspaces" gen_days="$days" gen_by_day=1
+gen_zstd=$([ "$compressed" = zstd ] && echo 1 || true)
 source scripts/bench-setup.sh
 work="$cache/bench-scale"
 rm -rf "$work" && mkdir -p "$work"
@@ -26,7 +30,7 @@ echo "$workspaces Workspaces, $sims SIMs, $per_day records a day, $days days; ma
 echo -e "step\tseconds\tpeak_MiB\tcpu_seconds\tfiles_added\tusage_files\tusage_MiB" | tee "$results"
 before=0
 n=0
-for day_file in "$data"/usage/*.ndjson; do
+for day_file in "$data"/usage/*.ndjson*; do
   n=$((n + 1))
   events=()
   [ "$n" = 1 ] && events=(--events "$data/events.ndjson")
@@ -41,7 +45,7 @@ echo -e "$line\t\t$files\t$((bytes / 1048576))" | tee -a "$results"
 
 # Queries: a Workspace in the middle, the first month of data.
 workspace=$((1000 + workspaces / 2))
-from=$(basename "$(ls "$data"/usage/*.ndjson | head -1)" .ndjson)
+from=$(basename "$(ls "$data"/usage/*.ndjson* | head -1)" | cut -c1-10)
 to=$(date -d "$from + $((days - 1)) days" +%F)
 one="SELECT COUNT(*), SUM(cost) FROM usage WHERE workspace_id = $workspace AND usage_date BETWEEN DATE '$from' AND DATE '$to'"
 full="SELECT COUNT(*), SUM(cost) FROM usage"

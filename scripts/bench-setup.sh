@@ -3,16 +3,17 @@
 # generates the data set of $records records into $data, cached under ~/.cache/simtally
 # and keyed by the generator's source and every argument. Expects $records; a script may
 # set gen_sims (default 20000), gen_workspaces (default: the five of the samples), gen_days
-# (default 30) and gen_by_day=1 (usage as a file per day in $data/usage/). Sets cache, data,
-# bin, python, measure.
+# (default 30), gen_by_day=1 (usage as a file per day in $data/usage/) and gen_zstd=1 (usage
+# files zstd-compressed, .ndjson.zst). Sets cache, data, bin, python, measure.
 cache="$HOME/.cache/simtally"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 gen_sims="${gen_sims:-20000}"
 gen_days="${gen_days:-30}"
 gen_by_day="${gen_by_day:-}"
+gen_zstd="${gen_zstd:-}"
 # The generator's version: a change to its source makes new data sets.
 generator="g$(cat src/generate/*.rs | sha1sum | cut -c1-10)"
-data="$cache/bench-data/$generator-$records-${gen_days}d-${gen_sims}s${gen_workspaces:+-${gen_workspaces}w}${gen_by_day:+-by-day}"
+data="$cache/bench-data/$generator-$records-${gen_days}d-${gen_sims}s${gen_workspaces:+-${gen_workspaces}w}${gen_by_day:+-by-day}${gen_zstd:+-zst}"
 
 cargo build --release --locked --quiet --bin simtally
 bin="$CARGO_TARGET_DIR/release/simtally"
@@ -27,7 +28,8 @@ fi
 
 if [ ! -f "$data/expected.json" ]; then
   "$bin" generate --seed 1 --sims "$gen_sims" ${gen_workspaces:+--workspaces "$gen_workspaces"} \
-    --records "$records" --days "$gen_days" ${gen_by_day:+--usage-by-day} --out "$data.partial"
+    --records "$records" --days "$gen_days" ${gen_by_day:+--usage-by-day} \
+    ${gen_zstd:+--zstd} --out "$data.partial"
   mv "$data.partial" "$data"
 fi
 

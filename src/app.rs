@@ -300,6 +300,7 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
         workspaces: None,
         out: dir.join("data"),
         usage_by_day: false,
+        zstd: false,
     };
     println!(
         "== generating {} usage records for {} SIMs in {}",

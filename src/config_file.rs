@@ -16,7 +16,7 @@
 //! pass_max_records = 250000        # SIMTALLY_PASS_MAX_RECORDS
 //! pass_max_mib = 128               # SIMTALLY_PASS_MAX_MIB
 //! hold_minutes = 60                # SIMTALLY_HOLD_MINUTES
-//! hold_idle_seconds = 10           # SIMTALLY_HOLD_IDLE_SECONDS
+//! hold_idle_seconds = 5            # SIMTALLY_HOLD_IDLE_SECONDS (default: pass_seconds)
 //! metrics_addr = "0.0.0.0:9464"    # SIMTALLY_METRICS_ADDR
 //! dead_letter_topic = "sim-dead-letters" # SIMTALLY_DEAD_LETTER_TOPIC
 //! dedup_window_days = 7            # SIMTALLY_DEDUP_WINDOW_DAYS

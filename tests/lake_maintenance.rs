@@ -278,6 +278,7 @@ async fn a_one_workspace_query_skips_the_pages_of_other_workspaces() {
         workspaces: Some(40),
         out: dir.path().join("data"),
         usage_by_day: false,
+        zstd: false,
     })
     .unwrap();
     ingest_files(&lake, &[generated.usage], &[generated.events]).await;

@@ -485,10 +485,11 @@ pub struct IngestArgs {
     #[arg(long, env = "SIMTALLY_HOLD_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=10_080))]
     pub hold_minutes: u64,
     /// With --brokers and without --exit-at-end: an events partition that delivered nothing
-    /// for this many seconds holds no usage (lifecycle events are rare; a quiet topic must
-    /// not delay usage).
-    #[arg(long, env = "SIMTALLY_HOLD_IDLE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub hold_idle_seconds: u64,
+    /// in the passes started this many seconds before the current one holds no usage
+    /// (lifecycle events are rare; a quiet topic must not delay usage). Default: the pass
+    /// interval, so held usage waits one pass more at most unless its events keep arriving.
+    #[arg(long, env = "SIMTALLY_HOLD_IDLE_SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub hold_idle_seconds: Option<u64>,
     /// With --brokers and without --exit-at-end: serve /metrics (Prometheus) and /healthz
     /// at this HOST:PORT (port 0: any free port, logged at info level).
     #[arg(long, env = "SIMTALLY_METRICS_ADDR", value_name = "HOST:PORT")]
@@ -582,6 +583,10 @@ pub struct GenerateArgs {
     /// (for ingesting day by day), instead of one `OUT/usage.ndjson`.
     #[arg(long)]
     pub usage_by_day: bool,
+    /// Write the usage files zstd-compressed (`.ndjson.zst`), as feeds are often delivered;
+    /// `ingest` reads them as they are.
+    #[arg(long)]
+    pub zstd: bool,
 }
 
 #[derive(Debug, Args)]

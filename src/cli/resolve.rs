@@ -79,7 +79,9 @@ impl IngestArgs {
                     bound: std::time::Duration::from_secs(a.hold_minutes * 60),
                     idle: match a.hold_minutes {
                         0 => std::time::Duration::ZERO,
-                        _ => std::time::Duration::from_secs(a.hold_idle_seconds),
+                        _ => std::time::Duration::from_secs(
+                            a.hold_idle_seconds.unwrap_or(a.pass_seconds),
+                        ),
                     },
                 },
             }),
@@ -244,6 +246,7 @@ impl GenerateArgs {
             workspaces: a.workspaces,
             out: a.out,
             usage_by_day: a.usage_by_day,
+            zstd: a.zstd,
         })
     }
 }

@@ -34,6 +34,8 @@ pub struct GenerateOptions {
     /// Usage in `out/usage/YYYY-MM-DD.ndjson`, a file per day of the records' start, instead
     /// of one `out/usage.ndjson`.
     pub usage_by_day: bool,
+    /// Usage files zstd-compressed (`.ndjson.zst`).
+    pub zstd: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +105,7 @@ pub fn generate(options: &GenerateOptions) -> Result<Generated, GenerateError> {
     )?;
 
     let (book, _) = OwnershipBook::build(events.clone());
-    let mut usage = UsageOut::create(&options.out, options.usage_by_day)?;
+    let mut usage = UsageOut::create(&options.out, options.usage_by_day, options.zstd)?;
     let expected = write_usage(options, &mut rng, &sims, &book, period_start, &mut usage)?;
     let usage_path = usage.path().to_path_buf();
     usage.finish()?;
@@ -453,7 +455,7 @@ mod tests {
     #[test]
     fn usage_by_day_holds_the_same_lines_each_on_its_day() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let options = |out: &str, usage_by_day| GenerateOptions {
+        let options = |out: &str, usage_by_day, zstd| GenerateOptions {
             seed: 3,
             sims: 50,
             records: 20_000,
@@ -462,9 +464,11 @@ mod tests {
             workspaces: None,
             out: dir.path().join(out),
             usage_by_day,
+            zstd,
         };
-        let one = generate(&options("one", false)).unwrap_or_else(|e| panic!("{e}"));
-        let days = generate(&options("days", true)).unwrap_or_else(|e| panic!("{e}"));
+        let one = generate(&options("one", false, false)).unwrap_or_else(|e| panic!("{e}"));
+        let days = generate(&options("days", true, false)).unwrap_or_else(|e| panic!("{e}"));
+        let packed = generate(&options("packed", true, true)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(one.expected.input_lines, days.expected.input_lines);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&days.usage)
             .unwrap_or_else(|e| panic!("{e}"))
@@ -480,6 +484,13 @@ mod tests {
             ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
         );
         assert_eq!(lines_of(&files), lines_of(&[one.usage]));
+        // Compressed, the same bytes per day.
+        for (file, day) in files.iter().zip(&names) {
+            let zst = packed.usage.join(format!("{day}.ndjson.zst"));
+            let bytes = std::fs::read(&zst).unwrap_or_else(|e| panic!("{}: {e}", zst.display()));
+            let text = zstd::decode_all(bytes.as_slice()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(text, std::fs::read(file).unwrap_or_default(), "{day}");
+        }
         for (file, day) in files.iter().zip(&names) {
             let text = std::fs::read_to_string(file).unwrap_or_default();
             let records = text

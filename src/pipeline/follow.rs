@@ -17,8 +17,8 @@ use deltalake::kernel::Transaction;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ingest_pass, open_topics, Hold, IngestError, IngestOptions, KafkaIngest, Metrics, PassState,
-    RunSummary, StoredFrom, StoredSimEvents,
+    ingest_pass, open_topics, Hold, Holding, IngestError, IngestOptions, KafkaIngest, Metrics,
+    PassState, RunSummary, StoredFrom, StoredSimEvents,
 };
 use crate::lake::{Claim, Lake};
 use crate::serve::serve_operations;
@@ -107,6 +107,43 @@ pub async fn follow(
     result
 }
 
+/// A pass that committed nothing: dropped when another member committed its partitions
+/// first, or when the broker stalled (the next pass reads again from the lake's positions, at
+/// once; a few times in a row before the member gives up and its supervisor restarts it);
+/// anything else ends the follower. Returns whether the next pass starts at once.
+fn dropped(
+    e: IngestError,
+    stalled_passes: &mut u32,
+    owned: &[i32],
+    total: &mut FollowSummary,
+    metrics: &Metrics,
+) -> Result<bool, IngestError> {
+    match e {
+        IngestError::Lake(e) if e.is_concurrent_commit() => {
+            *stalled_passes = 0;
+            metrics.record_dropped_pass();
+            total.passes_dropped += 1;
+            tracing::warn!(
+                partitions = ?owned,
+                "another member committed these partitions first; pass dropped"
+            );
+            Ok(false)
+        }
+        IngestError::Source(e @ SourceError::Kafka { .. }) if *stalled_passes < STALLED_PASSES => {
+            *stalled_passes += 1;
+            metrics.record_dropped_pass();
+            total.passes_dropped += 1;
+            tracing::warn!(
+                partitions = ?owned,
+                "pass dropped ({} of {STALLED_PASSES} in a row allowed): {e}",
+                stalled_passes
+            );
+            Ok(true)
+        }
+        e => Err(e),
+    }
+}
+
 async fn passes(
     lake: &Lake,
     options: &IngestOptions,
@@ -127,7 +164,8 @@ async fn passes(
     while !shutdown.is_cancelled() {
         // Passes start every interval (a pass that takes longer is followed at once): a
         // message waits at most one interval to be read, however long the passes take.
-        let next_pass = tokio::time::Instant::now() + interval;
+        let pass_start = tokio::time::Instant::now();
+        let next_pass = pass_start + interval;
         let (owned, generation) = member.owned();
         if !owned.is_empty() {
             let Some((events, usage, backlog)) =
@@ -143,7 +181,10 @@ async fn passes(
                 stored_from(lake, kafka, kept.take(), (&owned, generation), metrics).await;
             let state = PassState {
                 stored,
-                hold: Some(&mut hold),
+                hold: Some(Holding {
+                    hold: &mut hold,
+                    pass_start: pass_start.into_std(),
+                }),
             };
             let pass = ingest_pass(
                 lake,
@@ -157,6 +198,7 @@ async fn passes(
             let mut shortened_backlog = true;
             match pass.await {
                 Ok((summary, stored_after)) => {
+                    stalled_passes = 0;
                     shortened_backlog = summary.usage.lines > 0 || summary.usage.held == 0;
                     let next = Kept {
                         generation,
@@ -171,32 +213,12 @@ async fn passes(
                     }
                     total.add(&summary, &owned);
                 }
-                Err(IngestError::Lake(e)) if e.is_concurrent_commit() => {
-                    metrics.record_dropped_pass();
-                    total.passes_dropped += 1;
-                    tracing::warn!(
-                        partitions = ?owned,
-                        "another member committed these partitions first; pass dropped"
-                    );
+                Err(e) => {
+                    if dropped(e, &mut stalled_passes, &owned, &mut total, metrics)? {
+                        continue;
+                    }
                 }
-                // A broker that stalls is an outside system's trouble: the pass commits
-                // nothing and the next reads again from the lake's positions, a few times
-                // before the member gives up (and its supervisor restarts it).
-                Err(IngestError::Source(e @ SourceError::Kafka { .. }))
-                    if stalled_passes < STALLED_PASSES =>
-                {
-                    stalled_passes += 1;
-                    metrics.record_dropped_pass();
-                    total.passes_dropped += 1;
-                    tracing::warn!(
-                        partitions = ?owned,
-                        "pass dropped ({stalled_passes} of {STALLED_PASSES} in a row allowed): {e}"
-                    );
-                    continue;
-                }
-                Err(e) => return Err(e),
             }
-            stalled_passes = 0;
             if shortened_backlog && backlog.load(std::sync::atomic::Ordering::Acquire) {
                 continue;
             }

@@ -15,10 +15,13 @@
 //!
 //! An events partition holds usage only while its producer is seen producing: messages
 //! arrived in a pass after the one that first read the partition (that first read is its
-//! backlog, which says nothing of now), within the idle time (wall clock). Lifecycle events
-//! are rare, and a quiet partition, or a follower catching up on a backlog, must not delay
-//! usage. Holding only ever changes how many corrections are written, never what the lake
-//! adds up to.
+//! backlog, which says nothing of now), in a pass that started less than the idle time
+//! before this one (by default the pass interval: a partition that delivered nothing in the
+//! last pass holds nothing, so held usage waits one pass more at most, unless its events
+//! keep arriving and have not yet caught up with it). Times are the passes' starts, which
+//! are at least one interval apart. Lifecycle events are rare, and a quiet partition, or a
+//! follower catching up on a backlog, must not delay usage. Holding only ever changes how
+//! many corrections are written, never what the lake adds up to.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -30,8 +33,8 @@ use crate::domain::UtcMillis;
 pub struct HoldPolicy {
     /// At most this much usage event time past a record before it is written anyway.
     pub bound: Duration,
-    /// An events partition silent for this long (wall clock) holds nothing (zero: nothing
-    /// is ever held).
+    /// An events partition that delivered nothing in the passes started this long (wall
+    /// clock) before the current one holds nothing (zero: nothing is ever held).
     pub idle: Duration,
 }
 
@@ -57,7 +60,8 @@ struct PartitionClock {
     events_time: Option<UtcMillis>,
     /// A pass of this process has read the events partition.
     events_read: bool,
-    /// When the events partition last delivered anything after its first read.
+    /// When the pass that last read anything from the events partition, after its first
+    /// read, started.
     events_arrived: Option<Instant>,
     /// The latest usage end time read from the usage partition (held records included).
     usage_time: Option<UtcMillis>,
@@ -71,8 +75,8 @@ impl Hold {
         }
     }
 
-    /// The events partitions that delivered messages in a pass, with the latest SIM event
-    /// time among them (`None` if none was a valid SIM event).
+    /// The events partitions that delivered messages in the pass started `at`, with the
+    /// latest SIM event time among them (`None` if none was a valid SIM event).
     pub fn saw_events(&mut self, arrivals: &BTreeMap<i32, Option<UtcMillis>>, at: Instant) {
         for (partition, latest) in arrivals {
             let clock = self.partitions.entry(*partition).or_default();
@@ -90,7 +94,8 @@ impl Hold {
         clock.usage_time = clock.usage_time.max(Some(latest_end));
     }
 
-    /// The release horizon of each of `partitions` (a usage source's inputs, in order).
+    /// The release horizon of each of `partitions` (a usage source's inputs, in order) for
+    /// the pass started `now`.
     pub fn horizons(&self, partitions: &[i32], now: Instant) -> Horizons {
         Horizons(partitions.iter().map(|p| self.horizon(*p, now)).collect())
     }
@@ -210,6 +215,27 @@ mod tests {
         following(&mut hold, Some(at(HOUR)), then);
         let later = then + Duration::from_secs(60);
         assert!(hold.horizons(&[0], later).releases(0, at(10 * HOUR)));
+    }
+
+    #[test]
+    fn with_the_idle_time_of_one_interval_held_usage_waits_one_pass_at_most() {
+        let interval = Duration::from_secs(5);
+        let mut hold = Hold::new(HoldPolicy {
+            bound: Duration::from_secs(3600),
+            idle: interval,
+        });
+        let first = Instant::now();
+        following(&mut hold, Some(at(HOUR)), first);
+        assert!(!hold.horizons(&[0], first).releases(0, at(2 * HOUR)));
+        // The next pass, one interval later, read nothing from the events partition.
+        assert!(hold
+            .horizons(&[0], first + interval)
+            .releases(0, at(2 * HOUR)));
+        // Had it read events, but not yet past the record, the record would wait on.
+        hold.saw_events(&BTreeMap::from([(0, Some(at(HOUR + 1)))]), first + interval);
+        assert!(!hold
+            .horizons(&[0], first + interval)
+            .releases(0, at(2 * HOUR)));
     }
 
     #[test]

@@ -260,7 +260,15 @@ pub struct PassState<'a> {
     /// Where the stored SIM events come from.
     pub stored: StoredFrom,
     /// Hold usage for the events (a follower); `None` writes everything read.
-    pub hold: Option<&'a mut Hold>,
+    pub hold: Option<Holding<'a>>,
+}
+
+/// A follower's [`Hold`] and when the interval of this pass began (pass starts are at least
+/// one interval apart, which is what the hold's idle time is measured against).
+#[derive(Debug)]
+pub struct Holding<'a> {
+    pub hold: &'a mut Hold,
+    pub pass_start: std::time::Instant,
 }
 
 /// One pass of [`ingest_sources`] over (events, usage), from what earlier passes left (see
@@ -293,10 +301,10 @@ pub async fn ingest_pass(
         "ownership book ready"
     );
 
-    let horizons = match hold.as_deref_mut() {
-        Some(hold) => {
-            hold.saw_events(&event_pass.arrivals, std::time::Instant::now());
-            hold.horizons(&usage_source.partitions(), std::time::Instant::now())
+    let horizons = match hold.as_mut() {
+        Some(Holding { hold, pass_start }) => {
+            hold.saw_events(&event_pass.arrivals, *pass_start);
+            hold.horizons(&usage_source.partitions(), *pass_start)
         }
         None => Horizons::default(),
     };
@@ -315,7 +323,7 @@ pub async fn ingest_pass(
         shutdown.clone(),
     )
     .await?;
-    if let Some(hold) = hold {
+    if let Some(Holding { hold, .. }) = hold {
         for (partition, end) in &usage_pass.latest_end {
             hold.saw_usage(*partition, *end);
         }
