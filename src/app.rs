@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
 
 use crate::billing::{due, invoice, reconcile, BillingError, InvoiceOptions, Period, Provenance};
-use crate::config::Config;
+use crate::config::{BillingTask, Config, LakeTask};
 use crate::generate::{generate, GenerateError, GenerateOptions};
 use crate::lake::{Lake, LakeLocation};
 use crate::pipeline::{
@@ -94,14 +94,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             let summary = replay_dead_letters(&Lake::new(lake), &options, shutdown).await?;
             println!("{summary}");
         }
-        c @ (Config::Compact { .. }
-        | Config::Check { .. }
-        | Config::Maintain { .. }
-        | Config::Migrate { .. }
-        | Config::Vacuum { .. }) => lake_command(c).await?,
-        c @ (Config::Invoice { .. } | Config::InvoiceDue { .. } | Config::Reconcile { .. }) => {
-            billing_command(c).await?
-        }
+        Config::Lake { lake, task } => lake_command(Lake::new(lake), task).await?,
+        Config::Billing { lake, task } => billing_command(Lake::new(lake), task).await?,
         Config::Serve { lake, options } => serve(lake, options, shutdown).await?,
         Config::Produce(options) => {
             let (usage, events) = (options.topics.usage.clone(), options.topics.events.clone());
@@ -116,28 +110,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
 }
 
 /// `simtally lake ...`: maintenance of the lake's files and its check.
-async fn lake_command(config: Config) -> Result<(), RunError> {
-    match config {
-        Config::Compact { lake } => {
-            for table in Lake::new(lake).compact().await.map_err(QueryError::from)? {
+async fn lake_command(lake: Lake, task: LakeTask) -> Result<(), RunError> {
+    match task {
+        LakeTask::Compact => {
+            for table in lake.compact().await.map_err(QueryError::from)? {
                 println!(
                     "{:<13} {} files merged into {}",
                     table.table, table.files_removed, table.files_added
                 );
             }
         }
-        Config::Check { lake } => {
-            let checked = check_lake(&Lake::new(lake)).await?;
+        LakeTask::Check => {
+            let checked = check_lake(&lake).await?;
             print!("{checked}");
             if !checked.passes() {
                 return Err(RunError::LakeCheckFailed);
             }
         }
-        Config::Maintain { lake, retain } => {
-            let done = Lake::new(lake)
-                .maintain(retain)
-                .await
-                .map_err(QueryError::from)?;
+        LakeTask::Maintain { retain } => {
+            let done = lake.maintain(retain).await.map_err(QueryError::from)?;
             for table in &done.compacted {
                 println!(
                     "{:<13} {} files merged into {}",
@@ -149,8 +140,8 @@ async fn lake_command(config: Config) -> Result<(), RunError> {
                 println!("{:<13} deleted {} files", table.table, table.files_removed);
             }
         }
-        Config::Migrate { lake } => {
-            let done = Lake::new(lake).migrate().await.map_err(QueryError::from)?;
+        LakeTask::Migrate => {
+            let done = lake.migrate().await.map_err(QueryError::from)?;
             if done.is_empty() {
                 println!("every table already has this simtally's layout");
             }
@@ -161,49 +152,39 @@ async fn lake_command(config: Config) -> Result<(), RunError> {
                 );
             }
         }
-        Config::Vacuum {
-            lake,
-            retain,
-            dry_run,
-        } => {
-            let done = Lake::new(lake).vacuum(retain, dry_run).await;
+        LakeTask::Vacuum { retain, dry_run } => {
+            let done = lake.vacuum(retain, dry_run).await;
             for table in done.map_err(QueryError::from)? {
                 let verb = if dry_run { "would delete" } else { "deleted" };
                 println!("{:<13} {verb} {} files", table.table, table.files_removed);
             }
         }
-        _ => unreachable!("lake_command takes the lake commands"),
     }
     Ok(())
 }
 
 /// `simtally invoice` and `simtally reconcile`.
-async fn billing_command(config: Config) -> Result<(), RunError> {
-    match config {
-        Config::Invoice { lake, options } => {
-            let run = invoice(&Lake::new(lake), &options).await?;
+async fn billing_command(lake: Lake, task: BillingTask) -> Result<(), RunError> {
+    match task {
+        BillingTask::Invoice(options) => {
+            let run = invoice(&lake, &options).await?;
             print_invoices(&run, &options.out);
         }
-        Config::InvoiceDue { lake, options } => {
-            let run = due(&Lake::new(lake), &options).await?;
+        BillingTask::InvoiceDue(options) => {
+            let run = due(&lake, &options).await?;
             for (period, issued) in &run.issued {
                 print_invoices(issued, &options.out.join(period.to_string()));
             }
             let (period, drafts) = &run.drafts;
             print_invoices(drafts, &options.out.join(period.to_string()));
         }
-        Config::Reconcile {
-            lake,
-            period,
-            prices,
-        } => {
-            let books = reconcile(&Lake::new(lake), period, &prices).await?;
+        BillingTask::Reconcile { period, prices } => {
+            let books = reconcile(&lake, period, &prices).await?;
             println!("{books}");
             if !books.balances() {
                 return Err(RunError::NotBalanced(period));
             }
         }
-        _ => unreachable!("billing_command takes the billing commands"),
     }
     Ok(())
 }

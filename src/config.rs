@@ -39,48 +39,53 @@ pub enum Config {
         dir: PathBuf,
     },
     Produce(ProduceOptions),
-    Compact {
+    /// `simtally lake ...`.
+    Lake {
         lake: LakeLocation,
-    },
-    /// `simtally lake check`.
-    Check {
-        lake: LakeLocation,
+        task: LakeTask,
     },
     Replay {
         lake: LakeLocation,
         options: IngestOptions,
     },
-    Invoice {
+    /// `simtally invoice` and `simtally reconcile`.
+    Billing {
         lake: LakeLocation,
-        options: InvoiceOptions,
-    },
-    /// `invoice --due`.
-    InvoiceDue {
-        lake: LakeLocation,
-        options: DueOptions,
-    },
-    Reconcile {
-        lake: LakeLocation,
-        period: Period,
-        prices: PathBuf,
-    },
-    Vacuum {
-        lake: LakeLocation,
-        retain: std::time::Duration,
-        dry_run: bool,
-    },
-    /// `simtally lake maintain`.
-    Maintain {
-        lake: LakeLocation,
-        retain: std::time::Duration,
-    },
-    /// `simtally lake migrate`.
-    Migrate {
-        lake: LakeLocation,
+        task: BillingTask,
     },
     Serve {
         lake: LakeLocation,
         options: crate::serve::ServeOptions,
+    },
+}
+
+/// What `simtally lake` does to the lake's files.
+#[derive(Debug)]
+pub enum LakeTask {
+    Compact,
+    /// `simtally lake check`.
+    Check,
+    /// `simtally lake maintain`.
+    Maintain {
+        retain: std::time::Duration,
+    },
+    /// `simtally lake migrate`.
+    Migrate,
+    Vacuum {
+        retain: std::time::Duration,
+        dry_run: bool,
+    },
+}
+
+/// What `simtally invoice` and `simtally reconcile` do.
+#[derive(Debug)]
+pub enum BillingTask {
+    Invoice(InvoiceOptions),
+    /// `invoice --due`.
+    InvoiceDue(DueOptions),
+    Reconcile {
+        period: Period,
+        prices: PathBuf,
     },
 }
 

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
 use crate::billing::{DueOptions, InvoiceOptions, Period};
-use crate::config::{parse_date, Config, DEFAULT_LAKE};
+use crate::config::{parse_date, BillingTask, Config, LakeTask, DEFAULT_LAKE};
 use crate::decode::InputLimits;
 use crate::directory::{LinkLimits, OrganizationLimit};
 use crate::domain::{UtcMillis, WorkspaceId};

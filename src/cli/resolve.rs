@@ -9,16 +9,15 @@ fn lake_err(e: LakeError) -> String {
 
 impl IngestArgs {
     pub(super) fn resolve(self) -> Result<Config, String> {
-        let a = &self;
-        let files = !(a.usage.is_empty() && a.events.is_empty());
-        if files && a.exit_at_end {
+        let files = !(self.usage.is_empty() && self.events.is_empty());
+        if files && self.exit_at_end {
             return Err("give either --usage/--events files or --brokers with \
                         --exit-at-end, not both"
                 .into());
         }
         let kafka = self.kafka(files);
         let following = kafka.as_ref().is_some_and(|k| k.follow.is_some());
-        if a.metrics_addr.is_some() && !following {
+        if self.metrics_addr.is_some() && !following {
             return Err("--metrics-addr is for a following Kafka ingest (--brokers \
                         without --exit-at-end)"
                 .into());
@@ -28,9 +27,10 @@ impl IngestArgs {
                 "nothing to ingest: give --usage FILE and/or --events FILE, or --brokers".into(),
             );
         }
-        if a.usage
+        if self
+            .usage
             .iter()
-            .chain(&a.events)
+            .chain(&self.events)
             .filter(|f| *f == "-")
             .count()
             > 1
@@ -38,18 +38,18 @@ impl IngestArgs {
             return Err("stdin (-) can be read only once".into());
         }
         Ok(Config::Ingest {
-            lake: a.lake.location().map_err(lake_err)?,
+            lake: self.lake.location().map_err(lake_err)?,
             options: IngestOptions {
-                usage: a.usage.iter().map(|s| Input::parse(s)).collect(),
-                events: a.events.iter().map(|s| Input::parse(s)).collect(),
-                progress: !a.no_progress,
-                threads: a.threads,
+                usage: self.usage.iter().map(|s| Input::parse(s)).collect(),
+                events: self.events.iter().map(|s| Input::parse(s)).collect(),
+                progress: !self.no_progress,
+                threads: self.threads,
                 kafka,
-                link_limits: a.link_limits.limits(),
-                dedup_window_days: Some(a.dedup_window_days),
+                link_limits: self.link_limits.limits(),
+                dedup_window_days: Some(self.dedup_window_days),
                 limits: InputLimits {
-                    plausible: a.plausible_from..a.plausible_until,
-                    max_line_bytes: usize::try_from(a.max_line_bytes).unwrap_or(usize::MAX),
+                    plausible: self.plausible_from..self.plausible_until,
+                    max_line_bytes: usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX),
                 },
             },
         })
@@ -58,29 +58,28 @@ impl IngestArgs {
     /// The Kafka part of an ingest: brokers set for `produce` (in the environment or the
     /// configuration file) do not turn a file ingest into a Kafka one.
     fn kafka(&self, files: bool) -> Option<KafkaIngest> {
-        let a = self;
-        match (&a.brokers, a.exit_at_end) {
+        match (&self.brokers, self.exit_at_end) {
             // Brokers set for `produce` (in the environment or the configuration
             // file) do not turn a file ingest into a Kafka one.
             (None, _) => None,
             (Some(_), _) if files => None,
             (Some(brokers), exit_at_end) => Some(KafkaIngest {
                 brokers: brokers.clone(),
-                topics: a.topics.topics(),
-                group: a.group.clone(),
-                follow: (!exit_at_end).then(|| std::time::Duration::from_secs(a.pass_seconds)),
-                metrics_address: a.metrics_addr.clone(),
-                dead_letter_topic: a.dead_letter_topic.clone(),
+                topics: self.topics.topics(),
+                group: self.group.clone(),
+                follow: (!exit_at_end).then(|| std::time::Duration::from_secs(self.pass_seconds)),
+                metrics_address: self.metrics_addr.clone(),
+                dead_letter_topic: self.dead_letter_topic.clone(),
                 pass_budget: Some(ReadBudget {
-                    messages: a.pass_max_records,
-                    bytes: a.pass_max_mib.saturating_mul(1 << 20),
+                    messages: self.pass_max_records,
+                    bytes: self.pass_max_mib.saturating_mul(1 << 20),
                 }),
                 hold: HoldPolicy {
-                    bound: std::time::Duration::from_secs(a.hold_minutes * 60),
-                    idle: match a.hold_minutes {
+                    bound: std::time::Duration::from_secs(self.hold_minutes * 60),
+                    idle: match self.hold_minutes {
                         0 => std::time::Duration::ZERO,
                         _ => std::time::Duration::from_secs(
-                            a.hold_idle_seconds.unwrap_or(a.pass_seconds),
+                            self.hold_idle_seconds.unwrap_or(self.pass_seconds),
                         ),
                     },
                 },
@@ -91,48 +90,48 @@ impl IngestArgs {
 
 impl ServeArgs {
     pub(super) fn resolve(self) -> Result<Config, String> {
-        let a = self;
         Ok(Config::Serve {
-            lake: a.lake.location().map_err(lake_err)?,
+            lake: self.lake.location().map_err(lake_err)?,
             options: ServeOptions {
-                address: a.addr,
-                postgres_address: a.postgres_addr,
+                address: self.addr,
+                postgres_address: self.postgres_addr,
                 auth: AuthOptions {
-                    hs256_secret_file: a.jwt_secret_file,
-                    rs256_public_key_file: a.jwt_public_key_file,
-                    issuer: a.jwt_issuer,
-                    audience: a.jwt_audience,
-                    operator_secret_file: a.operator_secret_file,
-                    oidc_issuers_file: a.oidc_issuers_file,
+                    hs256_secret_file: self.jwt_secret_file,
+                    rs256_public_key_file: self.jwt_public_key_file,
+                    issuer: self.jwt_issuer,
+                    audience: self.jwt_audience,
+                    operator_secret_file: self.operator_secret_file,
+                    oidc_issuers_file: self.oidc_issuers_file,
                 },
                 limits: QueryLimits {
-                    max_rows: a.max_rows,
-                    timeout: std::time::Duration::from_secs(a.query_timeout),
-                    memory_bytes: usize::try_from(a.query_memory_mb.saturating_mul(1 << 20))
+                    max_rows: self.max_rows,
+                    timeout: std::time::Duration::from_secs(self.query_timeout),
+                    memory_bytes: usize::try_from(self.query_memory_mb.saturating_mul(1 << 20))
                         .unwrap_or(usize::MAX),
                     statement: StatementLimits::default(),
                 },
-                query_threads: a.threads,
-                events_topic: a.brokers.map(|brokers| EventsTopic {
+                query_threads: self.threads,
+                events_topic: self.brokers.map(|brokers| EventsTopic {
                     brokers,
-                    topic: a.events_topic,
+                    topic: self.events_topic,
                 }),
                 fairness: FairnessLimits {
-                    per_caller: usize::try_from(a.queries_per_caller).unwrap_or(usize::MAX),
-                    queued_per_caller: usize::try_from(a.queued_per_caller).unwrap_or(usize::MAX),
+                    per_caller: usize::try_from(self.queries_per_caller).unwrap_or(usize::MAX),
+                    queued_per_caller: usize::try_from(self.queued_per_caller)
+                        .unwrap_or(usize::MAX),
                 },
                 connections: ConnectionLimits {
-                    max_connections: usize::try_from(a.max_connections).unwrap_or(usize::MAX),
-                    idle_timeout: std::time::Duration::from_secs(a.idle_timeout),
+                    max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+                    idle_timeout: std::time::Duration::from_secs(self.idle_timeout),
                 },
-                tls: a
+                tls: self
                     .tls_cert_file
-                    .zip(a.tls_key_file)
+                    .zip(self.tls_key_file)
                     .map(|(certificate, key)| TlsFiles { certificate, key }),
-                link_limits: a.link_limits.limits(),
-                billing: a.prices.map(|prices| ServedBilling {
+                link_limits: self.link_limits.limits(),
+                billing: self.prices.map(|prices| ServedBilling {
                     prices,
-                    out: a.invoice_dir,
+                    out: self.invoice_dir,
                 }),
             },
         })
@@ -141,30 +140,28 @@ impl ServeArgs {
 
 impl ProduceArgs {
     pub(super) fn resolve(self) -> Result<Config, String> {
-        let a = self;
-        if a.usage.is_empty() && a.events.is_empty() {
+        if self.usage.is_empty() && self.events.is_empty() {
             return Err("nothing to produce: give --usage FILE and/or --events FILE".into());
         }
         Ok(Config::Produce(ProduceOptions {
-            brokers: a.brokers,
-            topics: a.topics.topics(),
-            usage: a.usage.iter().map(|s| Input::parse(s)).collect(),
-            events: a.events.iter().map(|s| Input::parse(s)).collect(),
-            partitions: a.partitions,
+            brokers: self.brokers,
+            topics: self.topics.topics(),
+            usage: self.usage.iter().map(|s| Input::parse(s)).collect(),
+            events: self.events.iter().map(|s| Input::parse(s)).collect(),
+            partitions: self.partitions,
         }))
     }
 }
 
 impl ReplayArgs {
     pub(super) fn resolve(self) -> Result<Config, String> {
-        let a = self;
         Ok(Config::Replay {
-            lake: a.lake.location().map_err(lake_err)?,
+            lake: self.lake.location().map_err(lake_err)?,
             options: IngestOptions {
                 usage: Vec::new(),
                 events: Vec::new(),
                 progress: false,
-                threads: a.threads,
+                threads: self.threads,
                 kafka: None,
                 link_limits: LinkLimits::default(),
                 dedup_window_days: None,
@@ -177,25 +174,27 @@ impl ReplayArgs {
 impl LakeCommand {
     pub(super) fn resolve(self) -> Result<Config, String> {
         let hours = |h: u64| std::time::Duration::from_secs(h.saturating_mul(3600));
-        Ok(match self {
-            LakeCommand::Compact(lake) => Config::Compact {
-                lake: lake.location().map_err(lake_err)?,
-            },
-            LakeCommand::Check(lake) => Config::Check {
-                lake: lake.location().map_err(lake_err)?,
-            },
-            LakeCommand::Maintain(a) => Config::Maintain {
-                lake: a.lake.location().map_err(lake_err)?,
-                retain: hours(a.retain_hours),
-            },
-            LakeCommand::Migrate(lake) => Config::Migrate {
-                lake: lake.location().map_err(lake_err)?,
-            },
-            LakeCommand::Vacuum(a) => Config::Vacuum {
-                lake: a.lake.location().map_err(lake_err)?,
-                retain: hours(a.retain_hours),
-                dry_run: a.dry_run,
-            },
+        let (lake, task) = match self {
+            LakeCommand::Compact(lake) => (lake, LakeTask::Compact),
+            LakeCommand::Check(lake) => (lake, LakeTask::Check),
+            LakeCommand::Maintain(a) => (
+                a.lake,
+                LakeTask::Maintain {
+                    retain: hours(a.retain_hours),
+                },
+            ),
+            LakeCommand::Migrate(lake) => (lake, LakeTask::Migrate),
+            LakeCommand::Vacuum(a) => (
+                a.lake,
+                LakeTask::Vacuum {
+                    retain: hours(a.retain_hours),
+                    dry_run: a.dry_run,
+                },
+            ),
+        };
+        Ok(Config::Lake {
+            lake: lake.location().map_err(lake_err)?,
+            task,
         })
     }
 }
@@ -212,80 +211,77 @@ impl QueryArgs {
 
 impl ReportArgs {
     pub(super) fn resolve(self) -> Result<Config, String> {
-        let a = self;
-        if a.list {
+        if self.list {
             return Ok(Config::ListReports);
         }
-        if let (Some(from), Some(to)) = (a.from, a.to) {
+        if let (Some(from), Some(to)) = (self.from, self.to) {
             if from > to {
                 return Err(format!("--from {from} is after --to {to}"));
             }
         }
         Ok(Config::Report {
-            lake: a.lake.location().map_err(lake_err)?,
-            name: a.name.unwrap_or_default(),
+            lake: self.lake.location().map_err(lake_err)?,
+            name: self.name.unwrap_or_default(),
             scope: Scope {
-                workspaces: a.workspaces,
-                from: a.from,
-                to: a.to,
+                workspaces: self.workspaces,
+                from: self.from,
+                to: self.to,
             },
-            format: a.format,
+            format: self.format,
         })
     }
 }
 
 impl GenerateArgs {
     pub(super) fn resolve(self) -> Config {
-        let a = self;
         Config::Generate(GenerateOptions {
-            seed: a.seed,
-            sims: a.sims,
-            records: a.records,
-            days: a.days,
-            start: a.start,
-            workspaces: a.workspaces,
-            out: a.out,
-            usage_by_day: a.usage_by_day,
-            zstd: a.zstd,
+            seed: self.seed,
+            sims: self.sims,
+            records: self.records,
+            days: self.days,
+            start: self.start,
+            workspaces: self.workspaces,
+            out: self.out,
+            usage_by_day: self.usage_by_day,
+            zstd: self.zstd,
         })
     }
 }
 
 impl InvoiceArgs {
     pub(super) fn resolve(self) -> Result<Config, String> {
-        let a = self;
-        Ok(match a.period {
-            Some(period) if !a.due => Config::Invoice {
-                lake: a.lake.location().map_err(lake_err)?,
-                options: InvoiceOptions {
-                    period,
-                    workspaces: a.workspaces.iter().map(|w| w.get()).collect(),
-                    prices: a.prices.path,
-                    out: a.out,
-                    issue: a.issue,
-                    pdf: a.pdf_with.clone(),
-                },
-            },
-            _ => Config::InvoiceDue {
-                lake: a.lake.location().map_err(lake_err)?,
-                options: DueOptions {
-                    prices: a.prices.path,
-                    out: a.out,
-                    now: chrono::Utc::now(),
-                    grace: chrono::Duration::hours(i64::from(a.grace_hours)),
-                    pdf: a.pdf_with,
-                },
-            },
+        let task = match self.period {
+            Some(period) if !self.due => BillingTask::Invoice(InvoiceOptions {
+                period,
+                workspaces: self.workspaces.iter().map(|w| w.get()).collect(),
+                prices: self.prices.path,
+                out: self.out,
+                issue: self.issue,
+                pdf: self.pdf_with.clone(),
+            }),
+            _ => BillingTask::InvoiceDue(DueOptions {
+                prices: self.prices.path,
+                out: self.out,
+                now: chrono::Utc::now(),
+                grace: chrono::Duration::hours(i64::from(self.grace_hours)),
+                pdf: self.pdf_with,
+            }),
+        };
+        Ok(Config::Billing {
+            lake: self.lake.location().map_err(lake_err)?,
+            task,
         })
     }
 }
 
 impl ReconcileArgs {
     pub(super) fn resolve(self) -> Result<Config, String> {
-        Ok(Config::Reconcile {
+        Ok(Config::Billing {
             lake: self.lake.location().map_err(lake_err)?,
-            period: self.period,
-            prices: self.prices.path,
+            task: BillingTask::Reconcile {
+                period: self.period,
+                prices: self.prices.path,
+            },
         })
     }
 }
