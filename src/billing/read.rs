@@ -38,20 +38,36 @@ impl Window {
         })
     }
 
-    /// The SQL condition on `usage` (partition columns first, so files are pruned).
+    /// The SQL condition on `usage` for this window.
     pub fn usage_condition(&self) -> String {
-        let (first, last) = utc_days_covering(self.start, self.end);
-        format!(
-            "workspace_id = {} AND usage_date BETWEEN DATE '{first}' AND DATE '{last}' \
-             AND start_time >= {} AND start_time < {}",
-            self.workspace,
-            timestamp_literal(self.start),
-            timestamp_literal(self.end),
-        )
+        usage_condition(&[self.workspace], self.start, self.end)
     }
 }
 
-pub(super) fn timestamp_literal(t: DateTime<Utc>) -> String {
+/// The SQL condition on `usage` for `workspaces` between `start` and `end`: the clustering
+/// columns (Workspace, day) first, so file, row-group and page statistics skip the rest.
+pub(super) fn usage_condition(
+    workspaces: &[i64],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> String {
+    let (first, last) = utc_days_covering(start, end);
+    let workspace = match workspaces {
+        [one] => format!("workspace_id = {one}"),
+        many => {
+            let ids: Vec<String> = many.iter().map(i64::to_string).collect();
+            format!("workspace_id IN ({})", ids.join(", "))
+        }
+    };
+    format!(
+        "{workspace} AND usage_date BETWEEN DATE '{first}' AND DATE '{last}' \
+         AND start_time >= {} AND start_time < {}",
+        timestamp_literal(start),
+        timestamp_literal(end),
+    )
+}
+
+fn timestamp_literal(t: DateTime<Utc>) -> String {
     format!(
         "arrow_cast('{}', 'Timestamp(µs, \"UTC\")')",
         t.to_rfc3339_opts(SecondsFormat::Micros, true)

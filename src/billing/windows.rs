@@ -11,10 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::cover::DataSlice;
 use super::document::UsageLine;
-use super::period::utc_days_covering;
-use super::read::{
-    corrupt, decimal, int64, optional, text, timestamp_literal, LakeSnapshot, UnbilledSlice, Window,
-};
+use super::read::{corrupt, decimal, int64, optional, text, LakeSnapshot, UnbilledSlice, Window};
 use super::BillingError;
 use crate::lake::schema::counted_slices_sql;
 use crate::lake::LakeTable;
@@ -64,17 +61,9 @@ impl Group {
         }
     }
 
-    /// The SQL condition on `usage` (partition columns first, so files are pruned).
+    /// The SQL condition on `usage` for the group.
     pub fn condition(&self) -> String {
-        let (first, last) = utc_days_covering(self.start, self.end);
-        let ids: Vec<String> = self.workspaces.iter().map(i64::to_string).collect();
-        format!(
-            "workspace_id IN ({}) AND usage_date BETWEEN DATE '{first}' AND DATE '{last}' \
-             AND start_time >= {} AND start_time < {}",
-            ids.join(", "),
-            timestamp_literal(self.start),
-            timestamp_literal(self.end),
-        )
+        super::read::usage_condition(&self.workspaces, self.start, self.end)
     }
 
     fn key(&self, workspace: i64) -> Key {

@@ -40,21 +40,25 @@ pub struct FollowSummary {
 }
 
 impl FollowSummary {
-    fn add(&mut self, pass: &RunSummary, partitions: &[i32]) {
+    fn add(&mut self, pass: &RunSummary) {
         self.passes += 1;
         self.records += pass.usage.records;
         self.duplicates += pass.usage.duplicates;
         self.dead_letters += pass.usage.dead_letters + pass.events.dead_letters;
-        if pass.usage.lines + pass.events.lines > 0 {
-            tracing::info!(
-                ?partitions,
-                records = pass.usage.records,
-                held = pass.usage.held,
-                events = pass.events.accepted,
-                seconds = pass.elapsed.as_secs_f64(),
-                "pass committed"
-            );
-        }
+    }
+}
+
+/// The log line of a committed pass that read anything.
+fn log_committed(pass: &RunSummary, partitions: &[i32]) {
+    if pass.usage.lines + pass.events.lines > 0 {
+        tracing::info!(
+            ?partitions,
+            records = pass.usage.records,
+            held = pass.usage.held,
+            events = pass.events.accepted,
+            seconds = pass.elapsed.as_secs_f64(),
+            "pass committed"
+        );
     }
 }
 
@@ -211,7 +215,8 @@ async fn passes(
                     if summary.sim_events_reloaded {
                         metrics.record_ownership_load();
                     }
-                    total.add(&summary, &owned);
+                    log_committed(&summary, &owned);
+                    total.add(&summary);
                 }
                 Err(e) => {
                     if dropped(e, &mut stalled_passes, &owned, &mut total, metrics)? {

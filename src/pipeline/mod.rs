@@ -470,13 +470,13 @@ impl PassWrites {
             memberships_appender.rows() as u64,
         );
         let record = RunRecord::new(summary, |table| match table {
-            "sim_events" => events_written,
-            "workspaces" => workspaces_written,
-            "memberships" => memberships_written,
+            LakeTable::SimEvents => events_written,
+            LakeTable::Workspaces => workspaces_written,
+            LakeTable::Memberships => memberships_written,
             _ => self
                 .tables
                 .iter()
-                .find(|(t, _)| t.name() == table)
+                .find(|(t, _)| *t == table)
                 .map_or(0, |(_, appender)| appender.rows() as u64),
         });
         // `usage` is committed last and records where both sources resume: a run that dies

@@ -143,7 +143,8 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    pub fn new(summary: &RunSummary, written: impl Fn(&str) -> u64) -> Self {
+    /// `written`: the rows the run added to a table.
+    pub fn new(summary: &RunSummary, written: impl Fn(LakeTable) -> u64) -> Self {
         let (u, e) = (&summary.usage, &summary.events);
         RunRecord {
             usage_lines: u.lines,
@@ -156,12 +157,12 @@ impl RunRecord {
             events_accepted: e.accepted,
             event_duplicates: e.duplicates,
             event_dead_letters: e.dead_letters,
-            written_usage: written("usage"),
-            written_quarantine: written("quarantine"),
-            written_dead_letters: written("dead_letters"),
-            written_sim_events: written("sim_events"),
-            written_workspaces: written("workspaces"),
-            written_memberships: written("memberships"),
+            written_usage: written(LakeTable::Usage),
+            written_quarantine: written(LakeTable::Quarantine),
+            written_dead_letters: written(LakeTable::DeadLetters),
+            written_sim_events: written(LakeTable::SimEvents),
+            written_workspaces: written(LakeTable::Workspaces),
+            written_memberships: written(LakeTable::Memberships),
             corrected_records: summary.corrections.records,
             correction_rows: summary.corrections.rows,
             quarantine_only: u.quarantine_only,
