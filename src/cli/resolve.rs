@@ -285,3 +285,36 @@ impl ReconcileArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::*;
+
+    fn hold_of(args: &[&str]) -> HoldPolicy {
+        let argv = ["simtally", "ingest", "--brokers", "localhost:9092"];
+        let cli = Cli::try_parse_from(argv.iter().chain(args)).unwrap_or_else(|e| panic!("{e}"));
+        match cli.into_config() {
+            Ok(Config::Ingest { options, .. }) => match options.kafka {
+                Some(kafka) => kafka.hold,
+                None => panic!("not a Kafka ingest"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_events_partition_holds_usage_for_one_pass_interval_unless_told() {
+        assert_eq!(
+            hold_of(&["--pass-seconds", "7"]).idle,
+            Duration::from_secs(7)
+        );
+        let told = hold_of(&["--pass-seconds", "7", "--hold-idle-seconds", "30"]);
+        assert_eq!(told.idle, Duration::from_secs(30));
+        assert_eq!(told.bound, Duration::from_secs(3600));
+        assert_eq!(hold_of(&["--hold-minutes", "0"]).idle, Duration::ZERO);
+    }
+}
