@@ -36,6 +36,8 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
   [ -n "${s3_pid:-}" ] && kill "$s3_pid" 2>/dev/null || true
+  # The broker only if this run started it (one already running is left as it was).
+  [ -n "${started_broker:-}" ] && scripts/broker.sh stop >/dev/null 2>&1 || true
   true
 }
 trap cleanup EXIT
@@ -52,6 +54,8 @@ if [ "$store" = s3 ]; then
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
   lake="s3://bench-live/lake"
 fi
+broker_pid="$cache/broker/pid"
+[ -f "$broker_pid" ] && kill -0 "$(cat "$broker_pid")" 2>/dev/null || started_broker=1
 brokers="$(scripts/broker.sh start | tail -1)"
 prefix="live-$(date +%s)"
 "$python" scripts/bench_live.py topics "$brokers" "$prefix" 8
