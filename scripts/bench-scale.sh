@@ -2,9 +2,10 @@
 # The lake at provider scale: WORKSPACES Workspaces, SIMS SIMs and RECORDS_PER_DAY usage
 # records a day for DAYS days, ingested one day at a time into one growing lake (what a
 # nightly job does). Prints per day: ingest wall time, peak memory, files `usage` gained and
-# the files it lists; then `simtally lake maintain`; then a one-Workspace month and the full
+# the files it lists; then `simtally lake maintain` (again until it merges nothing more, as
+# hourly runs would have); then a one-Workspace month and the full
 # aggregation, by `simtally query` (fresh processes) and by DuckDB over the Parquet files the
-# Delta log lists.
+# Delta log lists; then the reports for one Workspace's month and for every Workspace.
 #
 #   scripts/bench-scale.sh [WORKSPACES] [DAYS] [RECORDS_PER_DAY] [SIMS] [zstd]
 #
@@ -42,6 +43,17 @@ done
 line=$(measure maintain "$bin" lake maintain --lake "$lake")
 read -r files bytes < <("$python" scripts/bench_scale.py files "$lake" usage)
 echo -e "$line\t\t$files\t$((bytes / 1048576))" | tee -a "$results"
+# What hourly runs would have done over the month: one run merges at most 256 MiB of small
+# files, so it runs again until the count of files stops falling.
+round=0
+while :; do
+  round=$((round + 1))
+  line=$(measure "maintain-again-$round" "$bin" lake maintain --lake "$lake")
+  read -r now bytes < <("$python" scripts/bench_scale.py files "$lake" usage)
+  echo -e "$line\t\t$now\t$((bytes / 1048576))" | tee -a "$results"
+  [ "$now" -lt "$files" ] || break
+  files=$now
+done
 
 # Queries: a Workspace in the middle, the first month of data.
 workspace=$((1000 + workspaces / 2))
@@ -63,3 +75,17 @@ echo "answers: simtally, then DuckDB"
 "$python" scripts/bench_scale.py duckdb "$work/usage-files.txt" one "$workspace" "$from" "$to"
 "$bin" query --lake "$lake" --format csv "$full" | tail -1
 "$python" scripts/bench_scale.py duckdb "$work/usage-files.txt" full "$workspace" "$from" "$to"
+
+# The reports, as fresh processes: for the same Workspace and month, then over every
+# Workspace (twice each).
+second=$((workspace + 1))
+for round in 1 2; do
+  for report in workspace-usage networks top-sims; do
+    measure "report-$report-one-workspace-$round" "$bin" report "$report" --lake "$lake" \
+      --workspace "$workspace" --from "$from" --to "$to" | tee -a "$results"
+    measure "report-$report-all-$round" "$bin" report "$report" --lake "$lake" \
+      --from "$from" --to "$to" | tee -a "$results"
+  done
+  measure "report-centralized-two-$round" "$bin" report centralized --lake "$lake" \
+    --workspace "$workspace" --workspace "$second" --from "$from" --to "$to" | tee -a "$results"
+done
