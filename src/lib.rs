@@ -27,6 +27,7 @@ mod app;
 pub mod cli;
 pub mod config;
 pub mod config_file;
-pub mod crash;
 
 pub use app::{run, RunError};
+/// The lake's commit points and the crash switch (`lake::crash`), where the tests look.
+pub use lake::crash;

@@ -14,17 +14,12 @@ use super::render::to_json;
 use super::{BillingError, InvoiceRun, Provenance};
 use deltalake::kernel::Transaction;
 
-use crate::crash::{CommitPoint, WritePath};
+use crate::lake::crash::{CommitPoint, WritePath, ISSUE_COMMIT_ORDER};
 use crate::lake::{Lake, LakeError, LakeTable, TableAppender};
 
 /// The Delta `txn` application id every commit of an issue records: of two runs that read
 /// the ledger before either committed, the second to commit conflicts and starts again.
 const ISSUE_FENCE_APP_ID: &str = "simtally:issue";
-
-/// An issue's commits in order: the claim (an empty `invoices` commit), the billed slices,
-/// the invoices. A run stopped after the first two has issued nothing: the month is still a
-/// draft, and the slices it billed belong to no invoice, so they are not counted as billed.
-pub const ISSUE_COMMIT_ORDER: [&str; 3] = ["claim", "billed_slices", "invoices"];
 
 fn passed(step: usize) {
     CommitPoint::new(WritePath::Issue, ISSUE_COMMIT_ORDER[step]).passed();

@@ -35,7 +35,6 @@ pub use document::{
 };
 pub use due::{due, DueOptions, DueRun};
 pub use issued::{issued_invoices, parse_invoice_id, IssuedFilter};
-pub use ledger::ISSUE_COMMIT_ORDER;
 pub use period::Period;
 pub use prices::{PriceList, Tariff, WorkspaceSettings};
 pub use profile::{BillingProfile, Party, Seller, TaxTreatment};

@@ -11,9 +11,9 @@ use deltalake::parquet::file::properties::WriterProperties;
 use object_store::ObjectStoreExt;
 
 use super::appender::zstd;
+use super::crash::{CommitPoint, WritePath};
 use super::files::TARGET_FILE_BYTES;
 use super::{cluster_order, Lake, LakeError, LakeTable};
-use crate::crash::{CommitPoint, WritePath};
 
 /// What `lake maintain` did.
 #[derive(Clone, Debug, Default)]

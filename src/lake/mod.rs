@@ -2,6 +2,7 @@
 
 mod appender;
 mod cluster;
+pub mod crash;
 mod encoders;
 mod fence;
 mod files;

@@ -10,18 +10,8 @@
 
 use deltalake::kernel::Transaction;
 
-use crate::crash::{CommitPoint, WritePath};
+use crate::lake::crash::{CommitPoint, WritePath, PASS_COMMIT_ORDER};
 use crate::lake::{Fence, LakeError, LakeTable, TableAppender};
-
-/// The tables of a pass in commit order: the points a pass can be stopped between.
-pub const PASS_COMMIT_ORDER: [LakeTable; 6] = [
-    LakeTable::SimEvents,
-    LakeTable::Workspaces,
-    LakeTable::Memberships,
-    LakeTable::DeadLetters,
-    LakeTable::Quarantine,
-    LakeTable::Usage,
-];
 
 /// One table's commit: its written rows and the `txn` actions it records besides the fence.
 pub(super) struct Step {

@@ -38,7 +38,6 @@ use crate::source::kafka::{
 };
 use crate::source::{ChunkSource, FileChunks, Input, Letter, Replayed, SourceError};
 
-pub use commit::PASS_COMMIT_ORDER;
 pub use corrections::CorrectionCounts;
 pub use events::{StoredFrom, StoredSimEvents};
 pub use follow::{follow, FollowSummary};

@@ -1,18 +1,33 @@
 //! Commit points: the moments between the commits of a path that writes the lake in more
 //! than one commit, where a crash leaves part of its work stored.
 //!
-//! Each path lists its own commits in order (a pass's [`PASS_COMMIT_ORDER`], an issue's
-//! [`ISSUE_COMMIT_ORDER`], compaction's tables), and [`commit_points`] is built from those
+//! Each path's commits are listed here in order, as data (a pass's [`PASS_COMMIT_ORDER`],
+//! which `pipeline::commit` follows; an issue's [`ISSUE_COMMIT_ORDER`], which
+//! `billing::ledger` follows; compaction's tables), and [`commit_points`] is built from those
 //! lists, so a commit added to a path is a point the crash tests stop at without being told.
 //! With `SIMTALLY_CRASH_AFTER_COMMIT=NAME` the process aborts (no cleanup, like `kill -9`)
 //! right after the point called NAME: the moments a random kill rarely hits.
-//!
-//! [`PASS_COMMIT_ORDER`]: crate::pipeline::PASS_COMMIT_ORDER
-//! [`ISSUE_COMMIT_ORDER`]: crate::billing::ISSUE_COMMIT_ORDER
 
 use std::fmt;
 
-use crate::lake::LakeTable;
+use super::LakeTable;
+
+/// The tables of an ingest pass in commit order: the points a pass can be stopped between.
+/// Events first, so usage never refers to an ownership the lake cannot explain; `usage`
+/// last, as it records where the sources resume and closes the pass for the writer fence.
+pub const PASS_COMMIT_ORDER: [LakeTable; 6] = [
+    LakeTable::SimEvents,
+    LakeTable::Workspaces,
+    LakeTable::Memberships,
+    LakeTable::DeadLetters,
+    LakeTable::Quarantine,
+    LakeTable::Usage,
+];
+
+/// An issue's commits in order: the claim (an empty `invoices` commit), the billed slices,
+/// the invoices. A run stopped after the first two has issued nothing: the month is still a
+/// draft, and the slices it billed belong to no invoice, so they are not counted as billed.
+pub const ISSUE_COMMIT_ORDER: [&str; 3] = ["claim", "billed_slices", "invoices"];
 
 /// The variable that names the point to abort after.
 pub const CRASH_AFTER_COMMIT: &str = "SIMTALLY_CRASH_AFTER_COMMIT";
@@ -35,11 +50,8 @@ impl WritePath {
     /// This path's commits, in the order it makes them.
     pub fn points(self) -> Vec<CommitPoint> {
         let steps: Vec<&'static str> = match self {
-            WritePath::Pass => crate::pipeline::PASS_COMMIT_ORDER
-                .iter()
-                .map(|t| t.name())
-                .collect(),
-            WritePath::Issue => crate::billing::ISSUE_COMMIT_ORDER.to_vec(),
+            WritePath::Pass => PASS_COMMIT_ORDER.iter().map(|t| t.name()).collect(),
+            WritePath::Issue => ISSUE_COMMIT_ORDER.to_vec(),
             WritePath::Compact => LakeTable::ALL.iter().map(|t| t.name()).collect(),
         };
         steps
