@@ -16,12 +16,12 @@ use std::time::Duration;
 use deltalake::kernel::Transaction;
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::serve_operations;
 use super::{
     ingest_pass, open_topics, Hold, Holding, IngestError, IngestOptions, KafkaIngest, Metrics,
     PassState, RunSummary, StoredFrom, StoredSimEvents,
 };
 use crate::lake::{Claim, Lake};
-use crate::serve::serve_operations;
 use crate::source::kafka::{check_co_partitioned, resume_app_id, GroupMember};
 use crate::source::{ChunkSource, SourceError};
 

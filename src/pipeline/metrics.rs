@@ -1,10 +1,21 @@
-//! Counters of a following ingest, for `/metrics` (Prometheus text format).
+//! Counters of a following ingest, and the endpoint that serves them: `/metrics`
+//! (Prometheus text format) and `/healthz`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
 
 use super::RunSummary;
 
@@ -216,6 +227,37 @@ fn metric(out: &mut String, name: &str, help: &str, kind: &str, samples: &[(Stri
     for (labels, value) in samples {
         let _ = writeln!(out, "simtally_{name}{labels} {value}");
     }
+}
+
+/// Binds `address` and serves `/metrics` and `/healthz` until `shutdown`. Returns the bound
+/// address (useful with port 0).
+pub async fn serve_operations(
+    address: &str,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let router = Router::new()
+        .route("/metrics", get(render_metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(metrics);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!("the metrics endpoint stopped: {e}");
+        }
+    });
+    Ok(bound)
+}
+
+async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics.render(),
+    )
 }
 
 #[cfg(test)]
