@@ -5,8 +5,8 @@
 
 use std::borrow::Cow;
 
+use super::fields::{OperatorFields, UsageFields};
 use super::scan::{Scanner, Seen};
-use super::usage::{OperatorFields, UsageFields};
 
 pub(super) fn scan_usage(bytes: &[u8]) -> Option<UsageFields<'_>> {
     let mut s = Scanner::new(bytes)?;

@@ -4,6 +4,7 @@
 mod directory;
 mod event;
 mod fast;
+mod fields;
 mod limits;
 mod rejection;
 mod scan;

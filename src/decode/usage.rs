@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::fast;
+use super::fields::{OperatorFields, UsageFields};
 use super::{check_is_object, number_text, rejection_from_serde, Reason, Rejection};
 use crate::domain::{
     AmountError, Currency, Fixed, Iccid, Money, Operator, RecordId, Text, TrafficType, UsageRecord,
@@ -76,31 +77,6 @@ struct WireVolume<'a> {
 struct WireCurrency<'a> {
     #[serde(borrow)]
     code: Cow<'a, str>,
-}
-
-/// The fields of a usage record as text, borrowed from the input, before validation. Both
-/// decoding paths produce this, so they share every validation rule.
-pub(super) struct UsageFields<'a> {
-    pub(super) id: i64,
-    pub(super) traffic_type_id: i64,
-    pub(super) start_timestamp: Cow<'a, str>,
-    pub(super) end_timestamp: Cow<'a, str>,
-    pub(super) iccid: Cow<'a, str>,
-    pub(super) imsi: Option<Cow<'a, str>>,
-    pub(super) operator: Option<OperatorFields<'a>>,
-    pub(super) rx: &'a str,
-    pub(super) tx: &'a str,
-    pub(super) total: &'a str,
-    pub(super) cost: &'a str,
-    pub(super) currency: Cow<'a, str>,
-}
-
-#[derive(Default)]
-pub(super) struct OperatorFields<'a> {
-    pub(super) name: Option<Cow<'a, str>>,
-    pub(super) mnc: Option<Cow<'a, str>>,
-    pub(super) mcc: Option<Cow<'a, str>>,
-    pub(super) country_name: Option<Cow<'a, str>>,
 }
 
 impl<'a> From<WireUsage<'a>> for UsageFields<'a> {
