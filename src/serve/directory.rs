@@ -18,9 +18,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{audience_of, ApiState};
 use super::auth::Caller;
 use super::respond::{json_response, ApiError};
+use super::state::{audience_of, ApiState};
 use crate::decode::{encode_directory_event, Reason};
 use crate::directory::Directory;
 use crate::domain::{

@@ -11,8 +11,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::api::{audience_of, Access, ApiState};
 use super::respond::{json_response, ApiError};
+use super::state::{audience_of, Access, ApiState};
 use crate::billing::cii;
 use crate::billing::render::{to_csv, to_html, to_json};
 use crate::billing::Invoice;

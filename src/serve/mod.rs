@@ -12,6 +12,7 @@ mod oidc;
 mod pg;
 mod respond;
 mod sign_in;
+mod state;
 mod tls;
 mod transfers;
 
@@ -24,8 +25,8 @@ pub use api::OPENAPI;
 pub use auth::{AuthOptions, Authenticator, Caller};
 pub use connections::ConnectionLimits;
 pub use fairness::FairnessLimits;
+pub use state::EventsTopic;
 pub use tls::TlsFiles;
-pub use transfers::EventsTopic;
 
 use crate::lake::Lake;
 use crate::query::LakeSnapshots;
@@ -139,7 +140,7 @@ pub async fn start(
             shutdown.clone(),
         );
     }
-    let state = Arc::new(api::ApiState {
+    let state = Arc::new(state::ApiState {
         events_topic: options.events_topic.clone(),
         billing: options.billing.clone(),
         link_limits: options.link_limits.clone(),
@@ -149,7 +150,7 @@ pub async fn start(
         snapshots,
         executor: executor::QueryExecutor::new(threads).map_err(ServeError::Runtime)?,
         fairness,
-        counters: api::ApiCounters::default(),
+        counters: state::ApiCounters::default(),
     });
     let bind_error = |source| ServeError::Bind {
         address: options.address.clone(),

@@ -14,8 +14,8 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::ApiState;
 use super::respond::{json_response, ApiError};
+use super::state::ApiState;
 
 /// `GET /v1/sign-in`: the identity providers a browser can sign in with.
 pub async fn providers(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {

@@ -10,20 +10,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
-use super::api::{audience_of, ApiState};
 use super::auth::Caller;
 use super::respond::{json_response, ApiError};
+use super::state::{audience_of, ApiState, EventsTopic};
 use crate::domain::UtcMillis;
 use crate::query::QueryError;
 use crate::tables::sim_events;
 use crate::transfer::{events, outbox, plan, sim_states, RequestError, TransferRequest};
-
-/// Where a real run publishes its events.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventsTopic {
-    pub brokers: String,
-    pub topic: String,
-}
 
 /// Publishes accepted requests the broker did not take at the time, every `every`.
 pub fn spawn_retries(
