@@ -14,7 +14,6 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Decimal128Type, Int16Type, Int64Type, TimestampMicrosecondType};
 
-use super::events::TouchedSims;
 use super::IngestError;
 use crate::attribute::{
     correct, Correction, Destination, OwnershipBook, QuarantineReason, StoredRecord, StoredSlice,
@@ -27,6 +26,9 @@ use crate::lake::schema::{timestamp_type, MONEY_TYPE, VOLUME_TYPE};
 use crate::lake::{Lake, LakeError, LakeTable};
 use crate::sink::{CorrectionMark, QuarantineRows, UsageRows, WorkspaceDay};
 use crate::tables;
+
+/// SIMs whose stored usage may need correcting, with the ids of the events that name them.
+pub(super) type TouchedSims = BTreeMap<Iccid, BTreeSet<String>>;
 
 /// The columns read from both tables, in the order [`stored_records`] expects.
 const COLUMNS: &str = "record_id, slice, iccid, traffic_type, start_time, end_time, \

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::events::Arrival;
+use super::arrival::Arrival;
 use super::EventCounts;
 use crate::attribute::SequencedEvent;
 use crate::decode::Rejection;

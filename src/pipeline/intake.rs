@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::events::{Arrival, EventsRead, StoredSimEvents, TouchedSims};
+use super::arrival::Arrival;
+use super::corrections::TouchedSims;
+use super::stored::StoredSimEvents;
 use super::{EventCounts, IngestError};
 use crate::attribute::{OwnershipBook, SequencedEvent};
 use crate::decode::{IncomingEvent, Reason, Rejection};
@@ -275,4 +277,11 @@ fn touch(touched: &mut TouchedSims, event: &LifecycleEvent) {
                 .insert(event.event_id.clone());
         }
     }
+}
+
+/// What the events source says of its inputs once read to the end.
+pub(super) struct EventsRead {
+    pub prefixes: Vec<String>,
+    pub partitions: Vec<i32>,
+    pub resume_points: Vec<(String, i64)>,
 }

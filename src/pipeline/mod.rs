@@ -5,6 +5,7 @@
 //! and attribute them in parallel, and one collector restores input order, de-duplicates
 //! and builds Arrow batches that the async lake writer encodes to Parquet.
 
+mod arrival;
 mod commit;
 mod corrections;
 mod dead_letter_topic;
@@ -16,6 +17,7 @@ pub mod hold;
 mod intake;
 mod metrics;
 mod snapshot;
+mod stored;
 mod summary;
 mod usage;
 
@@ -39,11 +41,11 @@ use crate::source::kafka::{
 use crate::source::{ChunkSource, FileChunks, Input, Letter, Replayed, SourceError};
 
 pub use corrections::CorrectionCounts;
-pub use events::{StoredFrom, StoredSimEvents};
 pub use follow::{follow, FollowSummary};
 use hold::Horizons;
 pub use hold::{Hold, HoldPolicy};
 pub use metrics::Metrics;
+pub use stored::{StoredFrom, StoredSimEvents};
 pub use summary::{
     EventCounts, QuarantineTotals, RunLedger, RunRecord, RunSummary, UsageCounts, WorkspaceTotals,
     QUARANTINE_RECORDS_KEY, RUN_RECORD_KEY,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use arrow::array::{Array, Int64Array, RecordBatch};
 use deltalake::kernel::Transaction;
 
-use super::events::StoredSimEvents;
+use super::stored::StoredSimEvents;
 use crate::attribute::SequencedEvent;
 use crate::domain::UtcMillis;
 use crate::lake::schema::SIM_EVENTS_SNAPSHOT;
