@@ -9,9 +9,10 @@ use std::fmt::Write;
 
 use rust_decimal::Decimal;
 
+use super::document::volume_unit;
 use super::document::{Invoice, InvoiceStatus};
 use super::read::{decimal, int64, text, LakeSnapshot, Window};
-use super::render::{csv_field, volume_unit};
+use super::render::csv_field;
 use super::windows::Group;
 use super::BillingError;
 use crate::lake::schema::counted_slices_sql;

@@ -10,9 +10,9 @@ use std::fmt::Write;
 use rust_decimal::Decimal;
 
 use super::document::Invoice;
+use super::html::esc;
 use super::legal::{Billing, DocumentKind, DocumentLine, TaxDocument, VatBreakdown};
 use super::profile::Party;
-use super::render::esc;
 
 const NAMESPACES: &str = concat!(
     " xmlns:rsm=\"urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100\"",

@@ -574,15 +574,3 @@ impl<'a> Biller<'a> {
         billed
     }
 }
-
-pub(super) fn parse_instant(text: &str) -> Result<DateTime<Utc>, BillingError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            crate::lake::LakeError::Corrupt {
-                table: "invoices",
-                detail: format!("period bound '{text}': {e}"),
-            }
-            .into()
-        })
-}

@@ -142,6 +142,26 @@ pub enum AdjustmentKind {
     AllowanceCover,
 }
 
+/// The unit of a usage volume: MB for data, messages for SMS.
+pub fn volume_unit(traffic_type: &str) -> &'static str {
+    match traffic_type {
+        "sms" => "messages",
+        _ => "MB",
+    }
+}
+
+impl AdjustmentKind {
+    /// The kind as the documents print it.
+    pub fn label(self) -> &'static str {
+        match self {
+            AdjustmentKind::Usage => "usage",
+            AdjustmentKind::SimFee => "SIM fee",
+            AdjustmentKind::Allowance => "allowance",
+            AdjustmentKind::AllowanceCover => "allowance cover",
+        }
+    }
+}
+
 /// One currency's sums. `total` is `exact_total` rounded half-even to the currency's minor
 /// unit; `rounding_difference = total - exact_total`, shown rather than hidden.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

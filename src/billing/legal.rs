@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use super::document::{minor_unit_digits, round_to_minor_unit, AdjustmentKind, Invoice};
 use super::profile::{BillingProfile, Party, RatedKind, Seller, TaxTreatment};
-use super::render::adjustment_kind_label;
 use super::Period;
 
 /// Who bills whom for which days, and the tax documents (one per currency billed).
@@ -350,7 +349,7 @@ fn correction_items(invoice: &Invoice, currency: &str, parties: &Parties) -> Vec
             let against =
                 (corrects.number.as_deref()).map_or_else(String::new, |n| format!(", invoice {n}"));
             let plural = if items == 1 { "" } else { "s" };
-            let label = adjustment_kind_label(kind);
+            let label = kind.label();
             let description =
                 format!("Correction of {period}{against}: {label} ({items} item{plural})");
             let rated = match kind {
@@ -411,10 +410,10 @@ fn traffic_label(traffic_type: &str) -> String {
     }
 }
 
-/// A traffic type's unit: its name as the statement prints it (`render::volume_unit`) and
+/// A traffic type's unit: its name as the statement prints it (`document::volume_unit`) and
 /// its UN/ECE Recommendation 20 code.
 fn volume_unit(traffic_type: &str) -> Unit {
-    let name = super::render::volume_unit(traffic_type);
+    let name = super::document::volume_unit(traffic_type);
     match name {
         "messages" => Unit::new("C62", name),
         _ => Unit::new("4L", name),

@@ -13,6 +13,7 @@ mod compose;
 mod cover;
 mod document;
 mod due;
+mod html;
 mod issued;
 mod ledger;
 pub mod legal;

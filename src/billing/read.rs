@@ -33,8 +33,8 @@ impl Window {
     ) -> Result<Self, super::BillingError> {
         Ok(Window {
             workspace,
-            start: super::compose::parse_instant(period_start)?,
-            end: super::compose::parse_instant(period_end)?,
+            start: parse_instant(period_start)?,
+            end: parse_instant(period_end)?,
         })
     }
 
@@ -65,6 +65,19 @@ pub(super) fn usage_condition(
         timestamp_literal(start),
         timestamp_literal(end),
     )
+}
+
+/// A stored invoice's period bound (RFC 3339).
+pub(super) fn parse_instant(text: &str) -> Result<DateTime<Utc>, BillingError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            crate::lake::LakeError::Corrupt {
+                table: "invoices",
+                detail: format!("period bound '{text}': {e}"),
+            }
+            .into()
+        })
 }
 
 fn timestamp_literal(t: DateTime<Utc>) -> String {

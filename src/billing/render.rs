@@ -6,7 +6,8 @@ use std::fmt::Write;
 
 use rust_decimal::Decimal;
 
-use super::document::{AdjustmentKind, Invoice};
+use super::document::{volume_unit, Invoice};
+use super::html::{esc, section};
 
 pub fn to_json(invoice: &Invoice) -> String {
     // Serializing plain structs of strings, integers and decimals cannot fail.
@@ -17,14 +18,6 @@ pub fn to_json(invoice: &Invoice) -> String {
 
 const CSV_HEADER: &str =
     "section,period,description,reference,currency,quantity,volume,unit,amount";
-
-/// The unit of a usage volume: MB for data, messages for SMS.
-pub fn volume_unit(traffic_type: &str) -> &'static str {
-    match traffic_type {
-        "sms" => "messages",
-        _ => "MB",
-    }
-}
 
 pub fn to_csv(invoice: &Invoice) -> String {
     let mut csv = Csv(format!("{CSV_HEADER}\n"));
@@ -176,15 +169,6 @@ pub fn usage_description(
     }
 }
 
-pub fn adjustment_kind_label(kind: AdjustmentKind) -> &'static str {
-    match kind {
-        AdjustmentKind::Usage => "usage",
-        AdjustmentKind::SimFee => "SIM fee",
-        AdjustmentKind::Allowance => "allowance",
-        AdjustmentKind::AllowanceCover => "allowance cover",
-    }
-}
-
 pub fn to_html(invoice: &Invoice) -> String {
     let mut h = String::new();
     let kind = match invoice.billing {
@@ -327,7 +311,7 @@ fn statement_rest(h: &mut String, invoice: &Invoice) {
         invoice.adjustments.iter().map(|l| {
             vec![
                 l.period.clone(),
-                adjustment_kind_label(l.kind).to_owned(),
+                l.kind.label().to_owned(),
                 l.reference.clone(),
                 l.description.clone(),
                 l.currency.clone(),
@@ -366,52 +350,8 @@ td:last-child,th:last-child{text-align:right;font-variant-numeric:tabular-nums}\
 .facts{width:auto}.facts th{padding-right:2em}.due{font-size:1.2em}.note{color:#444;font-size:.9em}\
 .statement{break-before:page;margin-top:2em}@media print{body{margin:0}h2{break-after:avoid}tr{break-inside:avoid}}";
 
-pub(super) fn section(
-    h: &mut String,
-    title: &str,
-    header: &[&str],
-    rows: impl Iterator<Item = Vec<String>>,
-) {
-    let _ = write!(h, "<h2>{}</h2>\n<table><thead><tr>", esc(title));
-    for name in header {
-        let _ = write!(h, "<th>{}</th>", esc(name));
-    }
-    h.push_str("</tr></thead><tbody>\n");
-    let mut empty = true;
-    for row in rows {
-        empty = false;
-        h.push_str("<tr>");
-        for cell in row {
-            let _ = write!(h, "<td>{}</td>", esc(&cell));
-        }
-        h.push_str("</tr>\n");
-    }
-    if empty {
-        let _ = writeln!(h, "<tr><td colspan=\"{}\">none</td></tr>", header.len());
-    }
-    h.push_str("</tbody></table>\n");
-}
-
 fn version(v: Option<i64>) -> String {
     v.map_or_else(|| "none".to_owned(), |v| v.to_string())
-}
-
-/// Text for HTML and XML: markup characters escaped, control characters blanked.
-pub(super) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            // Neither XML 1.0 nor a printed page has a place for other control characters.
-            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 use std::fmt::Write;
 
 use super::document::Invoice;
+use super::html::{esc, section};
 use super::legal::{Billing, DocumentKind, TaxDocument};
 use super::profile::{Party, TaxTreatment};
-use super::render::{esc, section};
 
 pub(super) fn documents(h: &mut String, invoice: &Invoice, billing: &Billing) {
     for document in &billing.documents {
