@@ -8,7 +8,6 @@ mod directory;
 mod executor;
 mod fairness;
 mod invoices;
-mod oidc;
 mod pg;
 mod respond;
 mod sign_in;

@@ -1,15 +1,17 @@
 //! Who is calling: a bearer JWT from the customer's identity provider (`sub` is the user
 //! id), or an operator token signed with a separate key.
 
+mod oidc;
+
 use std::path::Path;
 
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use super::oidc::{claimed_issuer, IssuerConfig, Oidc};
 use super::ServeError;
 use crate::directory::Directory;
 use crate::domain::{OrganizationId, UserId};
+use oidc::{claimed_issuer, IssuerConfig, Oidc};
 
 /// How tokens are checked. Keys are read once at start; their bytes never reach a log.
 #[derive(Clone, Debug, Default)]
@@ -248,7 +250,7 @@ impl Authenticator {
     }
 
     /// Where a browser signs in with each configured issuer.
-    pub async fn sign_in_endpoints(&self) -> Vec<super::oidc::SignInEndpoints> {
+    pub async fn sign_in_endpoints(&self) -> Vec<oidc::SignInEndpoints> {
         self.oidc.sign_in_endpoints().await
     }
 

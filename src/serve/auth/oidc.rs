@@ -16,7 +16,7 @@ use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::sync::{Mutex, RwLock};
 
-use super::auth::AuthError;
+use super::AuthError;
 use crate::domain::UserId;
 
 /// How soon an unknown `kid` may make the keys be fetched again.
