@@ -11,9 +11,9 @@ use rust_decimal::Decimal;
 
 use super::document::volume_unit;
 use super::document::{Invoice, InvoiceStatus};
+use super::read::Group;
 use super::read::{decimal, int64, text, LakeSnapshot, Window};
 use super::render::csv_field;
-use super::windows::Group;
 use super::BillingError;
 use crate::lake::schema::counted_slices_sql;
 use crate::lake::LakeTable;

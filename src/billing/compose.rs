@@ -246,7 +246,7 @@ impl<'a> Biller<'a> {
         period: Period,
         issue: bool,
     ) -> Result<(), BillingError> {
-        use super::windows::Read;
+        use super::read::Read;
         let open: Vec<Window> = (workspaces.iter())
             .filter(|w| self.issued_for(**w, period).is_none())
             .map(|w| self.window(*w, period))

@@ -25,7 +25,7 @@ mod read;
 mod reconcile;
 pub mod render;
 mod render_legal;
-mod windows;
+mod tax_document;
 
 use std::path::{Path, PathBuf};
 

@@ -16,8 +16,8 @@ use rust_decimal::Decimal;
 
 use super::compose::compose;
 use super::document::{AdjustmentKind, Invoice};
+use super::read::Read;
 use super::read::{LakeSnapshot, Window};
-use super::windows::Read;
 use super::{BillingError, InvoiceOptions, InvoiceRun, Period, PriceList, Provenance};
 use crate::lake::{Lake, LakeTable};
 use crate::pipeline::{RunLedger, RunRecord};

@@ -1,6 +1,10 @@
 //! What billing reads from the lake: one snapshot of `usage`, `sim_events`, `billed_slices`
 //! and `invoices`, so every line of a run comes from the same table versions.
 
+mod windows;
+
+pub(super) use windows::{Group, Read};
+
 use std::collections::BTreeMap;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
@@ -114,7 +118,7 @@ pub struct LakeSnapshot {
     has_quarantine: bool,
     has_directory: bool,
     /// What `preload` read for many windows at once (see `windows`).
-    pub(super) cache: std::sync::Mutex<super::windows::Cache>,
+    pub(super) cache: std::sync::Mutex<windows::Cache>,
 }
 
 impl LakeSnapshot {

@@ -9,10 +9,10 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Int16Type, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
 
-use super::cover::DataSlice;
-use super::document::UsageLine;
-use super::read::{corrupt, decimal, int64, optional, text, LakeSnapshot, UnbilledSlice, Window};
-use super::BillingError;
+use super::{corrupt, decimal, int64, optional, text, LakeSnapshot, UnbilledSlice, Window};
+use crate::billing::cover::DataSlice;
+use crate::billing::document::UsageLine;
+use crate::billing::BillingError;
 use crate::lake::schema::counted_slices_sql;
 use crate::lake::LakeTable;
 
@@ -63,7 +63,7 @@ impl Group {
 
     /// The SQL condition on `usage` for the group.
     pub fn condition(&self) -> String {
-        super::read::usage_condition(&self.workspaces, self.start, self.end)
+        super::usage_condition(&self.workspaces, self.start, self.end)
     }
 
     fn key(&self, workspace: i64) -> Key {
