@@ -28,6 +28,9 @@ pub mod cli;
 pub mod config;
 pub mod config_file;
 
+#[cfg(test)]
+mod layering;
+
 pub use app::{run, RunError};
 /// The lake's commit points and the crash switch (`lake::crash`), where the tests look.
 pub use lake::crash;
