@@ -11,7 +11,6 @@
 //! starts from what the lake holds.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use deltalake::kernel::Transaction;
 use tokio_util::sync::CancellationToken;
@@ -24,9 +23,6 @@ use super::{
 use crate::lake::{Claim, Lake};
 use crate::source::kafka::{check_co_partitioned, resume_app_id, GroupMember};
 use crate::source::{ChunkSource, SourceError};
-
-/// Used when `KafkaIngest::follow` is not set (the CLI always sets it).
-const DEFAULT_PASS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What a following ingest did until it was stopped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -157,7 +153,7 @@ async fn passes(
     shutdown: &CancellationToken,
     metrics: &Metrics,
 ) -> Result<FollowSummary, IngestError> {
-    let interval = kafka.follow.unwrap_or(DEFAULT_PASS_INTERVAL);
+    let interval = kafka.follow.unwrap_or(super::DEFAULT_PASS_INTERVAL);
     let mut total = FollowSummary::default();
     // The SIM events the last committed pass left, and the assignment it ran under.
     let mut kept: Option<Kept> = None;

@@ -39,10 +39,12 @@ pub struct HoldPolicy {
 }
 
 impl Default for HoldPolicy {
+    /// An hour of event time at most, and an idle time of one default pass interval (what
+    /// `simtally ingest` uses unless told otherwise).
     fn default() -> Self {
         HoldPolicy {
             bound: Duration::from_secs(3600),
-            idle: Duration::from_secs(10),
+            idle: super::DEFAULT_PASS_INTERVAL,
         }
     }
 }

@@ -255,6 +255,10 @@ pub async fn ingest_sources(
     Ok(summary)
 }
 
+/// How often a follower starts a pass when `KafkaIngest::follow` does not say (the CLI
+/// always does: `--pass-seconds`, default 5).
+pub const DEFAULT_PASS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What a pass may start from that earlier passes of the same process left.
 #[derive(Default)]
 pub struct PassState<'a> {
