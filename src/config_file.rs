@@ -1,182 +1,138 @@
 //! The configuration file: the layer between the defaults and the environment. Precedence,
-//! lowest first: defaults, the file, `SIMTALLY_*` variables, flags. The file's values become
-//! defaults for the matching variables, so clap applies the rest of the order.
+//! lowest first: defaults, the file, `SIMTALLY_*` variables, flags.
 //!
-//! ```toml
-//! # simtally.toml; every key is optional
-//! lake = "s3://bucket/lake"        # SIMTALLY_LAKE
-//! log = "info"                     # SIMTALLY_LOG
-//! threads = 2                      # SIMTALLY_THREADS
-//! brokers = "localhost:9092"       # SIMTALLY_BROKERS
-//! usage_topic = "sim-usage"        # SIMTALLY_USAGE_TOPIC
-//! events_topic = "sim-events"      # SIMTALLY_EVENTS_TOPIC
-//! group = "simtally"               # SIMTALLY_GROUP
-//! prices = "prices.toml"           # SIMTALLY_PRICES
-//! pass_seconds = 5                 # SIMTALLY_PASS_SECONDS
-//! pass_max_records = 250000        # SIMTALLY_PASS_MAX_RECORDS
-//! pass_max_mib = 128               # SIMTALLY_PASS_MAX_MIB
-//! hold_minutes = 60                # SIMTALLY_HOLD_MINUTES
-//! hold_idle_seconds = 5            # SIMTALLY_HOLD_IDLE_SECONDS (default: pass_seconds)
-//! metrics_addr = "0.0.0.0:9464"    # SIMTALLY_METRICS_ADDR
-//! dead_letter_topic = "sim-dead-letters" # SIMTALLY_DEAD_LETTER_TOPIC
-//! dedup_window_days = 7            # SIMTALLY_DEDUP_WINDOW_DAYS
-//! plausible_from = "2000-01-01"    # SIMTALLY_PLAUSIBLE_FROM
-//! plausible_until = "2100-01-01"   # SIMTALLY_PLAUSIBLE_UNTIL
-//! max_line_bytes = 4194304         # SIMTALLY_MAX_LINE_BYTES
-//! link_limits = ["7=5"]            # SIMTALLY_LINK_LIMITS
-//! serve_addr = "0.0.0.0:8080"      # SIMTALLY_SERVE_ADDR
-//! postgres_addr = "0.0.0.0:5433"   # SIMTALLY_POSTGRES_ADDR
-//! jwt_secret_file = "/run/secrets/jwt"        # SIMTALLY_JWT_SECRET_FILE
-//! jwt_public_key_file = "/etc/simtally/idp.pem" # SIMTALLY_JWT_PUBLIC_KEY_FILE
-//! jwt_issuer = "https://sso.example.com"      # SIMTALLY_JWT_ISSUER
-//! jwt_audience = "simtally"                   # SIMTALLY_JWT_AUDIENCE
-//! operator_secret_file = "/run/secrets/ops"   # SIMTALLY_OPERATOR_SECRET_FILE
-//! oidc_issuers_file = "/etc/simtally/issuers.toml" # SIMTALLY_OIDC_ISSUERS_FILE
-//! max_rows = 100000                # SIMTALLY_MAX_ROWS
-//! query_timeout = 30               # SIMTALLY_QUERY_TIMEOUT
-//! queries_per_caller = 2           # SIMTALLY_QUERIES_PER_CALLER
-//! queued_per_caller = 8            # SIMTALLY_QUEUED_PER_CALLER
-//! max_connections = 512            # SIMTALLY_MAX_CONNECTIONS
-//! idle_timeout = 60                # SIMTALLY_IDLE_TIMEOUT
-//! tls_cert_file = "/etc/simtally/tls.crt"     # SIMTALLY_TLS_CERT_FILE
-//! tls_key_file = "/etc/simtally/tls.key"      # SIMTALLY_TLS_KEY_FILE
-//! ```
+//! Every setting is defined once, as a clap argument with an `env = "SIMTALLY_NAME"`
+//! (src/cli/mod.rs): that gives its flag, its variable, its help, and here its file key
+//! `name` (the variable without the prefix, in lower case). The file's values become
+//! defaults for the matching variables, so clap applies the rest of the order and checks
+//! the values. docs/configuration.md lists every key; a test keeps it equal to the arguments.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use clap::CommandFactory;
 
-/// The file's keys; an unknown key is an error, so a typo never goes unnoticed.
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub lake: Option<String>,
-    pub log: Option<String>,
-    pub threads: Option<u32>,
-    pub brokers: Option<String>,
-    pub usage_topic: Option<String>,
-    pub events_topic: Option<String>,
-    pub group: Option<String>,
-    pub prices: Option<String>,
-    pub pass_seconds: Option<u64>,
-    pub pass_max_records: Option<u64>,
-    pub pass_max_mib: Option<u64>,
-    pub hold_minutes: Option<u64>,
-    pub hold_idle_seconds: Option<u64>,
-    pub metrics_addr: Option<String>,
-    pub dead_letter_topic: Option<String>,
-    pub dedup_window_days: Option<u32>,
-    pub plausible_from: Option<String>,
-    pub plausible_until: Option<String>,
-    pub max_line_bytes: Option<u64>,
-    pub link_limits: Option<Vec<String>>,
-    pub serve_addr: Option<String>,
-    pub postgres_addr: Option<String>,
-    pub jwt_secret_file: Option<String>,
-    pub jwt_public_key_file: Option<String>,
-    pub jwt_issuer: Option<String>,
-    pub jwt_audience: Option<String>,
-    pub operator_secret_file: Option<String>,
-    pub oidc_issuers_file: Option<String>,
-    pub max_rows: Option<u64>,
-    pub query_timeout: Option<u64>,
-    pub queries_per_caller: Option<u64>,
-    pub queued_per_caller: Option<u64>,
-    pub max_connections: Option<u64>,
-    pub idle_timeout: Option<u64>,
-    pub tls_cert_file: Option<String>,
-    pub tls_key_file: Option<String>,
+use crate::cli::Cli;
+
+const PREFIX: &str = "SIMTALLY_";
+/// Not a key of the file: the variable that names the file.
+const CONFIG_VARIABLE: &str = "SIMTALLY_CONFIG";
+
+/// One setting: its file key, its variable, its flag, the commands that take it, its default
+/// and its help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub key: String,
+    pub variable: String,
+    pub flag: String,
+    pub commands: Vec<String>,
+    pub default: String,
+    pub help: String,
 }
 
-impl FileConfig {
-    pub fn parse(path: &Path, text: &str) -> Result<Self, String> {
-        toml::from_str(text)
-            .map_err(|e| format!("configuration file {}: {}", path.display(), e.message()))
-    }
+/// Every setting of every command, by file key.
+pub fn settings() -> BTreeMap<String, Setting> {
+    let mut settings = BTreeMap::new();
+    collect(&Cli::command(), "", &mut settings);
+    settings
+}
 
-    /// (variable, value) for every key the file sets.
-    pub fn variables(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        let mut add = |name, value: Option<String>| {
-            if let Some(value) = value {
-                out.push((name, value));
-            }
+fn collect(command: &clap::Command, path: &str, settings: &mut BTreeMap<String, Setting>) {
+    for arg in command.get_arguments() {
+        let Some(variable) = arg.get_env().and_then(|v| v.to_str()) else {
+            continue;
         };
-        add("SIMTALLY_LAKE", self.lake.clone());
-        add("SIMTALLY_LOG", self.log.clone());
-        add("SIMTALLY_THREADS", self.threads.map(|t| t.to_string()));
-        add("SIMTALLY_BROKERS", self.brokers.clone());
-        add("SIMTALLY_USAGE_TOPIC", self.usage_topic.clone());
-        add("SIMTALLY_EVENTS_TOPIC", self.events_topic.clone());
-        add("SIMTALLY_GROUP", self.group.clone());
-        add("SIMTALLY_PRICES", self.prices.clone());
-        add(
-            "SIMTALLY_PASS_SECONDS",
-            self.pass_seconds.map(|s| s.to_string()),
-        );
-        add(
-            "SIMTALLY_PASS_MAX_RECORDS",
-            self.pass_max_records.map(|n| n.to_string()),
-        );
-        add(
-            "SIMTALLY_PASS_MAX_MIB",
-            self.pass_max_mib.map(|n| n.to_string()),
-        );
-        add(
-            "SIMTALLY_HOLD_MINUTES",
-            self.hold_minutes.map(|n| n.to_string()),
-        );
-        add(
-            "SIMTALLY_HOLD_IDLE_SECONDS",
-            self.hold_idle_seconds.map(|n| n.to_string()),
-        );
-        add("SIMTALLY_METRICS_ADDR", self.metrics_addr.clone());
-        add("SIMTALLY_DEAD_LETTER_TOPIC", self.dead_letter_topic.clone());
-        add(
-            "SIMTALLY_DEDUP_WINDOW_DAYS",
-            self.dedup_window_days.map(|d| d.to_string()),
-        );
-        add("SIMTALLY_PLAUSIBLE_FROM", self.plausible_from.clone());
-        add("SIMTALLY_PLAUSIBLE_UNTIL", self.plausible_until.clone());
-        add(
-            "SIMTALLY_MAX_LINE_BYTES",
-            self.max_line_bytes.map(|n| n.to_string()),
-        );
-        add(
-            "SIMTALLY_LINK_LIMITS",
-            self.link_limits.as_ref().map(|l| l.join(",")),
-        );
-        add("SIMTALLY_SERVE_ADDR", self.serve_addr.clone());
-        add("SIMTALLY_POSTGRES_ADDR", self.postgres_addr.clone());
-        add("SIMTALLY_JWT_SECRET_FILE", self.jwt_secret_file.clone());
-        add(
-            "SIMTALLY_JWT_PUBLIC_KEY_FILE",
-            self.jwt_public_key_file.clone(),
-        );
-        add("SIMTALLY_JWT_ISSUER", self.jwt_issuer.clone());
-        add("SIMTALLY_JWT_AUDIENCE", self.jwt_audience.clone());
-        add(
-            "SIMTALLY_OPERATOR_SECRET_FILE",
-            self.operator_secret_file.clone(),
-        );
-        add("SIMTALLY_OIDC_ISSUERS_FILE", self.oidc_issuers_file.clone());
-        add("SIMTALLY_MAX_ROWS", self.max_rows.map(|n| n.to_string()));
-        add(
-            "SIMTALLY_QUERY_TIMEOUT",
-            self.query_timeout.map(|n| n.to_string()),
-        );
-        add("SIMTALLY_TLS_CERT_FILE", self.tls_cert_file.clone());
-        add("SIMTALLY_TLS_KEY_FILE", self.tls_key_file.clone());
-        for (variable, value) in [
-            ("SIMTALLY_QUERIES_PER_CALLER", self.queries_per_caller),
-            ("SIMTALLY_QUEUED_PER_CALLER", self.queued_per_caller),
-            ("SIMTALLY_MAX_CONNECTIONS", self.max_connections),
-            ("SIMTALLY_IDLE_TIMEOUT", self.idle_timeout),
-        ] {
-            add(variable, value.map(|n| n.to_string()));
+        let Some(name) = variable.strip_prefix(PREFIX) else {
+            continue;
+        };
+        if variable == CONFIG_VARIABLE {
+            continue;
         }
-        out
+        let key = name.to_ascii_lowercase();
+        let setting = settings.entry(key.clone()).or_insert_with(|| Setting {
+            key,
+            variable: variable.to_owned(),
+            flag: arg.get_long().map(|l| format!("--{l}")).unwrap_or_default(),
+            commands: Vec::new(),
+            default: String::new(),
+            help: String::new(),
+        });
+        // The first command that says something about it.
+        if setting.help.is_empty() {
+            setting.help = arg.get_help().map(one_line).unwrap_or_default();
+        }
+        if setting.default.is_empty() {
+            let defaults: Vec<_> = arg
+                .get_default_values()
+                .iter()
+                .map(|d| d.to_string_lossy())
+                .collect();
+            setting.default = defaults.join(",");
+        }
+        let here = match (path, arg.is_global_set()) {
+            (_, true) | ("", _) => "(all)".to_owned(),
+            (path, false) => path.to_owned(),
+        };
+        if !setting.commands.contains(&here) {
+            setting.commands.push(here);
+        }
+    }
+    for sub in command.get_subcommands() {
+        let path = match path {
+            "" => sub.get_name().to_owned(),
+            path => format!("{path} {}", sub.get_name()),
+        };
+        collect(sub, &path, settings);
+    }
+}
+
+fn one_line(help: &clap::builder::StyledStr) -> String {
+    help.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// (variable, value) for every key of a configuration file's text; an unknown key or a value
+/// that is not a string, number, boolean or list of them is an error naming the file.
+pub fn parse(path: &Path, text: &str) -> Result<Vec<(String, String)>, String> {
+    let at = |message: String| format!("configuration file {}: {message}", path.display());
+    let table: toml::Table = toml::from_str(text).map_err(|e| at(e.message().to_owned()))?;
+    let settings = settings();
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let Some(setting) = settings.get(&key) else {
+            return Err(at(format!(
+                "unknown key `{key}` (the keys are listed in docs/configuration.md)"
+            )));
+        };
+        let value =
+            plain(&value).ok_or_else(|| at(format!("`{key}` must be a string, number or list")))?;
+        out.push((setting.variable.clone(), value));
+    }
+    Ok(out)
+}
+
+/// A value as its variable would spell it: lists are comma-separated.
+fn plain(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(n) => Some(n.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Array(items) => {
+            let items: Option<Vec<String>> = items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::Array(_) | toml::Value::Table(_) => None,
+                    item => plain(item),
+                })
+                .collect();
+            Some(items?.join(","))
+        }
+        toml::Value::Datetime(d) => Some(d.to_string()),
+        toml::Value::Table(_) => None,
     }
 }
 
@@ -192,7 +148,7 @@ pub fn config_path(args: &[OsString]) -> Option<PathBuf> {
             return Some(PathBuf::from(path));
         }
     }
-    std::env::var_os("SIMTALLY_CONFIG").map(PathBuf::from)
+    std::env::var_os(CONFIG_VARIABLE).map(PathBuf::from)
 }
 
 /// Reads the configuration file, if one is named, and sets its values as `SIMTALLY_*`
@@ -204,12 +160,35 @@ pub fn apply_config_file(args: &[OsString]) -> Result<(), String> {
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read configuration file {}: {e}", path.display()))?;
-    for (name, value) in FileConfig::parse(&path, &text)?.variables() {
-        if std::env::var_os(name).is_none() {
+    for (name, value) in parse(&path, &text)? {
+        if std::env::var_os(&name).is_none() {
             std::env::set_var(name, value);
         }
     }
     Ok(())
+}
+
+/// The table of docs/configuration.md: one row per key.
+pub fn reference_table() -> String {
+    let mut table = String::from(
+        "| key | variable | flag | commands | default | what it sets |\n\
+         | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for setting in settings().values() {
+        table.push_str(&format!(
+            "| `{}` | `{}` | `{}` | {} | {} | {} |\n",
+            setting.key,
+            setting.variable,
+            setting.flag,
+            setting.commands.join(", "),
+            match setting.default.as_str() {
+                "" => String::new(),
+                default => format!("`{}`", default.replace('|', "\\|")),
+            },
+            setting.help.replace('|', "\\|"),
+        ));
+    }
+    table
 }
 
 #[cfg(test)]
@@ -217,22 +196,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_every_key_and_refuses_unknown_ones() {
+    fn reads_keys_as_variables_and_refuses_unknown_ones() {
         let path = Path::new("simtally.toml");
-        let config = FileConfig::parse(path, "lake = \"/data/lake\"\nthreads = 3\n").unwrap();
+        let text = "lake = \"/data/lake\"\nthreads = 3\nlink_limits = [\"7=5\", \"8=2\"]\n";
         assert_eq!(
-            config.variables(),
+            parse(path, text).unwrap(),
             vec![
-                ("SIMTALLY_LAKE", "/data/lake".to_owned()),
-                ("SIMTALLY_THREADS", "3".to_owned())
+                ("SIMTALLY_LAKE".to_owned(), "/data/lake".to_owned()),
+                ("SIMTALLY_LINK_LIMITS".to_owned(), "7=5,8=2".to_owned()),
+                ("SIMTALLY_THREADS".to_owned(), "3".to_owned()),
             ]
         );
-        let err = FileConfig::parse(path, "lakes = \"x\"").unwrap_err();
+        let err = parse(path, "lakes = \"x\"").unwrap_err();
         assert!(
             err.contains("simtally.toml") && err.contains("lakes"),
             "{err}"
         );
-        assert!(FileConfig::parse(path, "threads = -1").is_err());
+        assert!(parse(path, "config = \"other.toml\"").is_err());
+        assert!(parse(path, "[serve]\nmax_rows = 3").is_err());
+    }
+
+    #[test]
+    fn every_variable_of_every_command_is_a_key() {
+        let keys = settings();
+        for key in [
+            "lake",
+            "serve_addr",
+            "query_memory_mb",
+            "pdf_renderer",
+            "tls_key_file",
+        ] {
+            assert!(keys.contains_key(key), "{key} missing");
+        }
+        assert!(!keys.contains_key("config"));
+        assert_eq!(keys["lake"].variable, "SIMTALLY_LAKE");
+        assert_eq!(keys["lake"].flag, "--lake");
+    }
+
+    /// docs/configuration.md lists exactly the settings the arguments define. To accept a
+    /// change: `SIMTALLY_BLESS=1 cargo test --lib config_file`, then review the diff.
+    #[test]
+    fn the_documentation_lists_every_key() {
+        let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let (begin, end) = ("<!-- keys begin -->\n", "<!-- keys end -->");
+        let start = text.find(begin).expect("the keys' begin marker") + begin.len();
+        let stop = text.find(end).expect("the keys' end marker");
+        let expected = reference_table();
+        if std::env::var_os("SIMTALLY_BLESS").is_some() {
+            let updated = format!("{}{expected}{}", &text[..start], &text[stop..]);
+            std::fs::write(&doc, updated).unwrap();
+            return;
+        }
+        assert_eq!(
+            text[start..stop],
+            expected,
+            "docs/configuration.md is out of date: SIMTALLY_BLESS=1 cargo test --lib config_file"
+        );
     }
 
     #[test]

@@ -48,15 +48,9 @@ pub struct Cli {
     )]
     pub log: String,
 
-    /// A TOML configuration file (keys: lake, log, threads, brokers, usage_topic,
-    /// events_topic, group, pass_seconds, pass_max_records, pass_max_mib, hold_minutes,
-    /// hold_idle_seconds, metrics_addr, dead_letter_topic, dedup_window_days, plausible_from,
-    /// plausible_until, max_line_bytes, prices, link_limits, serve_addr, postgres_addr,
-    /// jwt_secret_file, jwt_public_key_file, jwt_issuer, jwt_audience, operator_secret_file,
-    /// oidc_issuers_file,
-    /// max_rows, query_timeout, queries_per_caller, queued_per_caller, max_connections,
-    /// idle_timeout, tls_cert_file, tls_key_file). Precedence: flags, then SIMTALLY_*
-    /// variables, then the file, then the defaults.
+    /// A TOML configuration file: each setting's key is its variable's name without
+    /// `SIMTALLY_`, in lower case (`lake = "s3://bucket/lake"`); docs/configuration.md lists
+    /// them. Precedence: flags, then SIMTALLY_* variables, then the file, then the defaults.
     #[arg(long, global = true, env = "SIMTALLY_CONFIG", value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
 
@@ -378,8 +372,10 @@ pub struct ProduceArgs {
 /// The two topics, both keyed by ICCID.
 #[derive(Debug, Args)]
 pub struct TopicArgs {
+    /// The topic of usage records.
     #[arg(long, env = "SIMTALLY_USAGE_TOPIC", default_value = "sim-usage")]
     pub usage_topic: String,
+    /// The topic of SIM lifecycle and directory events.
     #[arg(long, env = "SIMTALLY_EVENTS_TOPIC", default_value = "sim-events")]
     pub events_topic: String,
 }
@@ -464,7 +460,7 @@ pub struct IngestArgs {
     /// With --brokers and without --exit-at-end: how often (seconds) to read the owned
     /// partitions to their end and commit (a pass starts every interval); what arrives is
     /// queryable within about one interval and a pass (two when held for the events).
-    #[arg(long, env = "SIMTALLY_PASS_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, env = "SIMTALLY_PASS_SECONDS", default_value_t = crate::pipeline::DEFAULT_PASS_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub pass_seconds: u64,
     /// With --brokers: a pass commits after reading at most this many usage messages (or
     /// --pass-max-mib), and the next starts at once; this bounds a pass's memory and time

@@ -2,7 +2,7 @@
 psycopg 3 (extended protocol, binary results, server-side cursors, prepared statements),
 psycopg2 (simple protocol), SQLAlchemy 2 with both drivers (`inspect()` as Superset calls
 it, pandas.read_sql), and the introspection statements Grafana, Metabase and DBeaver send
-(tests/clients/introspection/). Run by tests/serve_clients.rs, which starts the server and
+(tests/clients/introspection/). Run by tests/services/serve_clients.rs, which starts the server and
 passes what each person must see, computed from the test's fixture.
 
 Usage: pg_clients.py HOST PORT EXPECTED_JSON INTROSPECTION_DIR

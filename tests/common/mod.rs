@@ -7,6 +7,7 @@ pub mod kafka;
 pub mod pg;
 pub mod runs;
 pub mod server;
+pub mod transfers;
 pub mod wire;
 
 use std::path::{Path, PathBuf};
