@@ -253,9 +253,14 @@ impl TableAppender {
         let first = u64::try_from(version + 1).unwrap_or(0);
         let mut commits = Vec::new();
         for (version, winner) in self.winners_between(first, read).await? {
+            // A log with a gap, or a commit simtally cannot read: not a lake it wrote.
+            let corrupt = |detail: String| LakeError::Corrupt {
+                table: self.table.name(),
+                detail,
+            };
             let winner = winner
-                .ok_or_else(|| LakeError::Internal(format!("commit {version} is missing")))?
-                .map_err(|e| LakeError::Internal(format!("commit {version}: {e}")))?;
+                .ok_or_else(|| corrupt(format!("commit {version} is missing from the log")))?
+                .map_err(|e| corrupt(format!("commit {version} is not valid JSON: {e}")))?;
             commits.push(winner);
         }
         Ok(commits)

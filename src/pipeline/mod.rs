@@ -597,14 +597,18 @@ async fn stored_dead_letters(lake: &Lake) -> Result<(Vec<Letter>, Vec<Letter>), 
         .await?;
     let (mut usage, mut events) = (Vec::new(), Vec::new());
     for batch in &batches {
-        let column =
-            |name: &str, to: &DataType| {
-                let column = batch.column_by_name(name)?;
-                Some(cast(column, to).map_err(|e| {
-                    IngestError::Internal(format!("reading dead letters' {name}: {e}"))
-                }))
-            };
-        let missing = |name: &str| IngestError::Internal(format!("dead_letters has no {name}"));
+        // A column missing or of another type: not a table simtally wrote.
+        let corrupt = |detail: String| {
+            IngestError::Lake(LakeError::Corrupt {
+                table: LakeTable::DeadLetters.name(),
+                detail,
+            })
+        };
+        let column = |name: &str, to: &DataType| {
+            let column = batch.column_by_name(name)?;
+            Some(cast(column, to).map_err(|e| corrupt(format!("column {name}: {e}"))))
+        };
+        let missing = |name: &str| corrupt(format!("no column {name}"));
         let sources = column("source", &DataType::Utf8).ok_or_else(|| missing("source"))??;
         let payloads = column("payload", &DataType::Binary).ok_or_else(|| missing("payload"))??;
         let keys = column("key", &DataType::Binary).ok_or_else(|| missing("key"))??;

@@ -122,7 +122,10 @@ impl GroupMember {
                 // Dropping the consumer closes it, which leaves the group at once.
                 drop(consumer);
             })
-            .map_err(|e| KafkaError::Internal(format!("starting the group thread: {e}")))?;
+            .map_err(|source| KafkaError::Thread {
+                name: "group",
+                source,
+            })?;
         Ok(GroupMember {
             assigned,
             stop,

@@ -31,7 +31,8 @@ impl Default for Topics {
 }
 
 /// Errors of the Kafka source. `Client` and `Topic` are usually the broker's (unreachable,
-/// refusing a request) or the user's (wrong address); `Internal` is a bug in simtally.
+/// refusing a request) or the user's (wrong address); `Thread` the system's; `Internal` is a
+/// bug in simtally.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
     #[error("Kafka client for brokers '{brokers}': {source}")]
@@ -69,6 +70,12 @@ pub enum KafkaError {
     },
     #[error(transparent)]
     Source(#[from] super::SourceError),
+    /// The system would not start a thread (out of memory or a process limit).
+    #[error("cannot start the Kafka client's {name} thread: {source}")]
+    Thread {
+        name: &'static str,
+        source: std::io::Error,
+    },
     #[error("internal error (a bug in simtally): {0}")]
     Internal(String),
 }

@@ -126,10 +126,22 @@ fn send_all(options: &ProduceOptions) -> Result<ProduceSummary, KafkaError> {
         .map_err(|source| client_error(&options.brokers, source))?;
     let mut summary = ProduceSummary::default();
     for input in &options.usage {
-        summary.usage_messages += send_file(&producer, input, &options.topics.usage, usage_key)?;
+        summary.usage_messages += send_file(
+            &producer,
+            &options.brokers,
+            input,
+            &options.topics.usage,
+            usage_key,
+        )?;
     }
     for input in &options.events {
-        summary.event_messages += send_file(&producer, input, &options.topics.events, event_key)?;
+        summary.event_messages += send_file(
+            &producer,
+            &options.brokers,
+            input,
+            &options.topics.events,
+            event_key,
+        )?;
     }
     producer
         .flush(Duration::from_secs(60))
@@ -199,7 +211,7 @@ fn send_and_wait(brokers: &str, topic: &str, messages: &[Outgoing]) -> Result<()
         if let Some(key) = &message.key {
             record = record.key(key.as_slice());
         }
-        send_one(&producer, record)?;
+        send_one(&producer, record).map_err(|e| client_error(brokers, e))?;
     }
     producer
         .flush(Duration::from_secs(60))
@@ -232,6 +244,7 @@ fn check_deliveries(
 
 fn send_file(
     producer: &BaseProducer<Deliveries>,
+    brokers: &str,
     input: &Input,
     topic: &str,
     key_of: fn(&[u8]) -> Option<String>,
@@ -248,7 +261,7 @@ fn send_file(
             if let Some(key) = &key {
                 record = record.key(key.as_str());
             }
-            send_one(producer, record)?;
+            send_one(producer, record).map_err(|e| client_error(brokers, e))?;
             sent += 1;
         }
     }
@@ -259,7 +272,7 @@ fn send_file(
 fn send_one<K: rdkafka::message::ToBytes + ?Sized>(
     producer: &BaseProducer<Deliveries>,
     mut record: BaseRecord<'_, K, [u8]>,
-) -> Result<(), KafkaError> {
+) -> Result<(), RdKafkaError> {
     loop {
         match producer.send(record) {
             Ok(()) => {
@@ -270,9 +283,9 @@ fn send_one<K: rdkafka::message::ToBytes + ?Sized>(
                 record = back;
                 producer.poll(Duration::from_millis(50));
             }
-            Err((error, _)) => {
-                return Err(KafkaError::Internal(format!("queueing a message: {error}")))
-            }
+            // Refused by the client (too large for the broker, an unknown partition): the
+            // broker's or the user's to fix, with the client's reason.
+            Err((error, _)) => return Err(error),
         }
     }
 }
