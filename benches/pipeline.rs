@@ -1,6 +1,8 @@
-//! Throughput of the pipeline's stages, in records per second, on a generated data set:
-//! decoding, decoding + attribution, and a whole ingest into a fresh local lake.
-//! Peak memory (VmHWM) is printed at the end.
+//! Throughput of the pipeline's core, in records per second per core, on a generated data
+//! set: decoding and decoding + attribution (one thread), and a whole ingest into a fresh
+//! local lake with one decode thread and with one per core (the Parquet encoders and the
+//! collector run beside the decode threads in both). Peak memory (VmHWM) is printed at the
+//! end.
 //!
 //! cargo bench --bench pipeline
 
@@ -79,25 +81,28 @@ fn stages(c: &mut Criterion) {
     });
     group.sample_size(10);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    group.bench_function("ingest_into_fresh_lake", |b| {
-        b.iter(|| {
-            let lake_dir = tempfile::tempdir().unwrap();
-            let lake = Lake::new(LakeLocation::parse(lake_dir.path().to_str().unwrap()).unwrap());
-            runtime
-                .block_on(ingest(
-                    &lake,
-                    IngestOptions {
-                        usage: vec![Input::File(usage.clone())],
-                        events: vec![Input::File(events.clone())],
-                        progress: false,
-                        threads: 0,
-                        ..IngestOptions::default()
-                    },
-                    CancellationToken::new(),
-                ))
-                .unwrap()
-        })
-    });
+    for (name, threads) in [("ingest_one_decode_thread", 1), ("ingest_all_cores", 0)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let lake_dir = tempfile::tempdir().unwrap();
+                let location = LakeLocation::parse(lake_dir.path().to_str().unwrap()).unwrap();
+                let options = IngestOptions {
+                    usage: vec![Input::File(usage.clone())],
+                    events: vec![Input::File(events.clone())],
+                    progress: false,
+                    threads,
+                    ..IngestOptions::default()
+                };
+                runtime
+                    .block_on(ingest(
+                        &Lake::new(location),
+                        options,
+                        CancellationToken::new(),
+                    ))
+                    .unwrap()
+            })
+        });
+    }
     group.finish();
     if let Some(peak) = peak_memory() {
         println!("peak memory (VmHWM): {peak}");

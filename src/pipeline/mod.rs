@@ -10,12 +10,12 @@ mod commit;
 mod corrections;
 mod dead_letter_topic;
 mod directory;
-mod drain;
 pub(crate) mod events;
 mod follow;
 pub mod hold;
 mod intake;
 mod metrics;
+mod passes;
 mod snapshot;
 mod stored;
 mod summary;
@@ -38,13 +38,14 @@ use crate::sink::LetterInput;
 use crate::source::kafka::{
     check_co_partitioned, resume_app_id, KafkaError, ReadBudget, TopicToEnd, Topics,
 };
-use crate::source::{ChunkSource, FileChunks, Input, Letter, Replayed, SourceError};
+use crate::source::{ChunkSource, Input, Letter, SourceError};
 
 pub use corrections::CorrectionCounts;
 pub use follow::{follow, FollowSummary};
 use hold::Horizons;
 pub use hold::{Hold, HoldPolicy};
 pub use metrics::Metrics;
+use passes::RunInputs;
 pub use stored::{StoredFrom, StoredSimEvents};
 pub use summary::{
     EventCounts, QuarantineTotals, RunLedger, RunRecord, RunSummary, UsageCounts, WorkspaceTotals,
@@ -122,34 +123,6 @@ pub enum IngestError {
     Internal(String),
 }
 
-/// Where the events and the usage come from: the files, or the Kafka topics from the
-/// positions the lake recorded.
-async fn sources(
-    lake: &Lake,
-    options: &IngestOptions,
-) -> Result<(Box<dyn ChunkSource>, Box<dyn ChunkSource>), IngestError> {
-    let max_line = options.limits.max_line_bytes;
-    let Some(kafka) = &options.kafka else {
-        return Ok((
-            Box::new(FileChunks::new(options.events.clone()).with_max_line(max_line)),
-            Box::new(FileChunks::new(options.usage.clone()).with_max_line(max_line)),
-        ));
-    };
-    let partitions = check_co_partitioned(&kafka.brokers, &kafka.topics).await?;
-    kafka_sources(lake, kafka, partitions, None).await
-}
-
-/// Both topics, each partition (of `only`, if given) from the position the lake recorded.
-async fn kafka_sources(
-    lake: &Lake,
-    kafka: &KafkaIngest,
-    partitions: i32,
-    only: Option<Vec<i32>>,
-) -> Result<(Box<dyn ChunkSource>, Box<dyn ChunkSource>), IngestError> {
-    let (events, usage) = open_topics(lake, kafka, partitions, only).await?;
-    Ok((Box::new(events), Box::new(usage)))
-}
-
 /// Both topics' reads, (events, usage), planned from the positions the lake recorded.
 async fn open_topics(
     lake: &Lake,
@@ -207,16 +180,14 @@ pub async fn ingest(
     for input in options.usage.iter().chain(&options.events) {
         input.check_readable()?;
     }
-    if let Some(kafka) = options.kafka.as_ref().filter(|k| k.pass_budget.is_some()) {
-        return drain::drain_topics(lake, &options, kafka, shutdown).await;
-    }
-    let rereadable = (options.usage.iter().chain(&options.events)).all(|i| *i != Input::Stdin);
-    let (options, shutdown) = (&options, &shutdown);
-    retry_when_fenced(rereadable, || async move {
-        let (events_source, usage_source) = sources(lake, options).await?;
-        ingest_sources(lake, options, events_source, usage_source, shutdown.clone()).await
-    })
-    .await
+    let inputs = match &options.kafka {
+        Some(kafka) => RunInputs::Topics {
+            kafka,
+            partitions: check_co_partitioned(&kafka.brokers, &kafka.topics).await?,
+        },
+        None => RunInputs::Files,
+    };
+    passes::run_to_end(lake, &options, inputs, shutdown).await
 }
 
 /// Runs `attempt` until it is not refused by the writer fence (`lake::fence`): another
@@ -241,20 +212,6 @@ where
     }
 }
 
-/// As [`ingest`], from sources the caller opened (`options.usage`, `events` and `kafka`
-/// are not looked at).
-pub async fn ingest_sources(
-    lake: &Lake,
-    options: &IngestOptions,
-    events_source: Box<dyn ChunkSource>,
-    usage_source: Box<dyn ChunkSource>,
-    shutdown: CancellationToken,
-) -> Result<RunSummary, IngestError> {
-    let sources = (events_source, usage_source);
-    let (summary, _) = ingest_pass(lake, options, sources, PassState::default(), shutdown).await?;
-    Ok(summary)
-}
-
 /// How often a follower starts a pass when `KafkaIngest::follow` does not say (the CLI
 /// always does: `--pass-seconds`, default 5).
 pub const DEFAULT_PASS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -276,7 +233,7 @@ pub struct Holding<'a> {
     pub pass_start: std::time::Instant,
 }
 
-/// One pass of [`ingest_sources`] over (events, usage), from what earlier passes left (see
+/// One pass over (events, usage), from what earlier passes left (see
 /// [`PassState`]); returns the SIM events as this pass leaves them.
 pub async fn ingest_pass(
     lake: &Lake,
@@ -580,13 +537,7 @@ pub async fn replay_dead_letters(
     options: &IngestOptions,
     shutdown: CancellationToken,
 ) -> Result<RunSummary, IngestError> {
-    retry_when_fenced(true, || async {
-        let (usage, events) = stored_dead_letters(lake).await?;
-        let events = Box::new(Replayed::new(events));
-        let usage = Box::new(Replayed::new(usage));
-        ingest_sources(lake, options, events, usage, shutdown.clone()).await
-    })
-    .await
+    passes::run_to_end(lake, options, RunInputs::DeadLetters, shutdown).await
 }
 
 /// Every dead letter in the lake, (source, key, payload), as (usage, events) letters.

@@ -1,10 +1,13 @@
 //! What every handler of the HTTP API shares: the server's state, its request counters, and
 //! who the caller is and which Workspaces they may see.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 
 use super::auth::{Authenticator, Caller};
 use super::executor::QueryExecutor;
@@ -35,45 +38,63 @@ pub struct ApiState {
     pub counters: ApiCounters,
 }
 
-/// Requests answered, by status class, for `/metrics`.
-#[derive(Default)]
+/// The content type of [`ApiCounters::render`].
+pub(super) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Requests answered, by status class, and queries run, for `/metrics` (OpenMetrics text).
 pub struct ApiCounters {
-    ok: AtomicU64,
-    client_errors: AtomicU64,
-    server_errors: AtomicU64,
-    queries: AtomicU64,
+    registry: Registry,
+    requests: Family<StatusClass, Counter>,
+    queries: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusClass {
+    class: &'static str,
+}
+
+impl Default for ApiCounters {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("simtally_api");
+        let requests = Family::<StatusClass, Counter>::default();
+        registry.register(
+            "requests",
+            "API requests answered, by status class.",
+            requests.clone(),
+        );
+        let queries = Counter::default();
+        registry.register("queries", "Queries and reports run.", queries.clone());
+        // Every class from the start, so a rate over a class that has not happened yet is 0.
+        for class in ["2xx", "4xx", "5xx"] {
+            let _ = requests.get_or_create(&StatusClass { class });
+        }
+        ApiCounters {
+            registry,
+            requests,
+            queries,
+        }
+    }
 }
 
 impl ApiCounters {
     pub(super) fn count(&self, status: StatusCode) {
-        let counter = match status.as_u16() {
-            500.. => &self.server_errors,
-            400.. => &self.client_errors,
-            _ => &self.ok,
+        let class = match status.as_u16() {
+            500.. => "5xx",
+            400.. => "4xx",
+            _ => "2xx",
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.requests.get_or_create(&StatusClass { class }).inc();
     }
 
     pub(super) fn count_query(&self) {
-        self.queries.fetch_add(1, Ordering::Relaxed);
+        self.queries.inc();
     }
 
     pub(super) fn render(&self) -> String {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        format!(
-            "# HELP simtally_api_requests_total API requests answered, by status class.\n\
-             # TYPE simtally_api_requests_total counter\n\
-             simtally_api_requests_total{{class=\"2xx\"}} {}\n\
-             simtally_api_requests_total{{class=\"4xx\"}} {}\n\
-             simtally_api_requests_total{{class=\"5xx\"}} {}\n\
-             # HELP simtally_api_queries_total Queries and reports run.\n\
-             # TYPE simtally_api_queries_total counter\n\
-             simtally_api_queries_total {}\n",
-            get(&self.ok),
-            get(&self.client_errors),
-            get(&self.server_errors),
-            get(&self.queries),
-        )
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
     }
 }
 

@@ -214,6 +214,19 @@ async fn asking_for_a_workspace_you_cannot_access_is_a_403() {
         .await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(answer.error_code(), "too_few_workspaces");
+
+    // /metrics counted each of those answers by its class, in the OpenMetrics format.
+    let metrics = w.server.get("/metrics", None, None).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    let text = metrics.text();
+    for line in [
+        "simtally_api_requests_total{class=\"4xx\"} 6\n",
+        "simtally_api_requests_total{class=\"2xx\"} 0\n",
+        "simtally_api_requests_total{class=\"5xx\"} 0\n",
+    ] {
+        assert!(text.contains(line), "{line} not in {text}");
+    }
+    assert!(text.ends_with("# EOF\n"), "{text}");
 }
 
 /// SQL that tries to leave Olga's scope (Workspace 101): each either fails or shows
