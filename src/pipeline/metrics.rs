@@ -58,23 +58,23 @@ impl Default for Metrics {
         let counter =
             |r: &mut Registry, name: &str, help: &str| add(r, name, help, Counter::default());
         Metrics {
-            usage_messages: counter(r, "usage_messages", "Usage messages read (every line, valid or not)."),
-            event_messages: counter(r, "event_messages", "Lifecycle event messages read."),
-            records: counter(r, "records", "Usage records written for the first time."),
-            slices: counter(r, "slices", "Usage slices attributed to a Workspace."),
-            quarantined_slices: counter(r, "quarantined_slices", "Usage slices quarantined (no owner, unknown SIM)."),
-            dead_letters: counter(r, "dead_letters", "Messages that went to dead_letters."),
-            duplicates: counter(r, "duplicates", "Usage messages whose record id was already seen."),
-            corrected_records: counter(r, "corrected_records", "Stored records re-attributed after a late transfer or registration."),
-            correction_rows: counter(r, "correction_rows", "Correction rows written (reversals and re-attributed slices)."),
-            unsent_dead_letters: counter(r, "dead_letter_topic_failures", "Dead letters that could not be sent to the dead-letter topic (they are in the table)."),
-            passes: counter(r, "passes", "Passes committed."),
-            passes_dropped: counter(r, "passes_dropped", "Passes dropped because another group member committed first."),
-            ownership_loads: counter(r, "ownership_loads", "Times the SIM events were loaded from the lake (on assignment; passes in between keep them)."),
-            last_pass_seconds: add(r, "last_pass_seconds", "How long the last pass took (read, attribute, write, commit).", Gauge::default()),
-            held: add(r, "held_messages", "Usage messages the last pass held for the lifecycle events that cover them.", Gauge::default()),
-            last_commit_seconds: add(r, "last_commit_timestamp_seconds", "When the last pass committed (Unix time; 0: none yet).", Gauge::default()),
-            lag: add(r, "consumer_lag_messages", "Messages of an owned partition not yet in the lake when the last pass started.", Family::default()),
+            usage_messages: counter(r, "usage_messages", "Usage messages read (every line, valid or not)"),
+            event_messages: counter(r, "event_messages", "Lifecycle event messages read"),
+            records: counter(r, "records", "Usage records written for the first time"),
+            slices: counter(r, "slices", "Usage slices attributed to a Workspace"),
+            quarantined_slices: counter(r, "quarantined_slices", "Usage slices quarantined (no owner, unknown SIM)"),
+            dead_letters: counter(r, "dead_letters", "Messages that went to dead_letters"),
+            duplicates: counter(r, "duplicates", "Usage messages whose record id was already seen"),
+            corrected_records: counter(r, "corrected_records", "Stored records re-attributed after a late transfer or registration"),
+            correction_rows: counter(r, "correction_rows", "Correction rows written (reversals and re-attributed slices)"),
+            unsent_dead_letters: counter(r, "dead_letter_topic_failures", "Dead letters that could not be sent to the dead-letter topic (they are in the table)"),
+            passes: counter(r, "passes", "Passes committed"),
+            passes_dropped: counter(r, "passes_dropped", "Passes dropped because another group member committed first"),
+            ownership_loads: counter(r, "ownership_loads", "Times the SIM events were loaded from the lake (on assignment; passes in between keep them)"),
+            last_pass_seconds: add(r, "last_pass_seconds", "How long the last pass took (read, attribute, write, commit)", Gauge::default()),
+            held: add(r, "held_messages", "Usage messages the last pass held for the lifecycle events that cover them", Gauge::default()),
+            last_commit_seconds: add(r, "last_commit_timestamp_seconds", "When the last pass committed (Unix time; 0: none yet)", Gauge::default()),
+            lag: add(r, "consumer_lag_messages", "Messages of an owned partition not yet in the lake when the last pass started", Family::default()),
             registry,
         }
     }
@@ -190,6 +190,8 @@ mod tests {
         assert!(text.contains("# TYPE simtally_passes counter\nsimtally_passes_total 2\n"));
         assert!(text.contains("# TYPE simtally_held_messages gauge\nsimtally_held_messages 4\n"));
         assert!(text.ends_with("# EOF\n"), "{text}");
+        // The encoder ends each help with a full stop of its own.
+        assert!(text.contains("# HELP simtally_passes Passes committed.\n"), "{text}");
         assert!(text
             .contains("simtally_consumer_lag_messages{topic=\"sim-usage\",partition=\"3\"} 42\n"));
     }

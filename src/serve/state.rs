@@ -59,11 +59,11 @@ impl Default for ApiCounters {
         let requests = Family::<StatusClass, Counter>::default();
         registry.register(
             "requests",
-            "API requests answered, by status class.",
+            "API requests answered, by status class",
             requests.clone(),
         );
         let queries = Counter::default();
-        registry.register("queries", "Queries and reports run.", queries.clone());
+        registry.register("queries", "Queries and reports run", queries.clone());
         // Every class from the start, so a rate over a class that has not happened yet is 0.
         for class in ["2xx", "4xx", "5xx"] {
             let _ = requests.get_or_create(&StatusClass { class });
