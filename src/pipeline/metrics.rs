@@ -191,7 +191,10 @@ mod tests {
         assert!(text.contains("# TYPE simtally_held_messages gauge\nsimtally_held_messages 4\n"));
         assert!(text.ends_with("# EOF\n"), "{text}");
         // The encoder ends each help with a full stop of its own.
-        assert!(text.contains("# HELP simtally_passes Passes committed.\n"), "{text}");
+        assert!(
+            text.contains("# HELP simtally_passes Passes committed.\n"),
+            "{text}"
+        );
         assert!(text
             .contains("simtally_consumer_lag_messages{topic=\"sim-usage\",partition=\"3\"} 42\n"));
     }
