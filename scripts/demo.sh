@@ -11,5 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/simtally/target}"
 echo "building simtally and its tests (the first build compiles DataFusion and delta-rs)" >&2
-cargo test --locked --quiet --no-run --lib --bins --test hermetic --test services --benches --examples
+source scripts/targets.sh
+cargo test --locked --quiet --no-run "${targets[@]}"
 "$CARGO_TARGET_DIR/debug/simtally" demo "$@"

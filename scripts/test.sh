@@ -99,7 +99,7 @@ python_tools
 trap stop_services EXIT
 start_s3
 start_broker
-# Every tier: unit tests, the hermetic integration tests, the services tier (`test = false`
-# in Cargo.toml keeps it out of plain `cargo test`, and out of --all-targets, so the targets
-# are named), the bench's smoke run and the examples.
-cargo test --locked --lib --bins --test hermetic --test services --benches --examples "$@"
+# Every tier: unit tests, the hermetic integration tests, the services tier, the bench's
+# smoke run and the examples (scripts/targets.sh).
+source scripts/targets.sh
+cargo test --locked "${targets[@]}" "$@"

@@ -14,6 +14,7 @@ pub mod attribute;
 pub mod decode;
 pub mod directory;
 pub mod lake;
+pub mod openmetrics;
 pub mod query;
 pub mod serve;
 pub mod sink;

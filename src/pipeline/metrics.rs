@@ -6,7 +6,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -18,9 +17,6 @@ use prometheus_client::registry::{Metric, Registry};
 use tokio_util::sync::CancellationToken;
 
 use super::RunSummary;
-
-/// The content type of [`Metrics::render`].
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -129,10 +125,7 @@ impl Metrics {
 
     /// The OpenMetrics text exposition of every counter and gauge.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        crate::openmetrics::text(&self.registry)
     }
 }
 
@@ -161,7 +154,7 @@ pub async fn serve_operations(
 }
 
 async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, OPENMETRICS)], metrics.render())
+    crate::openmetrics::response(&metrics.registry)
 }
 
 #[cfg(test)]

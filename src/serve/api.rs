@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::auth::Caller;
 use super::respond::{json_response, result_response, ApiError, ResultFormat};
-use super::state::{audience_of, can_access, Access, ApiState, OPENMETRICS};
+use super::state::{audience_of, can_access, Access, ApiState};
 use crate::domain::WorkspaceId;
 use crate::query::{run_limited, scoped_session, QueryResult, Report, Scope, Viewer, REPORTS};
 
@@ -134,10 +134,7 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, OPENMETRICS)],
-        state.counters.render(),
-    )
+    crate::openmetrics::response(state.counters.registry())
 }
 
 async fn list_workspaces(

@@ -38,13 +38,13 @@ pub struct ApiState {
     pub counters: ApiCounters,
 }
 
-/// The content type of [`ApiCounters::render`].
-pub(super) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
 /// Requests answered, by status class, and queries run, for `/metrics` (OpenMetrics text).
 pub struct ApiCounters {
     registry: Registry,
-    requests: Family<StatusClass, Counter>,
+    /// `simtally_api_requests_total` of the classes 2xx, 4xx and 5xx.
+    ok: Counter,
+    client_errors: Counter,
+    server_errors: Counter,
     queries: Counter,
 }
 
@@ -65,36 +65,33 @@ impl Default for ApiCounters {
         let queries = Counter::default();
         registry.register("queries", "Queries and reports run", queries.clone());
         // Every class from the start, so a rate over a class that has not happened yet is 0.
-        for class in ["2xx", "4xx", "5xx"] {
-            let _ = requests.get_or_create(&StatusClass { class });
-        }
+        let class = |class| requests.get_or_create_owned(&StatusClass { class });
         ApiCounters {
-            registry,
-            requests,
+            ok: class("2xx"),
+            client_errors: class("4xx"),
+            server_errors: class("5xx"),
             queries,
+            registry,
         }
     }
 }
 
 impl ApiCounters {
     pub(super) fn count(&self, status: StatusCode) {
-        let class = match status.as_u16() {
-            500.. => "5xx",
-            400.. => "4xx",
-            _ => "2xx",
+        let counter = match status.as_u16() {
+            500.. => &self.server_errors,
+            400.. => &self.client_errors,
+            _ => &self.ok,
         };
-        self.requests.get_or_create(&StatusClass { class }).inc();
+        counter.inc();
     }
 
     pub(super) fn count_query(&self) {
         self.queries.inc();
     }
 
-    pub(super) fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+    pub(super) fn registry(&self) -> &Registry {
+        &self.registry
     }
 }
 
