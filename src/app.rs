@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::billing::{due, invoice, reconcile, BillingError, InvoiceOptions, Period, Provenance};
 use crate::config::{BillingTask, Config, LakeTask};
 use crate::generate::{generate, GenerateError, GenerateOptions};
+use crate::kafka::{produce, KafkaError};
 use crate::lake::{Lake, LakeLocation};
 use crate::pipeline::{
     follow, ingest, replay_dead_letters, IngestError, IngestOptions, RunSummary,
@@ -16,7 +17,6 @@ use crate::query::{
     check_lake, open_session, run_report, run_sql, write_batches, OutputFormat, QueryError, Report,
     Scope, REPORTS,
 };
-use crate::source::kafka::{produce, KafkaError};
 use crate::source::Input;
 
 /// Why a command failed; `main` prints it as one message and exits non-zero.
@@ -320,7 +320,7 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
     let prices = dir.join("prices.toml");
     std::fs::write(&prices, DEMO_PRICES).map_err(|source| BillingError::Output {
         path: prices.clone(),
-        source,
+        cause: source,
     })?;
     let options = InvoiceOptions {
         period: Period::containing(options.start),

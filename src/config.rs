@@ -7,10 +7,10 @@ use chrono::NaiveDate;
 
 use crate::billing::{DueOptions, InvoiceOptions, Period};
 use crate::generate::GenerateOptions;
+use crate::kafka::ProduceOptions;
 use crate::lake::LakeLocation;
 use crate::pipeline::IngestOptions;
 use crate::query::{OutputFormat, Scope};
-use crate::source::kafka::ProduceOptions;
 
 /// The lake used when none is given: a directory beside you, no servers needed.
 pub const DEFAULT_LAKE: &str = "simtally-lake";

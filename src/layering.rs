@@ -1,7 +1,12 @@
-//! A check of the crate's layering: no module imports a module that imports it back, at the
-//! top level (`pipeline`, `serve`, ...) and among the modules of each (`serve::api`,
-//! `serve::transfers`, ...). Read from the source: `crate::NAME` and `super::NAME` paths
-//! outside comments and test modules.
+//! Checks of the crate's shape, read from the source:
+//! - layering: no module imports a module that imports it back, at the top level
+//!   (`pipeline`, `serve`, ...) and among the modules of each (`serve::api`,
+//!   `serve::transfers`, ...), by the `crate::NAME` and `super::NAME` paths outside
+//!   comments and test modules;
+//! - errors: one chaining style. An error's message says everything, its cause included,
+//!   and `source()` returns nothing, so whoever prints an error (main, a log line, an API
+//!   answer, a dead letter) prints it once, whole, with `{e}`. `#[error(transparent)]`
+//!   wrappers pass both through.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -135,5 +140,46 @@ fn no_module_imports_one_that_imports_it_back() {
     assert!(
         gone.is_empty(),
         "no longer a cycle, take off KNOWN: {gone:?}"
+    );
+}
+
+/// The error variants (`#[error(...)]` and what follows up to the next one) of a file.
+fn error_variants(text: &str) -> Vec<&str> {
+    let mut starts: Vec<usize> = text.match_indices("#[error(").map(|(at, _)| at).collect();
+    starts.push(text.len());
+    starts.windows(2).map(|w| &text[w[0]..w[1]]).collect()
+}
+
+#[test]
+fn errors_print_their_cause_and_return_no_source() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut wrong = Vec::new();
+    for file in &files {
+        let text = code(&std::fs::read_to_string(file).unwrap_or_default());
+        for variant in error_variants(&text) {
+            // The variant's lines, up to the next attribute or doc comment, or the enum's end.
+            let ends = |l: &&str| {
+                let l = l.trim_start();
+                l.starts_with("#[") || l.starts_with("///") || l.starts_with('}')
+            };
+            let lines = variant.lines().skip(1).take_while(|l| !ends(l));
+            let fields = lines.collect::<Vec<_>>().join("\n");
+            let transparent = variant.starts_with("#[error(transparent)]");
+            let returns = fields.contains("#[source]")
+                || fields
+                    .split(|c: char| c.is_whitespace() || "{(,".contains(c))
+                    .any(|word| word == "source:")
+                || (fields.contains("#[from]") && !transparent);
+            if returns {
+                let name = fields.lines().next().unwrap_or_default().trim();
+                wrong.push(format!("{}: {name}", file.display()));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "errors that return a source (name the field `cause` and print it): {wrong:?}"
     );
 }

@@ -1,9 +1,10 @@
 //! simtally: SIM usage -> the Workspace that owned the SIM at that instant -> a Delta Lake
 //! that DataFusion reports on.
 //!
-//! The modules follow the data: [`source`] -> [`decode`] -> [`attribute`] -> [`sink`] ->
-//! [`lake`] -> [`query`], driven by [`pipeline`]; [`config`] and [`cli`] say what to run,
-//! [`domain`] holds the parsed values every layer shares.
+//! The modules follow the data: [`source`] -> [`decode`] -> [`attribute`] -> [`tables`]
+//! (rows of each lake table) -> [`lake`] -> [`query`], driven by [`pipeline`]; [`config`]
+//! and [`cli`] say what to run, [`domain`] holds the parsed values every layer shares.
+//! docs/architecture.md draws the picture.
 
 // No function over 80 lines (clippy.toml) outside tests; `.ci/run` denies warnings.
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
@@ -13,11 +14,11 @@ pub mod domain;
 pub mod attribute;
 pub mod decode;
 pub mod directory;
+pub mod kafka;
 pub mod lake;
 pub mod openmetrics;
 pub mod query;
 pub mod serve;
-pub mod sink;
 pub mod source;
 pub mod tables;
 pub mod transfer;

@@ -81,7 +81,7 @@ fn main() -> ExitCode {
     match outcome {
         Some(Ok(())) => ExitCode::SUCCESS,
         Some(Err(e)) => {
-            eprintln!("error: {}", error_chain(&e));
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
         None => {
@@ -163,21 +163,6 @@ async fn stop_signal() -> Option<&'static str> {
     {
         tokio::signal::ctrl_c().await.ok().map(|()| "interrupted")
     }
-}
-
-/// The error and its causes on one line, without a backtrace.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
 }
 
 /// Replaces this process with the same command on the system allocator (same pid, same

@@ -1,7 +1,7 @@
 use ahash::AHashMap;
 
-use crate::decode::{Reason, Rejection};
 use crate::domain::{EventKind, Iccid, LifecycleEvent, UtcMillis, WorkspaceId};
+use crate::domain::{Reason, Rejection};
 
 /// A lifecycle event with its position in arrival order, which breaks timestamp ties.
 #[derive(Clone, Debug)]

@@ -58,15 +58,15 @@ pub enum BillingError {
     },
     #[error(transparent)]
     Lake(#[from] LakeError),
-    #[error("query failed ({sql}): {source}")]
+    #[error("query failed ({sql}): {cause}")]
     Query {
         sql: String,
-        source: Box<datafusion::error::DataFusionError>,
+        cause: Box<datafusion::error::DataFusionError>,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Output {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The PDF renderer (an outside program) failed.
     #[error("cannot print {path}: {detail}")]
@@ -77,7 +77,7 @@ impl BillingError {
     fn query(sql: &str) -> impl FnOnce(datafusion::error::DataFusionError) -> BillingError + '_ {
         move |e| BillingError::Query {
             sql: sql.split_whitespace().collect::<Vec<_>>().join(" "),
-            source: Box::new(e),
+            cause: Box::new(e),
         }
     }
 }
@@ -182,7 +182,7 @@ async fn invoice_once(
 fn write_files(dir: &Path, invoice: &Invoice, annex: String) -> Result<(), BillingError> {
     let failed = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| BillingError::Output { path, source }
+        move |cause: std::io::Error| BillingError::Output { path, cause }
     };
     std::fs::create_dir_all(dir).map_err(failed(dir))?;
     let id = &invoice.invoice_id;

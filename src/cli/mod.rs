@@ -12,6 +12,7 @@ use crate::decode::InputLimits;
 use crate::directory::{LinkLimits, OrganizationLimit};
 use crate::domain::{UtcMillis, WorkspaceId};
 use crate::generate::GenerateOptions;
+use crate::kafka::{ProduceOptions, ReadBudget, Topics};
 use crate::lake::{LakeError, LakeLocation};
 use crate::pipeline::{HoldPolicy, IngestOptions, KafkaIngest, DEFAULT_WINDOW_DAYS};
 use crate::query::{OutputFormat, QueryLimits, Scope, StatementLimits};
@@ -19,7 +20,6 @@ use crate::serve::{
     AuthOptions, ConnectionLimits, EventsTopic, FairnessLimits, ServeOptions, ServedBilling,
     TlsFiles,
 };
-use crate::source::kafka::{ProduceOptions, ReadBudget, Topics};
 use crate::source::Input;
 
 mod resolve;

@@ -6,16 +6,15 @@ mod event;
 mod fast;
 mod fields;
 mod limits;
-mod rejection;
 mod scan;
 mod usage;
 
+use crate::domain::{Reason, Rejection};
 pub use directory::{
     decode_any_event, decode_directory_event, encode_directory_event, IncomingEvent,
 };
 pub use event::decode_event;
 pub use limits::InputLimits;
-pub use rejection::{Reason, Rejection};
 pub use usage::decode_usage;
 
 /// Classifies a serde_json failure. Syntax errors mean the bytes are not JSON at all; data

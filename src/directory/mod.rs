@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 pub use limits::{LinkLimits, OrganizationLimit};
 pub use read::{load_directory, StoredDirectory};
 
-use crate::decode::{Reason, Rejection};
 use crate::domain::{
     DirectoryChange, DirectoryEvent, OrganizationId, Role, UserId, UtcMillis, WorkspaceId,
 };
+use crate::domain::{Reason, Rejection};
 
 /// A Workspace as the directory knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

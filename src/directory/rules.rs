@@ -4,8 +4,8 @@
 //! Workspaces they manage. Everything else is refused with `not_allowed` and the rule.
 
 use super::Directory;
-use crate::decode::{Reason, Rejection};
 use crate::domain::{Actor, DirectoryChange, UserId, WorkspaceId};
+use crate::domain::{Reason, Rejection};
 
 fn not_allowed(detail: String) -> Rejection {
     Rejection::new(Reason::NotAllowed, detail)

@@ -6,6 +6,7 @@ mod directory;
 mod event;
 mod iccid;
 mod ids;
+mod rejection;
 mod text;
 mod time;
 mod usage;
@@ -17,6 +18,7 @@ pub use directory::{
 pub use event::{DeviceId, EventKind, EventType, LifecycleEvent, SimStatus};
 pub use iccid::{Iccid, IccidError};
 pub use ids::{RecordId, WorkspaceId};
+pub use rejection::{Reason, Rejection};
 pub use text::Text;
 pub use time::{TimestampError, UtcMillis};
 pub use usage::{Costs, Currency, Operator, TrafficType, UsageRecord, Volumes};

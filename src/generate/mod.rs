@@ -38,13 +38,11 @@ pub struct GenerateOptions {
     pub zstd: bool,
 }
 
+/// Errors of `simtally generate`: `Options` is the user's to fix, `Write` the file system's.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot write {path}: {cause}")]
+    Write { path: String, cause: std::io::Error },
     #[error("{0}")]
     Options(String),
 }
@@ -84,7 +82,7 @@ pub fn generate(options: &GenerateOptions) -> Result<Generated, GenerateError> {
     };
     std::fs::create_dir_all(&options.out).map_err(|source| GenerateError::Write {
         path: options.out.display().to_string(),
-        source,
+        cause: source,
     })?;
     let period_start = options
         .start
@@ -113,7 +111,7 @@ pub fn generate(options: &GenerateOptions) -> Result<Generated, GenerateError> {
         .write(&options.out.join("expected.json"))
         .map_err(|source| GenerateError::Write {
             path: options.out.join("expected.json").display().to_string(),
-            source,
+            cause: source,
         })?;
     Ok(Generated {
         usage: usage_path,
@@ -416,7 +414,7 @@ fn event_json(e: &SequencedEvent) -> String {
 fn create(path: &Path) -> Result<File, GenerateError> {
     File::create(path).map_err(|source| GenerateError::Write {
         path: path.display().to_string(),
-        source,
+        cause: source,
     })
 }
 
@@ -424,7 +422,7 @@ fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> Result<(), G
     let mut out = BufWriter::new(create(path)?);
     let err = |source| GenerateError::Write {
         path: path.display().to_string(),
-        source,
+        cause: source,
     };
     for line in lines {
         writeln!(out, "{line}").map_err(err)?;

@@ -138,6 +138,6 @@ impl Write for Sink {
 fn write_error(path: &Path, source: std::io::Error) -> GenerateError {
     GenerateError::Write {
         path: path.display().to_string(),
-        source,
+        cause: source,
     }
 }

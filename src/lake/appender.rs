@@ -505,7 +505,7 @@ impl TableAppender {
         LakeError::Delta {
             table: self.table.name(),
             url: self.delta.table_url().to_string(),
-            source: Box::new(source),
+            cause: Box::new(source),
         }
     }
 }
@@ -513,10 +513,10 @@ impl TableAppender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Reason, Rejection};
     use crate::domain::UtcMillis;
+    use crate::domain::{Reason, Rejection};
     use crate::lake::{Lake, LakeLocation};
-    use crate::sink::{DeadLetter, DeadLetterRows};
+    use crate::tables::dead_letters::{DeadLetter, DeadLetterRows};
     use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
     use deltalake::kernel::StructType;
 
@@ -528,7 +528,7 @@ mod tests {
                 rejection: Rejection::new(Reason::NotJson, "x".into()),
                 payload: vec![b'x'],
                 key: None,
-                input: crate::sink::LetterInput::Usage,
+                input: crate::tables::dead_letters::LetterInput::Usage,
             });
         }
         rows.finish()

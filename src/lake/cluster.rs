@@ -237,6 +237,6 @@ async fn write_sorted(
 fn read_error(table: LakeTable, e: datafusion::error::DataFusionError) -> LakeError {
     LakeError::Read {
         table: table.name(),
-        source: Box::new(e),
+        cause: Box::new(e),
     }
 }

@@ -76,7 +76,7 @@ impl LakeLocation {
         };
         std::fs::create_dir_all(&path).map_err(|source| LakeError::Directory {
             path: path.display().to_string(),
-            source,
+            cause: source,
         })
     }
 

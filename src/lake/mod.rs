@@ -117,23 +117,20 @@ pub enum LakeError {
         "'{0}' is not a lake location: give a directory path or a file://, memory:// or s3:// URL"
     )]
     Location(String),
-    #[error("cannot prepare the lake directory {path}: {source}")]
-    Directory {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot prepare the lake directory {path}: {cause}")]
+    Directory { path: String, cause: std::io::Error },
     #[error("no lake at {0}: run `simtally ingest` first")]
     NotFound(String),
-    #[error("table {table} at {url}: {source}")]
+    #[error("table {table} at {url}: {cause}")]
     Delta {
         table: &'static str,
         url: String,
-        source: Box<DeltaTableError>,
+        cause: Box<DeltaTableError>,
     },
-    #[error("reading table {table}: {source}")]
+    #[error("reading table {table}: {cause}")]
     Read {
         table: &'static str,
-        source: Box<datafusion::error::DataFusionError>,
+        cause: Box<datafusion::error::DataFusionError>,
     },
     #[error("table {table} has an unexpected layout: {detail}")]
     Corrupt { table: &'static str, detail: String },
@@ -162,7 +159,7 @@ impl LakeError {
         matches!(self, LakeError::Fenced { .. })
             || matches!(
                 self,
-                LakeError::Delta { source, .. } if matches!(
+                LakeError::Delta { cause: source, .. } if matches!(
                     source.as_ref(),
                     DeltaTableError::Transaction { source: TransactionError::CommitConflict(_) }
                 )
@@ -202,7 +199,7 @@ impl Lake {
         LakeError::Delta {
             table: table.name(),
             url: self.location.table_url(table.name()).to_string(),
-            source: Box::new(source),
+            cause: Box::new(source),
         }
     }
 
@@ -498,7 +495,7 @@ impl Lake {
             .map_err(|e| self.delta_error(table, e))?;
         let read_error = |e| LakeError::Read {
             table: table.name(),
-            source: Box::new(e),
+            cause: Box::new(e),
         };
         if let Some(keys) = keys {
             ctx.register_batch("keys", keys).map_err(read_error)?;

@@ -1,7 +1,7 @@
 //! A new lifecycle or directory event as read, before it is accepted or rejected.
 
-use crate::decode::Rejection;
-use crate::sink::{DeadLetter, LetterInput};
+use crate::domain::Rejection;
+use crate::tables::dead_letters::{DeadLetter, LetterInput};
 
 /// A new event with where it came from, until it is accepted or rejected.
 #[derive(Clone)]

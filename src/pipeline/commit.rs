@@ -89,10 +89,10 @@ impl CommitPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Reason, Rejection};
     use crate::domain::UtcMillis;
+    use crate::domain::{Reason, Rejection};
     use crate::lake::{Lake, LakeLocation};
-    use crate::sink::{DeadLetter, DeadLetterRows};
+    use crate::tables::dead_letters::{DeadLetter, DeadLetterRows};
 
     /// How a test pass claims its commits: the fence (a file ingest), the positions of one
     /// Kafka partition (a follower), or nothing (the protocol before the fence).
@@ -115,15 +115,14 @@ mod tests {
             rejection: Rejection::new(Reason::NotJson, "x".into()),
             payload: b"x".to_vec(),
             key: None,
-            input: crate::sink::LetterInput::Usage,
+            input: crate::tables::dead_letters::LetterInput::Usage,
         });
         dead_letters.write(rows.finish()).await.unwrap();
         let fence = Fence::read(&usage, &quarantine).await.unwrap();
         let txns = match kind {
-            Kind::Partition(p) => vec![Transaction::new(
-                crate::source::kafka::resume_app_id("usage", p),
-                1,
-            )],
+            Kind::Partition(p) => {
+                vec![Transaction::new(crate::kafka::resume_app_id("usage", p), 1)]
+            }
             _ => Vec::new(),
         };
         let step = |table, appender| Step {

@@ -24,8 +24,11 @@ use crate::domain::{
 };
 use crate::lake::schema::{timestamp_type, MONEY_TYPE, VOLUME_TYPE};
 use crate::lake::{Lake, LakeError, LakeTable};
-use crate::sink::{CorrectionMark, QuarantineRows, UsageRows, WorkspaceDay};
+use crate::pipeline::partitioned::WorkspaceDay;
 use crate::tables;
+use crate::tables::quarantine::QuarantineRows;
+use crate::tables::usage::UsageRows;
+use crate::tables::CorrectionMark;
 
 /// SIMs whose stored usage may need correcting, with the ids of the events that name them.
 pub(super) type TouchedSims = BTreeMap<Iccid, BTreeSet<String>>;

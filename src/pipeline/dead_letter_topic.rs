@@ -5,12 +5,10 @@
 //! dies sends its letters again), and a broker that refuses them is logged and counted
 //! without stopping ingestion.
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::DataType;
+use arrow::array::RecordBatch;
 
-use crate::lake::LakeTable;
-use crate::source::kafka::{publish_messages, Outgoing};
+use crate::kafka::{publish_messages, Outgoing};
+use crate::tables::dead_letters::StoredLetter;
 
 /// Header names on dead-letter messages.
 pub const SOURCE_HEADER: &str = "simtally-source";
@@ -19,41 +17,17 @@ pub const DETAIL_HEADER: &str = "simtally-detail";
 
 /// The messages for rows of the `dead_letters` table.
 pub(super) fn messages(batches: &[RecordBatch]) -> Result<Vec<Outgoing>, String> {
-    let mut out = Vec::new();
-    for batch in batches {
-        let column = |name: &str, to: &DataType| {
-            let index = batch
-                .schema()
-                .index_of(name)
-                .map_err(|e| format!("{}: {e}", LakeTable::DeadLetters.name()))?;
-            cast(batch.column(index), to).map_err(|e| format!("{name}: {e}"))
-        };
-        let (source, reason, detail) = (
-            column("source", &DataType::Utf8)?,
-            column("reason", &DataType::Utf8)?,
-            column("detail", &DataType::Utf8)?,
-        );
-        let (payload, key) = (
-            column("payload", &DataType::Binary)?,
-            column("key", &DataType::Binary)?,
-        );
-        let text = |array: &arrow::array::ArrayRef, row: usize| {
-            array.as_string::<i32>().value(row).as_bytes().to_vec()
-        };
-        let keys = key.as_binary::<i32>();
-        for row in 0..batch.num_rows() {
-            out.push(Outgoing {
-                key: keys.is_valid(row).then(|| keys.value(row).to_vec()),
-                payload: payload.as_binary::<i32>().value(row).to_vec(),
-                headers: vec![
-                    (SOURCE_HEADER, text(&source, row)),
-                    (REASON_HEADER, text(&reason, row)),
-                    (DETAIL_HEADER, text(&detail, row)),
-                ],
-            });
-        }
-    }
-    Ok(out)
+    let letters = crate::tables::dead_letters::read(batches)?;
+    let message = |letter: StoredLetter| Outgoing {
+        headers: vec![
+            (SOURCE_HEADER, letter.source.into_bytes()),
+            (REASON_HEADER, letter.reason.into_bytes()),
+            (DETAIL_HEADER, letter.detail.into_bytes()),
+        ],
+        key: letter.key,
+        payload: letter.payload,
+    };
+    Ok(letters.into_iter().map(message).collect())
 }
 
 /// Sends the pass's new dead letters; says how many could not be sent (and why, in the log).

@@ -8,10 +8,11 @@ use std::collections::HashMap;
 use super::arrival::Arrival;
 use super::EventCounts;
 use crate::attribute::SequencedEvent;
-use crate::decode::Rejection;
 use crate::directory::StoredDirectory;
+use crate::domain::Rejection;
 use crate::domain::{Actor, DirectoryEvent, EventKind, UtcMillis, WorkspaceId};
-use crate::sink::{DeadLetter, DirectoryRows};
+use crate::tables::dead_letters::DeadLetter;
+use crate::tables::directory::DirectoryRows;
 
 /// A new transfer made by a person or operator, to check before it moves ownership.
 struct TransferCheck {

@@ -5,12 +5,13 @@ use super::intake::{Decoded, EventsRead, Intake};
 use super::stored::{StoredFrom, StoredSimEvents};
 use super::{EventCounts, IngestError};
 use crate::attribute::OwnershipBook;
-use crate::decode::{decode_any_event, InputLimits, Rejection};
+use crate::decode::{decode_any_event, InputLimits};
 use crate::directory::{load_directory, LinkLimits};
+use crate::domain::Rejection;
 use crate::domain::UtcMillis;
 use crate::lake::{Claim, Lake, TableAppender};
-use crate::sink::DeadLetter;
 use crate::source::{Chunk, ChunkSource, SourceError};
+use crate::tables::dead_letters::DeadLetter;
 use crate::tables::sim_events;
 
 pub(super) struct EventPass {
@@ -187,7 +188,11 @@ fn decode_lines(
     let decode = |(bytes, cut): &(&[u8], Option<u64>)| {
         let blank = bytes.iter().all(u8::is_ascii_whitespace);
         (!blank).then(|| match cut {
-            Some(length) => Err(Rejection::line_too_long(*length, limits.max_line_bytes)),
+            Some(length) => Err(Rejection::line_too_long(
+                *length,
+                limits.max_line_bytes,
+                crate::source::KEPT_BYTES,
+            )),
             None => decode_any_event(bytes).and_then(|event| limits.event(event)),
         })
     };

@@ -20,8 +20,8 @@ use super::{
     ingest_pass, open_topics, Hold, Holding, IngestError, IngestOptions, KafkaIngest, Metrics,
     PassState, RunSummary, StoredFrom, StoredSimEvents,
 };
+use crate::kafka::{check_co_partitioned, resume_app_id, GroupMember};
 use crate::lake::{Claim, Lake};
-use crate::source::kafka::{check_co_partitioned, resume_app_id, GroupMember};
 use crate::source::{ChunkSource, SourceError};
 
 /// What a following ingest did until it was stopped.
@@ -85,7 +85,7 @@ pub async fn follow(
             .await
             .map_err(|e| IngestError::Serve {
                 address: address.clone(),
-                source: e,
+                cause: e,
             })?;
         tracing::info!("metrics at http://{bound}/metrics, health at http://{bound}/healthz");
     }

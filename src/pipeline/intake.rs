@@ -10,11 +10,14 @@ use super::corrections::TouchedSims;
 use super::stored::StoredSimEvents;
 use super::{EventCounts, IngestError};
 use crate::attribute::{OwnershipBook, SequencedEvent};
-use crate::decode::{IncomingEvent, Reason, Rejection};
+use crate::decode::IncomingEvent;
 use crate::directory::StoredDirectory;
 use crate::domain::{DirectoryEvent, EventKind, LifecycleEvent, UtcMillis};
-use crate::sink::{DeadLetter, DirectoryRows, EventRows, LetterInput};
+use crate::domain::{Reason, Rejection};
 use crate::source::{Chunk, KEPT_BYTES};
+use crate::tables::dead_letters::{DeadLetter, LetterInput};
+use crate::tables::directory::DirectoryRows;
+use crate::tables::sim_events::EventRows;
 
 /// A decoded line, as [`super::events`] decodes them off the runtime: `None` for a blank
 /// line.

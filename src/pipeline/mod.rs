@@ -1,4 +1,4 @@
-//! pipeline: one ingest run, end to end. source -> decode -> attribute -> sink -> lake.
+//! pipeline: one ingest run, end to end. source -> decode -> attribute -> tables -> lake.
 //!
 //! Lifecycle events are read first (they are small) and turned into the ownership book;
 //! usage is then streamed: a reader thread cuts inputs into chunks, worker threads decode
@@ -15,6 +15,7 @@ mod follow;
 pub mod hold;
 mod intake;
 mod metrics;
+mod partitioned;
 mod passes;
 mod snapshot;
 mod stored;
@@ -26,19 +27,17 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::DataType;
+use arrow::array::RecordBatch;
 use deltalake::kernel::Transaction;
 
 use crate::directory::LinkLimits;
 use crate::domain::UtcMillis;
-use crate::lake::{retry_while_refused, Fence, Lake, LakeError, LakeTable, FENCED_RETRIES};
-use crate::sink::LetterInput;
-use crate::source::kafka::{
+use crate::kafka::{
     check_co_partitioned, resume_app_id, KafkaError, ReadBudget, TopicToEnd, Topics,
 };
+use crate::lake::{retry_while_refused, Fence, Lake, LakeError, LakeTable, FENCED_RETRIES};
 use crate::source::{ChunkSource, Input, Letter, SourceError};
+use crate::tables::dead_letters::LetterInput;
 
 pub use corrections::CorrectionCounts;
 pub use follow::{follow, FollowSummary};
@@ -104,10 +103,10 @@ pub enum IngestError {
     Lake(#[from] LakeError),
     #[error(transparent)]
     Kafka(#[from] KafkaError),
-    #[error("cannot serve the metrics endpoint at {address}: {source}")]
+    #[error("cannot serve the metrics endpoint at {address}: {cause}")]
     Serve {
         address: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("interrupted: nothing from this run was committed; run it again to ingest")]
     Interrupted,
@@ -542,46 +541,13 @@ pub async fn replay_dead_letters(
 
 /// Every dead letter in the lake, (source, key, payload), as (usage, events) letters.
 async fn stored_dead_letters(lake: &Lake) -> Result<(Vec<Letter>, Vec<Letter>), IngestError> {
-    // Every column by name: a lake written before `input` existed reads as usage only.
-    let batches = lake
-        .select(LakeTable::DeadLetters, "SELECT * FROM t")
-        .await?;
     let (mut usage, mut events) = (Vec::new(), Vec::new());
-    for batch in &batches {
-        // A column missing or of another type: not a table simtally wrote.
-        let corrupt = |detail: String| {
-            IngestError::Lake(LakeError::Corrupt {
-                table: LakeTable::DeadLetters.name(),
-                detail,
-            })
+    for letter in crate::tables::dead_letters::load(lake).await? {
+        let to = match letter.input {
+            LetterInput::Usage => &mut usage,
+            LetterInput::Events => &mut events,
         };
-        let column = |name: &str, to: &DataType| {
-            let column = batch.column_by_name(name)?;
-            Some(cast(column, to).map_err(|e| corrupt(format!("column {name}: {e}"))))
-        };
-        let missing = |name: &str| corrupt(format!("no column {name}"));
-        let sources = column("source", &DataType::Utf8).ok_or_else(|| missing("source"))??;
-        let payloads = column("payload", &DataType::Binary).ok_or_else(|| missing("payload"))??;
-        let keys = column("key", &DataType::Binary).ok_or_else(|| missing("key"))??;
-        let inputs = column("input", &DataType::Utf8).transpose()?;
-        let (sources, payloads) = (sources.as_string::<i32>(), payloads.as_binary::<i32>());
-        let (keys, inputs) = (
-            keys.as_binary::<i32>(),
-            inputs.as_ref().map(|i| i.as_string::<i32>()),
-        );
-        for row in 0..batch.num_rows() {
-            let key = keys.is_valid(row).then(|| keys.value(row).to_vec());
-            let input = inputs.filter(|i| i.is_valid(row)).map(|i| i.value(row));
-            let letter = (
-                sources.value(row).to_owned(),
-                key,
-                payloads.value(row).to_vec(),
-            );
-            match LetterInput::parse(input) {
-                LetterInput::Usage => usage.push(letter),
-                LetterInput::Events => events.push(letter),
-            }
-        }
+        to.push((letter.source, letter.key, letter.payload));
     }
     Ok((usage, events))
 }

@@ -25,7 +25,7 @@ use crate::attribute::SequencedEvent;
 use crate::domain::UtcMillis;
 use crate::lake::schema::SIM_EVENTS_SNAPSHOT;
 use crate::lake::{Lake, LakeError, LakeTable, PartitionValue};
-use crate::sink::EventRows;
+use crate::tables::sim_events::EventRows;
 use crate::tables::{self, sim_events};
 
 /// The `txn` application id under which a partition's snapshot records its `through_seq`.

@@ -29,7 +29,7 @@ pub enum QueryError {
     #[error(transparent)]
     Lake(#[from] crate::lake::LakeError),
     #[error("the query failed: {0}")]
-    Sql(#[source] Box<datafusion::error::DataFusionError>),
+    Sql(Box<datafusion::error::DataFusionError>),
     #[error("unknown report '{0}'; `simtally report --list` shows the reports")]
     UnknownReport(String),
     #[error("{0}")]
@@ -43,7 +43,13 @@ pub enum QueryError {
     #[error("the query ran longer than {}s; narrow it (fewer Workspaces or days)", .0.as_secs())]
     Timeout(std::time::Duration),
     #[error("statement refused before planning: {0}")]
-    Refused(#[from] Refusal),
+    Refused(Refusal),
+}
+
+impl From<Refusal> for QueryError {
+    fn from(refusal: Refusal) -> Self {
+        QueryError::Refused(refusal)
+    }
 }
 
 impl From<datafusion::error::DataFusionError> for QueryError {

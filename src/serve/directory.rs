@@ -21,8 +21,9 @@ use serde_json::json;
 use super::auth::Caller;
 use super::respond::{json_response, ApiError};
 use super::state::{audience_of, ApiState};
-use crate::decode::{encode_directory_event, Reason};
+use crate::decode::encode_directory_event;
 use crate::directory::Directory;
+use crate::domain::Reason;
 use crate::domain::{
     Actor, DirectoryChange, DirectoryEvent, OrganizationId, Role, UserId, UtcMillis, WorkspaceId,
 };
@@ -118,7 +119,7 @@ async fn publish(
     };
     let payload = encode_directory_event(&event).to_string().into_bytes();
     // One key for every directory event, so they share a partition and keep their order.
-    let key = crate::source::kafka::DIRECTORY_KEY.to_owned();
+    let key = crate::kafka::DIRECTORY_KEY.to_owned();
     outbox::accept(
         &state.lake,
         &event.event_id,

@@ -67,10 +67,10 @@ pub struct ServedBilling {
 /// Errors that stop the server from starting: all the user's to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {cause}")]
     Bind {
         address: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("token keys: {0}")]
     Key(String),
@@ -153,7 +153,7 @@ pub async fn start(
     });
     let bind_error = |source| ServeError::Bind {
         address: options.address.clone(),
-        source,
+        cause: source,
     };
     let listener = tokio::net::TcpListener::bind(&options.address)
         .await

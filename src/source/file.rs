@@ -10,15 +10,18 @@ pub enum Input {
     File(PathBuf),
 }
 
+/// Errors of reading an input. `Open` and `Read` are usually the user's (a missing file, a
+/// path that is a directory) or the file system's; `Kafka` the broker's (a partition it
+/// stopped serving), with the position where reading stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot open {input}: {source}")]
-    Open { input: String, source: io::Error },
-    #[error("cannot read {input} after line {line}: {source}")]
+    #[error("cannot open {input}: {cause}")]
+    Open { input: String, cause: io::Error },
+    #[error("cannot read {input} after line {line}: {cause}")]
     Read {
         input: String,
         line: u64,
-        source: io::Error,
+        cause: io::Error,
     },
     #[error("reading {topic} partition {partition} at offset {offset}: {detail}")]
     Kafka {
@@ -69,14 +72,14 @@ impl Input {
             Input::File(path) => {
                 Box::new(File::open(path).map_err(|source| SourceError::Open {
                     input: self.to_string(),
-                    source,
+                    cause: source,
                 })?)
             }
         };
         let reader = plain_text(reader).map_err(|source| SourceError::Read {
             input: self.to_string(),
             line: 0,
-            source,
+            cause: source,
         })?;
         Ok(ChunkReader::new(self.to_string(), reader).with_max_line(max_line))
     }
@@ -89,7 +92,7 @@ impl Input {
                 .map(drop)
                 .map_err(|source| SourceError::Open {
                     input: self.to_string(),
-                    source,
+                    cause: source,
                 }),
         }
     }
@@ -348,7 +351,7 @@ impl ChunkReader {
                 .map_err(|source| SourceError::Read {
                     input: self.name.clone(),
                     line: self.next_line,
-                    source,
+                    cause: source,
                 })?;
             if read == 0 {
                 self.done = true;
@@ -386,7 +389,7 @@ impl ChunkReader {
                 read => read.map_err(|source| SourceError::Read {
                     input: self.name.clone(),
                     line: self.next_line,
-                    source,
+                    cause: source,
                 })?,
             };
             if read == 0 {

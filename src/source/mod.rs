@@ -1,8 +1,8 @@
-//! source: where records come from: files (and stdin), and Kafka topics. A source hands
-//! out whole records with their coordinates, so every record can be traced back.
+//! source: where records come from: files (and stdin), dead letters offered again, and
+//! (through [`crate::kafka`]) Kafka topics. A source hands out whole records with their
+//! coordinates, so every record can be traced back.
 
 mod file;
-pub mod kafka;
 mod replay;
 
 pub use file::{

@@ -4,17 +4,34 @@
 //! fences the tables; the pipeline, billing and the server go through these modules to
 //! write and read rows.
 
+pub mod dead_letters;
+pub mod directory;
+pub mod quarantine;
 pub mod sim_events;
+mod slices;
+pub mod usage;
+
+pub use slices::CorrectionMark;
 
 use arrow::array::{
-    Array, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, AsArray, BinaryArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Int64Type, TimestampMicrosecondType};
 
 /// A column of `batch` by name, as text ([`crate::lake::utf8_column`]).
 pub(crate) fn text(batch: &RecordBatch, name: &str) -> Result<StringArray, String> {
     let i = (batch.schema().index_of(name)).map_err(|_| format!("no column {name}"))?;
     crate::lake::utf8_column(batch, i).map_err(|e| format!("{name}: {e}"))
+}
+
+/// A column of `batch` by name, as bytes (whatever binary type the reader gave it).
+pub(crate) fn binary(batch: &RecordBatch, name: &str) -> Result<BinaryArray, String> {
+    let column = batch
+        .column_by_name(name)
+        .ok_or_else(|| format!("no column {name}"))?;
+    let bytes =
+        arrow::compute::cast(column, &DataType::Binary).map_err(|e| format!("{name}: {e}"))?;
+    Ok(bytes.as_binary::<i32>().clone())
 }
 
 /// A BIGINT column of `batch` by name.

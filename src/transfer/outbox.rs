@@ -9,9 +9,9 @@ use std::sync::Arc;
 use arrow::array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 
 use crate::domain::{Actor, UtcMillis, WorkspaceId};
+use crate::kafka::{publish, KafkaError};
 use crate::lake::schema::TRANSFER_LOG;
 use crate::lake::{utf8_column, Lake, LakeError, LakeTable};
-use crate::source::kafka::{publish, KafkaError};
 
 /// One accepted request: its id and its events, (key, payload) in order.
 pub type Accepted = (String, Vec<(String, Vec<u8>)>);
@@ -154,6 +154,8 @@ pub async fn pending(lake: &Lake) -> Result<Vec<Accepted>, LakeError> {
         .collect())
 }
 
+/// Errors of publishing transfer requests: the lake's or the broker's, both outside systems
+/// (the requests stay pending and are published on the next try).
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error(transparent)]

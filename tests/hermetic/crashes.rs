@@ -15,11 +15,11 @@ use common::runs::{
 use common::{assert_sample_1_and_books, local_lake, rows, split_sample_events, testdata};
 use rust_decimal::Decimal;
 use simtally::crash::{commit_points, WritePath};
-use simtally::decode::{Reason, Rejection};
 use simtally::domain::UtcMillis;
+use simtally::domain::{Reason, Rejection};
 use simtally::lake::{Lake, LakeTable};
 use simtally::query::check_lake;
-use simtally::sink::{DeadLetter, DeadLetterRows};
+use simtally::tables::dead_letters::{DeadLetter, DeadLetterRows};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_commit_point_of_every_path_is_completed_by_running_again() {
@@ -169,7 +169,7 @@ async fn store_dead_letter(lake: &Lake, payload: String) {
         rejection: Rejection::new(Reason::NotJson, "rejected by an older version".into()),
         payload: payload.into_bytes(),
         key: None,
-        input: simtally::sink::LetterInput::Usage,
+        input: simtally::tables::dead_letters::LetterInput::Usage,
     });
     let mut appender = lake.appender(LakeTable::DeadLetters).await.unwrap();
     appender.write(letters.finish()).await.unwrap();

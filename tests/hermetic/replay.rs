@@ -3,11 +3,11 @@
 use crate::common;
 
 use common::{ingest_files, local_lake, rows, shared_fixture};
-use simtally::decode::{Reason, Rejection};
 use simtally::domain::UtcMillis;
+use simtally::domain::{Reason, Rejection};
 use simtally::lake::LakeTable;
 use simtally::pipeline::{replay_dead_letters, IngestOptions};
-use simtally::sink::{DeadLetter, DeadLetterRows};
+use simtally::tables::dead_letters::{DeadLetter, DeadLetterRows};
 use tokio_util::sync::CancellationToken;
 
 const TOTALS: &str = "SELECT (SELECT COUNT(*) FROM usage) AS u, \
@@ -47,7 +47,7 @@ async fn a_letter_accepted_after_a_fix_is_attributed_once_under_its_first_source
         rejection: Rejection::new(Reason::NotJson, "rejected by an older version".into()),
         payload: record.to_string().into_bytes(),
         key: None,
-        input: simtally::sink::LetterInput::Usage,
+        input: simtally::tables::dead_letters::LetterInput::Usage,
     });
     let mut appender = lake.appender(LakeTable::DeadLetters).await.unwrap();
     appender.write(letters.finish()).await.unwrap();

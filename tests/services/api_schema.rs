@@ -11,9 +11,9 @@ use common::kafka::brokers;
 use common::server::{serve_with_events, token};
 use common::{ingest_files, local_lake};
 use serde_json::Value;
+use simtally::kafka::{produce, ProduceOptions, Topics};
 use simtally::query::{QueryLimits, REPORTS};
 use simtally::serve::EventsTopic;
-use simtally::source::kafka::{produce, ProduceOptions, Topics};
 
 fn document() -> Value {
     serde_json::from_str(simtally::serve::OPENAPI).expect("the OpenAPI document is JSON")

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use common::kafka::{brokers, create_topic, read_all, unique};
 use common::{ingest_files, local_lake, rows, shared_fixture, split_sample_events};
+use simtally::kafka::{produce, ProduceOptions, ReadBudget, Topics};
 use simtally::lake::Lake;
 use simtally::pipeline::{ingest, IngestOptions, KafkaIngest, RunSummary};
-use simtally::source::kafka::{produce, ProduceOptions, ReadBudget, Topics};
 use simtally::source::Input;
 use tokio_util::sync::CancellationToken;
 

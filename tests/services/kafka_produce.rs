@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use common::kafka::{brokers, read_all, unique};
 use common::shared_fixture;
-use simtally::source::kafka::{check_co_partitioned, produce, ProduceOptions, Topics};
+use simtally::kafka::{check_co_partitioned, produce, ProduceOptions, Topics};
 use simtally::source::Input;
 
 fn non_blank_lines(path: &std::path::Path) -> Vec<Vec<u8>> {

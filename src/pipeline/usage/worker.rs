@@ -11,11 +11,14 @@ use arrow::array::RecordBatch;
 use crate::attribute::{
     attribute, fingerprint, Destination, OwnershipBook, QuarantineReason, Slice,
 };
-use crate::decode::{decode_usage, InputLimits, Rejection};
+use crate::decode::{decode_usage, InputLimits};
+use crate::domain::Rejection;
 use crate::domain::{Currency, Money, RecordId, UsageRecord, UtcMillis, Volume, WorkspaceId};
 use crate::pipeline::hold::Horizons;
-use crate::sink::{QuarantineRows, UsageRows, WorkspaceDay};
+use crate::pipeline::partitioned::WorkspaceDay;
 use crate::source::{Chunk, MessageKeys, KEPT_BYTES};
+use crate::tables::quarantine::QuarantineRows;
+use crate::tables::usage::UsageRows;
 
 pub(super) struct Work {
     pub seq: u64,
@@ -143,7 +146,11 @@ impl Worker<'_> {
             let blank_line = bytes.iter().all(u8::is_ascii_whitespace);
             let too_long = self.limits.too_long(&chunk, line, bytes);
             let record = (!blank_line).then(|| match too_long {
-                Some(length) => Err(Rejection::line_too_long(length, self.limits.max_line_bytes)),
+                Some(length) => Err(Rejection::line_too_long(
+                    length,
+                    self.limits.max_line_bytes,
+                    crate::source::KEPT_BYTES,
+                )),
                 None => decode_usage(bytes).and_then(|record| self.limits.usage(record)),
             });
             if let Some(Ok(record)) = &record {

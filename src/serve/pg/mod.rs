@@ -458,7 +458,7 @@ pub async fn start_postgres(
 ) -> Result<SocketAddr, ServeError> {
     let bind_error = |source| ServeError::Bind {
         address: address.to_owned(),
-        source,
+        cause: source,
     };
     let listener = tokio::net::TcpListener::bind(address)
         .await

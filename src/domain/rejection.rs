@@ -85,14 +85,14 @@ impl Rejection {
         Rejection { reason, detail }
     }
 
-    /// A line of `length` bytes, over the `limit` of what is read whole.
-    pub fn line_too_long(length: u64, limit: usize) -> Self {
+    /// A line of `length` bytes, over the `limit` of what is read whole, of which the
+    /// payload keeps the first `kept`.
+    pub fn line_too_long(length: u64, limit: usize, kept: usize) -> Self {
         Rejection::new(
             Reason::LineTooLong,
             format!(
                 "the line is {length} bytes, over the limit of {limit} (--max-line-bytes); \
-                 the payload keeps its first {}",
-                crate::source::KEPT_BYTES
+                 the payload keeps its first {kept}"
             ),
         )
     }

@@ -93,7 +93,7 @@ fn client_config(brokers: &str) -> ClientConfig {
 fn client_error(brokers: &str, source: RdKafkaError) -> KafkaError {
     KafkaError::Client {
         brokers: brokers.to_owned(),
-        source,
+        cause: source,
     }
 }
 

@@ -1,10 +1,17 @@
+//! `dead_letters`: inputs that could not be used, byte for byte, with where they came
+//! from and why; replayed after a fix, and sent to the dead-letter topic if one is set.
+
 use std::sync::Arc;
 
-use arrow::array::{BinaryBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{Array, BinaryBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
 
-use crate::decode::Rejection;
-use crate::domain::UtcMillis;
-use crate::lake::schema;
+use super::{binary, text, value};
+use crate::domain::{Rejection, UtcMillis};
+use crate::lake::{Lake, LakeError, LakeTable};
+
+/// The table's schema (declared with the others in `crate::lake::schema`, which creates
+/// the tables).
+pub use crate::lake::schema::DEAD_LETTERS as SCHEMA;
 
 /// Which input a dead letter came from: what decodes it when it is replayed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +101,7 @@ impl DeadLetterRows {
     pub fn finish(&mut self) -> RecordBatch {
         self.len = 0;
         RecordBatch::try_new(
-            schema::DEAD_LETTERS.clone(),
+            SCHEMA.clone(),
             vec![
                 Arc::new(self.source.finish()),
                 Arc::new(self.reason.finish()),
@@ -107,4 +114,59 @@ impl DeadLetterRows {
         )
         .unwrap_or_else(|e| unreachable!("dead letter builders follow the schema: {e}"))
     }
+}
+
+/// A dead letter as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredLetter {
+    pub source: String,
+    pub reason: String,
+    pub detail: String,
+    pub payload: Vec<u8>,
+    pub key: Option<Vec<u8>>,
+    pub input: LetterInput,
+}
+
+/// Every dead letter in the lake. Every column (`SELECT *`): a lake written before `input`
+/// existed has none, and its letters read as usage.
+pub async fn load(lake: &Lake) -> Result<Vec<StoredLetter>, LakeError> {
+    let batches = lake
+        .select(LakeTable::DeadLetters, "SELECT * FROM t")
+        .await?;
+    read(&batches).map_err(|detail| LakeError::Corrupt {
+        table: LakeTable::DeadLetters.name(),
+        detail,
+    })
+}
+
+/// The letters in `batches`, read by column name; `input` may be missing.
+pub fn read(batches: &[RecordBatch]) -> Result<Vec<StoredLetter>, String> {
+    let mut letters = Vec::new();
+    for batch in batches {
+        let (sources, reasons, details) = (
+            text(batch, "source")?,
+            text(batch, "reason")?,
+            text(batch, "detail")?,
+        );
+        let (payloads, keys) = (binary(batch, "payload")?, binary(batch, "key")?);
+        let inputs = batch
+            .column_by_name("input")
+            .map(|_| text(batch, "input"))
+            .transpose()?;
+        for row in 0..batch.num_rows() {
+            let input = inputs
+                .as_ref()
+                .filter(|i| i.is_valid(row))
+                .map(|i| i.value(row));
+            letters.push(StoredLetter {
+                source: sources.value(row).to_owned(),
+                reason: reasons.value(row).to_owned(),
+                detail: details.value(row).to_owned(),
+                payload: payloads.value(row).to_vec(),
+                key: value(&keys, row, |c, r| c.value(r).to_vec()),
+                input: LetterInput::parse(input),
+            });
+        }
+    }
+    Ok(letters)
 }

@@ -1,13 +1,16 @@
+//! The columns `usage` and `quarantine` share: one row per slice of a usage record (the
+//! part of it in one owner's time), and what marks a row as a correction.
+
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Date32Builder, Decimal128Builder, Int16Builder, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, Date32Builder, Decimal128Builder, Int16Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 
-use crate::attribute::{QuarantineReason, Slice};
-use crate::domain::{UsageRecord, UtcMillis, WorkspaceId};
-use crate::lake::schema::{self, MONEY_TYPE, VOLUME_TYPE};
+use crate::attribute::Slice;
+use crate::domain::{UsageRecord, UtcMillis};
+use crate::lake::schema::{MONEY_TYPE, VOLUME_TYPE};
 
 fn decimal_builder(data_type: &arrow::datatypes::DataType, rows: usize) -> Decimal128Builder {
     let arrow::datatypes::DataType::Decimal128(p, s) = data_type else {
@@ -32,7 +35,7 @@ pub struct CorrectionMark {
 }
 
 /// The columns `usage` and `quarantine` share.
-struct SliceColumns {
+pub(super) struct SliceColumns {
     usage_date: Date32Builder,
     record_id: Int64Builder,
     slice: Int16Builder,
@@ -55,13 +58,13 @@ struct SliceColumns {
     correction: StringBuilder,
     reverses_slice: Int16Builder,
     ingested_at_value: i64,
-    len: usize,
+    pub(super) len: usize,
 }
 
 impl SliceColumns {
     /// Room for `rows` rows up front: a chunk's rows are built in one go, and growing
     /// twenty buffers from empty for each chunk was a measurable cost.
-    fn with_capacity(ingested_at: UtcMillis, rows: usize) -> Self {
+    pub(super) fn with_capacity(ingested_at: UtcMillis, rows: usize) -> Self {
         let text = |bytes_per_row: usize| StringBuilder::with_capacity(rows, rows * bytes_per_row);
         let decimal = |data_type| decimal_builder(data_type, rows);
         SliceColumns {
@@ -91,11 +94,11 @@ impl SliceColumns {
         }
     }
 
-    fn append(&mut self, record: &UsageRecord, slice: &Slice, source: &str) {
+    pub(super) fn append(&mut self, record: &UsageRecord, slice: &Slice, source: &str) {
         self.append_marked(record, slice, source, None);
     }
 
-    fn append_marked(
+    pub(super) fn append_marked(
         &mut self,
         record: &UsageRecord,
         slice: &Slice,
@@ -131,7 +134,7 @@ impl SliceColumns {
         self.len += 1;
     }
 
-    fn finish(&mut self) -> Vec<ArrayRef> {
+    pub(super) fn finish(&mut self) -> Vec<ArrayRef> {
         self.len = 0;
         vec![
             Arc::new(self.usage_date.finish()),
@@ -156,115 +159,5 @@ impl SliceColumns {
             Arc::new(self.correction.finish()),
             Arc::new(self.reverses_slice.finish()),
         ]
-    }
-}
-
-/// Rows of the `usage` table.
-pub struct UsageRows {
-    workspace_id: Int64Builder,
-    columns: SliceColumns,
-}
-
-impl UsageRows {
-    pub fn with_capacity(ingested_at: UtcMillis, rows: usize) -> Self {
-        UsageRows {
-            workspace_id: Int64Builder::with_capacity(rows),
-            columns: SliceColumns::with_capacity(ingested_at, rows),
-        }
-    }
-
-    pub fn append(
-        &mut self,
-        workspace: WorkspaceId,
-        record: &UsageRecord,
-        slice: &Slice,
-        source: &str,
-    ) {
-        self.workspace_id.append_value(workspace.get());
-        self.columns.append(record, slice, source);
-    }
-
-    /// As `append`, for a row that corrects earlier ones.
-    pub fn append_correction(
-        &mut self,
-        workspace: WorkspaceId,
-        record: &UsageRecord,
-        slice: &Slice,
-        source: &str,
-        mark: &CorrectionMark,
-    ) {
-        self.workspace_id.append_value(workspace.get());
-        self.columns
-            .append_marked(record, slice, source, Some(mark));
-    }
-
-    pub fn len(&self) -> usize {
-        self.columns.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.columns.len == 0
-    }
-
-    pub fn finish(&mut self) -> RecordBatch {
-        let mut arrays: Vec<ArrayRef> = vec![Arc::new(self.workspace_id.finish())];
-        arrays.extend(self.columns.finish());
-        RecordBatch::try_new(schema::USAGE.clone(), arrays)
-            .unwrap_or_else(|e| unreachable!("usage builders follow the usage schema: {e}"))
-    }
-}
-
-/// Rows of the `quarantine` table.
-pub struct QuarantineRows {
-    columns: SliceColumns,
-    reason: StringBuilder,
-}
-
-impl QuarantineRows {
-    pub fn with_capacity(ingested_at: UtcMillis, rows: usize) -> Self {
-        QuarantineRows {
-            columns: SliceColumns::with_capacity(ingested_at, rows),
-            reason: StringBuilder::with_capacity(rows, rows * 11),
-        }
-    }
-
-    pub fn append(
-        &mut self,
-        reason: QuarantineReason,
-        record: &UsageRecord,
-        slice: &Slice,
-        source: &str,
-    ) {
-        self.columns.append(record, slice, source);
-        self.reason.append_value(reason.as_str());
-    }
-
-    /// As `append`, for a row that corrects earlier ones.
-    pub fn append_correction(
-        &mut self,
-        reason: QuarantineReason,
-        record: &UsageRecord,
-        slice: &Slice,
-        source: &str,
-        mark: &CorrectionMark,
-    ) {
-        self.columns
-            .append_marked(record, slice, source, Some(mark));
-        self.reason.append_value(reason.as_str());
-    }
-
-    pub fn len(&self) -> usize {
-        self.columns.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.columns.len == 0
-    }
-
-    pub fn finish(&mut self) -> RecordBatch {
-        let mut arrays = self.columns.finish();
-        arrays.push(Arc::new(self.reason.finish()));
-        RecordBatch::try_new(schema::QUARANTINE.clone(), arrays)
-            .unwrap_or_else(|e| unreachable!("quarantine builders follow the schema: {e}"))
     }
 }

@@ -36,7 +36,7 @@ fn partition_count(brokers: &str, topic: &str) -> Result<i32, KafkaError> {
         .create()
         .map_err(|source| KafkaError::Client {
             brokers: brokers.to_owned(),
-            source,
+            cause: source,
         })?;
     let metadata = client
         .fetch_metadata(Some(topic), Duration::from_secs(WAIT_SECONDS))

@@ -1,3 +1,6 @@
+//! The usage rows of a pass gathered per Workspace and day, so that each `usage` row group
+//! holds one Workspace's rows in day and ICCID order.
+
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -54,10 +57,6 @@ impl PartitionedBatches {
     /// Rows held over all Workspaces.
     pub fn len(&self) -> usize {
         self.rows
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
     }
 
     /// Everything gathered, leaving this empty. `iccid` is the batches' ICCID column (a
@@ -141,7 +140,7 @@ mod tests {
         assert_eq!(batches.len(), 5);
         // No string column: the ICCID order is skipped.
         let (held, rows) = batches.drain(0);
-        assert!(batches.is_empty());
+        assert_eq!(batches.len(), 0);
         assert_eq!(held.len(), 2);
         // Workspace 1's day 1 arrived after its day 2, and comes first; nothing for 3.
         assert_eq!(rows, vec![(1, 1), (0, 2), (0, 0), (0, 1), (1, 0)]);

@@ -1,3 +1,6 @@
+//! `workspaces` and `memberships`: the directory's history, one row per accepted change,
+//! in the order applied (`seq`, shared by the two tables). Read back by `crate::directory`.
+
 use std::sync::Arc;
 
 use arrow::array::{

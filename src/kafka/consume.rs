@@ -207,7 +207,7 @@ impl TopicToEnd {
     ) -> Result<Self, KafkaError> {
         let client_error = |source| KafkaError::Client {
             brokers: brokers.to_owned(),
-            source,
+            cause: source,
         };
         let consumer: BaseConsumer<QuietAtEnd> = ClientConfig::new()
             .set("bootstrap.servers", brokers)

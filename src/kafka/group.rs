@@ -100,13 +100,13 @@ impl GroupMember {
             .create_with_context(context)
             .map_err(|source| KafkaError::Client {
                 brokers: brokers.to_owned(),
-                source,
+                cause: source,
             })?;
         consumer
             .subscribe(&[topics.usage.as_str(), topics.events.as_str()])
             .map_err(|source| KafkaError::Client {
                 brokers: brokers.to_owned(),
-                source,
+                cause: source,
             })?;
         let stop = CancellationToken::new();
         let stopped = stop.clone();
@@ -124,7 +124,7 @@ impl GroupMember {
             })
             .map_err(|source| KafkaError::Thread {
                 name: "group",
-                source,
+                cause: source,
             })?;
         Ok(GroupMember {
             assigned,

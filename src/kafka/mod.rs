@@ -1,6 +1,9 @@
-//! source/kafka: the two topics simtally reads, usage and lifecycle events, both keyed by
-//! ICCID. `produce` loads NDJSON files into them, as producers in production would, for
-//! demos, tests and load tests.
+//! kafka: the two topics simtally reads, usage and lifecycle events, both keyed by ICCID.
+//! `consume` reads partitions into chunks to an end (a [`crate::source::ChunkSource`]),
+//! with the broker workaround (`ResumeCheck`); `group` is a follower's consumer-group
+//! membership; `topics` checks that the topics are co-partitioned; `produce` publishes
+//! (NDJSON files, as producers in production would, the dead-letter topic, transfer
+//! events). librdkafka is polled on blocking threads, never on the async runtime.
 
 mod consume;
 mod group;
@@ -35,10 +38,10 @@ impl Default for Topics {
 /// bug in simtally.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
-    #[error("Kafka client for brokers '{brokers}': {source}")]
+    #[error("Kafka client for brokers '{brokers}': {cause}")]
     Client {
         brokers: String,
-        source: rdkafka::error::KafkaError,
+        cause: rdkafka::error::KafkaError,
     },
     #[error("no answer from the Kafka brokers '{brokers}' within {seconds} s: is the address right and the broker up?")]
     Unreachable { brokers: String, seconds: u64 },
@@ -69,12 +72,12 @@ pub enum KafkaError {
         events_partitions: i32,
     },
     #[error(transparent)]
-    Source(#[from] super::SourceError),
+    Source(#[from] crate::source::SourceError),
     /// The system would not start a thread (out of memory or a process limit).
-    #[error("cannot start the Kafka client's {name} thread: {source}")]
+    #[error("cannot start the Kafka client's {name} thread: {cause}")]
     Thread {
         name: &'static str,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("internal error (a bug in simtally): {0}")]
     Internal(String),
