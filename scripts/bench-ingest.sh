@@ -4,7 +4,8 @@
 #
 #   scripts/bench-ingest.sh [RECORDS] [RUNS]
 #
-# Data and the DuckDB venv are cached under ~/.cache/simtally.
+# Data and the DuckDB venv are cached under ~/.cache/simtally. Writes
+# docs/results/ingest-RECORDS.tsv and renders docs/performance.md's tables from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records="${1:-1000000}"
@@ -26,3 +27,7 @@ for i in $(seq 1 "$runs"); do
 done | tee "$work.tsv"
 
 awk -F'\t' -v ref=duckdb -v name="the DuckDB reference" -v goal=1.5 -f scripts/medians.awk "$work.tsv"
+# The result file docs/performance.md's table is rendered from (scripts/perf_tables.py).
+{ echo -e "run\tseconds\tpeak_MiB\tcpu_seconds"; cat "$work.tsv"; } > "docs/results/ingest-$records.tsv"
+python3 scripts/perf_tables.py
+echo "written: docs/results/ingest-$records.tsv, docs/performance.md"

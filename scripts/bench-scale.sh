@@ -11,7 +11,8 @@
 #
 # `zstd` generates the day files zstd-compressed (what ingest then reads): the 100 M-record
 # lake's 42 GB of NDJSON take about a tenth of that on disk.
-# Writes $cache/bench-scale-WORKSPACESw-DAYSd-RECORDS_PER_DAY.tsv.
+# Writes $cache/bench-scale-WORKSPACESw-DAYSd-RECORDS_PER_DAY.tsv, copies it to docs/results/
+# and renders docs/performance.md's tables from it (scripts/perf_tables.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workspaces="${1:-3000}"
@@ -89,3 +90,6 @@ for round in 1 2; do
   measure "report-centralized-two-$round" "$bin" report centralized --lake "$lake" \
     --workspace "$workspace" --workspace "$second" --from "$from" --to "$to" | tee -a "$results"
 done
+cp "$results" "docs/results/scale-${workspaces}w-${days}d-${per_day}.tsv"
+python3 scripts/perf_tables.py
+echo "written: docs/results/scale-${workspaces}w-${days}d-${per_day}.tsv, docs/performance.md"

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""The tables of docs/performance.md, rendered from the bench scripts' result files.
+
+A table the page takes from a result file follows a marker line
+
+    <!-- results KIND FILE -->
+
+and ends at the first line that is not a table row. Its header row and separator are
+written by hand (they name the columns); every row under them is rendered here from FILE
+(under docs/results/, where the bench scripts copy what they measured). KIND is one of
+`ingest` (scripts/bench-ingest.sh), `scale-days`, `scale-queries`, `scale-reports`
+(scripts/bench-scale.sh).
+
+    python3 scripts/perf_tables.py          # rewrites the page
+    python3 scripts/perf_tables.py --check  # exits 1 if the page differs (CI)
+"""
+
+import re
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "performance.md"
+MARKER = re.compile(r"^<!-- results (\S+) (\S+) -->$")
+
+
+def rows(path):
+    """The tab-separated lines of a result file as dicts; the header is its first line."""
+    lines = [l.split("\t") for l in path.read_text().splitlines() if l.strip()]
+    header = lines[0]
+    return [dict(zip(header, l)) for l in lines[1:]]
+
+
+def runs(path, prefix):
+    """The rows named `prefix-N` (N a run number)."""
+    return [r for r in rows(path) if re.fullmatch(re.escape(prefix) + r"-\d+", r[next(iter(r))])]
+
+
+def secs(value):
+    return f"{value:.2f} s" if value < 1 else f"{value:.1f} s"
+
+
+def span(values, fmt):
+    low, high = min(values), max(values)
+    return fmt(low) if fmt(low) == fmt(high) else f"{fmt(low).split(' ')[0]}-{fmt(high)}"
+
+
+def mib(value):
+    return f"{value:,.0f} MiB"
+
+
+def ingest(path):
+    def of(name):
+        r = runs(path, name)
+        return (
+            statistics.median(float(x["seconds"]) for x in r),
+            [float(x["cpu_seconds"]) for x in r],
+            [float(x["peak_MiB"]) for x in r],
+        )
+
+    duck, sim = of("duckdb"), of("simtally")
+    cpu = lambda v: f"{v:.2f} s"
+    ratio = duck[0] / sim[0]
+    return [
+        f"| DuckDB reference | {duck[0]:.3f} s | {span(duck[1], cpu)} | {span(duck[2], mib)} |",
+        f"| simtally | {sim[0]:.3f} s (**{ratio:.2f}x**; {sim[0] / duck[0]:.2f} of DuckDB's time) "
+        f"| {span(sim[1], cpu)} | {span(sim[2], mib)} |",
+    ]
+
+
+def scale_days(path):
+    per_day = int(path.stem.rsplit("-", 1)[1])
+    table = rows(path)
+    days = [r for r in table if r["step"].startswith("day-")]
+    last = len(days)
+    value = lambda r, k: float(r[k])
+    second, final = days[1], days[-1]
+    later = days[1:]
+    wall = [value(r, "seconds") for r in later]
+    peak = [value(r, "peak_MiB") for r in later]
+    added = sorted({int(r["files_added"]) for r in later})
+    added = f"{added[0]}" if len(added) == 1 else f"{added[0]}-{added[-1]}"
+    out = [
+        f"| day 1 (with the SIM events) | {secs(value(days[0], 'seconds'))} | "
+        f"{mib(value(days[0], 'peak_MiB'))} | {days[0]['files_added']} |",
+        f"| day 2 | {secs(value(second, 'seconds'))} | {mib(value(second, 'peak_MiB'))} | "
+        f"{second['files_added']} |",
+        f"| days 2-{last}: median (range) | {secs(statistics.median(wall))} ({span(wall, secs)}), "
+        f"{per_day / statistics.median(wall):,.0f} records/s | {mib(statistics.median(peak))} "
+        f"({span(peak, mib)}) | {added} each |",
+        f"| day {last} | {secs(value(final, 'seconds'))} (**{value(final, 'seconds') / value(second, 'seconds'):.2f}x** "
+        f"day 2) | {mib(value(final, 'peak_MiB'))} (**{value(final, 'peak_MiB') / value(second, 'peak_MiB'):.2f}x** "
+        f"day 2) | {final['files_added']} ({final['usage_files']} files, "
+        f"{int(final['usage_MiB']):,} MiB in `usage`) |",
+    ]
+    files = int(final["usage_files"])
+    maintained = [r for r in table if r["step"] == "maintain"]
+    if maintained:
+        first = maintained[0]
+        out.append(
+            f"| `lake maintain` after day {last} | {secs(value(first, 'seconds'))} | "
+            f"{mib(value(first, 'peak_MiB'))} | {files} -> {first['usage_files']} files "
+            f"({int(first['usage_MiB']):,} MiB) |"
+        )
+        files = int(first["usage_files"])
+    again = maintained[1:]
+    if again:
+        end = again[-1]
+        out.append(
+            f"| `lake maintain` again until nothing merges ({len(again)} runs) | "
+            f"{span([value(r, 'seconds') for r in again], secs)} each | at most "
+            f"{mib(max(value(r, 'peak_MiB') for r in again))} | {files} -> "
+            f"{end['usage_files']} files ({int(end['usage_MiB']):,} MiB) |"
+        )
+    return out
+
+
+def scale_queries(path):
+    out = []
+    for query, label in [
+        ("one-workspace-month", "one Workspace, one month"),
+        ("full-aggregation", "full aggregation"),
+    ]:
+        ours = [float(r["seconds"]) for r in runs(path, f"simtally-{query}")]
+        theirs = [float(r["seconds"]) for r in runs(path, f"duckdb-{query}")]
+        fmt = lambda v: f"{v:.3f} s"
+        out.append(f"| {label} | {span(ours, fmt)} | {span(theirs, fmt)} |")
+    return out
+
+
+def scale_reports(path):
+    table = rows(path)
+    names = []
+    for r in table:
+        m = re.fullmatch(r"report-(.+)-(one-workspace|all|two)-\d+", r["step"])
+        if m and m.group(1) not in names:
+            names.append(m.group(1))
+    fmt = lambda v: f"{v:.3f} s" if v < 1 else f"{v:.1f} s"
+    gib = lambda v: f"{v / 1024:.1f} GiB"
+    out = []
+    for name in names:
+        cells = []
+        for scope in ["one-workspace", "all"]:
+            r = runs(path, f"report-{name}-{scope}")
+            if not r:
+                r = runs(path, f"report-{name}-two") if scope == "one-workspace" else []
+            if not r:
+                cells.append("")
+                continue
+            wall = span([float(x["seconds"]) for x in r], fmt)
+            peak = [float(x["peak_MiB"]) for x in r]
+            cells.append(wall if scope == "one-workspace" else f"{wall}, {span(peak, gib)}")
+        out.append(f"| `{name}` | {cells[0]} | {cells[1]} |")
+    return out
+
+
+KINDS = {
+    "ingest": ingest,
+    "scale-days": scale_days,
+    "scale-queries": scale_queries,
+    "scale-reports": scale_reports,
+}
+
+
+def render(text):
+    lines = text.split("\n")
+    out, i = [], 0
+    while i < len(lines):
+        line = lines[i]
+        out.append(line)
+        i += 1
+        marker = MARKER.match(line)
+        if not marker:
+            continue
+        kind, file = marker.groups()
+        header = lines[i : i + 2]
+        if len(header) < 2 or not all(h.startswith("|") for h in header):
+            sys.exit(f"{PAGE}: the marker for {file} is not followed by a table header")
+        out.extend(header)
+        i += 2
+        while i < len(lines) and lines[i].startswith("|"):
+            i += 1
+        out.extend(KINDS[kind](ROOT / file))
+    return "\n".join(out)
+
+
+def main():
+    text = PAGE.read_text()
+    rendered = render(text)
+    if "--check" in sys.argv[1:]:
+        if rendered != text:
+            sys.exit(
+                f"{PAGE.relative_to(ROOT)} differs from its result files; "
+                "run python3 scripts/perf_tables.py"
+            )
+        return
+    PAGE.write_text(rendered)
+
+
+if __name__ == "__main__":
+    main()
