@@ -16,7 +16,8 @@
 # log that records them: a query started then sees them), active files per table, passes,
 # passes dropped because another member committed first and fence retries; then checks the
 # lake (`lake check`, and every Workspace day against the generator's expected.json). Writes
-# $cache/bench-live-<label>.json.
+# $cache/bench-live-<label>.json, copies it to docs/results/ and renders docs/performance.md's
+# tables from it (scripts/perf_tables.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes="${1:-30}"
@@ -118,4 +119,6 @@ result = json.load(open(sys.argv[1]))
 result.update(passes=int(sys.argv[3]), dropped=int(sys.argv[4]), retries=int(sys.argv[5]))
 json.dump(result, open(sys.argv[2], "w"), indent=1)
 EOF
-echo "written: $cache/bench-live-$label.json"
+cp "$cache/bench-live-$label.json" "docs/results/live-$label.json"
+python3 scripts/perf_tables.py
+echo "written: $cache/bench-live-$label.json, docs/results/live-$label.json, docs/performance.md"

@@ -9,12 +9,14 @@ and ends at the first line that is not a table row. Its header row and separator
 written by hand (they name the columns); every row under them is rendered here from FILE
 (under docs/results/, where the bench scripts copy what they measured). KIND is one of
 `ingest` (scripts/bench-ingest.sh), `scale-days`, `scale-queries`, `scale-reports`
-(scripts/bench-scale.sh).
+(scripts/bench-scale.sh), `live` and `live-followers` (scripts/bench-live.sh; FILE may be a
+glob, a row per file).
 
     python3 scripts/perf_tables.py          # rewrites the page
     python3 scripts/perf_tables.py --check  # exits 1 if the page differs (CI)
 """
 
+import json
 import re
 import statistics
 import sys
@@ -155,7 +157,40 @@ def scale_reports(path):
     return out
 
 
+def live(path):
+    """One follower's run (scripts/bench-live.sh)."""
+    run = json.loads(path.read_text())
+    most, end = run["active_files_max"], run["active_files_end"]
+    files = ", ".join(f"`{t}` {most[t]} / {end[t]}" for t in ["usage", "quarantine", "sim_events"])
+    return [
+        f"| usage messages produced, not in the lake | {run['usage_messages']:,}, {run['not_in_lake']} |",
+        f"| passes committed (dropped) | {run['passes']} ({run['dropped']}) |",
+        f"| freshness p50 / p99 / max | **{run['freshness_p50']:.1f} s / {run['freshness_p99']:.1f} s** "
+        f"/ {run['freshness_max']:.1f} s (after the first minute: "
+        f"{run['after_first_minute_p50']:.1f} s / {run['after_first_minute_p99']:.1f} s) |",
+        f"| active files, most / at the end | {files} |",
+    ]
+
+
+def live_followers(pattern):
+    """Runs of 1, 2, 4... followers (scripts/bench-live.sh), one file each, a row each; a
+    file exists only for a run whose lake was exact (the script stops before it otherwise)."""
+    out = []
+    paths = sorted(ROOT.glob(str(pattern.relative_to(ROOT))), key=lambda p: int(p.stem.split("-")[1][:-1]))
+    for path in paths:
+        run = json.loads(path.read_text())
+        followers = int(path.stem.split("-")[1][:-1])
+        out.append(
+            f"| {followers} | {run['passes']} | {run['dropped']} | {run['retries']} | "
+            f"{run['freshness_p50']:.1f} s / {run['freshness_p99']:.1f} s | "
+            f"{run['active_files_max']['usage']} | exact |"
+        )
+    return out
+
+
 KINDS = {
+    "live": live,
+    "live-followers": live_followers,
     "ingest": ingest,
     "scale-days": scale_days,
     "scale-queries": scale_queries,
