@@ -4,7 +4,8 @@
 //! collector run beside the decode threads in both). Peak memory (VmHWM) is printed at the
 //! end.
 //!
-//! cargo bench --bench pipeline
+//! scripts/bench-pipeline.sh (or cargo bench --bench pipeline) on 200,000 records; as a
+//! test (`cargo test --benches`, each bench run once) on 20,000.
 
 use std::path::PathBuf;
 
@@ -18,13 +19,20 @@ use simtally::pipeline::{ingest, IngestOptions};
 use simtally::source::Input;
 use tokio_util::sync::CancellationToken;
 
-const RECORDS: u64 = 20_000;
+/// Records in the data set: enough for an ingest to be more than its setup when measured,
+/// few when the bench only runs once as a test.
+fn records() -> u64 {
+    match std::env::args().any(|a| a == "--bench") {
+        true => 200_000,
+        false => 20_000,
+    }
+}
 
 fn data_set(dir: &std::path::Path) -> (PathBuf, PathBuf) {
     let generated = generate(&GenerateOptions {
         seed: 42,
         sims: 1_000,
-        records: RECORDS,
+        records: records(),
         days: 7,
         start: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
         workspaces: None,

@@ -10,7 +10,7 @@ written by hand (they name the columns); every row under them is rendered here f
 (under docs/results/, where the bench scripts copy what they measured). KIND is one of
 `ingest` (scripts/bench-ingest.sh), `scale-days`, `scale-queries`, `scale-reports`
 (scripts/bench-scale.sh), `live` and `live-followers` (scripts/bench-live.sh; FILE may be a
-glob, a row per file).
+glob, a row per file), `pipeline` (scripts/bench-pipeline.sh).
 
     python3 scripts/perf_tables.py          # rewrites the page
     python3 scripts/perf_tables.py --check  # exits 1 if the page differs (CI)
@@ -188,7 +188,29 @@ def live_followers(pattern):
     return out
 
 
+def thousands(value):
+    """A rate to the nearest thousand: the digits below are noise."""
+    return f"{round(float(value), -3):,.0f}"
+
+
+def pipeline(path):
+    """The criterion bench of the pipeline's core (scripts/bench-pipeline.sh)."""
+    what = {
+        "decode": "decode (one thread)",
+        "decode_and_attribute": "decode and attribute (one thread)",
+        "ingest_one_decode_thread": "whole ingest, one decode thread",
+        "ingest_all_cores": "whole ingest, a decode thread per core",
+    }
+    return [
+        f"| {what.get(r['bench'], r['bench'])} | {thousands(r['records_per_second'])} | "
+        f"{thousands(r['records_per_second_per_core'])} ({r['cores']} "
+        f"{'core' if r['cores'] == '1' else 'cores'}) |"
+        for r in rows(path)
+    ]
+
+
 KINDS = {
+    "pipeline": pipeline,
     "live": live,
     "live-followers": live_followers,
     "ingest": ingest,

@@ -5,8 +5,9 @@
 //! librdkafka is only called from the thread that asks for chunks (the pipeline's reader
 //! thread, or a blocking task), never from the async runtime.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -45,6 +46,41 @@ impl ClientContext for QuietAtEnd {
 }
 
 impl ConsumerContext for QuietAtEnd {}
+
+type TopicConsumer = BaseConsumer<QuietAtEnd>;
+
+/// Consumers kept across the reads of a run (a follower's passes, the passes of
+/// `--exit-at-end`), one per topic: a read shares its topic's consumer with this keeper,
+/// and the next read of the topic takes it up again, reassigned, instead of connecting to
+/// the brokers anew. A read still alive (its reader thread not done) makes the next read
+/// of its topic connect a consumer of its own, which is kept from then on.
+#[derive(Clone, Default)]
+pub struct KeptConsumers(Arc<Mutex<HashMap<String, Arc<TopicConsumer>>>>);
+
+impl KeptConsumers {
+    /// The kept consumer of `topic` if no read holds it, else a new one from `create`.
+    fn take(
+        &self,
+        topic: &str,
+        create: impl FnOnce() -> Result<TopicConsumer, KafkaError>,
+    ) -> Result<Arc<TopicConsumer>, KafkaError> {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(consumer) = kept.get(topic).filter(|c| Arc::strong_count(c) == 1) {
+            return Ok(consumer.clone());
+        }
+        let consumer = Arc::new(create()?);
+        kept.insert(topic.to_owned(), consumer.clone());
+        Ok(consumer)
+    }
+
+    /// Closes the kept consumers (those no read holds any more; a read closes its own when
+    /// it is dropped). Blocks until librdkafka has closed them: call it off the async
+    /// runtime, before the run leaves its consumer group.
+    pub fn close(self) {
+        let kept = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(kept);
+    }
+}
 
 /// One partition of the topic: where reading starts and ends, and the messages gathered for
 /// the next chunk.
@@ -168,7 +204,7 @@ impl PartitionRead {
 }
 
 pub struct TopicToEnd {
-    consumer: BaseConsumer<QuietAtEnd>,
+    consumer: Arc<TopicConsumer>,
     topic: String,
     partitions: Vec<PartitionRead>,
     /// How much one read may take before it stops where it is (`None`: no limit).
@@ -197,28 +233,33 @@ impl ReadBudget {
 
 impl TopicToEnd {
     /// Opens `topic` and plans the read: each partition (of `only`, if given) from
-    /// `resume_from(partition)` (or its first offset) to its end. Blocks on the broker: call it off the async runtime.
+    /// `resume_from(partition)` (or its first offset) to its end, on the consumer `kept`
+    /// holds for the topic if no read holds it now. Blocks on the broker: call it off the
+    /// async runtime.
     pub fn open(
         brokers: &str,
         group: &str,
         topic: &str,
         only: Option<&[i32]>,
         resume_from: &dyn Fn(i32) -> Option<i64>,
+        kept: &KeptConsumers,
     ) -> Result<Self, KafkaError> {
         let client_error = |source| KafkaError::Client {
             brokers: brokers.to_owned(),
             cause: source,
         };
-        let consumer: BaseConsumer<QuietAtEnd> = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", group)
-            // Positions live in the lake, committed with the data; never in the group.
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("allow.auto.create.topics", "false")
-            .set("enable.partition.eof", "true")
-            .create_with_context(QuietAtEnd)
-            .map_err(client_error)?;
+        let consumer = kept.take(topic, || {
+            ClientConfig::new()
+                .set("bootstrap.servers", brokers)
+                .set("group.id", group)
+                // Positions live in the lake, committed with the data; never in the group.
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("allow.auto.create.topics", "false")
+                .set("enable.partition.eof", "true")
+                .create_with_context(QuietAtEnd)
+                .map_err(client_error)
+        })?;
         let metadata = consumer
             .fetch_metadata(Some(topic), METADATA_WAIT)
             .map_err(client_error)?;
@@ -446,6 +487,16 @@ impl TopicToEnd {
     }
 }
 
+/// A read that is done stops its consumer fetching: a kept consumer idles between passes
+/// instead of filling librdkafka's queue with messages the next pass would fetch again.
+impl Drop for TopicToEnd {
+    fn drop(&mut self) {
+        if let Err(e) = self.consumer.unassign() {
+            tracing::warn!(topic = %self.topic, "cannot stop the consumer fetching: {e}");
+        }
+    }
+}
+
 impl ChunkSource for TopicToEnd {
     fn prefixes(&self) -> Vec<String> {
         self.partitions
@@ -512,7 +563,42 @@ impl ChunkSource for TopicToEnd {
 
 #[cfg(test)]
 mod tests {
-    use super::{ResumeCheck, ResumeStep};
+    use std::sync::Arc;
+
+    use rdkafka::config::ClientConfig;
+
+    use super::{KeptConsumers, QuietAtEnd, ResumeCheck, ResumeStep, TopicConsumer};
+
+    /// A consumer that never connects (librdkafka connects in the background, on first use).
+    fn unconnected() -> Result<TopicConsumer, super::KafkaError> {
+        let brokers = "127.0.0.1:9";
+        let config = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "test")
+            .create_with_context(QuietAtEnd);
+        config.map_err(|cause| super::KafkaError::Client {
+            brokers: brokers.into(),
+            cause,
+        })
+    }
+
+    #[test]
+    fn a_read_takes_up_the_consumer_the_last_read_of_its_topic_left() {
+        let kept = KeptConsumers::default();
+        let first = kept.take("usage", unconnected).unwrap();
+        // A read still holds it: the next read of the topic gets one of its own.
+        let second = kept.take("usage", unconnected).unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        // Another topic has its own.
+        let events = kept.take("events", unconnected).unwrap();
+        assert!(!Arc::ptr_eq(&events, &second));
+        drop((first, events));
+        // Both reads of `usage` done: the one kept last is taken up, not a new one.
+        let kept_usage = Arc::as_ptr(&second);
+        drop(second);
+        let third = kept.take("usage", || panic!("a new consumer instead of the kept one"));
+        assert_eq!(Arc::as_ptr(&third.unwrap()), kept_usage);
+    }
 
     #[test]
     fn a_resume_at_the_partition_start_needs_no_check() {

@@ -10,7 +10,7 @@ mod group;
 mod produce;
 mod topics;
 
-pub use consume::{resume_app_id, ReadBudget, TopicToEnd};
+pub use consume::{resume_app_id, KeptConsumers, ReadBudget, TopicToEnd};
 pub use group::GroupMember;
 pub use produce::{
     produce, publish, publish_messages, Outgoing, ProduceOptions, ProduceSummary, DIRECTORY_KEY,

@@ -192,7 +192,7 @@ pub const FENCED_RETRIES: u32 = 20;
 /// on the last attempt: 50 ms, doubled each time up to 6.4 s, but at least `spent` (the
 /// writer that won is likely as far from done as this one was), plus up to as much again at
 /// random, so that writers refused together do not meet again.
-async fn back_off(attempt: u32, spent: std::time::Duration) {
+pub async fn back_off(attempt: u32, spent: std::time::Duration) {
     let doubled = 50u64 << attempt.saturating_sub(2).min(7);
     let wait = doubled.max(
         u64::try_from(spent.as_millis())

@@ -23,7 +23,8 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 pub use appender::TableAppender;
 pub use cluster::{cluster_order, DataFile};
 pub use fence::{
-    retry_while_refused, Claim, Fence, Winner, FENCED_RETRIES, FENCE_APP_ID, KAFKA_APP_ID_PREFIX,
+    back_off, retry_while_refused, Claim, Fence, Winner, FENCED_RETRIES, FENCE_APP_ID,
+    KAFKA_APP_ID_PREFIX,
 };
 pub use files::{PartitionValue, RowGroupRows};
 pub use location::LakeLocation;

@@ -4,6 +4,9 @@
 //! commits. Instances in one group share the partitions; when one stops, the others take its
 //! partitions over from the positions it last committed.
 //!
+//! Its passes run in the loop every run shares (`pipeline::passes`), under
+//! `StopPolicy::Follow`.
+//!
 //! Exactly once across instances: a pass's commits name the positions it read up to (Delta
 //! `txn` actions), and Delta refuses a commit when another writer committed the same
 //! positions since this one read the table. During a rebalance two members may briefly both
@@ -11,16 +14,18 @@
 //! starts from what the lake holds.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use deltalake::kernel::Transaction;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::serve_operations;
+use super::passes::{run_passes, Next, PassRun, PassStart, StopPolicy};
 use super::{
-    ingest_pass, open_topics, Hold, Holding, IngestError, IngestOptions, KafkaIngest, Metrics,
-    PassState, RunSummary, StoredFrom, StoredSimEvents,
+    open_topics, Hold, Holding, IngestError, IngestOptions, KafkaIngest, Metrics, PassState,
+    RunSummary, StoredFrom, StoredSimEvents,
 };
-use crate::kafka::{check_co_partitioned, resume_app_id, GroupMember};
+use crate::kafka::{check_co_partitioned, resume_app_id, GroupMember, KeptConsumers};
 use crate::lake::{Claim, Lake};
 use crate::source::{ChunkSource, SourceError};
 
@@ -96,10 +101,31 @@ pub async fn follow(
     .await
     .map_err(|e| IngestError::Internal(format!("joining the group: {e}")))??;
     tracing::info!(group = %kafka.group, "joined the consumer group");
-    let result = passes(
-        lake, options, kafka, partitions, &member, &shutdown, &metrics,
-    )
-    .await;
+    let mut run = Follower {
+        lake,
+        kafka,
+        partitions,
+        member: &member,
+        metrics: &metrics,
+        consumers: KeptConsumers::default(),
+        kept: None,
+        hold: Hold::new(kafka.hold),
+        stalled_passes: 0,
+        current: None,
+        total: FollowSummary::default(),
+    };
+    let interval = kafka.follow.unwrap_or(super::DEFAULT_PASS_INTERVAL);
+    let policy = StopPolicy::Follow { interval };
+    let result = run_passes(lake, options, &mut run, policy, &shutdown).await;
+    let consumers = std::mem::take(&mut run.consumers);
+    tokio::task::spawn_blocking(move || consumers.close())
+        .await
+        .map_err(|e| IngestError::Internal(format!("closing the consumers: {e}")))?;
+    // Stopped: the next member to own these partitions starts from their snapshots.
+    if let (Ok(()), Some(kept)) = (&result, &run.kept) {
+        write_snapshots(lake, kafka, kept).await;
+    }
+    let result = result.map(|()| run.total);
     tokio::task::spawn_blocking(move || member.leave())
         .await
         .map_err(|e| IngestError::Internal(format!("leaving the group: {e}")))?;
@@ -144,92 +170,117 @@ fn dropped(
     }
 }
 
-async fn passes(
-    lake: &Lake,
-    options: &IngestOptions,
-    kafka: &KafkaIngest,
+/// A follower's passes: over the partitions this member owns now, from the SIM events the
+/// last pass left while the assignment stays the same.
+struct Follower<'a> {
+    lake: &'a Lake,
+    kafka: &'a KafkaIngest,
     partitions: i32,
-    member: &GroupMember,
-    shutdown: &CancellationToken,
-    metrics: &Metrics,
-) -> Result<FollowSummary, IngestError> {
-    let interval = kafka.follow.unwrap_or(super::DEFAULT_PASS_INTERVAL);
-    let mut total = FollowSummary::default();
-    // The SIM events the last committed pass left, and the assignment it ran under.
-    let mut kept: Option<Kept> = None;
-    // What the passes learned of each partition's progress: it stays true across
-    // assignments, so it is kept while partitions come and go.
-    let mut hold = Hold::new(kafka.hold);
-    let mut stalled_passes = 0;
-    while !shutdown.is_cancelled() {
-        // Passes start every interval (a pass that takes longer is followed at once): a
-        // message waits at most one interval to be read, however long the passes take.
-        let pass_start = tokio::time::Instant::now();
-        let next_pass = pass_start + interval;
-        let (owned, generation) = member.owned();
-        if !owned.is_empty() {
-            let Some((events, usage, backlog)) =
-                pass_sources(lake, kafka, partitions, &owned, metrics).await?
-            else {
-                wait(next_pass, shutdown).await;
-                continue;
-            };
-            // A pass is not cancelled by the shutdown: it finishes and commits, then the loop
-            // ends. (`main` still ends a pass that overstays its grace period; the lake then
-            // simply has not recorded it, and the next start reads it again.)
-            let (stored, events_since_snapshot) =
-                stored_from(lake, kafka, kept.take(), (&owned, generation), metrics).await;
-            let state = PassState {
-                stored,
-                hold: Some(Holding {
-                    hold: &mut hold,
-                    pass_start: pass_start.into_std(),
-                }),
-            };
-            let pass = ingest_pass(
-                lake,
-                options,
-                (events, usage),
-                state,
-                CancellationToken::new(),
-            );
-            // A pass that read only messages held for the events did not make the backlog
-            // any smaller: the next one waits for the interval like an idle one.
-            let mut shortened_backlog = true;
-            match pass.await {
-                Ok((summary, stored_after)) => {
-                    stalled_passes = 0;
-                    shortened_backlog = summary.usage.lines > 0 || summary.usage.held == 0;
-                    let next = Kept {
-                        generation,
-                        partitions: owned.clone(),
-                        stored: stored_after,
-                        events_since_snapshot: events_since_snapshot + summary.events.accepted,
-                    };
-                    kept = Some(next.snapshot_if_due(lake, kafka).await);
-                    metrics.record_pass(&summary);
-                    if summary.sim_events_reloaded {
-                        metrics.record_ownership_load();
-                    }
-                    log_committed(&summary, &owned);
-                    total.add(&summary);
+    member: &'a GroupMember,
+    metrics: &'a Metrics,
+    /// The topics' consumers, kept from one pass to the next.
+    consumers: KeptConsumers,
+    /// The SIM events the last committed pass left, and the assignment it ran under.
+    kept: Option<Kept>,
+    /// What the passes learned of each partition's progress: it stays true across
+    /// assignments, so it is kept while partitions come and go.
+    hold: Hold,
+    stalled_passes: u32,
+    /// The pass under way.
+    current: Option<Current>,
+    total: FollowSummary,
+}
+
+/// What the pass under way read from, for its outcome.
+struct Current {
+    owned: Vec<i32>,
+    generation: u64,
+    events_since_snapshot: u64,
+    /// Whether its usage stopped at the pass budget, short of the end.
+    backlog: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PassRun for Follower<'_> {
+    async fn start(&mut self, pass_start: Instant) -> Result<Option<PassStart<'_>>, IngestError> {
+        let (owned, generation) = self.member.owned();
+        if owned.is_empty() {
+            return Ok(None);
+        }
+        let (lake, kafka, metrics) = (self.lake, self.kafka, self.metrics);
+        let Some((events, usage, backlog)) = pass_sources(
+            lake,
+            kafka,
+            (self.partitions, &owned),
+            &self.consumers,
+            metrics,
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        let assignment = (owned.as_slice(), generation);
+        let (stored, events_since_snapshot) =
+            stored_from(lake, kafka, self.kept.take(), assignment, metrics).await;
+        self.current = Some(Current {
+            owned,
+            generation,
+            events_since_snapshot,
+            backlog,
+        });
+        let hold = Some(Holding {
+            hold: &mut self.hold,
+            pass_start,
+        });
+        let state = PassState { stored, hold };
+        Ok(Some(PassStart {
+            sources: (events, usage),
+            state,
+        }))
+    }
+
+    async fn finish(
+        &mut self,
+        outcome: Result<(RunSummary, StoredSimEvents), IngestError>,
+    ) -> Result<Next, IngestError> {
+        let Some(current) = self.current.take() else {
+            return Err(IngestError::Internal(
+                "a pass finished that never started".into(),
+            ));
+        };
+        // A pass that read only messages held for the events did not make the backlog any
+        // smaller: the next one waits for the interval like an idle one.
+        let mut shortened_backlog = true;
+        match outcome {
+            Ok((summary, stored_after)) => {
+                self.stalled_passes = 0;
+                shortened_backlog = summary.usage.lines > 0 || summary.usage.held == 0;
+                let next = Kept {
+                    generation: current.generation,
+                    partitions: current.owned.clone(),
+                    stored: stored_after,
+                    events_since_snapshot: current.events_since_snapshot + summary.events.accepted,
+                };
+                self.kept = Some(next.snapshot_if_due(self.lake, self.kafka).await);
+                self.metrics.record_pass(&summary);
+                if summary.sim_events_reloaded {
+                    self.metrics.record_ownership_load();
                 }
-                Err(e) => {
-                    if dropped(e, &mut stalled_passes, &owned, &mut total, metrics)? {
-                        continue;
-                    }
-                }
+                log_committed(&summary, &current.owned);
+                self.total.add(&summary);
             }
-            if shortened_backlog && backlog.load(std::sync::atomic::Ordering::Acquire) {
-                continue;
+            Err(e) => {
+                let (stalled, total) = (&mut self.stalled_passes, &mut self.total);
+                if dropped(e, stalled, &current.owned, total, self.metrics)? {
+                    return Ok(Next::Now);
+                }
             }
         }
-        wait(next_pass, shutdown).await;
+        let backlog = current.backlog.load(std::sync::atomic::Ordering::Acquire);
+        Ok(match shortened_backlog && backlog {
+            true => Next::Now,
+            false => Next::AtInterval,
+        })
     }
-    if let Some(kept) = &kept {
-        write_snapshots(lake, kafka, kept).await;
-    }
-    Ok(total)
 }
 
 /// What this member's passes claim: the positions of its partitions in both topics.
@@ -270,11 +321,12 @@ struct Kept {
 async fn pass_sources(
     lake: &Lake,
     kafka: &KafkaIngest,
-    partitions: i32,
-    owned: &[i32],
+    (partitions, owned): (i32, &[i32]),
+    consumers: &KeptConsumers,
     metrics: &Metrics,
 ) -> Result<Option<PassSources>, IngestError> {
-    let (events, usage) = open_topics(lake, kafka, partitions, Some(owned.to_vec())).await?;
+    let only = Some(owned.to_vec());
+    let (events, usage) = open_topics(lake, kafka, partitions, only, consumers).await?;
     let (events, mut usage) = (events.ending_at_start(), usage.ending_at_start());
     if let Some(budget) = kafka.pass_budget {
         usage = usage.with_budget(budget);
@@ -349,12 +401,5 @@ async fn write_snapshots(lake: &Lake, kafka: &KafkaIngest, kept: &Kept) {
         Err(e) => {
             tracing::warn!(partitions = ?kept.partitions, "SIM event snapshots not written: {e}")
         }
-    }
-}
-
-async fn wait(until: tokio::time::Instant, shutdown: &CancellationToken) {
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
-        _ = tokio::time::sleep_until(until) => {}
     }
 }

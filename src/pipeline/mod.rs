@@ -33,9 +33,9 @@ use deltalake::kernel::Transaction;
 use crate::directory::LinkLimits;
 use crate::domain::UtcMillis;
 use crate::kafka::{
-    check_co_partitioned, resume_app_id, KafkaError, ReadBudget, TopicToEnd, Topics,
+    check_co_partitioned, resume_app_id, KafkaError, KeptConsumers, ReadBudget, TopicToEnd, Topics,
 };
-use crate::lake::{retry_while_refused, Fence, Lake, LakeError, LakeTable, FENCED_RETRIES};
+use crate::lake::{Fence, Lake, LakeError, LakeTable};
 use crate::source::{ChunkSource, Input, Letter, SourceError};
 use crate::tables::dead_letters::LetterInput;
 
@@ -128,10 +128,19 @@ async fn open_topics(
     kafka: &KafkaIngest,
     partitions: i32,
     only: Option<Vec<i32>>,
+    kept: &KeptConsumers,
 ) -> Result<(TopicToEnd, TopicToEnd), IngestError> {
     // Both sources' positions are recorded with the last commit of a run, the `usage` one.
-    let events = open_topic(lake, kafka, &kafka.topics.events, partitions, only.clone());
-    let usage = open_topic(lake, kafka, &kafka.topics.usage, partitions, only);
+    let topics = &kafka.topics;
+    let events = open_topic(
+        lake,
+        kafka,
+        &topics.events,
+        partitions,
+        only.clone(),
+        kept.clone(),
+    );
+    let usage = open_topic(lake, kafka, &topics.usage, partitions, only, kept.clone());
     Ok((events.await?, usage.await?))
 }
 
@@ -142,6 +151,7 @@ async fn open_topic(
     topic: &str,
     partitions: i32,
     only: Option<Vec<i32>>,
+    kept: KeptConsumers,
 ) -> Result<TopicToEnd, IngestError> {
     let app_ids: Vec<String> = (0..partitions)
         .map(|partition| resume_app_id(topic, partition))
@@ -155,6 +165,7 @@ async fn open_topic(
             &topic,
             only.as_deref(),
             &|partition| recorded.get(&resume_app_id(&topic, partition)).copied(),
+            &kept,
         )
     })
     .await
@@ -183,32 +194,11 @@ pub async fn ingest(
         Some(kafka) => RunInputs::Topics {
             kafka,
             partitions: check_co_partitioned(&kafka.brokers, &kafka.topics).await?,
+            consumers: KeptConsumers::default(),
         },
         None => RunInputs::Files,
     };
     passes::run_to_end(lake, &options, inputs, shutdown).await
-}
-
-/// Runs `attempt` until it is not refused by the writer fence (`lake::fence`): another
-/// writer committed to a table this run read, after it read it. Inputs that cannot be read
-/// again (stdin) are not retried.
-pub(crate) async fn retry_when_fenced<T, F, Fut>(
-    rereadable: bool,
-    attempt: F,
-) -> Result<T, IngestError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, IngestError>>,
-{
-    let retries = if rereadable { FENCED_RETRIES } else { 0 };
-    let fenced = |e: &IngestError| matches!(e, IngestError::Lake(e) if e.is_concurrent_commit());
-    match retry_while_refused(retries, fenced, attempt).await {
-        (Err(e), attempts) if fenced(&e) => Err(IngestError::Fenced {
-            attempts,
-            rereadable,
-        }),
-        (result, _) => result,
-    }
 }
 
 /// How often a follower starts a pass when `KafkaIngest::follow` does not say (the CLI
