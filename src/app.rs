@@ -318,9 +318,9 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
         print(&batches, OutputFormat::Table)?;
     }
     let prices = dir.join("prices.toml");
-    std::fs::write(&prices, DEMO_PRICES).map_err(|source| BillingError::Output {
+    std::fs::write(&prices, DEMO_PRICES).map_err(|cause| BillingError::Output {
         path: prices.clone(),
-        cause: source,
+        cause,
     })?;
     let options = InvoiceOptions {
         period: Period::containing(options.start),

@@ -80,9 +80,9 @@ pub fn generate(options: &GenerateOptions) -> Result<Generated, GenerateError> {
         None => WORKSPACES.to_vec(),
         Some(n) => (1..=i64::from(n)).map(|i| 1000 + i).collect(),
     };
-    std::fs::create_dir_all(&options.out).map_err(|source| GenerateError::Write {
+    std::fs::create_dir_all(&options.out).map_err(|cause| GenerateError::Write {
         path: options.out.display().to_string(),
-        cause: source,
+        cause,
     })?;
     let period_start = options
         .start
@@ -109,9 +109,9 @@ pub fn generate(options: &GenerateOptions) -> Result<Generated, GenerateError> {
     usage.finish()?;
     expected
         .write(&options.out.join("expected.json"))
-        .map_err(|source| GenerateError::Write {
+        .map_err(|cause| GenerateError::Write {
             path: options.out.join("expected.json").display().to_string(),
-            cause: source,
+            cause,
         })?;
     Ok(Generated {
         usage: usage_path,
@@ -412,17 +412,17 @@ fn event_json(e: &SequencedEvent) -> String {
 }
 
 fn create(path: &Path) -> Result<File, GenerateError> {
-    File::create(path).map_err(|source| GenerateError::Write {
+    File::create(path).map_err(|cause| GenerateError::Write {
         path: path.display().to_string(),
-        cause: source,
+        cause,
     })
 }
 
 fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> Result<(), GenerateError> {
     let mut out = BufWriter::new(create(path)?);
-    let err = |source| GenerateError::Write {
+    let err = |cause| GenerateError::Write {
         path: path.display().to_string(),
-        cause: source,
+        cause,
     };
     for line in lines {
         writeln!(out, "{line}").map_err(err)?;

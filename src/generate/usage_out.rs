@@ -135,9 +135,9 @@ impl Write for Sink {
     }
 }
 
-fn write_error(path: &Path, source: std::io::Error) -> GenerateError {
+fn write_error(path: &Path, cause: std::io::Error) -> GenerateError {
     GenerateError::Write {
         path: path.display().to_string(),
-        cause: source,
+        cause,
     }
 }

@@ -244,9 +244,9 @@ impl TopicToEnd {
         resume_from: &dyn Fn(i32) -> Option<i64>,
         kept: &KeptConsumers,
     ) -> Result<Self, KafkaError> {
-        let client_error = |source| KafkaError::Client {
+        let client_error = |cause| KafkaError::Client {
             brokers: brokers.to_owned(),
-            cause: source,
+            cause,
         };
         let consumer = kept.take(topic, || {
             ClientConfig::new()

@@ -98,15 +98,15 @@ impl GroupMember {
             .set("enable.auto.commit", "false")
             .set("session.timeout.ms", "10000")
             .create_with_context(context)
-            .map_err(|source| KafkaError::Client {
+            .map_err(|cause| KafkaError::Client {
                 brokers: brokers.to_owned(),
-                cause: source,
+                cause,
             })?;
         consumer
             .subscribe(&[topics.usage.as_str(), topics.events.as_str()])
-            .map_err(|source| KafkaError::Client {
+            .map_err(|cause| KafkaError::Client {
                 brokers: brokers.to_owned(),
-                cause: source,
+                cause,
             })?;
         let stop = CancellationToken::new();
         let stopped = stop.clone();
@@ -122,9 +122,9 @@ impl GroupMember {
                 // Dropping the consumer closes it, which leaves the group at once.
                 drop(consumer);
             })
-            .map_err(|source| KafkaError::Thread {
+            .map_err(|cause| KafkaError::Thread {
                 name: "group",
-                cause: source,
+                cause,
             })?;
         Ok(GroupMember {
             assigned,

@@ -90,10 +90,10 @@ fn client_config(brokers: &str) -> ClientConfig {
     config
 }
 
-fn client_error(brokers: &str, source: RdKafkaError) -> KafkaError {
+fn client_error(brokers: &str, cause: RdKafkaError) -> KafkaError {
     KafkaError::Client {
         brokers: brokers.to_owned(),
-        cause: source,
+        cause,
     }
 }
 

@@ -34,9 +34,9 @@ fn partition_count(brokers: &str, topic: &str) -> Result<i32, KafkaError> {
         // Metadata requests must not create the topic they ask about.
         .set("allow.auto.create.topics", "false")
         .create()
-        .map_err(|source| KafkaError::Client {
+        .map_err(|cause| KafkaError::Client {
             brokers: brokers.to_owned(),
-            cause: source,
+            cause,
         })?;
     let metadata = client
         .fetch_metadata(Some(topic), Duration::from_secs(WAIT_SECONDS))

@@ -74,9 +74,9 @@ impl LakeLocation {
         let Some(path) = self.local_path(table) else {
             return Ok(());
         };
-        std::fs::create_dir_all(&path).map_err(|source| LakeError::Directory {
+        std::fs::create_dir_all(&path).map_err(|cause| LakeError::Directory {
             path: path.display().to_string(),
-            cause: source,
+            cause,
         })
     }
 

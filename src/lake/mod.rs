@@ -160,8 +160,8 @@ impl LakeError {
         matches!(self, LakeError::Fenced { .. })
             || matches!(
                 self,
-                LakeError::Delta { cause: source, .. } if matches!(
-                    source.as_ref(),
+                LakeError::Delta { cause, .. } if matches!(
+                    cause.as_ref(),
                     DeltaTableError::Transaction { source: TransactionError::CommitConflict(_) }
                 )
             )

@@ -151,9 +151,9 @@ pub async fn start(
         fairness,
         counters: state::ApiCounters::default(),
     });
-    let bind_error = |source| ServeError::Bind {
+    let bind_error = |cause| ServeError::Bind {
         address: options.address.clone(),
-        cause: source,
+        cause,
     };
     let listener = tokio::net::TcpListener::bind(&options.address)
         .await

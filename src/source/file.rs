@@ -69,17 +69,15 @@ impl Input {
     pub fn open_with(&self, max_line: usize) -> Result<ChunkReader, SourceError> {
         let reader: Box<dyn Read + Send> = match self {
             Input::Stdin => Box::new(io::stdin()),
-            Input::File(path) => {
-                Box::new(File::open(path).map_err(|source| SourceError::Open {
-                    input: self.to_string(),
-                    cause: source,
-                })?)
-            }
+            Input::File(path) => Box::new(File::open(path).map_err(|cause| SourceError::Open {
+                input: self.to_string(),
+                cause,
+            })?),
         };
-        let reader = plain_text(reader).map_err(|source| SourceError::Read {
+        let reader = plain_text(reader).map_err(|cause| SourceError::Read {
             input: self.to_string(),
             line: 0,
-            cause: source,
+            cause,
         })?;
         Ok(ChunkReader::new(self.to_string(), reader).with_max_line(max_line))
     }
@@ -90,9 +88,9 @@ impl Input {
             Input::Stdin => Ok(()),
             Input::File(path) => File::open(path)
                 .map(drop)
-                .map_err(|source| SourceError::Open {
+                .map_err(|cause| SourceError::Open {
                     input: self.to_string(),
-                    cause: source,
+                    cause,
                 }),
         }
     }
@@ -348,10 +346,10 @@ impl ChunkReader {
             let read = (&mut self.reader)
                 .take((target - before) as u64)
                 .read_to_end(&mut data)
-                .map_err(|source| SourceError::Read {
+                .map_err(|cause| SourceError::Read {
                     input: self.name.clone(),
                     line: self.next_line,
-                    cause: source,
+                    cause,
                 })?;
             if read == 0 {
                 self.done = true;
@@ -386,10 +384,10 @@ impl ChunkReader {
         loop {
             let read = match self.reader.read(&mut buffer) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                read => read.map_err(|source| SourceError::Read {
+                read => read.map_err(|cause| SourceError::Read {
                     input: self.name.clone(),
                     line: self.next_line,
-                    cause: source,
+                    cause,
                 })?,
             };
             if read == 0 {

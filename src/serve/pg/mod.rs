@@ -456,9 +456,9 @@ pub async fn start_postgres(
     limits: Limits,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, ServeError> {
-    let bind_error = |source| ServeError::Bind {
+    let bind_error = |cause| ServeError::Bind {
         address: address.to_owned(),
-        cause: source,
+        cause,
     };
     let listener = tokio::net::TcpListener::bind(address)
         .await
