@@ -7,7 +7,7 @@ mod ownership;
 mod slice;
 mod split;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use correct::{correct, Correction, CorruptRecord, StoredRecord, StoredSlice};
 pub use dedup::{fingerprint, Deduplicator, Seen};

@@ -4,7 +4,8 @@ use datafusion::prelude::SessionContext;
 
 use super::document::Invoice;
 use super::{BillingError, Period};
-use crate::lake::{utf8_column, Lake, LakeError, LakeTable};
+use crate::lake::{Lake, LakeError, LakeTable};
+use crate::tables;
 
 /// Which issued invoices to read. `workspaces: None` reads every Workspace's.
 #[derive(Clone, Debug, Default)]
@@ -62,7 +63,7 @@ pub async fn issued_invoices(
     };
     let mut out = Vec::new();
     for batch in &batches {
-        let documents = utf8_column(batch, 0).map_err(corrupt)?;
+        let documents = tables::invoices::documents(batch).map_err(corrupt)?;
         for document in documents.iter().flatten() {
             let invoice = serde_json::from_str(document)
                 .map_err(|e| corrupt(format!("an invoice document: {e}")))?;

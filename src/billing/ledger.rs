@@ -3,11 +3,7 @@
 //! is in `invoices`, so an issue interrupted between the two commits bills nothing and can
 //! simply be run again.
 
-use std::sync::Arc;
-
-use arrow::array::{
-    ArrayRef, Int16Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
+use arrow::array::RecordBatch;
 
 use super::compose::Seal;
 use super::render::to_json;
@@ -16,6 +12,7 @@ use deltalake::kernel::Transaction;
 
 use crate::lake::crash::{CommitPoint, WritePath, ISSUE_COMMIT_ORDER};
 use crate::lake::{Lake, LakeError, LakeTable, TableAppender};
+use crate::tables::{self, billed_slices, invoices::InvoiceRow};
 
 /// The Delta `txn` application id every commit of an issue records: of two runs that read
 /// the ledger before either committed, the second to commit conflicts and starts again.
@@ -86,66 +83,39 @@ async fn record_issued(
     for seal in &seals {
         let (period, keys) = &seal.own;
         for batch in keys {
-            billed.write(billed_batch(seal, period, batch)?).await?;
+            billed.write(billed_rows(seal, period, batch)?).await?;
         }
         for late in &seal.late {
-            let keys = key_batch(vec![late.record_id], vec![late.slice])?;
+            let keys = billed_slices::keys(vec![late.record_id], vec![late.slice])
+                .map_err(|e| bug(LakeTable::BilledSlices, e))?;
             billed
-                .write(billed_batch(seal, &late.period, &keys)?)
+                .write(billed_rows(seal, &late.period, &keys)?)
                 .await?;
         }
     }
     billed.commit(fence(run.issued_at)).await?;
     passed(1);
 
-    let n = issued.len();
-    let at = run.issued_at.timestamp_micros();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(
-            issued.iter().map(|i| i.workspace_id),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            issued.iter().map(|i| &i.period),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            issued.iter().map(|i| &i.invoice_id),
-        )),
-        Arc::new(TimestampMicrosecondArray::from(vec![at; n]).with_timezone("UTC")),
-        Arc::new(StringArray::from_iter_values(
-            issued.iter().map(|i| to_json(i)),
-        )),
-    ];
-    let batch = RecordBatch::try_new(LakeTable::Invoices.schema(), columns)
-        .map_err(|e| bug(LakeTable::Invoices, e))?;
+    let rows: Vec<InvoiceRow<'_>> = issued
+        .iter()
+        .map(|i| InvoiceRow {
+            workspace_id: i.workspace_id,
+            period: &i.period,
+            invoice_id: &i.invoice_id,
+            document: to_json(i),
+        })
+        .collect();
+    let batch =
+        tables::invoices::rows(&rows, run.issued_at).map_err(|e| bug(LakeTable::Invoices, e))?;
     invoices.write(batch).await?;
     invoices.commit(fence(run.issued_at)).await?;
     passed(2);
     Ok(())
 }
 
-fn key_batch(records: Vec<i64>, slices: Vec<i16>) -> Result<RecordBatch, BillingError> {
-    RecordBatch::try_from_iter([
-        ("record_id", Arc::new(Int64Array::from(records)) as ArrayRef),
-        ("slice", Arc::new(Int16Array::from(slices)) as ArrayRef),
-    ])
-    .map_err(|e| bug(LakeTable::BilledSlices, e))
-}
-
-/// `keys` (record_id, slice) with the seal's Workspace, period and invoice.
-fn billed_batch(
-    seal: &Seal,
-    period: &str,
-    keys: &RecordBatch,
-) -> Result<RecordBatch, BillingError> {
-    let n = keys.num_rows();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from(vec![seal.workspace; n])),
-        Arc::new(StringArray::from(vec![period; n])),
-        keys.column(0).clone(),
-        keys.column(1).clone(),
-        Arc::new(StringArray::from(vec![seal.invoice_id.as_str(); n])),
-    ];
-    RecordBatch::try_new(LakeTable::BilledSlices.schema(), columns)
+/// `keys` (record_id, slice) as billed by the seal's invoice for `period`.
+fn billed_rows(seal: &Seal, period: &str, keys: &RecordBatch) -> Result<RecordBatch, BillingError> {
+    billed_slices::rows(seal.workspace, period, &seal.invoice_id, keys)
         .map_err(|e| bug(LakeTable::BilledSlices, e))
 }
 

@@ -14,19 +14,14 @@
 //! (`simtally:snapshot:TOPIC:PARTITION`) in the commit that writes it, and that commit
 //! replaces the partition's previous snapshot files.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-
-use arrow::array::{Array, Int64Array, RecordBatch};
+use arrow::array::RecordBatch;
 use deltalake::kernel::Transaction;
+use std::collections::{HashMap, HashSet};
 
 use super::stored::StoredSimEvents;
 use crate::attribute::SequencedEvent;
-use crate::domain::UtcMillis;
-use crate::lake::schema::SIM_EVENTS_SNAPSHOT;
 use crate::lake::{Lake, LakeError, LakeTable, PartitionValue};
-use crate::tables::sim_events::EventRows;
-use crate::tables::{self, sim_events};
+use crate::tables::{self, sim_events, sim_events_snapshot};
 
 /// The `txn` application id under which a partition's snapshot records its `through_seq`.
 fn snapshot_app_id(topic: &str, partition: i32) -> String {
@@ -68,8 +63,8 @@ pub(super) async fn load(
             .map(|(p, s)| format!("(kafka_partition = {p} AND through_seq = {s})"))
             .collect();
         let sql = format!(
-            "SELECT {}, kafka_partition FROM t WHERE {}",
-            sim_events::COLUMNS,
+            "SELECT {} FROM t WHERE {}",
+            sim_events_snapshot::columns(),
             wanted.join(" OR ")
         );
         let batches = lake.select(LakeTable::SimEventsSnapshot, &sql).await?;
@@ -135,11 +130,9 @@ impl Gathered {
 
     fn add_snapshot_rows(&mut self, batches: &[RecordBatch]) -> Result<(), LakeError> {
         for batch in batches {
-            let corrupt = |detail| corrupt(LakeTable::SimEventsSnapshot, detail);
-            let events = sim_events::read(std::slice::from_ref(batch)).map_err(corrupt)?;
-            let partitions = tables::int(batch, "kafka_partition").map_err(corrupt)?;
-            for (row, event) in events.into_iter().enumerate() {
-                let partition = i32::try_from(partitions.value(row)).ok();
+            let events = sim_events_snapshot::read(batch)
+                .map_err(|detail| corrupt(LakeTable::SimEventsSnapshot, detail))?;
+            for (event, partition) in events {
                 self.push(event, partition);
             }
         }
@@ -201,7 +194,8 @@ pub(super) async fn write(
             continue;
         }
         if !events.is_empty() {
-            let batch = snapshot_rows(&events, through, *partition)?;
+            let batch = sim_events_snapshot::rows(&events, through, *partition)
+                .map_err(|e| corrupt(LakeTable::SimEventsSnapshot, e.to_string()))?;
             appender
                 .write_partition(
                     &[batch],
@@ -220,35 +214,6 @@ pub(super) async fn write(
     }
     appender.replace_partitions("kafka_partition", &written)?;
     appender.commit(txns).await
-}
-
-/// The snapshot table's rows for one partition's events.
-fn snapshot_rows(
-    events: &[&SequencedEvent],
-    through: i64,
-    partition: i32,
-) -> Result<RecordBatch, LakeError> {
-    let mut rows = EventRows::new(UtcMillis::from_millis(0));
-    for event in events {
-        rows.append(event, "");
-    }
-    let stored = rows.finish();
-    let mut columns: Vec<Arc<dyn Array>> = Vec::new();
-    for field in SIM_EVENTS_SNAPSHOT.fields() {
-        let column = match field.name().as_str() {
-            "through_seq" => Arc::new(Int64Array::from(vec![through; events.len()])),
-            "kafka_partition" => {
-                Arc::new(Int64Array::from(vec![i64::from(partition); events.len()]))
-            }
-            name => stored
-                .column_by_name(name)
-                .cloned()
-                .ok_or_else(|| corrupt(LakeTable::SimEventsSnapshot, format!("no {name}")))?,
-        };
-        columns.push(column);
-    }
-    RecordBatch::try_new(SIM_EVENTS_SNAPSHOT.clone(), columns)
-        .map_err(|e| corrupt(LakeTable::SimEventsSnapshot, e.to_string()))
 }
 
 #[cfg(test)]

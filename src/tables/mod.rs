@@ -4,11 +4,15 @@
 //! fences the tables; the pipeline, billing and the server go through these modules to
 //! write and read rows.
 
+pub mod billed_slices;
 pub mod dead_letters;
 pub mod directory;
+pub mod invoices;
 pub mod quarantine;
 pub mod sim_events;
+pub mod sim_events_snapshot;
 mod slices;
+pub mod transfer_log;
 pub mod usage;
 
 pub use slices::CorrectionMark;

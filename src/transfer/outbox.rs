@@ -4,46 +4,18 @@
 //! all, whatever fails after. Accepted requests are published until a `published` row says
 //! so; a repeat is harmless, because ingest ignores an event id it has.
 
-use std::sync::Arc;
-
-use arrow::array::{Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::RecordBatch;
 
 use crate::domain::{Actor, UtcMillis, WorkspaceId};
 use crate::kafka::{publish, KafkaError};
-use crate::lake::schema::TRANSFER_LOG;
-use crate::lake::{utf8_column, Lake, LakeError, LakeTable};
+use crate::lake::{Lake, LakeError, LakeTable};
+use crate::tables::transfer_log::{self, LogKind, LogRow};
 
 /// One accepted request: its id and its events, (key, payload) in order.
 pub type Accepted = (String, Vec<(String, Vec<u8>)>);
 
-/// A row of `transfer_log`.
-struct LogRow<'a> {
-    request_id: &'a str,
-    kind: &'static str,
-    user: Option<&'a str>,
-    target: Option<i64>,
-    events: Option<String>,
-}
-
 fn log_rows(rows: &[LogRow<'_>], at: UtcMillis) -> Result<RecordBatch, LakeError> {
-    RecordBatch::try_new(
-        TRANSFER_LOG.clone(),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|r| r.request_id),
-            )),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.kind))),
-            Arc::new(
-                TimestampMicrosecondArray::from(vec![at.micros(); rows.len()]).with_timezone("UTC"),
-            ),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.user))),
-            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.target))),
-            Arc::new(StringArray::from_iter(
-                rows.iter().map(|r| r.events.as_deref()),
-            )),
-        ],
-    )
-    .map_err(|e| LakeError::Corrupt {
+    transfer_log::rows(rows, at).map_err(|e| LakeError::Corrupt {
         table: LakeTable::TransferLog.name(),
         detail: format!("building a row: {e}"),
     })
@@ -84,7 +56,7 @@ pub async fn accept(
         .collect();
     let row = LogRow {
         request_id,
-        kind: "accepted",
+        kind: LogKind::Accepted,
         user: Some(&actor_text),
         target: target.map(WorkspaceId::get),
         events: Some(lines.join("\n")),
@@ -100,7 +72,7 @@ async fn mark_published(lake: &Lake, request_ids: &[String]) -> Result<(), LakeE
         .iter()
         .map(|id| LogRow {
             request_id: id,
-            kind: "published",
+            kind: LogKind::Published,
             user: None,
             target: None,
             events: None,
@@ -111,12 +83,8 @@ async fn mark_published(lake: &Lake, request_ids: &[String]) -> Result<(), LakeE
 
 /// Accepted requests without a `published` row, oldest first.
 pub async fn pending(lake: &Lake) -> Result<Vec<Accepted>, LakeError> {
-    let batches = lake
-        .select(
-            LakeTable::TransferLog,
-            "SELECT request_id, kind, events FROM t ORDER BY at",
-        )
-        .await?;
+    let sql = format!("SELECT {} FROM t ORDER BY at", transfer_log::COLUMNS);
+    let batches = lake.select(LakeTable::TransferLog, &sql).await?;
     let corrupt = |detail: String| LakeError::Corrupt {
         table: LakeTable::TransferLog.name(),
         detail,
@@ -124,28 +92,20 @@ pub async fn pending(lake: &Lake) -> Result<Vec<Accepted>, LakeError> {
     let mut accepted: Vec<Accepted> = Vec::new();
     let mut published = std::collections::HashSet::new();
     for batch in &batches {
-        let (ids, kinds, events) = (
-            utf8_column(batch, 0).map_err(corrupt)?,
-            utf8_column(batch, 1).map_err(corrupt)?,
-            utf8_column(batch, 2).map_err(corrupt)?,
-        );
-        for row in 0..batch.num_rows() {
-            let id = ids.value(row).to_owned();
-            if kinds.value(row) == "published" {
-                published.insert(id);
+        for row in transfer_log::read(batch).map_err(corrupt)? {
+            if row.kind == LogKind::Published {
+                published.insert(row.request_id);
                 continue;
             }
-            let text = if events.is_valid(row) {
-                events.value(row)
-            } else {
-                ""
-            };
-            let messages = text
+            let messages = row
+                .events
+                .as_deref()
+                .unwrap_or_default()
                 .lines()
                 .filter_map(|line| line.split_once('\t'))
                 .map(|(key, payload)| (key.to_owned(), payload.as_bytes().to_vec()))
                 .collect();
-            accepted.push((id, messages));
+            accepted.push((row.request_id, messages));
         }
     }
     Ok(accepted

@@ -18,7 +18,7 @@ use super::period::utc_days_covering;
 use super::BillingError;
 use crate::attribute::SequencedEvent;
 use crate::lake::{utf8_column, Lake, LakeError, LakeTable};
-use crate::tables::sim_events;
+use crate::tables::{self, sim_events};
 
 /// A Workspace's slice of time: usage slices starting in [start, end) belong to it.
 #[derive(Clone, Copy, Debug)]
@@ -317,7 +317,8 @@ impl LakeSnapshot {
         let t = LakeTable::Invoices;
         let mut out = Vec::new();
         for batch in &rows {
-            let documents = text(t, batch, 0)?;
+            let documents =
+                tables::invoices::documents(batch).map_err(|detail| corrupt(t, detail))?;
             for row in 0..batch.num_rows() {
                 let document = serde_json::from_str(documents.value(row))
                     .map_err(|e| corrupt(t, format!("an invoice document: {e}")))?;
