@@ -56,40 +56,8 @@ while :; do
   files=$now
 done
 
-# Queries: a Workspace in the middle, the first month of data.
-workspace=$((1000 + workspaces / 2))
 from=$(basename "$(ls "$data"/usage/*.ndjson* | head -1)" | cut -c1-10)
-to=$(date -d "$from + $((days - 1)) days" +%F)
-one="SELECT COUNT(*), SUM(cost) FROM usage WHERE workspace_id = $workspace AND usage_date BETWEEN DATE '$from' AND DATE '$to'"
-full="SELECT COUNT(*), SUM(cost) FROM usage"
-"$python" scripts/bench_scale.py list "$lake" usage "$work/usage-files.txt"
-for round in 1 2 3; do
-  measure "simtally-one-workspace-month-$round" "$bin" query --lake "$lake" "$one" | tee -a "$results"
-  measure "duckdb-one-workspace-month-$round" "$python" scripts/bench_scale.py duckdb \
-    "$work/usage-files.txt" one "$workspace" "$from" "$to" | tee -a "$results"
-  measure "simtally-full-aggregation-$round" "$bin" query --lake "$lake" "$full" | tee -a "$results"
-  measure "duckdb-full-aggregation-$round" "$python" scripts/bench_scale.py duckdb \
-    "$work/usage-files.txt" full "$workspace" "$from" "$to" | tee -a "$results"
-done
-echo "answers: simtally, then DuckDB"
-"$bin" query --lake "$lake" --format csv "$one" | tail -1
-"$python" scripts/bench_scale.py duckdb "$work/usage-files.txt" one "$workspace" "$from" "$to"
-"$bin" query --lake "$lake" --format csv "$full" | tail -1
-"$python" scripts/bench_scale.py duckdb "$work/usage-files.txt" full "$workspace" "$from" "$to"
-
-# The reports, as fresh processes: for the same Workspace and month, then over every
-# Workspace (twice each).
-second=$((workspace + 1))
-for round in 1 2; do
-  for report in workspace-usage networks top-sims; do
-    measure "report-$report-one-workspace-$round" "$bin" report "$report" --lake "$lake" \
-      --workspace "$workspace" --from "$from" --to "$to" | tee -a "$results"
-    measure "report-$report-all-$round" "$bin" report "$report" --lake "$lake" \
-      --from "$from" --to "$to" | tee -a "$results"
-  done
-  measure "report-centralized-two-$round" "$bin" report centralized --lake "$lake" \
-    --workspace "$workspace" --workspace "$second" --from "$from" --to "$to" | tee -a "$results"
-done
+scripts/bench-scale-queries.sh "$lake" "$workspaces" "$from" "$days" | tee -a "$results"
 cp "$results" "docs/results/scale-${workspaces}w-${days}d-${per_day}.tsv"
 python3 scripts/perf_tables.py
 echo "written: docs/results/scale-${workspaces}w-${days}d-${per_day}.tsv, docs/performance.md"

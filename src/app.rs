@@ -15,7 +15,7 @@ use crate::pipeline::{
 };
 use crate::query::{
     check_lake, open_session, run_report, run_sql, write_batches, OutputFormat, QueryError, Report,
-    Scope, REPORTS,
+    Scope, DEFAULT_SESSION_MEMORY_BYTES, REPORTS,
 };
 use crate::source::Input;
 
@@ -57,8 +57,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
                 println!("{summary}");
             }
         },
-        Config::Query { lake, sql, format } => {
-            let ctx = open_session(&Lake::new(lake), &Scope::default()).await?;
+        Config::Query {
+            lake,
+            sql,
+            format,
+            memory_bytes,
+        } => {
+            let ctx = open_session(&Lake::new(lake), &Scope::default(), memory_bytes).await?;
             let batches = run_sql(&ctx, &sql).await?;
             print(&batches, format)?;
         }
@@ -67,9 +72,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             name,
             scope,
             format,
+            memory_bytes,
         } => {
             let report = Report::find(&name).ok_or(QueryError::UnknownReport(name))?;
-            let batches = run_report(&Lake::new(lake), report, &scope).await?;
+            let batches = run_report(&Lake::new(lake), report, &scope, memory_bytes).await?;
             print(&batches, format)?;
         }
         Config::ListReports => {
@@ -314,7 +320,13 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
     for name in ["workspace-usage", "centralized"] {
         let report = Report::find(name).ok_or_else(|| QueryError::UnknownReport(name.into()))?;
         println!("== report {name}: {}", report.description());
-        let batches = run_report(&lake, report, &Scope::default()).await?;
+        let batches = run_report(
+            &lake,
+            report,
+            &Scope::default(),
+            DEFAULT_SESSION_MEMORY_BYTES,
+        )
+        .await?;
         print(&batches, OutputFormat::Table)?;
     }
     let prices = dir.join("prices.toml");

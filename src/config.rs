@@ -26,12 +26,15 @@ pub enum Config {
         lake: LakeLocation,
         sql: String,
         format: OutputFormat,
+        /// For the query's sorts, joins and aggregates (they spill beyond it).
+        memory_bytes: usize,
     },
     Report {
         lake: LakeLocation,
         name: String,
         scope: Scope,
         format: OutputFormat,
+        memory_bytes: usize,
     },
     ListReports,
     Generate(GenerateOptions),

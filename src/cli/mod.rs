@@ -177,9 +177,8 @@ pub struct ServeArgs {
     /// The longest a query may run, in seconds.
     #[arg(long, env = "SIMTALLY_QUERY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub query_timeout: u64,
-    /// Memory one query's sorts, joins and aggregates may use, in MiB.
-    #[arg(long, env = "SIMTALLY_QUERY_MEMORY_MB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
-    pub query_memory_mb: u64,
+    #[command(flatten)]
+    pub memory: QueryMemoryArg,
     /// Threads that run queries (default: one per core).
     #[arg(long, env = "SIMTALLY_THREADS", default_value_t = 0)]
     pub threads: usize,
@@ -519,12 +518,29 @@ pub struct IngestArgs {
     pub link_limits: LinkLimitsArg,
 }
 
+/// Memory for queries' sorts, joins and aggregates (`serve`: all its queries together).
+#[derive(Debug, Args)]
+pub struct QueryMemoryArg {
+    /// Memory the queries' sorts, joins and aggregates may hold, in MiB; beyond it they
+    /// spill to the temporary directory, or fail with a resources-exhausted error.
+    #[arg(long, env = "SIMTALLY_QUERY_MEMORY_MB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    pub query_memory_mb: u64,
+}
+
+impl QueryMemoryArg {
+    fn bytes(&self) -> usize {
+        usize::try_from(self.query_memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     /// The SQL to run (DataFusion dialect).
     pub sql: String,
     #[command(flatten)]
     pub lake: LakeArg,
+    #[command(flatten)]
+    pub memory: QueryMemoryArg,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 }
@@ -550,6 +566,8 @@ pub struct ReportArgs {
     pub to: Option<NaiveDate>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+    #[command(flatten)]
+    pub memory: QueryMemoryArg,
 }
 
 #[derive(Debug, Args)]

@@ -106,8 +106,7 @@ impl ServeArgs {
                 limits: QueryLimits {
                     max_rows: self.max_rows,
                     timeout: std::time::Duration::from_secs(self.query_timeout),
-                    memory_bytes: usize::try_from(self.query_memory_mb.saturating_mul(1 << 20))
-                        .unwrap_or(usize::MAX),
+                    memory_bytes: self.memory.bytes(),
                     statement: StatementLimits::default(),
                 },
                 query_threads: self.threads,
@@ -205,6 +204,7 @@ impl QueryArgs {
             lake: self.lake.location().map_err(lake_err)?,
             sql: self.sql,
             format: self.format,
+            memory_bytes: self.memory.bytes(),
         })
     }
 }
@@ -228,6 +228,7 @@ impl ReportArgs {
                 to: self.to,
             },
             format: self.format,
+            memory_bytes: self.memory.bytes(),
         })
     }
 }

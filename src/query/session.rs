@@ -3,7 +3,7 @@ use std::sync::Arc;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use chrono::NaiveDate;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 use super::{QueryError, Report};
 use crate::domain::WorkspaceId;
@@ -48,12 +48,24 @@ impl Scope {
     }
 }
 
+/// Memory one session's sorts, joins and aggregates may hold before they spill to the
+/// temporary directory, or fail with a resources-exhausted error: the CLI's `query`,
+/// `report` and `lake check` default to what `serve` gives all its queries together.
+pub const DEFAULT_SESSION_MEMORY_BYTES: usize = 1 << 30;
+
 /// A session in which `usage`, `sim_events`, `ownership` (and, unscoped, `quarantine` and
 /// `dead_letters`) are views over the lake, limited to `scope`. `usage` and `quarantine`
 /// show the slices that count; `usage_ledger` and `quarantine_ledger` every stored row,
 /// correction reversals included.
-pub async fn open_session(lake: &Lake, scope: &Scope) -> Result<SessionContext, QueryError> {
-    let ctx = SessionContext::new();
+pub async fn open_session(
+    lake: &Lake,
+    scope: &Scope,
+    memory_bytes: usize,
+) -> Result<SessionContext, QueryError> {
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_limit(memory_bytes, 1.0)
+        .build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
     let found = lake.register_tables(&ctx, "raw_").await?;
     if found.is_empty() {
         return Err(LakeError::NotFound(lake.location().to_string()).into());
@@ -106,6 +118,7 @@ pub async fn run_report(
     lake: &Lake,
     report: &Report,
     scope: &Scope,
+    memory_bytes: usize,
 ) -> Result<Vec<RecordBatch>, QueryError> {
     let mut scope = scope.clone();
     let needed = report.min_workspaces();
@@ -121,7 +134,7 @@ pub async fn run_report(
             )));
         }
     }
-    let ctx = open_session(lake, &scope).await?;
+    let ctx = open_session(lake, &scope, memory_bytes).await?;
     run_sql(&ctx, report.sql).await
 }
 

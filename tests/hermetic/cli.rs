@@ -225,6 +225,16 @@ fn ingest_query_and_report_on_a_real_lake() {
         1,
         "SQL error",
     );
+    // A query's joins and aggregates get a memory pool: a join whose build side does not
+    // fit fails with a clear message instead of taking the machine's memory.
+    let join = "SELECT COUNT(*) AS n FROM range(0, 2000000) a JOIN range(0, 2000000) b \
+                ON a.value = b.value";
+    assert_eq!(query_csv(lake, join), "n\n2000000\n");
+    assert_clean_failure(
+        &simtally(&["query", "--lake", lake, "--query-memory-mb", "16", join]),
+        1,
+        "Resources exhausted",
+    );
     assert_clean_failure(
         &simtally(&["report", "no-such-report", "--lake", lake]),
         1,

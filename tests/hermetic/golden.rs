@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use common::{ingest_files, local_lake, testdata};
 use simtally::domain::WorkspaceId;
-use simtally::query::{run_report, write_batches, OutputFormat, Report, Scope, REPORTS};
+use simtally::query::{
+    run_report, write_batches, OutputFormat, Report, Scope, DEFAULT_SESSION_MEMORY_BYTES, REPORTS,
+};
 
 struct Case {
     name: String,
@@ -91,7 +93,9 @@ async fn reports_match_their_golden_output() {
     for (case, expected_path) in cases() {
         let report =
             Report::find(&case.report).unwrap_or_else(|| panic!("{}: unknown report", case.name));
-        let batches = run_report(&lake, report, &case.scope).await.unwrap();
+        let batches = run_report(&lake, report, &case.scope, DEFAULT_SESSION_MEMORY_BYTES)
+            .await
+            .unwrap();
         let mut csv = Vec::new();
         write_batches(&batches, OutputFormat::Csv, &mut csv).unwrap();
         let got = String::from_utf8(csv).unwrap();

@@ -591,7 +591,12 @@ async fn records_in(lake: &Lake) -> u64 {
 /// The single number `sql` counts (0 while the lake lacks a table it reads: a follower
 /// creates its tables one after the other).
 async fn count_in(lake: &Lake, sql: &str) -> u64 {
-    let Ok(ctx) = simtally::query::open_session(lake, &simtally::query::Scope::default()).await
+    let Ok(ctx) = simtally::query::open_session(
+        lake,
+        &simtally::query::Scope::default(),
+        simtally::query::DEFAULT_SESSION_MEMORY_BYTES,
+    )
+    .await
     else {
         return 0;
     };
@@ -740,9 +745,13 @@ async fn two_followers_in_one_group_one_stopped_midway_give_the_file_result() {
         "SELECT record_id, slice, COUNT(*) FROM (SELECT record_id, slice FROM usage_ledger \
                  UNION ALL SELECT record_id, slice FROM quarantine_ledger) \
                  GROUP BY record_id, slice HAVING COUNT(*) > 1 ORDER BY record_id, slice";
-    let ctx = simtally::query::open_session(&lake, &simtally::query::Scope::default())
-        .await
-        .unwrap();
+    let ctx = simtally::query::open_session(
+        &lake,
+        &simtally::query::Scope::default(),
+        simtally::query::DEFAULT_SESSION_MEMORY_BYTES,
+    )
+    .await
+    .unwrap();
     let written_twice = common::to_strings(&simtally::query::run_sql(&ctx, twice).await.unwrap());
     assert!(written_twice.is_empty(), "written twice: {written_twice:?}");
     assert_eq!(totals(&lake).await, totals(&reference).await);
