@@ -5,6 +5,8 @@
 # last committed pass (it is stopped once 20 s pass without a commit).
 #
 #   scripts/bench-follow.sh [RECORDS]
+#
+# Writes docs/results/follow-RECORDS.tsv, which docs/performance.md's table is rendered from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records="${1:-1000000}"
@@ -41,8 +43,16 @@ field = lambda name: [int(m) for l in lines for m in re.findall(name + r"=(\d+)"
 records, held = sum(field("records")), max(field("held"))
 print(f"{label}: {last - start:.1f} s to the last commit, {records} records, "
       f"{len(lines)} passes, at most {held} held in a pass")
-' "$start" "$label"
+with open(sys.argv[3], "a") as out:
+    out.write(f"{label}\t{last - start:.1f}\t{records}\t{len(lines)}\t{held}\n")
+' "$start" "$label" "$results"
 }
+
+results="$work.tsv"
+echo -e "label\tseconds\trecords\tpasses\tmost_held" > "$results"
 
 catch_up holding
 catch_up no-holding --hold-minutes 0
+cp "$results" "docs/results/follow-$records.tsv"
+python3 scripts/perf_tables.py
+echo "written: docs/results/follow-$records.tsv, docs/performance.md"

@@ -9,7 +9,8 @@
 #
 #   scripts/bench-invoice.sh [RECORDS] [RUNS] [WORKSPACES] [SIMS]
 #
-# Writes $cache/bench-invoice[-WORKSPACESw].tsv.
+# Writes $cache/bench-invoice[-WORKSPACESw].tsv and docs/results/invoice-RECORDS-WORKSPACESw.tsv,
+# which docs/performance.md's tables are rendered from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records="${1:-1000000}"
@@ -38,3 +39,7 @@ cp -r "$work/lake" "$work/lake-issued"
   measure "next-month-draft" "$bin" invoice --lake "$work/lake-issued" --period 2026-12 --prices "$prices" --out "$work/next"
 } | tee -a "$work.tsv"
 echo "invoices issued: $(ls "$work/issued" | grep -c '\.json$'), e-invoices: $(ls "$work/issued" | grep -c '\.xml$')"
+result="docs/results/invoice-$records-${gen_workspaces:-5}w.tsv"
+{ echo -e "run\tseconds\tpeak_MiB\tcpu_seconds"; cat "$work.tsv"; } > "$result"
+python3 scripts/perf_tables.py
+echo "written: $result, docs/performance.md"

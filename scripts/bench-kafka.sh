@@ -8,6 +8,9 @@
 # With SIMTALLY_BEFORE=/path/to/an/older/simtally, each round also runs that binary
 # (labelled `before`) on the same topics, for a before/after comparison in one run.
 #
+# Writes docs/results/kafka-RECORDS.tsv (and kafka-before-RECORDS.tsv with SIMTALLY_BEFORE),
+# which docs/performance.md's tables are rendered from.
+#
 # Uses the broker of scripts/broker.sh (started if needed) and the data of
 # scripts/bench-ingest.sh (generated if needed), both cached under ~/.cache/simtally.
 set -euo pipefail
@@ -51,3 +54,10 @@ awk -F'\t' -v ref=consume-discard -v name="the consume-and-discard loop" -v goal
 if [ -n "${SIMTALLY_BEFORE:-}" ]; then
   awk -F'\t' -v ref=before -v name="the binary before" -v goal=1 -f scripts/medians.awk "$work.tsv"
 fi
+header="run\tseconds\tpeak_MiB\tcpu_seconds"
+{ echo -e "$header"; cat "$work.tsv"; } > "docs/results/kafka-$records.tsv"
+if [ -n "${SIMTALLY_BEFORE:-}" ]; then
+  cp "docs/results/kafka-$records.tsv" "docs/results/kafka-before-$records.tsv"
+fi
+python3 scripts/perf_tables.py
+echo "written: docs/results/kafka-*$records.tsv, docs/performance.md"

@@ -9,7 +9,13 @@
 # Targets: simtally's HTTP API (GET /v1/reports/NAME), simtally's Postgres endpoint and
 # PostgreSQL (Debian's package, installed if missing) holding the same rows, with row-level
 # security per Workspace and the same 30 s statement timeout; the report SQL is the same text
-# (sql/*.sql) for both Postgres targets. Writes $cache/bench-serve.tsv and prints ratios.
+# (sql/*.sql) for both Postgres targets. Writes $cache/bench-serve.tsv and prints ratios; with
+# the defaults, also docs/results/serve.tsv, which docs/performance.md's table is rendered from.
+#
+# With SIMTALLY_BEFORE=/path/to/an/older/simtally, that binary serves the same lake too (on
+# other ports), and right after each simtally run without the hostile client the same
+# clients run against it (labelled before-pg, before-http): a before/after comparison in one
+# run, written to docs/results/serve-before.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clients="${1:-30}"
@@ -76,6 +82,7 @@ as_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_root/postgres.log" -w start > /dev/
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2> /dev/null || true
+  [ -n "$before_pid" ] && kill "$before_pid" 2> /dev/null || true
   as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m immediate stop > /dev/null 2>&1 || true
   rm -rf "$pg_root"
 }
@@ -117,6 +124,17 @@ until curl -sf http://127.0.0.1:18191/healthz > /dev/null; do
   kill -0 "$server_pid" || { cat "$work/serve.log"; exit 1; }
   sleep 0.2
 done
+before_pid=""
+if [ -n "${SIMTALLY_BEFORE:-}" ]; then
+  "$SIMTALLY_BEFORE" serve --lake "$work/lake" --addr 127.0.0.1:18192 --postgres-addr 127.0.0.1:15492 \
+    --jwt-secret-file "$work/users.secret" --operator-secret-file "$work/operators.secret" \
+    2> "$work/serve-before.log" &
+  before_pid=$!
+  until curl -sf http://127.0.0.1:18192/healthz > /dev/null; do
+    kill -0 "$before_pid" || { cat "$work/serve-before.log"; exit 1; }
+    sleep 0.2
+  done
+fi
 
 echo "clients: $clients, $seconds s each; machine: $(nproc) cores; $(psql_pg -Atc 'SELECT count(*) FROM usage') rows"
 drive() {
@@ -129,6 +147,12 @@ for hostile in "" --hostile; do
   drive postgres $hostile --dsn "host=127.0.0.1 port=$pg_port dbname=postgres" | tee -a "$results"
   drive simtally-pg $hostile --dsn "host=127.0.0.1 port=15491 dbname=simtally" | tee -a "$results"
   drive simtally-http $hostile | tee -a "$results"
+  if [ -n "$before_pid" ] && [ -z "$hostile" ]; then
+    drive simtally-pg --label before-pg --dsn "host=127.0.0.1 port=15492 dbname=simtally" | tee -a "$results"
+    "$python" scripts/bench_serve.py simtally-http --label before-http --clients "$clients" \
+      --seconds "$seconds" --tokens "$work/tokens.json" --sql-dir sql \
+      --http http://127.0.0.1:18192 | tee -a "$results"
+  fi
 done
 "$python" - "$results" "$cache/bench-serve.tsv" <<'EOF'
 import json, sys
@@ -145,6 +169,17 @@ for target in ("simtally-pg", "simtally-http"):
           f"p99 {base['p99_ms'] / pg['p99_ms']:.2f}x PostgreSQL's; with the hostile client "
           f"p99 {hostile['p99_ms'] / base['p99_ms']:.2f}x its own baseline "
           f"(goal: >= 1, <= 1, <= 2)")
+for target, before in (("simtally-pg", "before-pg"), ("simtally-http", "before-http")):
+    if (before, False) in by:
+        now, then = by[(target, False)], by[(before, False)]
+        print(f"{target}: {now['rps'] / then['rps']:.2f}x the requests/s of the binary before, "
+              f"p99 {now['p99_ms'] / then['p99_ms']:.2f}x")
 pgh = by[("postgres", True)]
 print(f"postgres: with the hostile client p99 {pgh['p99_ms'] / pg['p99_ms']:.2f}x its own baseline")
 EOF
+if [ "$clients" = 30 ] && [ "$seconds" = 60 ]; then
+  cp "$cache/bench-serve.tsv" docs/results/serve.tsv
+  [ -n "$before_pid" ] && cp "$cache/bench-serve.tsv" docs/results/serve-before.tsv
+  python3 scripts/perf_tables.py
+  echo "written: docs/results/serve.tsv, docs/performance.md"
+fi

@@ -140,6 +140,7 @@ def main():
     parser.add_argument("--sql-dir", required=True)
     parser.add_argument("--http")
     parser.add_argument("--dsn")
+    parser.add_argument("--label", help="the name the result carries (default: TARGET)")
     args = parser.parse_args()
     tokens = json.loads(Path(args.tokens).read_text())
     sqls = report_sql(args.sql_dir)
@@ -164,7 +165,7 @@ def main():
     latencies = sorted(x for lat, _ in results for x in lat)
     errors = [e for _, errs in results for e in errs]
     print(json.dumps({
-        "target": args.target,
+        "target": args.label or args.target,
         "hostile": args.hostile,
         "clients": args.clients,
         "seconds": round(elapsed, 1),

@@ -10,7 +10,11 @@ written by hand (they name the columns); every row under them is rendered here f
 (under docs/results/, where the bench scripts copy what they measured). KIND is one of
 `ingest` (scripts/bench-ingest.sh), `scale-days`, `scale-queries`, `scale-reports`
 (scripts/bench-scale.sh), `live` and `live-followers` (scripts/bench-live.sh; FILE may be a
-glob, a row per file), `pipeline` (scripts/bench-pipeline.sh).
+glob, a row per file), `pipeline` (scripts/bench-pipeline.sh), `serve`
+(scripts/bench-serve.sh), `kafka` (scripts/bench-kafka.sh; a glob, a row per file) and
+`kafka-before` (its before/after rounds), `serve-before` (bench-serve.sh's before/after
+runs), `follow` (scripts/bench-follow.sh), `invoice`
+(scripts/bench-invoice.sh).
 
     python3 scripts/perf_tables.py          # rewrites the page
     python3 scripts/perf_tables.py --check  # exits 1 if the page differs (CI)
@@ -209,6 +213,124 @@ def pipeline(path):
     ]
 
 
+def median_of(path, prefix, key="seconds"):
+    return statistics.median(float(r[key]) for r in runs(path, prefix))
+
+
+def serve(path):
+    """Clients against PostgreSQL and simtally, alone and with a hostile client."""
+    table = {(r["target"], r["hostile"] == "True"): r for r in rows(path)}
+    pg = table[("postgres", False)]
+    label = {
+        "postgres": "PostgreSQL",
+        "simtally-pg": "simtally, Postgres endpoint",
+        "simtally-http": "simtally, HTTP",
+    }
+    ms = lambda v: f"{float(v):,.0f} ms"
+    out = []
+    for hostile in (False, True):
+        for target in ("postgres", "simtally-pg", "simtally-http"):
+            r = table[(target, hostile)]
+            rps, p99 = float(r["requests_per_s"]), float(r["p99_ms"])
+            base = table[(target, False)]
+            if not hostile and target == "postgres":
+                rate, tail = f"{rps:.1f}", ms(p99)
+            elif not hostile:
+                rate = f"{rps:.1f} (**{rps / float(pg['requests_per_s']):.2f}x**)"
+                tail = f"{ms(p99)} (**{p99 / float(pg['p99_ms']):.2f}x**)"
+            else:
+                rate = f"{rps:.1f}"
+                tail = f"{ms(p99)} (**{p99 / float(base['p99_ms']):.2f}x** its baseline)"
+            name = f"with the hostile client: {label[target]}" if hostile else label[target]
+            out.append(f"| {name} | {rate} | {ms(r['p50_ms'])} | {tail} |")
+    errors = sum(int(r["errors"]) for r in table.values())
+    out.append(f"| errors, all runs | {errors} | | |")
+    return out
+
+
+def serve_before(path):
+    """The same clients against the binary before a change and after it, one after the other."""
+    table = {r["target"]: r for r in rows(path) if r["hostile"] == "False"}
+    ms = lambda v: f"{float(v):,.0f} ms"
+    out = []
+    for after, before, label in [
+        ("simtally-pg", "before-pg", "Postgres endpoint"),
+        ("simtally-http", "before-http", "HTTP"),
+    ]:
+        now, then = table[after], table[before]
+        rate = float(now["requests_per_s"]) / float(then["requests_per_s"])
+        tail = float(now["p99_ms"]) / float(then["p99_ms"])
+        out.append(
+            f"| {label} | {then['requests_per_s']}, p99 {ms(then['p99_ms'])} | "
+            f"{now['requests_per_s']}, p99 {ms(now['p99_ms'])} | **{rate:.2f}x**, p99 {tail:.2f}x |"
+        )
+    return out
+
+
+def kafka(pattern):
+    """A row per record count: the consume-and-discard loop against simtally, medians."""
+    out = []
+    paths = sorted(ROOT.glob(str(pattern.relative_to(ROOT))), key=lambda p: int(p.stem.split("-")[1]))
+    for path in paths:
+        records = int(path.stem.split("-")[1])
+        loop, ours = median_of(path, "consume-discard"), median_of(path, "simtally")
+        cpu, peak = median_of(path, "simtally", "cpu_seconds"), median_of(path, "simtally", "peak_MiB")
+        n = len(runs(path, "simtally"))
+        out.append(
+            f"| {records / 1e6:g} M records ({n} {'run' if n == 1 else 'runs'}) | {loop:.1f} s | "
+            f"{ours:.1f} s | **{loop / ours:.2f}** of the loop's rate | {cpu:.1f} s | {mib(peak)} |"
+        )
+    return out
+
+
+def kafka_before(path):
+    """The same topics read by the binary before a change and after it, alternating."""
+    out = []
+    for prefix, label in [("before", "before"), ("simtally", "after")]:
+        r = runs(path, prefix)
+        wall = [float(x["seconds"]) for x in r]
+        cpu = [float(x["cpu_seconds"]) for x in r]
+        peak = [float(x["peak_MiB"]) for x in r]
+        out.append(
+            f"| {label} | {statistics.median(wall):.1f} s ({span(wall, secs)}) | "
+            f"{statistics.median(cpu):.1f} s | {mib(statistics.median(peak))} |"
+        )
+    ratio = median_of(path, "before") / median_of(path, "simtally")
+    out.append(f"| after against before | **{ratio:.2f}x** the rate | | |")
+    return out
+
+
+def follow(path):
+    """A follower catching up on a backlog, with and without holding usage for its events."""
+    return [
+        f"| {r['label']} | {float(r['seconds']):.1f} s | {int(r['records']):,} | {r['passes']} | "
+        f"{int(r['most_held']):,} |"
+        for r in rows(path)
+    ]
+
+
+def invoice(path):
+    """Drafts against the DuckDB floor, then issuing, reconciling and the next month."""
+    workspaces = int(path.stem.split("-")[2][:-1])
+    duck, draft = median_of(path, "duckdb"), median_of(path, "simtally-draft")
+    peak = lambda prefix: mib(median_of(path, prefix, "peak_MiB"))
+    n = len(runs(path, "duckdb"))
+    out = [
+        f"| DuckDB, usage lines only (median of {n}) | {secs(duck)} | {peak('duckdb')} |",
+        f"| `simtally invoice`, {workspaces:,} drafts (median of {n}) | {secs(draft)} "
+        f"(**{duck / draft:.2f}x** DuckDB) | {peak('simtally-draft')} |",
+    ]
+    steps = {
+        "issue": "`simtally invoice --issue` (stores invoices and billed slice keys)",
+        "reconcile": "`simtally reconcile` after the issue",
+        "next-month-draft": "next month's drafts, with the adjustment check",
+    }
+    for r in rows(path):
+        if r["run"] in steps:
+            out.append(f"| {steps[r['run']]} | {secs(float(r['seconds']))} | {mib(float(r['peak_MiB']))} |")
+    return out
+
+
 KINDS = {
     "pipeline": pipeline,
     "live": live,
@@ -217,6 +339,12 @@ KINDS = {
     "scale-days": scale_days,
     "scale-queries": scale_queries,
     "scale-reports": scale_reports,
+    "serve": serve,
+    "serve-before": serve_before,
+    "kafka": kafka,
+    "kafka-before": kafka_before,
+    "follow": follow,
+    "invoice": invoice,
 }
 
 

@@ -14,8 +14,8 @@ use crate::pipeline::{
     follow, ingest, replay_dead_letters, IngestError, IngestOptions, RunSummary,
 };
 use crate::query::{
-    check_lake, open_session, run_report, run_sql, write_batches, OutputFormat, QueryError, Report,
-    Scope, DEFAULT_SESSION_MEMORY_BYTES, REPORTS,
+    check_lake, open_session, run_report, run_sql, session_memory_bytes, write_batches,
+    OutputFormat, QueryError, Report, Scope, REPORTS,
 };
 use crate::source::Input;
 
@@ -320,13 +320,7 @@ async fn demo(dir: &std::path::Path, shutdown: CancellationToken) -> Result<(), 
     for name in ["workspace-usage", "centralized"] {
         let report = Report::find(name).ok_or_else(|| QueryError::UnknownReport(name.into()))?;
         println!("== report {name}: {}", report.description());
-        let batches = run_report(
-            &lake,
-            report,
-            &Scope::default(),
-            DEFAULT_SESSION_MEMORY_BYTES,
-        )
-        .await?;
+        let batches = run_report(&lake, report, &Scope::default(), session_memory_bytes()).await?;
         print(&batches, OutputFormat::Table)?;
     }
     let prices = dir.join("prices.toml");

@@ -522,14 +522,20 @@ pub struct IngestArgs {
 #[derive(Debug, Args)]
 pub struct QueryMemoryArg {
     /// Memory the queries' sorts, joins and aggregates may hold, in MiB; beyond it they
-    /// spill to the temporary directory, or fail with a resources-exhausted error.
-    #[arg(long, env = "SIMTALLY_QUERY_MEMORY_MB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
-    pub query_memory_mb: u64,
+    /// spill to the temporary directory, or fail with a resources-exhausted error. Default:
+    /// 1024 for serve (all its queries together); for query and report, 80 % of the memory
+    /// the process may use (the machine's, or its cgroup's limit).
+    #[arg(long, env = "SIMTALLY_QUERY_MEMORY_MB", value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    pub query_memory_mb: Option<u64>,
 }
 
 impl QueryMemoryArg {
-    fn bytes(&self) -> usize {
-        usize::try_from(self.query_memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    /// The bytes asked for, or `default` when none were.
+    fn bytes_or(&self, default: usize) -> usize {
+        match self.query_memory_mb {
+            Some(mb) => usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            None => default,
+        }
     }
 }
 

@@ -106,7 +106,7 @@ impl ServeArgs {
                 limits: QueryLimits {
                     max_rows: self.max_rows,
                     timeout: std::time::Duration::from_secs(self.query_timeout),
-                    memory_bytes: self.memory.bytes(),
+                    memory_bytes: self.memory.bytes_or(QueryLimits::default().memory_bytes),
                     statement: StatementLimits::default(),
                 },
                 query_threads: self.threads,
@@ -204,7 +204,7 @@ impl QueryArgs {
             lake: self.lake.location().map_err(lake_err)?,
             sql: self.sql,
             format: self.format,
-            memory_bytes: self.memory.bytes(),
+            memory_bytes: self.memory.bytes_or(crate::query::session_memory_bytes()),
         })
     }
 }
@@ -228,7 +228,7 @@ impl ReportArgs {
                 to: self.to,
             },
             format: self.format,
-            memory_bytes: self.memory.bytes(),
+            memory_bytes: self.memory.bytes_or(crate::query::session_memory_bytes()),
         })
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use arrow::util::display::array_value_to_string;
 
-use super::{open_session, run_sql, QueryError, Scope, DEFAULT_SESSION_MEMORY_BYTES};
+use super::{open_session, run_sql, session_memory_bytes, QueryError, Scope};
 use crate::lake::{Lake, LakeTable};
 use crate::pipeline::RunLedger;
 
@@ -134,7 +134,7 @@ const INVARIANTS: &[Invariant] = &[
 /// Runs every invariant whose tables the lake has, then checks that every file the tables'
 /// current versions name exists.
 pub async fn check_lake(lake: &Lake) -> Result<LakeCheck, QueryError> {
-    let ctx = open_session(lake, &Scope::default(), DEFAULT_SESSION_MEMORY_BYTES).await?;
+    let ctx = open_session(lake, &Scope::default(), session_memory_bytes()).await?;
     let present = |table: LakeTable| ctx.table_exist(table.name()).unwrap_or(false);
     let slice_tables: Vec<&str> = [LakeTable::Usage, LakeTable::Quarantine]
         .into_iter()

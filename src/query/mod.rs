@@ -19,7 +19,7 @@ pub use scoped::{
     base_state, check_read_only, register_views, run_limited, scoped_session, QueryLimits,
     QueryResult, Viewer, MEMBER_VIEWS,
 };
-pub use session::{open_session, run_report, run_sql, Scope, DEFAULT_SESSION_MEMORY_BYTES};
+pub use session::{open_session, run_report, run_sql, session_memory_bytes, Scope};
 pub use snapshots::{LakeSnapshots, TableVersion};
 
 /// Errors of the query layer: `Sql` and `Scope` are the user's to fix, `Lake` an outside

@@ -48,10 +48,38 @@ impl Scope {
     }
 }
 
-/// Memory one session's sorts, joins and aggregates may hold before they spill to the
-/// temporary directory, or fail with a resources-exhausted error: the CLI's `query`,
-/// `report` and `lake check` default to what `serve` gives all its queries together.
-pub const DEFAULT_SESSION_MEMORY_BYTES: usize = 1 << 30;
+/// Memory one session's sorts, joins and aggregates may hold by default before they spill
+/// to the temporary directory, or fail with a resources-exhausted error: 80 % of what the
+/// process may use (the machine's memory, or its cgroup's limit if lower), as DuckDB does.
+/// One operator's query has the machine to itself; a bound still turns a query that would
+/// not fit into an error instead of the kernel's out-of-memory kill. 1 GiB when neither
+/// can be read.
+pub fn session_memory_bytes() -> usize {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    // cgroup v2, then v1.
+    let cgroup = read("/sys/fs/cgroup/memory.max")
+        .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"));
+    memory_share(read("/proc/meminfo").as_deref(), cgroup.as_deref())
+}
+
+/// 80 % of the smaller of `/proc/meminfo`'s MemTotal and a cgroup limit ("max", or a huge
+/// number, when there is none); 1 GiB when neither says.
+fn memory_share(meminfo: Option<&str>, cgroup: Option<&str>) -> usize {
+    let machine = meminfo.and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        kib.checked_mul(1024)
+    });
+    let cgroup = cgroup.and_then(|text| text.trim().parse::<u64>().ok());
+    let limit = match (machine, cgroup) {
+        (Some(m), Some(c)) => m.min(c),
+        (one, other) => match one.or(other) {
+            Some(bytes) => bytes,
+            None => return 1 << 30,
+        },
+    };
+    usize::try_from(limit / 5 * 4).unwrap_or(usize::MAX)
+}
 
 /// A session in which `usage`, `sim_events`, `ownership` (and, unscoped, `quarantine` and
 /// `dead_letters`) are views over the lake, limited to `scope`. `usage` and `quarantine`
@@ -151,4 +179,28 @@ async fn workspaces_in_lake(lake: &Lake) -> Result<Vec<WorkspaceId>, QueryError>
         .flat_map(|col| col.iter().flatten())
         .filter_map(WorkspaceId::new)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory_share;
+
+    #[test]
+    fn the_default_memory_is_a_share_of_the_machine_or_its_cgroup() {
+        let meminfo = "MemTotal:       25165824 kB\nMemFree:        1000 kB\n";
+        let gib = 1usize << 30;
+        assert_eq!(memory_share(Some(meminfo), None), 24 * gib / 5 * 4);
+        assert_eq!(memory_share(Some(meminfo), Some("max\n")), 24 * gib / 5 * 4);
+        assert_eq!(
+            memory_share(Some(meminfo), Some("9223372036854771712\n")),
+            24 * gib / 5 * 4
+        );
+        assert_eq!(
+            memory_share(Some(meminfo), Some("4294967296\n")),
+            4 * gib / 5 * 4
+        );
+        assert_eq!(memory_share(None, Some("4294967296")), 4 * gib / 5 * 4);
+        assert_eq!(memory_share(Some("garbage"), None), gib);
+        assert_eq!(memory_share(None, None), gib);
+    }
 }

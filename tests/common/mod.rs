@@ -16,7 +16,7 @@ use arrow::array::RecordBatch;
 use arrow::util::display::array_value_to_string;
 use simtally::lake::{Lake, LakeLocation};
 use simtally::pipeline::{ingest, IngestOptions, RunSummary};
-use simtally::query::{open_session, run_sql, Scope, DEFAULT_SESSION_MEMORY_BYTES};
+use simtally::query::{open_session, run_sql, session_memory_bytes, Scope};
 use simtally::source::Input;
 use tokio_util::sync::CancellationToken;
 
@@ -69,7 +69,7 @@ pub async fn lake_of_lines(dir: &tempfile::TempDir, usage: &[String], events: &[
 
 /// Runs SQL over the whole lake and renders every cell as text (decimals keep every digit).
 pub async fn rows(lake: &Lake, sql: &str) -> Vec<Vec<String>> {
-    let ctx = open_session(lake, &Scope::default(), DEFAULT_SESSION_MEMORY_BYTES)
+    let ctx = open_session(lake, &Scope::default(), session_memory_bytes())
         .await
         .unwrap();
     to_strings(&run_sql(&ctx, sql).await.unwrap())

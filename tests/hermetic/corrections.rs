@@ -11,7 +11,7 @@ use std::process::Command;
 
 use common::{ingest_files, local_lake, rows, shared_fixture, split_sample_events};
 use simtally::lake::Lake;
-use simtally::query::{run_report, Scope, DEFAULT_SESSION_MEMORY_BYTES, REPORTS};
+use simtally::query::{run_report, session_memory_bytes, Scope, REPORTS};
 
 fn sample(name: &str) -> PathBuf {
     shared_fixture(&format!("sample-1/{name}.ndjson"))
@@ -34,14 +34,9 @@ async fn outcome(lake: &Lake) -> Vec<Vec<Vec<String>>> {
         .await,
     ];
     for report in REPORTS {
-        let batches = run_report(
-            lake,
-            report,
-            &Scope::default(),
-            DEFAULT_SESSION_MEMORY_BYTES,
-        )
-        .await
-        .unwrap();
+        let batches = run_report(lake, report, &Scope::default(), session_memory_bytes())
+            .await
+            .unwrap();
         out.push(common::to_strings(&batches));
     }
     out

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use common::{ingest_files, local_lake, testdata};
 use simtally::domain::WorkspaceId;
 use simtally::query::{
-    run_report, write_batches, OutputFormat, Report, Scope, DEFAULT_SESSION_MEMORY_BYTES, REPORTS,
+    run_report, session_memory_bytes, write_batches, OutputFormat, Report, Scope, REPORTS,
 };
 
 struct Case {
@@ -93,7 +93,7 @@ async fn reports_match_their_golden_output() {
     for (case, expected_path) in cases() {
         let report =
             Report::find(&case.report).unwrap_or_else(|| panic!("{}: unknown report", case.name));
-        let batches = run_report(&lake, report, &case.scope, DEFAULT_SESSION_MEMORY_BYTES)
+        let batches = run_report(&lake, report, &case.scope, session_memory_bytes())
             .await
             .unwrap();
         let mut csv = Vec::new();

@@ -594,7 +594,7 @@ async fn count_in(lake: &Lake, sql: &str) -> u64 {
     let Ok(ctx) = simtally::query::open_session(
         lake,
         &simtally::query::Scope::default(),
-        simtally::query::DEFAULT_SESSION_MEMORY_BYTES,
+        simtally::query::session_memory_bytes(),
     )
     .await
     else {
@@ -748,7 +748,7 @@ async fn two_followers_in_one_group_one_stopped_midway_give_the_file_result() {
     let ctx = simtally::query::open_session(
         &lake,
         &simtally::query::Scope::default(),
-        simtally::query::DEFAULT_SESSION_MEMORY_BYTES,
+        simtally::query::session_memory_bytes(),
     )
     .await
     .unwrap();
