@@ -13,9 +13,9 @@
 # the defaults, also docs/results/serve.tsv, which docs/performance.md's table is rendered from.
 #
 # With SIMTALLY_BEFORE=/path/to/an/older/simtally, that binary serves the same lake too (on
-# other ports), and right after each simtally run without the hostile client the same
-# clients run against it (labelled before-pg, before-http): a before/after comparison in one
-# run, written to docs/results/serve-before.tsv.
+# other ports), and the same clients without the hostile one run against it (labelled
+# before-pg, before-http), in the order before, after, after, before: a before/after
+# comparison in one run, written to docs/results/serve-before.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clients="${1:-30}"
@@ -145,10 +145,13 @@ results="$cache/bench-serve.jsonl"
 : > "$results"
 for hostile in "" --hostile; do
   drive postgres $hostile --dsn "host=127.0.0.1 port=$pg_port dbname=postgres" | tee -a "$results"
+  # Before, after, after, before: neither binary always runs first or last.
+  if [ -n "$before_pid" ] && [ -z "$hostile" ]; then
+    drive simtally-pg --label before-pg --dsn "host=127.0.0.1 port=15492 dbname=simtally" | tee -a "$results"
+  fi
   drive simtally-pg $hostile --dsn "host=127.0.0.1 port=15491 dbname=simtally" | tee -a "$results"
   drive simtally-http $hostile | tee -a "$results"
   if [ -n "$before_pid" ] && [ -z "$hostile" ]; then
-    drive simtally-pg --label before-pg --dsn "host=127.0.0.1 port=15492 dbname=simtally" | tee -a "$results"
     "$python" scripts/bench_serve.py simtally-http --label before-http --clients "$clients" \
       --seconds "$seconds" --tokens "$work/tokens.json" --sql-dir sql \
       --http http://127.0.0.1:18192 | tee -a "$results"
