@@ -79,7 +79,7 @@ shared_buffers = 1GB
 work_mem = 64MB
 EOF
 as_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_root/postgres.log" -w start > /dev/null
-server_pid=""
+server_pid="" before_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2> /dev/null || true
   [ -n "$before_pid" ] && kill "$before_pid" 2> /dev/null || true
@@ -115,25 +115,24 @@ done
 psql_pg -c "CREATE ROLE mallory LOGIN; GRANT SELECT ON usage, access TO mallory;
   INSERT INTO access VALUES ('mallory', ${workspaces%% *}); ALTER ROLE mallory SET statement_timeout = '30s';"
 
-# simtally, with its defaults (30 s deadline, 2 queries per caller, 1 GiB memory pool).
-"$bin" serve --lake "$work/lake" --addr 127.0.0.1:18191 --postgres-addr 127.0.0.1:15491 \
-  --jwt-secret-file "$work/users.secret" --operator-secret-file "$work/operators.secret" \
-  2> "$work/serve.log" &
-server_pid=$!
-until curl -sf http://127.0.0.1:18191/healthz > /dev/null; do
-  kill -0 "$server_pid" || { cat "$work/serve.log"; exit 1; }
-  sleep 0.2
-done
-before_pid=""
-if [ -n "${SIMTALLY_BEFORE:-}" ]; then
-  "$SIMTALLY_BEFORE" serve --lake "$work/lake" --addr 127.0.0.1:18192 --postgres-addr 127.0.0.1:15492 \
+# Starts BINARY serving the lake on HTTP_PORT and PG_PORT, logging to LOG; sets $started.
+serve_lake() {
+  local binary="$1" http="$2" pg="$3" log="$4"
+  "$binary" serve --lake "$work/lake" --addr "127.0.0.1:$http" --postgres-addr "127.0.0.1:$pg" \
     --jwt-secret-file "$work/users.secret" --operator-secret-file "$work/operators.secret" \
-    2> "$work/serve-before.log" &
-  before_pid=$!
-  until curl -sf http://127.0.0.1:18192/healthz > /dev/null; do
-    kill -0 "$before_pid" || { cat "$work/serve-before.log"; exit 1; }
+    2> "$log" &
+  started=$!
+  until curl -sf "http://127.0.0.1:$http/healthz" > /dev/null; do
+    kill -0 "$started" || { cat "$log"; exit 1; }
     sleep 0.2
   done
+}
+# simtally, with its defaults (30 s deadline, 2 queries per caller, 1 GiB memory pool).
+serve_lake "$bin" 18191 15491 "$work/serve.log"
+server_pid=$started
+if [ -n "${SIMTALLY_BEFORE:-}" ]; then
+  serve_lake "$SIMTALLY_BEFORE" 18192 15492 "$work/serve-before.log"
+  before_pid=$started
 fi
 
 echo "clients: $clients, $seconds s each; machine: $(nproc) cores; $(psql_pg -Atc 'SELECT count(*) FROM usage') rows"
