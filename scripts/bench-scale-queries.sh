@@ -10,8 +10,9 @@
 # bench-scale.sh runs it after its ingests; run alone, it measures a lake again, e.g. after
 # more `lake maintain` runs:
 #
-#   scripts/bench-scale-queries.sh ~/.cache/simtally/bench-scale/lake 3000 2026-11-01 30 \
-#     > docs/results/scale-3000w-30d-3333334-compacted.tsv.new
+#   { echo -e "step\tseconds\tpeak_MiB\tcpu_seconds"
+#     scripts/bench-scale-queries.sh ~/.cache/simtally/bench-scale/lake 3000 2026-11-01 30
+#   } > docs/results/scale-3000w-30d-3333334-compacted.tsv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lake="$1"

@@ -56,6 +56,16 @@ def mib(value):
     return f"{value:,.0f} MiB"
 
 
+def ms(value):
+    return f"{float(value):,.0f} ms"
+
+
+def numbered(pattern, number):
+    """The files matching `pattern` (a path under ROOT with a glob), in the order of
+    `number(path)`."""
+    return sorted(ROOT.glob(str(pattern.relative_to(ROOT))), key=number)
+
+
 def ingest(path):
     def of(name):
         r = runs(path, name)
@@ -180,8 +190,7 @@ def live_followers(pattern):
     """Runs of 1, 2, 4... followers (scripts/bench-live.sh), one file each, a row each; a
     file exists only for a run whose lake was exact (the script stops before it otherwise)."""
     out = []
-    paths = sorted(ROOT.glob(str(pattern.relative_to(ROOT))), key=lambda p: int(p.stem.split("-")[1][:-1]))
-    for path in paths:
+    for path in numbered(pattern, lambda p: int(p.stem.split("-")[1][:-1])):
         run = json.loads(path.read_text())
         followers = int(path.stem.split("-")[1][:-1])
         out.append(
@@ -226,7 +235,6 @@ def serve(path):
         "simtally-pg": "simtally, Postgres endpoint",
         "simtally-http": "simtally, HTTP",
     }
-    ms = lambda v: f"{float(v):,.0f} ms"
     out = []
     for hostile in (False, True):
         for target in ("postgres", "simtally-pg", "simtally-http"):
@@ -251,7 +259,6 @@ def serve(path):
 def serve_before(path):
     """The same clients against the binary before a change and after it, one after the other."""
     table = {r["target"]: r for r in rows(path) if r["hostile"] == "False"}
-    ms = lambda v: f"{float(v):,.0f} ms"
     out = []
     for after, before, label in [
         ("simtally-pg", "before-pg", "Postgres endpoint"),
@@ -270,8 +277,7 @@ def serve_before(path):
 def kafka(pattern):
     """A row per record count: the consume-and-discard loop against simtally, medians."""
     out = []
-    paths = sorted(ROOT.glob(str(pattern.relative_to(ROOT))), key=lambda p: int(p.stem.split("-")[1]))
-    for path in paths:
+    for path in numbered(pattern, lambda p: int(p.stem.split("-")[1])):
         records = int(path.stem.split("-")[1])
         loop, ours = median_of(path, "consume-discard"), median_of(path, "simtally")
         cpu, peak = median_of(path, "simtally", "cpu_seconds"), median_of(path, "simtally", "peak_MiB")

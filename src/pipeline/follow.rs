@@ -20,7 +20,7 @@ use deltalake::kernel::Transaction;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::serve_operations;
-use super::passes::{run_passes, Next, PassRun, PassStart, StopPolicy};
+use super::passes::{close_consumers, run_passes, Next, PassRun, PassStart, StopPolicy};
 use super::{
     open_topics, Hold, Holding, IngestError, IngestOptions, KafkaIngest, Metrics, PassState,
     RunSummary, StoredFrom, StoredSimEvents,
@@ -117,10 +117,7 @@ pub async fn follow(
     let interval = kafka.follow.unwrap_or(super::DEFAULT_PASS_INTERVAL);
     let policy = StopPolicy::Follow { interval };
     let result = run_passes(lake, options, &mut run, policy, &shutdown).await;
-    let consumers = std::mem::take(&mut run.consumers);
-    tokio::task::spawn_blocking(move || consumers.close())
-        .await
-        .map_err(|e| IngestError::Internal(format!("closing the consumers: {e}")))?;
+    close_consumers(std::mem::take(&mut run.consumers)).await?;
     // Stopped: the next member to own these partitions starts from their snapshots.
     if let (Ok(()), Some(kept)) = (&result, &run.kept) {
         write_snapshots(lake, kafka, kept).await;

@@ -261,6 +261,14 @@ impl PassRun for ToEnd<'_> {
     }
 }
 
+/// Closes a run's kept consumers, off the runtime (librdkafka blocks until they are closed);
+/// before the run leaves its consumer group.
+pub(super) async fn close_consumers(consumers: KeptConsumers) -> Result<(), IngestError> {
+    tokio::task::spawn_blocking(move || consumers.close())
+        .await
+        .map_err(|e| IngestError::Internal(format!("closing the consumers: {e}")))
+}
+
 /// Runs passes over `inputs` until one reaches their end; the passes' summaries added up.
 pub(super) async fn run_to_end(
     lake: &Lake,
@@ -282,9 +290,7 @@ pub(super) async fn run_to_end(
     };
     let result = run_passes(lake, options, &mut run, StopPolicy::AtEnd, &shutdown).await;
     if let RunInputs::Topics { consumers, .. } = run.inputs {
-        tokio::task::spawn_blocking(move || consumers.close())
-            .await
-            .map_err(|e| IngestError::Internal(format!("closing the consumers: {e}")))?;
+        close_consumers(consumers).await?;
     }
     result?;
     let mut total = run.total.unwrap_or_default();
