@@ -55,7 +55,7 @@ fn book(events: &PathBuf) -> OwnershipBook {
             event,
         })
         .collect();
-    OwnershipBook::build(events).0
+    OwnershipBook::build(&events).0
 }
 
 fn stages(c: &mut Criterion) {

@@ -4,6 +4,9 @@
 #
 #   scripts/bench-ingest.sh [RECORDS] [RUNS]
 #
+# SIMTALLY_BEFORE=PATH also times an older simtally binary on the same files, in the same
+# run (rows `before-N`), so that a change is measured against the build before it.
+#
 # Data and the DuckDB venv are cached under ~/.cache/simtally. Writes
 # docs/results/ingest-RECORDS.tsv and renders docs/performance.md's tables from it.
 set -euo pipefail
@@ -24,6 +27,11 @@ for i in $(seq 1 "$runs"); do
   sync
   measure "simtally-$i" "$bin" ingest --no-progress --lake "$work/lake" \
     --usage "$data/usage.ndjson" --events "$data/events.ndjson"
+  if [ -n "${SIMTALLY_BEFORE:-}" ]; then
+    rm -rf "$work/before" && sync
+    measure "before-$i" "$SIMTALLY_BEFORE" ingest --no-progress --lake "$work/before" \
+      --usage "$data/usage.ndjson" --events "$data/events.ndjson"
+  fi
 done | tee "$work.tsv"
 
 awk -F'\t' -v ref=duckdb -v name="the DuckDB reference" -v goal=1.5 -f scripts/medians.awk "$work.tsv"

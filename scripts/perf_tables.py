@@ -75,14 +75,17 @@ def ingest(path):
             [float(x["peak_MiB"]) for x in r],
         )
 
-    duck, sim = of("duckdb"), of("simtally")
+    duck = of("duckdb")
     cpu = lambda v: f"{v:.2f} s"
-    ratio = duck[0] / sim[0]
-    return [
-        f"| DuckDB reference | {duck[0]:.3f} s | {span(duck[1], cpu)} | {span(duck[2], mib)} |",
-        f"| simtally | {sim[0]:.3f} s (**{ratio:.2f}x**; {sim[0] / duck[0]:.2f} of DuckDB's time) "
-        f"| {span(sim[1], cpu)} | {span(sim[2], mib)} |",
-    ]
+    line = lambda label, sim: (
+        f"| {label} | {sim[0]:.3f} s (**{duck[0] / sim[0]:.2f}x**; {sim[0] / duck[0]:.2f} of "
+        f"DuckDB's time) | {span(sim[1], cpu)} | {span(sim[2], mib)} |"
+    )
+    table = [f"| DuckDB reference | {duck[0]:.3f} s | {span(duck[1], cpu)} | {span(duck[2], mib)} |"]
+    # SIMTALLY_BEFORE: an older binary, alternated with the other two in the same run.
+    if runs(path, "before"):
+        table.append(line("simtally before (`SIMTALLY_BEFORE`)", of("before")))
+    return table + [line("simtally", of("simtally"))]
 
 
 def scale_days(path):

@@ -1,7 +1,5 @@
 use std::hash::{BuildHasher, Hash};
 
-use ahash::AHashMap;
-
 use crate::domain::{RecordId, UsageRecord};
 
 /// What the de-duplicator says about a record id it is shown.
@@ -24,17 +22,43 @@ pub fn fingerprint(record: &UsageRecord) -> u64 {
 }
 
 /// Remembers each record id with a fingerprint of its content; the first delivery wins.
-#[derive(Default)]
+///
+/// An open-addressing table of (id, fingerprint) slots with linear probing. A run of a
+/// million records makes a table of tens of MiB that every record lands in at random, so
+/// each lookup is a cache miss: [`Deduplicator::prefetch`] lets the caller ask for a
+/// record's slot a few records ahead. The hash is seeded per process, so ids chosen to
+/// collide cannot be prepared in advance.
 pub struct Deduplicator {
-    fingerprints: AHashMap<RecordId, u64>,
+    /// (id, fingerprint); a power of two long; an id of 0 marks a free slot. A tuple of
+    /// integers, so that `vec!` asks the allocator for zeroed pages, which the system hands
+    /// out untouched.
+    slots: Vec<(i64, u64)>,
+    len: usize,
+    hasher: ahash::RandomState,
+    /// The fingerprint of id 0, which cannot be stored in a slot.
+    zero: Option<u64>,
+}
+
+impl Default for Deduplicator {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
 }
 
 impl Deduplicator {
+    /// At most this share of the slots is taken before the table doubles (in tenths).
+    const MOST_FULL_TENTHS: usize = 7;
+
     /// Room for `records` ids up front: growing a table of millions rehashes every id again
-    /// and touches twice the memory.
+    /// and touches twice the memory. Free slots are zeros, so the pages of a table sized
+    /// too large are never touched.
     pub fn with_capacity(records: usize) -> Self {
+        let wanted = records.saturating_mul(10) / Self::MOST_FULL_TENTHS + 1;
         Deduplicator {
-            fingerprints: AHashMap::with_capacity(records),
+            slots: vec![(0, 0); wanted.next_power_of_two().max(16)],
+            len: 0,
+            hasher: ahash::RandomState::new(),
+            zero: None,
         }
     }
 
@@ -42,25 +66,131 @@ impl Deduplicator {
         self.observe_fingerprint(record.id, fingerprint(record))
     }
 
+    /// Asks the processor to fetch the slot `id` would be looked up in.
+    #[inline]
+    pub fn prefetch(&self, id: RecordId) {
+        let slot: *const (i64, u64) = &self.slots[self.home(id.0)];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch only hints the cache; `slot` points into `self.slots`.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(slot.cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = slot;
+    }
+
     /// As `observe`, with the record's [`fingerprint`] already computed.
     pub fn observe_fingerprint(&mut self, id: RecordId, fingerprint: u64) -> Seen {
-        match self.fingerprints.entry(id) {
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(fingerprint);
-                Seen::First
+        let id = id.0;
+        if id == 0 {
+            return match self.zero {
+                Some(first) => Self::again(first, fingerprint),
+                None => {
+                    self.zero = Some(fingerprint);
+                    Seen::First
+                }
+            };
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(id);
+        loop {
+            let slot = &mut self.slots[at];
+            if slot.0 == id {
+                return Self::again(slot.1, fingerprint);
             }
-            std::collections::hash_map::Entry::Occupied(first) if *first.get() == fingerprint => {
-                Seen::Duplicate
+            if slot.0 == 0 {
+                *slot = (id, fingerprint);
+                self.len += 1;
+                if self.len * 10 > self.slots.len() * Self::MOST_FULL_TENTHS {
+                    self.grow();
+                }
+                return Seen::First;
             }
-            std::collections::hash_map::Entry::Occupied(_) => Seen::ConflictingDuplicate,
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// An id seen before, first with `first`.
+    fn again(first: u64, fingerprint: u64) -> Seen {
+        if first == fingerprint {
+            Seen::Duplicate
+        } else {
+            Seen::ConflictingDuplicate
+        }
+    }
+
+    fn home(&self, id: i64) -> usize {
+        (self.hasher.hash_one(id) as usize) & (self.slots.len() - 1)
+    }
+
+    fn grow(&mut self) {
+        let doubled = vec![(0, 0); self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        let mask = self.slots.len() - 1;
+        for slot in old.into_iter().filter(|s| s.0 != 0) {
+            let mut at = self.home(slot.0);
+            while self.slots[at].0 != 0 {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = slot;
         }
     }
 
     pub fn len(&self) -> usize {
-        self.fingerprints.len()
+        self.len + usize::from(self.zero.is_some())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.fingerprints.is_empty()
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    proptest! {
+        /// The table says what a map of first fingerprints says, through growth and id 0.
+        #[test]
+        fn agrees_with_a_map(
+            seen in proptest::collection::vec((-40i64..40, 0u64..3), 0..400),
+            capacity in 0usize..50,
+        ) {
+            let mut table = Deduplicator::with_capacity(capacity);
+            let mut first = HashMap::new();
+            for (id, fingerprint) in seen {
+                table.prefetch(RecordId(id));
+                let expected = match first.get(&id) {
+                    None => Seen::First,
+                    Some(f) if *f == fingerprint => Seen::Duplicate,
+                    Some(_) => Seen::ConflictingDuplicate,
+                };
+                first.entry(id).or_insert(fingerprint);
+                prop_assert_eq!(table.observe_fingerprint(RecordId(id), fingerprint), expected);
+                prop_assert_eq!(table.len(), first.len());
+            }
+        }
+    }
+
+    #[test]
+    fn dense_and_sparse_ids_far_beyond_the_capacity() {
+        let mut table = Deduplicator::with_capacity(10);
+        let ids = (0..50_000i64)
+            .chain((1..50_000).map(|i| i << 40))
+            .chain([i64::MIN, i64::MAX]);
+        for id in ids.clone() {
+            assert_eq!(table.observe_fingerprint(RecordId(id), 1), Seen::First);
+        }
+        for id in ids {
+            assert_eq!(table.observe_fingerprint(RecordId(id), 1), Seen::Duplicate);
+            assert_eq!(
+                table.observe_fingerprint(RecordId(id), 2),
+                Seen::ConflictingDuplicate
+            );
+        }
+        assert_eq!(table.len(), 50_000 + 49_999 + 2);
     }
 }

@@ -52,13 +52,14 @@ pub struct OwnershipBook {
 impl OwnershipBook {
     /// Applies the events in timestamp order (ties: sequence order) and returns the book
     /// with the events it refused, each with the reason.
-    pub fn build(mut events: Vec<SequencedEvent>) -> (Self, Vec<(SequencedEvent, Rejection)>) {
-        events.sort_by_key(|e| (e.event.at, e.seq));
+    pub fn build(events: &[SequencedEvent]) -> (Self, Vec<(SequencedEvent, Rejection)>) {
+        let mut in_order: Vec<&SequencedEvent> = events.iter().collect();
+        in_order.sort_by_key(|e| (e.event.at, e.seq));
         let mut book = OwnershipBook::default();
         let mut rejected = Vec::new();
-        for event in events {
+        for event in in_order {
             if let Err(rejection) = book.apply(&event.event) {
-                rejected.push((event, rejection));
+                rejected.push((event.clone(), rejection));
             }
         }
         (book, rejected)

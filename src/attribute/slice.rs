@@ -71,6 +71,10 @@ pub fn attribute(record: &UsageRecord, book: &OwnershipBook) -> Vec<Slice> {
             Destination::Quarantine(QuarantineReason::UnknownSim),
         )];
     };
+    // Most records lie within one tenure: no cut, and no list of pieces to build.
+    if timeline.starts_within(record.start, record.end).is_empty() {
+        return vec![whole(record, destination(timeline.owner_at(record.start)))];
+    }
     let pieces = pieces(timeline, record.start, record.end);
     if let [(_, _, owner)] = pieces.as_slice() {
         return vec![whole(record, destination(*owner))];

@@ -102,7 +102,7 @@ pub fn generate(options: &GenerateOptions) -> Result<Generated, GenerateError> {
         events.iter().map(event_json).chain(rejected_lines),
     )?;
 
-    let (book, _) = OwnershipBook::build(events.clone());
+    let (book, _) = OwnershipBook::build(&events);
     let mut usage = UsageOut::create(&options.out, options.usage_by_day, options.zstd)?;
     let expected = write_usage(options, &mut rng, &sims, &book, period_start, &mut usage)?;
     let usage_path = usage.path().to_path_buf();

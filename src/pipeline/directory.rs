@@ -3,7 +3,7 @@
 //! directory as it stands at the transfer's instant (the directory events of the same pass
 //! up to then included).
 
-use std::collections::HashMap;
+use ahash::AHashMap;
 
 use super::arrival::Arrival;
 use super::EventCounts;
@@ -33,7 +33,7 @@ pub(super) struct DirectoryOutcome {
 /// The new transfers among `events` (those in `arrivals`) that name an actor.
 fn transfer_checks(
     events: &[SequencedEvent],
-    arrivals: &HashMap<i64, Arrival>,
+    arrivals: &AHashMap<i64, Arrival>,
 ) -> Vec<TransferCheck> {
     let mut checks: Vec<TransferCheck> = events
         .iter()
@@ -61,7 +61,7 @@ pub(super) fn apply(
     stored: &mut StoredDirectory,
     mut arrivals: Vec<(DirectoryEvent, Arrival)>,
     events: &[SequencedEvent],
-    event_arrivals: &HashMap<i64, Arrival>,
+    event_arrivals: &AHashMap<i64, Arrival>,
     now: UtcMillis,
     counts: &mut EventCounts,
     dead_letters: &mut Vec<DeadLetter>,

@@ -3,7 +3,9 @@
 //! their actors may not make) and the ownership book is built over stored and new SIM
 //! events (refusing new events that contradict it).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use ahash::{AHashMap, AHashSet};
 
 use super::arrival::Arrival;
 use super::corrections::TouchedSims;
@@ -31,9 +33,9 @@ pub(super) struct Intake {
     partitions: Vec<Option<i32>>,
     /// The highest number among the stored events.
     numbered_through: i64,
-    known_ids: HashSet<String>,
+    known_ids: AHashSet<String>,
     /// The new SIM events, by number.
-    arrivals: HashMap<i64, Arrival>,
+    arrivals: AHashMap<i64, Arrival>,
     directory_arrivals: Vec<(DirectoryEvent, Arrival)>,
     touched: TouchedSims,
     dead_letters: Vec<DeadLetter>,
@@ -84,7 +86,7 @@ impl Intake {
             partitions: stored.partitions,
             numbered_through: stored.numbered_through,
             known_ids,
-            arrivals: HashMap::new(),
+            arrivals: AHashMap::new(),
             directory_arrivals: Vec::new(),
             touched: TouchedSims::new(),
             dead_letters: Vec::new(),
@@ -196,7 +198,7 @@ impl Intake {
             &mut self.counts,
             &mut self.dead_letters,
         );
-        let mut refused = HashSet::new();
+        let mut refused = AHashSet::new();
         for (seq, rejection) in outcome.refused_transfers {
             if let Some(arrival) = self.arrivals.remove(&seq) {
                 self.counts.dead_letters += 1;
@@ -221,8 +223,8 @@ impl Intake {
         dead_letters_in_lake: &HashSet<String>,
         now: UtcMillis,
     ) -> Settled {
-        let (book, rejected) = OwnershipBook::build(self.all.clone());
-        let mut refused = HashSet::new();
+        let (book, rejected) = OwnershipBook::build(&self.all);
+        let mut refused = AHashSet::new();
         for (event, rejection) in rejected {
             match self.arrivals.get(&event.seq) {
                 Some(arrival) => {

@@ -7,7 +7,7 @@ use crate::attribute::testing::{arbitrary_tenures, record, tenure_events, ws};
 use crate::attribute::{QuarantineReason, SequencedEvent};
 
 fn book_of(events: &[SequencedEvent]) -> OwnershipBook {
-    OwnershipBook::build(events.to_vec()).0
+    OwnershipBook::build(events).0
 }
 
 fn stored(slice: &Slice, reverses: Option<i16>, original: bool) -> StoredSlice {

@@ -35,6 +35,10 @@ const QUARANTINE_BUFFER_ROWS: usize = 16 * 1024;
 /// than 64 Ki (more row groups) and than 256 Ki (more memory touched: 600 MiB against 550).
 const USAGE_BUFFER_ROWS: usize = 128 * 1024;
 
+/// How many records ahead the de-duplication table is asked to fetch a record's slot: about
+/// as many as a cache miss takes to pass while the collector decides on the records between.
+const PREFETCH_AHEAD: usize = 8;
+
 /// What the collector needs to know about the lake to keep re-ingest idempotent.
 pub(super) struct AlreadyInLake {
     pub records: KnownRecords,
@@ -156,7 +160,10 @@ impl Collector {
         let quarantine_rows = chunk.quarantine.batch.num_rows();
         let mut usage_dropped = Dropped(None);
         let mut quarantine_dropped = Dropped(None);
-        for record in &chunk.records {
+        for (i, record) in chunk.records.iter().enumerate() {
+            if let Some(ahead) = chunk.records.get(i + PREFETCH_AHEAD) {
+                self.dedup.prefetch(ahead.id);
+            }
             self.in_lake.records.cover(record.start_day)?;
             let (keep_usage, keep_quarantine) =
                 self.decide(input_name, (&chunk.data, &chunk.keys), record);
@@ -319,7 +326,14 @@ impl Collector {
         };
         if self.usage.len() >= usage_rows {
             let (batches, rows) = self.usage.drain(usage_iccid_column());
-            self.send(Output::Usage(RowGroupRows::Picked { batches, rows }))?;
+            // The last rows have nothing left to be encoded beside: cut into two row groups
+            // per core (each a contiguous run of the clustered order), they keep every
+            // encoder busy to the end, also when one is still encoding the rows before.
+            let parts = if at_end { 2 * cores() } else { 1 };
+            for rows in split_evenly(rows, parts, FINAL_PART_ROWS) {
+                let batches = batches.clone();
+                self.send(Output::Usage(RowGroupRows::Picked { batches, rows }))?;
+            }
         }
         if self.quarantine_rows >= quarantine_rows {
             self.quarantine_rows = 0;
@@ -360,6 +374,28 @@ impl Collector {
     }
 }
 
+/// The fewest rows the last `usage` rows are cut to (smaller row groups compress worse).
+const FINAL_PART_ROWS: usize = 16 * 1024;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// `rows` cut into at most `parts` contiguous runs of nearly equal length (they differ by
+/// fewer rows than there are runs), and into no more runs than leave about `fewest` rows
+/// in each.
+fn split_evenly<T>(mut rows: Vec<T>, parts: usize, fewest: usize) -> Vec<Vec<T>> {
+    let parts = parts.clamp(1, (rows.len() / fewest.max(1)).max(1));
+    let each = rows.len().div_ceil(parts);
+    let mut cut = Vec::with_capacity(parts);
+    while rows.len() > each {
+        let rest = rows.split_off(each);
+        cut.push(std::mem::replace(&mut rows, rest));
+    }
+    cut.push(rows);
+    cut
+}
+
 /// Where `usage` rows hold their ICCID.
 fn usage_iccid_column() -> usize {
     crate::lake::schema::USAGE
@@ -369,8 +405,24 @@ fn usage_iccid_column() -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::Dropped;
+    use super::{split_evenly, Dropped};
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn split_evenly_keeps_every_row_in_order(len in 0usize..2000, parts in 0usize..9, fewest in 0usize..300) {
+            let rows: Vec<usize> = (0..len).collect();
+            let cut = split_evenly(rows.clone(), parts, fewest);
+            prop_assert!(cut.len() <= parts.max(1));
+            prop_assert_eq!(cut.concat(), rows);
+            if cut.len() > 1 {
+                let shortest = cut.iter().map(Vec::len).min().unwrap_or(0);
+                let longest = cut.iter().map(Vec::len).max().unwrap_or(0);
+                prop_assert!(shortest >= fewest.max(1) || shortest + cut.len() > longest);
+                prop_assert!(longest - shortest <= cut.len());
+            }
+        }
+    }
 
     proptest! {
         #[test]
