@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 type Job = Box<dyn FnOnce() + Send>;
 
 /// How many row groups are encoded at once: one per core.
-pub(super) fn threads() -> usize {
+pub(crate) fn threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 

@@ -22,6 +22,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 
 pub use appender::TableAppender;
 pub use cluster::{cluster_order, DataFile};
+pub(crate) use encoders::threads as encoder_threads;
 pub use fence::{
     back_off, retry_while_refused, Claim, Fence, Winner, FENCED_RETRIES, FENCE_APP_ID,
     KAFKA_APP_ID_PREFIX,

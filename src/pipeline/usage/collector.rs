@@ -15,7 +15,7 @@ use super::Output;
 use crate::attribute::{Deduplicator, Seen};
 use crate::domain::{Currency, UtcMillis};
 use crate::domain::{Reason, Rejection};
-use crate::lake::RowGroupRows;
+use crate::lake::{encoder_threads, RowGroupRows};
 use crate::pipeline::partitioned::PartitionedBatches;
 use crate::pipeline::{IngestError, QuarantineTotals, RunSummary};
 use crate::source::MessageKeys;
@@ -327,9 +327,9 @@ impl Collector {
         if self.usage.len() >= usage_rows {
             let (batches, rows) = self.usage.drain(usage_iccid_column());
             // The last rows have nothing left to be encoded beside: cut into two row groups
-            // per core (each a contiguous run of the clustered order), they keep every
-            // encoder busy to the end, also when one is still encoding the rows before.
-            let parts = if at_end { 2 * cores() } else { 1 };
+            // per encoder thread (each a contiguous run of the clustered order), they keep
+            // every encoder busy to the end, also when one is still encoding the rows before.
+            let parts = if at_end { 2 * encoder_threads() } else { 1 };
             for rows in split_evenly(rows, parts, FINAL_PART_ROWS) {
                 let batches = batches.clone();
                 self.send(Output::Usage(RowGroupRows::Picked { batches, rows }))?;
@@ -376,10 +376,6 @@ impl Collector {
 
 /// The fewest rows the last `usage` rows are cut to (smaller row groups compress worse).
 const FINAL_PART_ROWS: usize = 16 * 1024;
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
 
 /// `rows` cut into at most `parts` contiguous runs of nearly equal length (they differ by
 /// fewer rows than there are runs), and into no more runs than leave about `fewest` rows

@@ -2,6 +2,7 @@
 //! lines of a chunk and builds the chunk's Arrow rows. What it cannot decide alone (is this
 //! a duplicate?) it leaves to the collector, with enough bookkeeping to drop rows later.
 
+use std::fmt::Write;
 use std::ops::Range;
 use std::sync::{mpsc, Mutex};
 
@@ -209,23 +210,6 @@ impl Worker<'_> {
     }
 }
 
-/// Appends `n` in decimal digits.
-fn push_decimal(text: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &digit in &digits[start..] {
-        text.push(char::from(digit));
-    }
-}
-
 /// The records of one chunk; (line, span, record, slices).
 type Decoded = (u64, Range<usize>, UsageRecord, Vec<Slice>);
 
@@ -253,20 +237,16 @@ impl<'a> ChunkRows<'a> {
             quarantine: QuarantineRows::with_capacity(now, 0),
             quarantine_slices: Vec::new(),
             now,
-            source: String::new(),
+            source: input_name.to_owned(),
             records_added: 0,
         }
     }
 
-    /// `source` becomes the input's name and `line`: the name is written once per chunk, and
-    /// only the number after it for each row.
+    /// `source` becomes the input's name and `line`: the name is written once per chunk (in
+    /// `new`), and only the number after it for each row.
     fn set_source(&mut self, line: u64) {
-        if !self.source.starts_with(self.input_name) {
-            self.source.clear();
-            self.source.push_str(self.input_name);
-        }
         self.source.truncate(self.input_name.len());
-        push_decimal(&mut self.source, line);
+        let _ = write!(self.source, "{line}");
     }
 
     fn add(
@@ -356,19 +336,5 @@ impl<'a> ChunkRows<'a> {
             slices: self.quarantine_slices,
         };
         (usage, quarantine)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn decimals_are_written_as_format_writes_them(n in any::<u64>(), prefix in "[a-z:/]{0,12}") {
-            let mut text = prefix.clone();
-            super::push_decimal(&mut text, n);
-            prop_assert_eq!(text, format!("{prefix}{n}"));
-        }
     }
 }
