@@ -12,5 +12,7 @@ pub(crate) mod testing;
 pub use correct::{correct, Correction, CorruptRecord, StoredRecord, StoredSlice};
 pub use dedup::{fingerprint, Deduplicator, Seen};
 pub use ownership::{OwnershipBook, SequencedEvent, Tenure, Timeline};
-pub use slice::{attribute, Destination, QuarantineReason, Slice};
+pub use slice::{
+    attribute, plan, slices_planned, Destination, Plan, QuarantineReason, Slice, Slices,
+};
 pub use split::split_pro_rata;

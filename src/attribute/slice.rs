@@ -65,16 +65,62 @@ impl Slice {
 /// Cuts `record` at every ownership boundary inside [start, end) and gives each slice to the
 /// owner of its interval. rx, tx and cost are split pro rata to duration, exactly.
 pub fn attribute(record: &UsageRecord, book: &OwnershipBook) -> Vec<Slice> {
-    let Some(timeline) = book.timeline(&record.iccid) else {
-        return vec![whole(
-            record,
-            Destination::Quarantine(QuarantineReason::UnknownSim),
-        )];
+    attribute_planned(record, plan(record, book.timeline(&record.iccid)))
+}
+
+/// Where a record goes before any slice is built: whole to one destination (most records
+/// lie within one tenure), or cut by its SIM's timeline.
+#[derive(Clone, Copy, Debug)]
+pub enum Plan<'a> {
+    Whole(Destination),
+    Cut(&'a Timeline),
+}
+
+/// The [`Plan`] for `record`, its SIM looked up in the ownership book (`None`: the book
+/// does not know it). Cheap and allocation-free, so that a caller can plan many records in
+/// a tight loop whose memory accesses overlap.
+pub fn plan<'a>(record: &UsageRecord, timeline: Option<&'a Timeline>) -> Plan<'a> {
+    let Some(timeline) = timeline else {
+        return Plan::Whole(Destination::Quarantine(QuarantineReason::UnknownSim));
     };
-    // Most records lie within one tenure: no cut, and no list of pieces to build.
     if timeline.starts_within(record.start, record.end).is_empty() {
-        return vec![whole(record, destination(timeline.owner_at(record.start)))];
+        return Plan::Whole(destination(timeline.owner_at(record.start)));
     }
+    Plan::Cut(timeline)
+}
+
+/// A record's slices. Most records are one slice, kept without an allocation.
+#[derive(Clone, Debug)]
+pub enum Slices {
+    One(Slice),
+    Cut(Vec<Slice>),
+}
+
+impl std::ops::Deref for Slices {
+    type Target = [Slice];
+
+    fn deref(&self) -> &[Slice] {
+        match self {
+            Slices::One(slice) => std::slice::from_ref(slice),
+            Slices::Cut(slices) => slices,
+        }
+    }
+}
+
+/// As [`attribute_planned`], without allocating for a record kept whole.
+pub fn slices_planned(record: &UsageRecord, plan: Plan<'_>) -> Slices {
+    match plan {
+        Plan::Whole(destination) => Slices::One(whole(record, destination)),
+        Plan::Cut(_) => Slices::Cut(attribute_planned(record, plan)),
+    }
+}
+
+/// The slices of `record` by its [`plan`].
+pub fn attribute_planned(record: &UsageRecord, plan: Plan<'_>) -> Vec<Slice> {
+    let timeline = match plan {
+        Plan::Whole(destination) => return vec![whole(record, destination)],
+        Plan::Cut(timeline) => timeline,
+    };
     let pieces = pieces(timeline, record.start, record.end);
     if let [(_, _, owner)] = pieces.as_slice() {
         return vec![whole(record, destination(*owner))];
@@ -240,6 +286,9 @@ mod tests {
             let b = book(&tenures);
             let r = record(start, start + len, rx, tx, cost);
             let slices = attribute(&r, &b);
+            // The ingest's path, without a list for a record kept whole, cuts alike.
+            let planned = slices_planned(&r, plan(&r, b.timeline(&r.iccid)));
+            prop_assert_eq!(&planned[..], &slices[..]);
             let timeline = Timeline::from_tenures(tenures.iter().map(|&(at, w)| Tenure { from: UtcMillis::from_millis(at), workspace: ws(w) }).collect());
 
             prop_assert_eq!(slices.iter().map(|s| s.rx).sum::<Volume>(), r.volume.rx());

@@ -1,9 +1,10 @@
 //! pipeline: one ingest run, end to end. source -> decode -> attribute -> tables -> lake.
 //!
-//! Lifecycle events are read first (they are small) and turned into the ownership book;
-//! usage is then streamed: a reader thread cuts inputs into chunks, worker threads decode
-//! and attribute them in parallel, and one collector restores input order, de-duplicates
-//! and builds Arrow batches that the async lake writer encodes to Parquet.
+//! Lifecycle events are read whole (they are small) and turned into the ownership book;
+//! usage is streamed beside them: a reader thread cuts inputs into chunks, worker threads
+//! decode them in parallel (ahead, while the book is built) and attribute them once the
+//! book is ready, and one collector restores input order, de-duplicates and builds Arrow
+//! batches that the async lake writer encodes to Parquet.
 
 mod arrival;
 mod commit;
@@ -244,36 +245,34 @@ pub async fn ingest_pass(
         dead_letters_in_lake: &dead_letters_in_lake,
         stored,
     };
-    let mut event_pass = events::run(lake, targets, events_source, now).await?;
-    let stored_after = std::mem::take(&mut event_pass.stored_after);
-    tracing::info!(
-        sims = event_pass.book.sim_count(),
-        accepted = event_pass.counts.accepted,
-        "ownership book ready"
+    // The usage pass starts at once and decodes ahead; it attributes once the events pass
+    // opens the gate with the ownership book.
+    let (opener, events_done) = usage::gate();
+    let usage_partitions = usage_source.partitions();
+    let events = events_then_open(
+        events::run(lake, targets, events_source, now),
+        hold.as_mut(),
+        &usage_partitions,
+        opener,
     );
-
-    let horizons = match hold.as_mut() {
-        Some(Holding { hold, pass_start }) => {
-            hold.saw_events(&event_pass.arrivals, *pass_start);
-            hold.horizons(&usage_source.partitions(), *pass_start)
-        }
-        None => Horizons::default(),
-    };
-    let book = Arc::new(std::mem::take(&mut event_pass.book));
-    let mut usage_pass = usage::run(
+    let usage = usage::run(
         lake,
         usage_appenders,
         options,
         usage_source,
-        book.clone(),
-        dead_letters_in_lake,
-        event_pass.dead_letters,
-        horizons,
+        events_done,
+        dead_letters_in_lake.clone(),
         fence,
         now,
         shutdown.clone(),
-    )
-    .await?;
+    );
+    // Boxed: both futures are large, and side by side in this one they overflowed the stack
+    // of an unoptimized build.
+    let (events, usage) = tokio::join!(Box::pin(events), Box::pin(usage));
+    // The events pass's error comes first: the usage pass only gave up for it.
+    let (mut event_pass, book) = events?;
+    let mut usage_pass = usage?;
+    let stored_after = std::mem::take(&mut event_pass.stored_after);
     if let Some(Holding { hold, .. }) = hold {
         for (partition, end) in &usage_pass.latest_end {
             hold.saw_usage(*partition, *end);
@@ -309,6 +308,37 @@ pub async fn ingest_pass(
     summary.elapsed = started.elapsed();
     tracing::info!(seconds = summary.elapsed.as_secs_f64(), "committed");
     Ok((summary, stored_after.at_version(events_version)))
+}
+
+/// Runs the events pass, then opens the usage pass's gate with the ownership book, the
+/// usage horizons (a follower's hold) and the events' dead letters. When the events pass
+/// fails, `opener` is dropped unopened and the usage pass gives up.
+async fn events_then_open(
+    event_pass: impl std::future::Future<Output = Result<events::EventPass, IngestError>>,
+    hold: Option<&mut Holding<'_>>,
+    usage_partitions: &[i32],
+    opener: usage::Opener<usage::EventsDone>,
+) -> Result<(events::EventPass, Arc<crate::attribute::OwnershipBook>), IngestError> {
+    let mut event_pass = event_pass.await?;
+    tracing::info!(
+        sims = event_pass.book.sim_count(),
+        accepted = event_pass.counts.accepted,
+        "ownership book ready"
+    );
+    let horizons = match hold {
+        Some(Holding { hold, pass_start }) => {
+            hold.saw_events(&event_pass.arrivals, *pass_start);
+            hold.horizons(usage_partitions, *pass_start)
+        }
+        None => Horizons::default(),
+    };
+    let book = Arc::new(std::mem::take(&mut event_pass.book));
+    opener.open(usage::EventsDone {
+        book: book.clone(),
+        horizons,
+        dead_letters: std::sync::Mutex::new(std::mem::take(&mut event_pass.dead_letters)),
+    });
+    Ok((event_pass, book))
 }
 
 /// Sends the pass's dead letters to the dead-letter topic, when one is configured; how

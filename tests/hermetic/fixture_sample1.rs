@@ -239,3 +239,45 @@ async fn compressed_inputs_and_a_byte_order_mark_give_the_same_lake() {
     );
     common::assert_sample_1(&lake).await;
 }
+
+/// The usage pass starts beside the events pass and decodes ahead of the ownership book.
+/// When the events input breaks, the run fails with that error and stores no usage, however
+/// much was read ahead: here more usage than is ever decoded ahead, so the reader waits on a
+/// full queue until the run gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_events_input_fails_the_run_and_stores_no_usage() {
+    use simtally::pipeline::{ingest, IngestOptions};
+    use simtally::source::Input;
+    let dir = tempfile::tempdir().unwrap();
+    let (usage, _) = inputs();
+    let text = std::fs::read_to_string(&usage[0]).unwrap();
+    let line = text.lines().next().unwrap();
+    let usage = dir.path().join("usage.ndjson");
+    let copies = (64 << 20) / (line.len() + 1) + 1;
+    std::fs::write(&usage, format!("{line}\n").repeat(copies)).unwrap();
+    // zstd's magic number, then bytes that are no zstd frame.
+    let events = dir.path().join("events.ndjson.zst");
+    std::fs::write(
+        &events,
+        [0x28, 0xB5, 0x2F, 0xFD, 0xFF, 0xFF, 0xFF, 0xFF, 0, 1],
+    )
+    .unwrap();
+
+    let lake = local_lake(&dir);
+    let options = IngestOptions {
+        usage: vec![Input::File(usage)],
+        events: vec![Input::File(events)],
+        progress: false,
+        threads: 2,
+        ..IngestOptions::default()
+    };
+    // A guard against a hang, far above the run's time.
+    let run = ingest(&lake, options, tokio_util::sync::CancellationToken::new());
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(600), run).await;
+    let error = outcome.expect("the run ends").expect_err("the run fails");
+    assert!(error.to_string().contains("events.ndjson.zst"), "{error}");
+    assert_eq!(
+        rows(&lake, "SELECT count(*) FROM usage").await,
+        vec![vec!["0".to_string()]]
+    );
+}

@@ -3,6 +3,7 @@
 //! order (de-duplication, idempotency) and the async lake writer encodes Parquet.
 
 mod collector;
+mod gate;
 mod known;
 mod unfinished;
 mod worker;
@@ -27,7 +28,17 @@ use collector::{AlreadyInLake, Collector};
 use known::KnownRecords;
 pub use known::DEFAULT_WINDOW_DAYS;
 use unfinished::UnfinishedPass;
-use worker::{DecodedChunk, Work, Worker};
+use worker::{DecodedChunk, Feed, Work, Worker};
+
+pub(super) use gate::{gate, Gate, Opener};
+
+/// What the events pass hands the usage pass when it is done.
+pub(super) struct EventsDone {
+    pub book: Arc<OwnershipBook>,
+    pub horizons: Horizons,
+    /// The events' dead letters, written first by the collector.
+    pub dead_letters: Mutex<Vec<DeadLetter>>,
+}
 
 pub(super) struct UsagePass {
     pub summary: RunSummary,
@@ -58,10 +69,8 @@ pub(super) async fn run(
     [mut usage, mut quarantine, mut dead]: [TableAppender; 3],
     options: &IngestOptions,
     source: Box<dyn ChunkSource>,
-    book: Arc<OwnershipBook>,
+    events: Arc<Gate<EventsDone>>,
     dead_letters_in_lake: Arc<HashSet<String>>,
-    event_dead_letters: Vec<DeadLetter>,
-    horizons: Horizons,
     fence: Fence,
     now: UtcMillis,
     shutdown: CancellationToken,
@@ -91,15 +100,11 @@ pub(super) async fn run(
     let limits = options.limits.clone();
     let collector = tokio::task::spawn_blocking(move || {
         let mut collector = Collector::new(in_lake, expected_records, now, tx);
-        for letter in event_dead_letters {
-            collector.dead_letter(letter);
-        }
         let stages = Stages {
             source,
             threads,
-            book,
+            events,
             now,
-            horizons,
             limits,
             progress,
             shutdown: collector_shutdown,
@@ -195,45 +200,61 @@ fn progress_bar(enabled: bool, inputs: &[Input]) -> ProgressBar {
 struct Stages {
     source: Box<dyn ChunkSource>,
     threads: usize,
-    book: Arc<OwnershipBook>,
+    events: Arc<Gate<EventsDone>>,
     now: UtcMillis,
-    horizons: Horizons,
     limits: InputLimits,
     progress: ProgressBar,
     shutdown: CancellationToken,
 }
 
 impl Stages {
-    /// Runs the pass to the end of the source and gives the source back (for its resume points).
+    /// Runs the pass to the end of the source and gives the source back (for its resume
+    /// points). The reader and the workers start at once; the collector applies nothing
+    /// before the events pass is done, and then its dead letters first.
     fn run(self, collector: &mut Collector) -> Result<Box<dyn ChunkSource>, IngestError> {
         let Stages {
             mut source,
             threads,
-            book,
+            events,
             now,
-            horizons,
             limits,
             progress,
             shutdown,
         } = self;
         let names = source.prefixes();
         let worker = Worker {
-            book: &book,
             input_names: &names,
             now,
-            horizons: &horizons,
             limits: &limits,
         };
         let (work_tx, work_rx) = mpsc::sync_channel::<Work>(threads * 2);
-        let work_rx = Mutex::new(work_rx);
+        let feed = Feed {
+            queue: Mutex::new(Some(work_rx)),
+            parked: Mutex::default(),
+            events: &events,
+        };
         std::thread::scope(|scope| -> Result<(), IngestError> {
             let (done_tx, done_rx) = mpsc::sync_channel::<DecodedChunk>(threads * 2);
             let reader = scope.spawn(|| read_chunks(&mut *source, work_tx, &progress, &shutdown));
             for _ in 0..threads {
-                let (work_rx, done_tx, worker) = (&work_rx, done_tx.clone(), &worker);
-                scope.spawn(move || worker.run(work_rx, &done_tx));
+                let (feed, done_tx, worker) = (&feed, done_tx.clone(), &worker);
+                scope.spawn(move || worker.run(feed, &done_tx));
             }
             drop(done_tx);
+            let Some(ready) = events.wait() else {
+                return Err(IngestError::Internal(
+                    "the events pass ended without an ownership book".into(),
+                ));
+            };
+            let ahead = feed.parked.lock().map_or(0, |parked| parked.len());
+            tracing::debug!(chunks = ahead, "usage decoded while the book was built");
+            let letters = ready
+                .dead_letters
+                .lock()
+                .map(|mut l| std::mem::take(&mut *l));
+            for letter in letters.unwrap_or_default() {
+                collector.dead_letter(letter);
+            }
             // Chunks come back out of order; they are applied strictly in input order.
             let mut pending = BTreeMap::new();
             let mut next = 0u64;

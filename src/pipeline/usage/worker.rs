@@ -2,19 +2,22 @@
 //! lines of a chunk and builds the chunk's Arrow rows. What it cannot decide alone (is this
 //! a duplicate?) it leaves to the collector, with enough bookkeeping to drop rows later.
 
+use std::collections::VecDeque;
 use std::fmt::Write;
 use std::ops::Range;
 use std::sync::{mpsc, Mutex};
 
 use arrow::array::RecordBatch;
 
+use super::gate::Gate;
+use super::EventsDone;
 use crate::attribute::{
-    attribute, fingerprint, Destination, OwnershipBook, QuarantineReason, Slice,
+    attribute, fingerprint, plan, slices_planned, Destination, OwnershipBook, Plan,
+    QuarantineReason, Slice, Slices,
 };
 use crate::decode::{decode_usage, InputLimits};
-use crate::domain::Rejection;
 use crate::domain::{Currency, Money, RecordId, UsageRecord, UtcMillis, Volume, WorkspaceId};
-use crate::pipeline::hold::Horizons;
+use crate::domain::{Reason, Rejection};
 use crate::pipeline::partitioned::WorkspaceDay;
 use crate::source::{Chunk, MessageKeys, KEPT_BYTES};
 use crate::tables::quarantine::QuarantineRows;
@@ -100,29 +103,116 @@ pub(super) struct QuarantineBlock {
 }
 
 pub(super) struct Worker<'a> {
-    pub book: &'a OwnershipBook,
     pub input_names: &'a [String],
     pub now: UtcMillis,
-    pub horizons: &'a Horizons,
     pub limits: &'a InputLimits,
 }
 
+/// A chunk whose lines are decoded, waiting for the ownership book to be attributed.
+pub(super) struct Parsed {
+    work: Work,
+    /// What decoding and the input limits made of each line that is neither blank nor too
+    /// long, in order. The records stay here until the chunk's rows are built.
+    decoded: Vec<DecodeResult>,
+}
+
+type DecodeResult = Result<UsageRecord, Rejection>;
+
+/// How many chunks (of up to a MiB each) the workers decode ahead while the events pass
+/// builds the ownership book: about what one core decodes in the time it takes.
+const MOST_PARKED: usize = 48;
+
+/// What the workers share: the work queue, the chunks decoded before the events pass was
+/// done, and the gate it opens.
+pub(super) struct Feed<'a> {
+    pub queue: Mutex<Option<mpsc::Receiver<Work>>>,
+    pub parked: Mutex<VecDeque<Parsed>>,
+    pub events: &'a Gate<EventsDone>,
+}
+
+impl Feed<'_> {
+    fn next_work(&self) -> Option<Work> {
+        let queue = self.queue.lock().ok()?;
+        queue.as_ref()?.recv().ok()
+    }
+
+    /// Keeps `parsed` for later, or gives it back when enough are kept already.
+    fn park(&self, parsed: Parsed) -> Option<Parsed> {
+        let Ok(mut parked) = self.parked.lock() else {
+            return Some(parsed);
+        };
+        if parked.len() >= MOST_PARKED {
+            return Some(parsed);
+        }
+        parked.push_back(parsed);
+        None
+    }
+
+    fn unpark(&self) -> Option<Parsed> {
+        self.parked.lock().ok()?.pop_front()
+    }
+
+    fn stop(&self) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.take();
+        }
+    }
+}
+
 impl Worker<'_> {
-    /// Takes chunks until the work queue closes or the collector goes away.
-    pub fn run(&self, work: &Mutex<mpsc::Receiver<Work>>, done: &mpsc::SyncSender<DecodedChunk>) {
-        loop {
-            let next = work.lock().map(|rx| rx.recv());
-            let Ok(Ok(work)) = next else {
-                return;
-            };
-            if done.send(self.decode_chunk(work)).is_err() {
-                return;
-            }
+    /// Takes chunks until the work queue closes or the collector goes away. Before the
+    /// events pass is done, it decodes chunks and parks them; after, it attributes the
+    /// parked ones first.
+    pub fn run(&self, feed: &Feed, done: &mpsc::SyncSender<DecodedChunk>) {
+        if !self.work(feed, done) {
+            // The collector has gone away, or the events pass ended without a book: the
+            // reader stops when its queue is gone.
+            feed.stop();
         }
     }
 
-    fn decode_chunk(&self, Work { seq, input, chunk }: Work) -> DecodedChunk {
-        let base = chunk.data.as_ptr() as usize;
+    /// False when the pass is given up.
+    fn work(&self, feed: &Feed, done: &mpsc::SyncSender<DecodedChunk>) -> bool {
+        while let Some(work) = feed.next_work() {
+            let mut parsed = self.parse(work);
+            if feed.events.get().is_none() {
+                match feed.park(parsed) {
+                    None => continue,
+                    Some(unparked) => parsed = unparked,
+                }
+            }
+            let Some(events) = feed.events.wait() else {
+                return false;
+            };
+            if !self.finish_parked(feed, events, done)
+                || done.send(self.finish(parsed, events)).is_err()
+            {
+                return false;
+            }
+        }
+        feed.events
+            .wait()
+            .is_some_and(|events| self.finish_parked(feed, events, done))
+    }
+
+    /// False when the collector has gone away.
+    fn finish_parked(
+        &self,
+        feed: &Feed,
+        events: &EventsDone,
+        done: &mpsc::SyncSender<DecodedChunk>,
+    ) -> bool {
+        while let Some(parsed) = feed.unpark() {
+            if done.send(self.finish(parsed, events)).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Decodes the chunk's lines: the part of the work that needs nothing of the events.
+    fn parse(&self, work: Work) -> Parsed {
+        let chunk = &work.chunk;
         // Sized once: grown by doubling, these were most of the workers' fresh pages. No
         // usage record is under 128 bytes of JSON, so a chunk of short (blank, broken) lines
         // does not reserve a record for each of them.
@@ -130,32 +220,69 @@ impl Worker<'_> {
         let records = usize::try_from(chunk.record_count())
             .unwrap_or(0)
             .min(chunk.data.len() / SHORTEST_RECORD_BYTES);
+        let mut decoded = Vec::with_capacity(records);
+        for (line, bytes) in chunk.records() {
+            if self.decodes(chunk, line, bytes) {
+                decoded.push(decode_usage(bytes).and_then(|record| self.limits.usage(record)));
+            }
+        }
+        Parsed { work, decoded }
+    }
+
+    /// Whether [`Self::parse`] decodes the line: neither blank nor too long.
+    fn decodes(&self, chunk: &Chunk, line: u64, bytes: &[u8]) -> bool {
+        !bytes.iter().all(u8::is_ascii_whitespace)
+            && self.limits.too_long(chunk, line, bytes).is_none()
+    }
+
+    /// What a line is: `None` blank, else its record (with its plan, if decoded) or why it
+    /// is refused. `pending`: the decoded records not yet taken, in line order.
+    fn line_record<'p>(
+        &self,
+        bytes: &[u8],
+        too_long: Option<u64>,
+        pending: &mut impl Iterator<Item = (&'p DecodeResult, Option<Plan<'p>>)>,
+    ) -> Option<Result<(&'p UsageRecord, Option<Plan<'p>>), Rejection>> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        if let Some(length) = too_long {
+            let max = self.limits.max_line_bytes;
+            return Some(Err(Rejection::line_too_long(length, max, KEPT_BYTES)));
+        }
+        Some(match pending.next() {
+            Some((Ok(record), plan)) => Ok((record, plan)),
+            Some((Err(rejection), _)) => Err(rejection.clone()),
+            None => Err(not_decoded()),
+        })
+    }
+
+    fn finish(&self, parsed: Parsed, events: &EventsDone) -> DecodedChunk {
+        let Parsed {
+            work: Work { seq, input, chunk },
+            decoded: parsed,
+        } = parsed;
+        let base = chunk.data.as_ptr() as usize;
         let mut lines = 0;
         let mut blank = 0;
         let mut rejected = Vec::new();
-        let mut decoded = Vec::with_capacity(records);
+        let mut decoded = Vec::with_capacity(parsed.len());
         let mut held: Option<HeldTail> = None;
         let mut latest_end = None;
+        let plans = plan_all(&parsed, &events.book);
+        let mut pending = parsed.iter().zip(plans);
         for (line, bytes) in chunk.records() {
+            let too_long = self.limits.too_long(&chunk, line, bytes);
+            let record = self.line_record(bytes, too_long, &mut pending);
             if let Some(tail) = held.as_mut() {
                 // Read on only for how far the usage has got (the hold's bound).
                 tail.messages += 1;
-                latest_end = latest_end.max(decode_usage(bytes).ok().map(|r| r.end));
+                latest_end = latest_end.max(record.and_then(Result::ok).map(|(r, _)| r.end));
                 continue;
             }
-            let blank_line = bytes.iter().all(u8::is_ascii_whitespace);
-            let too_long = self.limits.too_long(&chunk, line, bytes);
-            let record = (!blank_line).then(|| match too_long {
-                Some(length) => Err(Rejection::line_too_long(
-                    length,
-                    self.limits.max_line_bytes,
-                    crate::source::KEPT_BYTES,
-                )),
-                None => decode_usage(bytes).and_then(|record| self.limits.usage(record)),
-            });
-            if let Some(Ok(record)) = &record {
+            if let Some(Ok((record, _))) = &record {
                 latest_end = latest_end.max(Some(record.end));
-                if !self.horizons.releases(input, record.end) {
+                if !events.horizons.releases(input, record.end) {
                     held = Some(HeldTail {
                         from: line,
                         messages: 1,
@@ -176,8 +303,11 @@ impl Worker<'_> {
             };
             let span = start..start + kept;
             match record {
-                Ok(record) => {
-                    let slices = attribute(&record, self.book);
+                Ok((record, plan)) => {
+                    let slices = match plan {
+                        Some(plan) => slices_planned(record, plan),
+                        None => Slices::Cut(attribute(record, &events.book)),
+                    };
                     decoded.push((line, span, record, slices));
                 }
                 Err(rejection) => rejected.push(RejectedLine {
@@ -211,7 +341,30 @@ impl Worker<'_> {
 }
 
 /// The records of one chunk; (line, span, record, slices).
-type Decoded = (u64, Range<usize>, UsageRecord, Vec<Slice>);
+type Decoded<'a> = (u64, Range<usize>, &'a UsageRecord, Slices);
+
+/// Every decoded record planned, in a loop of nothing else: each looks its SIM up in the
+/// ownership book and reads its tenures, two cache misses that do not depend on the records
+/// before, so the processor overlaps them (attributed one at a time, between building rows,
+/// each record waited on its own misses).
+fn plan_all<'p>(parsed: &'p [DecodeResult], book: &'p OwnershipBook) -> Vec<Option<Plan<'p>>> {
+    parsed
+        .iter()
+        .map(|record| {
+            let record = record.as_ref().ok()?;
+            Some(plan(record, book.timeline(&record.iccid)))
+        })
+        .collect()
+}
+
+/// [`Worker::parse`] and [`Worker::finish`] walk the same lines with the same test, so
+/// every line `finish` looks up was decoded; this names the line if that ever breaks.
+fn not_decoded() -> Rejection {
+    Rejection::new(
+        Reason::NotJson,
+        "the line was skipped by the decoder (a bug in simtally)".into(),
+    )
+}
 
 /// Builds a chunk's rows. `usage` rows are appended only at the end, by Workspace and day,
 /// so that the collector gathers each Workspace day's rows as one range of the batch.
@@ -307,7 +460,7 @@ impl<'a> ChunkRows<'a> {
         }
     }
 
-    fn finish(mut self, decoded: &[Decoded]) -> (UsageBlock, QuarantineBlock) {
+    fn finish(mut self, decoded: &[Decoded<'_>]) -> (UsageBlock, QuarantineBlock) {
         // Within a Workspace day, rows stay in input order (`usage_slices` index), without
         // the scratch buffer of a stable sort.
         self.pending_usage
