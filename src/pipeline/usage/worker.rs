@@ -12,8 +12,8 @@ use arrow::array::RecordBatch;
 use super::gate::Gate;
 use super::EventsDone;
 use crate::attribute::{
-    attribute, fingerprint, plan, slices_planned, Destination, OwnershipBook, Plan,
-    QuarantineReason, Slice, Slices,
+    fingerprint, plan, slices_planned, Destination, OwnershipBook, Plan, QuarantineReason, Slice,
+    Slices,
 };
 use crate::decode::{decode_usage, InputLimits};
 use crate::domain::{Currency, Money, RecordId, UsageRecord, UtcMillis, Volume, WorkspaceId};
@@ -235,14 +235,14 @@ impl Worker<'_> {
             && self.limits.too_long(chunk, line, bytes).is_none()
     }
 
-    /// What a line is: `None` blank, else its record (with its plan, if decoded) or why it
-    /// is refused. `pending`: the decoded records not yet taken, in line order.
+    /// What a line is: `None` blank, else its record with its plan, or why it is refused.
+    /// `pending`: the decoded lines not yet taken, in line order.
     fn line_record<'p>(
         &self,
         bytes: &[u8],
         too_long: Option<u64>,
-        pending: &mut impl Iterator<Item = (&'p DecodeResult, Option<Plan<'p>>)>,
-    ) -> Option<Result<(&'p UsageRecord, Option<Plan<'p>>), Rejection>> {
+        pending: &mut impl Iterator<Item = Planned<'p>>,
+    ) -> Option<Result<(&'p UsageRecord, Plan<'p>), Rejection>> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return None;
         }
@@ -251,8 +251,8 @@ impl Worker<'_> {
             return Some(Err(Rejection::line_too_long(length, max, KEPT_BYTES)));
         }
         Some(match pending.next() {
-            Some((Ok(record), plan)) => Ok((record, plan)),
-            Some((Err(rejection), _)) => Err(rejection.clone()),
+            Some(Ok(planned)) => Ok(planned),
+            Some(Err(rejection)) => Err(rejection.clone()),
             None => Err(not_decoded()),
         })
     }
@@ -269,8 +269,7 @@ impl Worker<'_> {
         let mut decoded = Vec::with_capacity(parsed.len());
         let mut held: Option<HeldTail> = None;
         let mut latest_end = None;
-        let plans = plan_all(&parsed, &events.book);
-        let mut pending = parsed.iter().zip(plans);
+        let mut pending = plan_all(&parsed, &events.book).into_iter();
         for (line, bytes) in chunk.records() {
             let too_long = self.limits.too_long(&chunk, line, bytes);
             let record = self.line_record(bytes, too_long, &mut pending);
@@ -304,11 +303,7 @@ impl Worker<'_> {
             let span = start..start + kept;
             match record {
                 Ok((record, plan)) => {
-                    let slices = match plan {
-                        Some(plan) => slices_planned(record, plan),
-                        None => Slices::Cut(attribute(record, &events.book)),
-                    };
-                    decoded.push((line, span, record, slices));
+                    decoded.push((line, span, record, slices_planned(record, plan)));
                 }
                 Err(rejection) => rejected.push(RejectedLine {
                     line,
@@ -347,15 +342,18 @@ type Decoded<'a> = (u64, Range<usize>, &'a UsageRecord, Slices);
 /// ownership book and reads its tenures, two cache misses that do not depend on the records
 /// before, so the processor overlaps them (attributed one at a time, between building rows,
 /// each record waited on its own misses).
-fn plan_all<'p>(parsed: &'p [DecodeResult], book: &'p OwnershipBook) -> Vec<Option<Plan<'p>>> {
+fn plan_all<'p>(parsed: &'p [DecodeResult], book: &'p OwnershipBook) -> Vec<Planned<'p>> {
     parsed
         .iter()
         .map(|record| {
-            let record = record.as_ref().ok()?;
-            Some(plan(record, book.timeline(&record.iccid)))
+            let record = record.as_ref()?;
+            Ok((record, plan(record, book.timeline(&record.iccid))))
         })
         .collect()
 }
+
+/// A decoded line: its record with its [`Plan`], or why it was refused.
+type Planned<'p> = Result<(&'p UsageRecord, Plan<'p>), &'p Rejection>;
 
 /// [`Worker::parse`] and [`Worker::finish`] walk the same lines with the same test, so
 /// every line `finish` looks up was decoded; this names the line if that ever breaks.
