@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use simtally::attribute::{attribute, OwnershipBook, SequencedEvent};
-use simtally::decode::{decode_event, decode_usage};
+use simtally::decode::{decode_event, decode_usage, UsageDecoder};
 use simtally::generate::{generate, GenerateOptions};
 use simtally::lake::{Lake, LakeLocation};
 use simtally::pipeline::{ingest, IngestOptions};
@@ -72,6 +72,15 @@ fn stages(c: &mut Criterion) {
     group.throughput(Throughput::Elements(lines.len() as u64));
     group.bench_function("decode", |b| {
         b.iter(|| {
+            let mut decoder = UsageDecoder::default();
+            lines
+                .iter()
+                .filter(|l| decoder.decode(l.as_bytes()).is_ok())
+                .count()
+        })
+    });
+    group.bench_function("decode_each_line_alone", |b| {
+        b.iter(|| {
             lines
                 .iter()
                 .filter(|l| decode_usage(l.as_bytes()).is_ok())
@@ -80,9 +89,10 @@ fn stages(c: &mut Criterion) {
     });
     group.bench_function("decode_and_attribute", |b| {
         b.iter(|| {
+            let mut decoder = UsageDecoder::default();
             lines
                 .iter()
-                .filter_map(|l| decode_usage(l.as_bytes()).ok())
+                .filter_map(|l| decoder.decode(l.as_bytes()).ok())
                 .map(|r| attribute(&r, &book).len())
                 .sum::<usize>()
         })

@@ -16,7 +16,7 @@ from pathlib import Path
 base, cores = Path(sys.argv[1]), int(sys.argv[2])
 # Threads each bench keeps busy: the ingests run encoders and the collector beside their
 # decode threads, so "per core" divides by the machine's cores for both.
-benches = [("decode", 1), ("decode_and_attribute", 1),
+benches = [("decode", 1), ("decode_each_line_alone", 1), ("decode_and_attribute", 1),
            ("ingest_one_decode_thread", cores), ("ingest_all_cores", cores)]
 print("bench\trecords\tmedian_seconds\trecords_per_second\tcores\trecords_per_second_per_core")
 for name, used in benches:

@@ -213,6 +213,7 @@ def pipeline(path):
     """The criterion bench of the pipeline's core (scripts/bench-pipeline.sh)."""
     what = {
         "decode": "decode (one thread)",
+        "decode_each_line_alone": "decode, each line alone, no learnt shape (one thread)",
         "decode_and_attribute": "decode and attribute (one thread)",
         "ingest_one_decode_thread": "whole ingest, one decode thread",
         "ingest_all_cores": "whole ingest, a decode thread per core",

@@ -1,10 +1,11 @@
 //! The fields of a usage record as text, before validation: what both decoding paths (the
-//! fast scanner and serde) produce, so that they share every validation rule.
+//! fast scanner, a learnt shape and serde) produce, so that they share every validation rule.
 
 use std::borrow::Cow;
 
 /// The fields of a usage record as text, borrowed from the input, before validation. Both
 /// decoding paths produce this, so they share every validation rule.
+#[derive(Debug, PartialEq)]
 pub(super) struct UsageFields<'a> {
     pub(super) id: i64,
     pub(super) traffic_type_id: i64,
@@ -20,7 +21,7 @@ pub(super) struct UsageFields<'a> {
     pub(super) currency: Cow<'a, str>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct OperatorFields<'a> {
     pub(super) name: Option<Cow<'a, str>>,
     pub(super) mnc: Option<Cow<'a, str>>,

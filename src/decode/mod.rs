@@ -7,6 +7,7 @@ mod fast;
 mod fields;
 mod limits;
 mod scan;
+mod shape;
 mod usage;
 
 use crate::domain::{Reason, Rejection};
@@ -15,7 +16,7 @@ pub use directory::{
 };
 pub use event::decode_event;
 pub use limits::InputLimits;
-pub use usage::decode_usage;
+pub use usage::{decode_usage, UsageDecoder};
 
 /// Classifies a serde_json failure. Syntax errors mean the bytes are not JSON at all; data
 /// errors mean the JSON had the wrong shape.

@@ -34,10 +34,21 @@ impl<'a> Scanner<'a> {
         self.bytes.get(self.pos).copied()
     }
 
-    fn skip_whitespace(&mut self) {
+    pub fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
             self.pos += 1;
         }
+    }
+
+    /// How far into the input the scanner is.
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// Consumes `literal` if the input continues with exactly those bytes.
+    pub fn exactly(&mut self, literal: &[u8]) -> Option<()> {
+        let end = self.pos + literal.len();
+        same_bytes(self.bytes.get(self.pos..end)?, literal).then(|| self.pos = end)
     }
 
     /// Skips whitespace, then consumes `byte` if it comes next.
@@ -48,8 +59,7 @@ impl<'a> Scanner<'a> {
 
     fn eat_literal(&mut self, literal: &[u8]) -> Option<()> {
         self.skip_whitespace();
-        let end = self.pos + literal.len();
-        (self.bytes.get(self.pos..end)? == literal).then(|| self.pos = end)
+        self.exactly(literal)
     }
 
     /// True, and consumed, if the next value is `null`.
@@ -213,6 +223,26 @@ impl Seen {
     }
 }
 
+/// `a == b` for two slices of one length, eight bytes at a time and inline. The literal runs
+/// a shape compares are short, and calling `memcmp` for each cost more than comparing.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], at: usize| {
+        let mut word = [0; 8];
+        word.copy_from_slice(&s[at..at + 8]);
+        u64::from_ne_bytes(word)
+    };
+    // Whole words from the start, then the last eight bytes (which may overlap the last).
+    (0..n - 8).step_by(8).all(|at| word(a, at) == word(b, at)) && word(a, n - 8) == word(b, n - 8)
+}
+
 /// Where the first byte that ends a plain string is: a quote, a backslash or a control
 /// character. Eight bytes at a time (strings are most of a record's bytes, and this was the
 /// decoder's busiest loop, at a byte at a time).
@@ -267,6 +297,21 @@ mod tests {
         ) {
             let expected = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
             proptest::prop_assert_eq!(first_special(&bytes), expected);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn same_bytes_is_slice_equality(
+            a in proptest::collection::vec(0u8..3, 0..40),
+            flip in proptest::option::of(proptest::prelude::any::<proptest::sample::Index>()),
+        ) {
+            let mut b = a.clone();
+            if let (Some(at), false) = (flip, b.is_empty()) {
+                b[at.index(a.len())] ^= 1;
+            }
+            proptest::prop_assert_eq!(same_bytes(&a, &b), a == b);
+            proptest::prop_assert!(!same_bytes(&a, &b[..b.len().saturating_sub(1)]) || a.is_empty());
         }
     }
 

@@ -5,6 +5,7 @@ use serde_json::value::RawValue;
 
 use super::fast;
 use super::fields::{OperatorFields, UsageFields};
+use super::shape::Shape;
 use super::{check_is_object, number_text, rejection_from_serde, Reason, Rejection};
 use crate::domain::{
     AmountError, Currency, Fixed, Iccid, Money, Operator, RecordId, Text, TrafficType, UsageRecord,
@@ -111,6 +112,38 @@ pub fn decode_usage(bytes: &[u8]) -> Result<UsageRecord, Rejection> {
     match fast::scan_usage(bytes) {
         Some(fields) => validate(fields),
         None => decode_with_serde(bytes),
+    }
+}
+
+/// Decodes a run of usage lines, such as one chunk of an input. A producer lays out every
+/// line alike, so the decoder learns that [`Shape`] from a line the fast scanner read and
+/// reads the lines after it by their shape; a line of another layout goes to the scanner
+/// (and serde). When lines of another layout become common, it learns that one instead.
+#[derive(Default)]
+pub struct UsageDecoder {
+    shape: Option<Shape>,
+    /// Since the shape was learnt: lines it read, and lines the scanner read instead.
+    hits: usize,
+    misses: usize,
+}
+
+impl UsageDecoder {
+    /// As [`decode_usage`], with the same answer for every line.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<UsageRecord, Rejection> {
+        if let Some(fields) = self.shape.as_ref().and_then(|shape| shape.read(bytes)) {
+            self.hits += 1;
+            return validate(fields);
+        }
+        let Some(fields) = fast::scan_usage(bytes) else {
+            return decode_with_serde(bytes);
+        };
+        self.misses += 1;
+        // Another layout once its lines are a fifth of those since the shape was learnt.
+        if self.shape.is_none() || self.misses * 4 > self.hits {
+            self.shape = Shape::learn(bytes);
+            (self.hits, self.misses) = (0, 0);
+        }
+        validate(fields)
     }
 }
 

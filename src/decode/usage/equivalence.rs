@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
-use super::{decode_with_serde, fast, validate};
+use super::{decode_usage, decode_with_serde, fast, validate, Shape, UsageDecoder};
 
 fn whitespace() -> impl Strategy<Value = &'static str> {
     prop::sample::select(vec!["", "", " ", "\n", "\t ", " \r\n "])
@@ -184,8 +184,86 @@ fn same_answer(line: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// A line read by the shape learnt from another has the scanner's fields.
+fn shape_agrees(learnt: &[u8], line: &[u8]) -> Result<(), TestCaseError> {
+    let Some(shape) = fast::scan_usage(learnt).and_then(|_| Shape::learn(learnt)) else {
+        return Ok(());
+    };
+    if let Some(fields) = shape.read(line) {
+        prop_assert_eq!(
+            Some(fields),
+            fast::scan_usage(line),
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    Ok(())
+}
+
+fn damage(line: String, at: prop::sample::Index, byte: u8, edit: u8) -> Vec<u8> {
+    let mut bytes = line.into_bytes();
+    let i = at.index(bytes.len() + 1);
+    match edit {
+        0 if i < bytes.len() => {
+            bytes.remove(i);
+        }
+        1 if i < bytes.len() => bytes[i] = byte,
+        _ => bytes.insert(i, byte),
+    }
+    bytes
+}
+
+fn damaging_byte() -> impl Strategy<Value = u8> {
+    prop::sample::select(b"{}[]\",:\\ 0-9eE.nul\x80\xff".to_vec())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn a_line_read_by_its_own_shape_has_the_scanners_fields(line in usage_line()) {
+        let line = line.as_bytes();
+        if let Some(fields) = fast::scan_usage(line) {
+            let shape = Shape::learn(line);
+            prop_assert!(shape.is_some(), "{}", String::from_utf8_lossy(line));
+            prop_assert_eq!(shape.and_then(|s| s.read(line)), Some(fields));
+        }
+    }
+
+    #[test]
+    fn a_damaged_line_read_by_a_shape_has_the_scanners_fields(
+        line in usage_line().boxed(),
+        at in any::<prop::sample::Index>(),
+        byte in damaging_byte(),
+        edit in 0..3u8,
+    ) {
+        let damaged = damage(line.clone(), at, byte, edit);
+        shape_agrees(line.as_bytes(), &damaged)?;
+    }
+
+    #[test]
+    fn any_line_read_by_another_lines_shape_has_the_scanners_fields(
+        learnt in usage_line().boxed(),
+        line in usage_line().boxed(),
+    ) {
+        shape_agrees(learnt.as_bytes(), line.as_bytes())?;
+    }
+
+    #[test]
+    fn a_decoder_answers_each_line_as_decoding_it_alone(
+        lines in prop::collection::vec(
+            prop_oneof![
+                usage_line().boxed(),
+                (1i64..1000, 0u64..1000).prop_map(|(id, rx)| ordinary_line(id, rx, &[0, 1, 2, 3, 4])).boxed(),
+            ],
+            1..12,
+        ),
+    ) {
+        let mut decoder = UsageDecoder::default();
+        for line in lines {
+            prop_assert_eq!(decoder.decode(line.as_bytes()), decode_usage(line.as_bytes()));
+        }
+    }
 
     #[test]
     fn both_paths_agree_on_any_line(line in usage_line()) {
@@ -197,36 +275,37 @@ proptest! {
         // Boxed: the unboxed strategy's value tree overflows a test thread's stack in debug.
         line in usage_line().boxed(),
         at in any::<prop::sample::Index>(),
-        byte in prop::sample::select(b"{}[]\",:\\ 0-9eE.nul\x80\xff".to_vec()),
+        byte in damaging_byte(),
         edit in 0..3u8,
     ) {
-        let mut bytes = line.into_bytes();
-        let i = at.index(bytes.len() + 1);
-        match edit {
-            0 if i < bytes.len() => { bytes.remove(i); }
-            1 if i < bytes.len() => bytes[i] = byte,
-            _ => bytes.insert(i, byte),
-        }
-        same_answer(&bytes)?;
+        same_answer(&damage(line, at, byte, edit))?;
     }
 
     #[test]
-    fn ordinary_lines_take_the_fast_path(
+    fn ordinary_lines_take_the_fast_path_and_the_shape_of_the_first(
         id in 1i64..i64::MAX,
         rx in 0u64..10_000_000_000,
         order in Just((0..5).collect::<Vec<usize>>()).prop_shuffle(),
     ) {
-        let fields = [
-            format!("\"id\": {id}"),
-            "\"traffic_type\": {\"id\": 5, \"description\": \"Data\"}".to_owned(),
-            format!("\"volume\": {{\"rx\": {}.{:06}, \"tx\": 0, \"total\": {}.{:06}}}", rx / 1_000_000, rx % 1_000_000, rx / 1_000_000, rx % 1_000_000),
-            "\"start_timestamp\": \"2026-11-04T03:27:07.716Z\", \"end_timestamp\": \"2026-11-04T03:37:07.716Z\"".to_owned(),
-            "\"sim\": {\"iccid\": \"8988303000010001867\"}, \"imsi\": \"295050900000000\", \"operator\": {\"name\": \"Vodafone\", \"mnc\": \"01\", \"country\": {\"mcc\": \"262\", \"name\": \"Germany\"}}, \"cost\": 0.0404039320, \"currency\": {\"code\": \"EUR\"}".to_owned(),
-        ];
-        let body: Vec<&str> = order.iter().map(|&i| fields[i].as_str()).collect();
-        let line = format!("{{{}}}", body.join(", "));
+        let line = ordinary_line(id, rx, &order);
         let fields = fast::scan_usage(line.as_bytes());
         prop_assert!(fields.is_some(), "{}", line);
         prop_assert!(fields.map(validate).is_some_and(|r| r.is_ok()));
+        let first = ordinary_line(7_000_000_000, 1_500_000, &order);
+        let shape = Shape::learn(first.as_bytes());
+        prop_assert!(shape.is_some_and(|s| s.read(line.as_bytes()).is_some()), "{}", line);
     }
+}
+
+/// A line as a producer writes it, with its fields in `order` (of five groups).
+fn ordinary_line(id: i64, rx: u64, order: &[usize]) -> String {
+    let fields = [
+        format!("\"id\": {id}"),
+        "\"traffic_type\": {\"id\": 5, \"description\": \"Data\"}".to_owned(),
+        format!("\"volume\": {{\"rx\": {}.{:06}, \"tx\": 0, \"total\": {}.{:06}}}", rx / 1_000_000, rx % 1_000_000, rx / 1_000_000, rx % 1_000_000),
+        "\"start_timestamp\": \"2026-11-04T03:27:07.716Z\", \"end_timestamp\": \"2026-11-04T03:37:07.716Z\"".to_owned(),
+        "\"sim\": {\"iccid\": \"8988303000010001867\"}, \"imsi\": \"295050900000000\", \"operator\": {\"name\": \"Vodafone\", \"mnc\": \"01\", \"country\": {\"mcc\": \"262\", \"name\": \"Germany\"}}, \"cost\": 0.0404039320, \"currency\": {\"code\": \"EUR\"}".to_owned(),
+    ];
+    let body: Vec<&str> = order.iter().map(|&i| fields[i].as_str()).collect();
+    format!("{{{}}}", body.join(", "))
 }

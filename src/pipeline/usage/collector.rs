@@ -310,6 +310,11 @@ impl Collector {
     }
 
     /// Dead letters already in the lake (same source) are not written again.
+    /// Work that can be done before the first chunk arrives.
+    pub fn prepare(&mut self) {
+        self.dedup.touch_pages();
+    }
+
     pub fn dead_letter(&mut self, letter: DeadLetter) {
         if self.in_lake.dead_letters.contains(&letter.source) {
             return;

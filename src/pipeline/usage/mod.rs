@@ -241,6 +241,7 @@ impl Stages {
                 scope.spawn(move || worker.run(feed, &done_tx));
             }
             drop(done_tx);
+            collector.prepare();
             let Some(ready) = events.wait() else {
                 return Err(IngestError::Internal(
                     "the events pass ended without an ownership book".into(),

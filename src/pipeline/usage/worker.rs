@@ -15,7 +15,7 @@ use crate::attribute::{
     fingerprint, plan, slices_planned, Destination, OwnershipBook, Plan, QuarantineReason, Slice,
     Slices,
 };
-use crate::decode::{decode_usage, InputLimits};
+use crate::decode::{InputLimits, UsageDecoder};
 use crate::domain::{Currency, Money, RecordId, UsageRecord, UtcMillis, Volume, WorkspaceId};
 use crate::domain::{Reason, Rejection};
 use crate::pipeline::partitioned::WorkspaceDay;
@@ -221,9 +221,14 @@ impl Worker<'_> {
             .unwrap_or(0)
             .min(chunk.data.len() / SHORTEST_RECORD_BYTES);
         let mut decoded = Vec::with_capacity(records);
+        let mut decoder = UsageDecoder::default();
         for (line, bytes) in chunk.records() {
             if self.decodes(chunk, line, bytes) {
-                decoded.push(decode_usage(bytes).and_then(|record| self.limits.usage(record)));
+                decoded.push(
+                    decoder
+                        .decode(bytes)
+                        .and_then(|record| self.limits.usage(record)),
+                );
             }
         }
         Parsed { work, decoded }
