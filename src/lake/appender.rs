@@ -375,6 +375,15 @@ impl TableAppender {
         Ok(())
     }
 
+    /// Closes the open data files and puts them, for a [`TableAppender::commit`] later. A file
+    /// no commit names is not part of the table (and `lake vacuum` removes it), so a plan of
+    /// several commits can finish every table's files first, all at once.
+    pub async fn finish_files(&mut self) -> Result<(), LakeError> {
+        let adds = self.files.close_all().await.map_err(|e| self.error(e))?;
+        self.closed.extend(adds);
+        Ok(())
+    }
+
     /// Commits what was written, recording `txns` (application ids and versions) in the same
     /// Delta transaction. Returns the new table version, or `None` if nothing was written.
     pub async fn commit(self, txns: Vec<Transaction>) -> Result<Option<i64>, LakeError> {
