@@ -309,12 +309,12 @@ impl Collector {
         }
     }
 
-    /// Dead letters already in the lake (same source) are not written again.
     /// Work that can be done before the first chunk arrives.
     pub fn prepare(&mut self) {
         self.dedup.touch_pages();
     }
 
+    /// Dead letters already in the lake (same source) are not written again.
     pub fn dead_letter(&mut self, letter: DeadLetter) {
         if self.in_lake.dead_letters.contains(&letter.source) {
             return;
