@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 
-/// The fields of a usage record as text, borrowed from the input, before validation. Both
-/// decoding paths produce this, so they share every validation rule.
+/// The fields of a usage record as text, borrowed from the input, before validation. Every
+/// decoding path produces this, so they share every validation rule.
 #[derive(Debug, PartialEq)]
 pub(super) struct UsageFields<'a> {
     pub(super) id: i64,
