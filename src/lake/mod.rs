@@ -335,13 +335,13 @@ impl Lake {
     /// ` WHERE ...` clause. The column is streamed into the set: a `DISTINCT` query would
     /// hold DataFusion's own hash table of every key besides the result, and the whole
     /// result at once.
-    pub async fn int64_keys<Keys: Default + Extend<i64>>(
+    pub async fn int64_keys(
         &self,
         table: LakeTable,
         column: &str,
         filter: &str,
-    ) -> Result<Keys, LakeError> {
-        let mut keys = Keys::default();
+    ) -> Result<Vec<i64>, LakeError> {
+        let mut keys = Vec::new();
         let sql = format!("SELECT {column} FROM t{filter}");
         self.select_each(table, &sql, |batch| {
             let col = batch
@@ -351,7 +351,10 @@ impl Lake {
                     table: table.name(),
                     detail: format!("{column} is not BIGINT"),
                 })?;
-            keys.extend(col.iter().flatten());
+            match col.null_count() {
+                0 => keys.extend_from_slice(col.values()),
+                _ => keys.extend(col.iter().flatten()),
+            }
             Ok(())
         })
         .await?;

@@ -47,13 +47,17 @@ impl RecordIds {
     fn key(id: i64) -> u64 {
         id as u64
     }
-}
 
-impl Extend<i64> for RecordIds {
-    fn extend<T: IntoIterator<Item = i64>>(&mut self, ids: T) {
-        for id in ids {
-            self.0.insert(Self::key(id));
-        }
+    /// The set of `ids`, given in any order. Sorted first, the bitmap is built by appending
+    /// to each container; inserted one at a time, each id would shift the sorted array of
+    /// a sparse container.
+    fn from_ids(ids: Vec<i64>) -> Self {
+        let mut keys: Vec<u64> = ids.into_iter().map(Self::key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let set = RoaringTreemap::from_sorted_iter(keys.iter().copied())
+            .unwrap_or_else(|_| keys.iter().copied().collect());
+        RecordIds(set)
     }
 }
 
@@ -146,13 +150,14 @@ async fn ids(lake: &Lake, condition: &str) -> Result<(RecordIds, RecordIds, Reco
         "" => " WHERE slice >= 1 AND correction IS NULL".to_owned(),
         _ => format!("{condition} AND slice >= 1 AND correction IS NULL"),
     };
+    let ids = |table, filter| async move {
+        let ids = lake.int64_keys(table, "record_id", filter).await?;
+        Ok::<_, LakeError>(RecordIds::from_ids(ids))
+    };
     Ok((
-        lake.int64_keys(LakeTable::Usage, "record_id", condition)
-            .await?,
-        lake.int64_keys(LakeTable::Quarantine, "record_id", condition)
-            .await?,
-        lake.int64_keys(LakeTable::Quarantine, "record_id", &cut)
-            .await?,
+        ids(LakeTable::Usage, condition).await?,
+        ids(LakeTable::Quarantine, condition).await?,
+        ids(LakeTable::Quarantine, &cut).await?,
     ))
 }
 
@@ -173,18 +178,16 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     proptest::proptest! {
-        /// Membership in the compressed set is membership in a plain set, for any ids
-        /// (negative ones included), whether they arrive one by one or as merged sets.
+        /// Membership in the compressed set is membership in a plain set, for any ids in
+        /// any order (negative ones and repeats included), in one set or merged sets.
         #[test]
         fn record_ids_hold_exactly_what_was_put_in(
             first in proptest::collection::vec(proptest::prelude::any::<i64>(), 0..200),
             second in proptest::collection::vec(-1000i64..1000, 0..200),
             probes in proptest::collection::vec(-1000i64..1000, 0..200),
         ) {
-            let mut ids = RecordIds::default();
-            ids.extend(first.iter().copied());
-            let mut more = RecordIds::default();
-            more.extend(second.iter().copied());
+            let mut ids = RecordIds::from_ids(first.clone());
+            let more = RecordIds::from_ids(second.clone());
             ids.extend([more]);
             let plain: HashSet<i64> = first.iter().chain(&second).copied().collect();
             for id in probes.iter().chain(&first).chain(&second) {

@@ -231,6 +231,7 @@ impl Stages {
         let feed = Feed {
             queue: Mutex::new(Some(work_rx)),
             parked: Mutex::default(),
+            most_parked: threads * worker::PARKED_PER_WORKER,
             events: &events,
         };
         std::thread::scope(|scope| -> Result<(), IngestError> {

@@ -118,15 +118,18 @@ pub(super) struct Parsed {
 
 type DecodeResult = Result<UsageRecord, Rejection>;
 
-/// How many chunks (of up to a MiB each) the workers decode ahead while the events pass
-/// builds the ownership book: about what one core decodes in the time it takes.
-const MOST_PARKED: usize = 48;
+/// How many chunks (of up to a MiB each) each worker decodes ahead while the events pass
+/// builds the ownership book. Enough to keep a core busy that the events leave idle; more
+/// is no faster, and a run's peak memory would then depend on how far the workers got
+/// before the book was ready (up to 60 MiB on a day of 100,000 records).
+pub(super) const PARKED_PER_WORKER: usize = 4;
 
 /// What the workers share: the work queue, the chunks decoded before the events pass was
-/// done, and the gate it opens.
+/// done (at most `most_parked`), and the gate it opens.
 pub(super) struct Feed<'a> {
     pub queue: Mutex<Option<mpsc::Receiver<Work>>>,
     pub parked: Mutex<VecDeque<Parsed>>,
+    pub most_parked: usize,
     pub events: &'a Gate<EventsDone>,
 }
 
@@ -141,7 +144,7 @@ impl Feed<'_> {
         let Ok(mut parked) = self.parked.lock() else {
             return Some(parsed);
         };
-        if parked.len() >= MOST_PARKED {
+        if parked.len() >= self.most_parked {
             return Some(parsed);
         }
         parked.push_back(parsed);
