@@ -8,6 +8,8 @@
 
 // No function over 80 lines (clippy.toml) outside tests; `.ci/run` denies warnings.
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
+// `ok_or(format!(..))` formats its message on every call, error or not.
+#![warn(clippy::or_fun_call)]
 
 pub mod domain;
 

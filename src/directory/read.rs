@@ -67,7 +67,7 @@ fn events_from_batch(batch: &RecordBatch) -> Result<Vec<(i64, DirectoryEvent)>, 
             .map(|c| {
                 c.as_primitive_opt::<Int64Type>()
                     .cloned()
-                    .ok_or(format!("{name} is not BIGINT"))
+                    .ok_or_else(|| format!("{name} is not BIGINT"))
             })
             .transpose()
     };

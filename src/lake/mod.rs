@@ -335,13 +335,13 @@ impl Lake {
     /// ` WHERE ...` clause. The column is streamed into the set: a `DISTINCT` query would
     /// hold DataFusion's own hash table of every key besides the result, and the whole
     /// result at once.
-    pub async fn int64_keys(
+    pub async fn int64_keys<Keys: Default + Extend<i64>>(
         &self,
         table: LakeTable,
         column: &str,
         filter: &str,
-    ) -> Result<Vec<i64>, LakeError> {
-        let mut keys = Vec::new();
+    ) -> Result<Keys, LakeError> {
+        let mut keys = Keys::default();
         let sql = format!("SELECT {column} FROM t{filter}");
         self.select_each(table, &sql, |batch| {
             let col = batch
@@ -352,7 +352,7 @@ impl Lake {
                     detail: format!("{column} is not BIGINT"),
                 })?;
             match col.null_count() {
-                0 => keys.extend_from_slice(col.values()),
+                0 => keys.extend(col.values().iter().copied()),
                 _ => keys.extend(col.iter().flatten()),
             }
             Ok(())

@@ -236,7 +236,7 @@ impl StoredColumns {
         let typed = |name: &str, to: &DataType| {
             let column = batch
                 .column_by_name(name)
-                .ok_or(format!("no column {name}"))?;
+                .ok_or_else(|| format!("no column {name}"))?;
             cast(column, to).map_err(|e| format!("{name}: {e}"))
         };
         let mut text = BTreeMap::new();
@@ -275,12 +275,12 @@ impl StoredColumns {
         let destination = if workspaces.is_valid(row) {
             Destination::Workspace(
                 WorkspaceId::new(workspaces.value(row))
-                    .ok_or(format!("record {id}: bad Workspace"))?,
+                    .ok_or_else(|| format!("record {id}: bad Workspace"))?,
             )
         } else {
             Destination::Quarantine(
                 QuarantineReason::from_name(self.text("reason", row).unwrap_or_default())
-                    .ok_or(format!("record {id}: unknown quarantine reason"))?,
+                    .ok_or_else(|| format!("record {id}: unknown quarantine reason"))?,
             )
         };
         let at = |column: &ArrayRef| {
@@ -317,7 +317,7 @@ impl StoredColumns {
         Ok(UsageRecord {
             id: RecordId(id),
             traffic_type: TrafficType::from_name(required("traffic_type"))
-                .ok_or(format!("record {id}: unknown traffic type"))?,
+                .ok_or_else(|| format!("record {id}: unknown traffic type"))?,
             start: slice.start,
             end: slice.end,
             iccid: Iccid::parse(required("iccid")).map_err(|e| format!("record {id}: {e}"))?,
@@ -326,7 +326,7 @@ impl StoredColumns {
             volume: Volumes::ZERO,
             cost: Money::ZERO,
             currency: Currency::parse(required("currency"))
-                .ok_or(format!("record {id}: bad currency"))?,
+                .ok_or_else(|| format!("record {id}: bad currency"))?,
         })
     }
 }

@@ -33,7 +33,10 @@ pub(super) struct Intake {
     partitions: Vec<Option<i32>>,
     /// The highest number among the stored events.
     numbered_through: i64,
-    known_ids: AHashSet<String>,
+    /// The event ids of `all`, built when the first new SIM event arrives: a pass without
+    /// any (most passes, and a file ingest of usage alone) neither hashes nor copies the
+    /// ids of every stored event.
+    known_ids: Option<AHashSet<String>>,
     /// The new SIM events, by number.
     arrivals: AHashMap<i64, Arrival>,
     directory_arrivals: Vec<(DirectoryEvent, Arrival)>,
@@ -78,14 +81,11 @@ pub(super) struct Settled {
 
 impl Intake {
     pub(super) fn new(stored: StoredSimEvents) -> Self {
-        let known_ids = (stored.events.iter())
-            .map(|e| e.event.event_id.clone())
-            .collect();
         Intake {
             all: stored.events,
             partitions: stored.partitions,
             numbered_through: stored.numbered_through,
-            known_ids,
+            known_ids: None,
             arrivals: AHashMap::new(),
             directory_arrivals: Vec::new(),
             touched: TouchedSims::new(),
@@ -172,7 +172,12 @@ impl Intake {
         touch(&mut self.touched, &event);
         // An event read again (a producer's retry, or a run that stopped between its
         // commits) still names its SIM: the corrections it caused may not be written.
-        if !self.known_ids.insert(event.event_id.clone()) {
+        let known_ids = self.known_ids.get_or_insert_with(|| {
+            (self.all.iter())
+                .map(|e| e.event.event_id.clone())
+                .collect()
+        });
+        if !known_ids.insert(event.event_id.clone()) {
             self.counts.duplicates += 1;
             return;
         }
@@ -251,9 +256,12 @@ impl Intake {
         // What a load from the lake gives once this pass commits: the stored events (even
         // those the new ones now conflict with) and the new ones accepted, numbered on from
         // the stored ones only: numbers of refused events are in no stored event.
-        let (kept, kept_partitions) = (self.all.into_iter().zip(self.partitions))
-            .filter(|(e, _)| !refused.contains(&e.seq))
-            .unzip();
+        let (kept, kept_partitions) = match refused.is_empty() {
+            true => (self.all, self.partitions),
+            false => (self.all.into_iter().zip(self.partitions))
+                .filter(|(e, _)| !refused.contains(&e.seq))
+                .unzip(),
+        };
         let stored_after =
             StoredSimEvents::new(kept, kept_partitions).numbered_after(self.numbered_through);
         Settled {

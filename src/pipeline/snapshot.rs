@@ -187,7 +187,7 @@ pub(super) async fn write(
             .iter()
             .map(|e| e.seq)
             .max()
-            .unwrap_or(stored.numbered_through());
+            .unwrap_or_else(|| stored.numbered_through());
         // A snapshot is all of the partition's events up to its `through_seq`: one through
         // the same `seq` holds the same events already.
         if through < 0 || recorded.get(partition) == Some(&through) {

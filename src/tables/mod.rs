@@ -43,7 +43,7 @@ pub(crate) fn int<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int64Arr
     batch
         .column_by_name(name)
         .and_then(|c| c.as_primitive_opt::<Int64Type>())
-        .ok_or(format!("{name} is not a BIGINT column"))
+        .ok_or_else(|| format!("{name} is not a BIGINT column"))
 }
 
 /// A timestamp (microseconds) column of `batch` by name.
@@ -54,7 +54,7 @@ pub(crate) fn micros<'a>(
     batch
         .column_by_name(name)
         .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
-        .ok_or(format!("{name} is not a timestamp column"))
+        .ok_or_else(|| format!("{name} is not a timestamp column"))
 }
 
 /// Row `row` of a nullable column, `None` when null.

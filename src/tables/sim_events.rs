@@ -136,7 +136,7 @@ pub async fn load(lake: &Lake) -> Result<Vec<SequencedEvent>, LakeError> {
 /// The events in `batches` (rows holding at least [`COLUMNS`], in any order), as the
 /// ownership book replays them.
 pub fn read(batches: &[RecordBatch]) -> Result<Vec<SequencedEvent>, String> {
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
     for batch in batches {
         read_batch(batch, &mut events)?;
     }
@@ -159,12 +159,12 @@ fn read_batch(batch: &RecordBatch, events: &mut Vec<SequencedEvent>) -> Result<(
     let workspace = |column: &arrow::array::Int64Array, row: usize| {
         value(column, row, |c, r| WorkspaceId::new(c.value(r)))
             .flatten()
-            .ok_or(format!("row {row}: missing Workspace"))
+            .ok_or_else(|| format!("row {row}: missing Workspace"))
     };
     let device = |row: usize| {
         value(&devices, row, |c, r| DeviceId::parse(c.value(r)).ok())
             .flatten()
-            .ok_or(format!("row {row}: missing device"))
+            .ok_or_else(|| format!("row {row}: missing device"))
     };
     for row in 0..batch.num_rows() {
         let kind = match EventType::parse(types.value(row)) {
@@ -179,7 +179,7 @@ fn read_batch(batch: &RecordBatch, events: &mut Vec<SequencedEvent>) -> Result<(
                 workspace: workspace(ws, row)?,
                 status: value(&statuses, row, |c, r| SimStatus::parse(c.value(r)))
                     .flatten()
-                    .ok_or(format!("row {row}: unknown status"))?,
+                    .ok_or_else(|| format!("row {row}: unknown status"))?,
             },
             Some(EventType::Attached) => EventKind::Attached {
                 device: device(row)?,

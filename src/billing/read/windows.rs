@@ -339,7 +339,7 @@ impl LakeSnapshot {
                 let workspace = workspaces.value(from);
                 let to = (from..keys.num_rows())
                     .find(|row| workspaces.value(*row) != workspace)
-                    .unwrap_or(keys.num_rows());
+                    .unwrap_or_else(|| keys.num_rows());
                 out.entry(workspace)
                     .or_default()
                     .push(keys.slice(from, to - from));

@@ -47,17 +47,48 @@ impl RecordIds {
     fn key(id: i64) -> u64 {
         id as u64
     }
+}
 
-    /// The set of `ids`, given in any order. Sorted first, the bitmap is built by appending
-    /// to each container; inserted one at a time, each id would shift the sorted array of
-    /// a sparse container.
-    fn from_ids(ids: Vec<i64>) -> Self {
-        let mut keys: Vec<u64> = ids.into_iter().map(Self::key).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let set = RoaringTreemap::from_sorted_iter(keys.iter().copied())
-            .unwrap_or_else(|_| keys.iter().copied().collect());
-        RecordIds(set)
+/// Builds [`RecordIds`] from ids in any order, a bounded run at a time: each run is sorted
+/// and appended to a bitmap of its own, which is then merged in. Inserted one at a time,
+/// each id would shift the sorted array of a sparse container; sorted all at once, the ids
+/// of a large window would be held at 8 bytes each first.
+#[derive(Default)]
+pub(crate) struct RecordIdsBuilder {
+    ids: RecordIds,
+    run: Vec<u64>,
+}
+
+impl RecordIdsBuilder {
+    /// Ids sorted at a time (8 MiB).
+    const RUN: usize = 1 << 20;
+
+    pub fn finish(mut self) -> RecordIds {
+        self.flush();
+        self.ids
+    }
+
+    fn flush(&mut self) {
+        self.run.sort_unstable();
+        self.run.dedup();
+        let run = RoaringTreemap::from_sorted_iter(self.run.iter().copied())
+            .unwrap_or_else(|_| self.run.iter().copied().collect());
+        self.run.clear();
+        match self.ids.0.is_empty() {
+            true => self.ids.0 = run,
+            false => self.ids.0 |= run,
+        }
+    }
+}
+
+impl Extend<i64> for RecordIdsBuilder {
+    fn extend<T: IntoIterator<Item = i64>>(&mut self, ids: T) {
+        for id in ids {
+            if self.run.len() == Self::RUN {
+                self.flush();
+            }
+            self.run.push(RecordIds::key(id));
+        }
     }
 }
 
@@ -151,8 +182,8 @@ async fn ids(lake: &Lake, condition: &str) -> Result<(RecordIds, RecordIds, Reco
         _ => format!("{condition} AND slice >= 1 AND correction IS NULL"),
     };
     let ids = |table, filter| async move {
-        let ids = lake.int64_keys(table, "record_id", filter).await?;
-        Ok::<_, LakeError>(RecordIds::from_ids(ids))
+        let ids: RecordIdsBuilder = lake.int64_keys(table, "record_id", filter).await?;
+        Ok::<_, LakeError>(ids.finish())
     };
     Ok((
         ids(LakeTable::Usage, condition).await?,
@@ -186,15 +217,32 @@ mod tests {
             second in proptest::collection::vec(-1000i64..1000, 0..200),
             probes in proptest::collection::vec(-1000i64..1000, 0..200),
         ) {
-            let mut ids = RecordIds::from_ids(first.clone());
-            let more = RecordIds::from_ids(second.clone());
-            ids.extend([more]);
+            let mut ids = of(&first);
+            ids.extend([of(&second)]);
             let plain: HashSet<i64> = first.iter().chain(&second).copied().collect();
             for id in probes.iter().chain(&first).chain(&second) {
                 proptest::prop_assert_eq!(ids.contains(*id), plain.contains(id), "id {}", id);
             }
             proptest::prop_assert_eq!(ids.len(), plain.len() as u64);
         }
+    }
+
+    fn of(ids: &[i64]) -> RecordIds {
+        let mut builder = RecordIdsBuilder::default();
+        builder.extend(ids.iter().copied());
+        builder.finish()
+    }
+
+    /// More ids than one sorted run, in descending order and each twice: the runs merge
+    /// into one set.
+    #[test]
+    fn ids_of_many_runs_make_one_set() {
+        let most = 2 * RecordIdsBuilder::RUN as i64 + 3;
+        let ids: Vec<i64> = (0..most).rev().flat_map(|id| [id * 3, id * 3]).collect();
+        let set = of(&ids);
+        assert_eq!(set.len(), most as u64);
+        assert!((0..most).all(|id| set.contains(id * 3)));
+        assert!(!set.contains(1) && !set.contains(most * 3));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
