@@ -113,6 +113,19 @@ def scale_days(path):
         f"day 2) | {final['files_added']} ({final['usage_files']} files, "
         f"{int(final['usage_MiB']):,} MiB in `usage`) |",
     ]
+    again = {day: [r for r in table if re.fullmatch(rf"again-day-{day}-\d+", r["step"])] for day in (2, last)}
+    if again[2] and again[last]:
+        median = lambda day, k: statistics.median(value(r, k) for r in again[day])
+        ranged = lambda day, k, fmt: span([value(r, k) for r in again[day]], fmt)
+        out.append(
+            f"| day 2 and day {last} again, alternated ({len(again[2])} each): median (range) | "
+            f"{secs(median(2, 'seconds'))} ({ranged(2, 'seconds', secs)}) and "
+            f"{secs(median(last, 'seconds'))} ({ranged(last, 'seconds', secs)}): "
+            f"**{median(last, 'seconds') / median(2, 'seconds'):.2f}x** | "
+            f"{mib(median(2, 'peak_MiB'))} ({ranged(2, 'peak_MiB', mib)}) and "
+            f"{mib(median(last, 'peak_MiB'))} ({ranged(last, 'peak_MiB', mib)}): "
+            f"**{median(last, 'peak_MiB') / median(2, 'peak_MiB'):.2f}x** | |"
+        )
     files = int(final["usage_files"])
     maintained = [r for r in table if r["step"] == "maintain"]
     if maintained:

@@ -499,9 +499,11 @@ pub struct IngestArgs {
         requires = "brokers"
     )]
     pub dead_letter_topic: Option<String>,
-    /// Days of event time (back from the latest usage date in the lake) whose record ids are
-    /// kept in memory to recognize re-deliveries. An older record is still recognized: its
-    /// day's ids are read from the lake when it arrives. Only memory depends on this.
+    /// Days of event time before the latest usage date in the lake whose record ids are read
+    /// when a run starts, to recognize re-deliveries. A record of any other day is still
+    /// recognized: its day's ids are read from the lake when the first one arrives. A larger
+    /// window reads more up front (beside the events), a smaller one more as records
+    /// arrive; the result is the same.
     #[arg(long, env = "SIMTALLY_DEDUP_WINDOW_DAYS", value_name = "DAYS", default_value_t = DEFAULT_WINDOW_DAYS)]
     pub dedup_window_days: u32,
     /// Records and events before this UTC date are dead letters `implausible_timestamp`.

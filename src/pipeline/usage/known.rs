@@ -20,8 +20,12 @@ use roaring::RoaringTreemap;
 
 use crate::lake::{Lake, LakeError, LakeTable};
 
-/// The default window: a week of event time.
-pub const DEFAULT_WINDOW_DAYS: u32 = 7;
+/// The default window: the latest day in the lake and the one before, what the records of
+/// a daily file or a follower's pass (around midnight too) start on. Any other day's ids
+/// are read when its first record arrives, so a run reads the ids of the days it touches:
+/// with a week loaded up front, a daily ingest read seven days of ids it never needed, and
+/// its cost grew with the lake's first week.
+pub const DEFAULT_WINDOW_DAYS: u32 = 1;
 
 /// A set of record ids.
 #[derive(Clone, Debug, Default, PartialEq)]
