@@ -40,14 +40,14 @@ for day_file in "$data"/usage/*.ndjson*; do
   n=$((n + 1))
   events=()
   [ "$n" = 1 ] && events=(--events "$data/events.ndjson")
-  [ "$n" = 2 ] && cp -a "$lake" "$work/before-day-2"
-  [ "$n" = "$days" ] && cp -a "$lake" "$work/before-day-$days"
+  if [ "$n" = 2 ] || [ "$n" = "$days" ]; then cp -a "$lake" "$work/before-day-$n"; fi
   line=$(measure "day-$n" "$bin" ingest --no-progress --lake "$lake" --usage "$day_file" "${events[@]}")
   read -r files bytes < <("$python" scripts/bench_scale.py files "$lake" usage)
   echo -e "$line\t$((files - before))\t$files\t$((bytes / 1048576))" | tee -a "$results"
   before=$files
 done
 day_files=("$data"/usage/*.ndjson*)
+[ "$days" -ge 2 ] || repeats=0
 for round in $(seq 1 "$repeats"); do
   for day in 2 "$days"; do
     rm -rf "$work/again" && cp -a "$work/before-day-$day" "$work/again"

@@ -78,10 +78,7 @@ impl RecordIdsBuilder {
         let run = RoaringTreemap::from_sorted_iter(self.run.iter().copied())
             .unwrap_or_else(|_| self.run.iter().copied().collect());
         self.run.clear();
-        match self.ids.0.is_empty() {
-            true => self.ids.0 = run,
-            false => self.ids.0 |= run,
-        }
+        self.ids.0 |= run;
     }
 }
 
